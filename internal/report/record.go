@@ -1,0 +1,73 @@
+// Package report owns what run, summarize and --resume share: the NDJSON record
+// type and its encoding, the line-atomic writer, the streaming summary and the
+// reader of result files.
+//
+// It imports no other internal package and knows nothing of flags, terminals or
+// the network.
+package report
+
+import "time"
+
+// Error kinds, as the contract names them.
+const (
+	KindInvalidURL   = "invalid_url"
+	KindDNS          = "dns"
+	KindConnect      = "connect"
+	KindTLS          = "tls"
+	KindTimeout      = "timeout"
+	KindReset        = "reset"
+	KindProxy        = "proxy"
+	KindRedirect     = "redirect"
+	KindBodyTooLarge = "body_too_large"
+	KindStatus       = "status"
+	KindOther        = "other"
+)
+
+// Record is the outcome of one input URL: one NDJSON line. Field names and
+// presence rules are the contract's. The zero value encodes as a record with
+// ok false and no optional fields.
+type Record struct {
+	URL         string    `json:"url"`
+	Line        int64     `json:"line"`
+	Input       string    `json:"input,omitempty"`
+	OK          bool      `json:"ok"`
+	Status      int       `json:"status,omitempty"`
+	FinalURL    string    `json:"final_url,omitempty"`
+	Proto       string    `json:"proto,omitempty"`
+	Bytes       int64     `json:"bytes"`
+	ContentType string    `json:"content_type,omitempty"`
+	Attempts    int       `json:"attempts"`
+	DurationMS  float64   `json:"duration_ms"`
+	Timings     *Timings  `json:"timings,omitempty"`
+	Error       *Error    `json:"error,omitempty"`
+	History     []Attempt `json:"history,omitempty"`
+	SHA256      string    `json:"sha256,omitempty"`
+	BodyFile    string    `json:"body_file,omitempty"`
+	Proxy       string    `json:"proxy,omitempty"`
+	Time        time.Time `json:"time"`
+}
+
+// Timings are the phases of the last attempt, from net/http/httptrace. A nil
+// pointer field was not measured (a reused connection has no dial, say).
+type Timings struct {
+	DNSMS     *float64 `json:"dns_ms,omitempty"`
+	ConnectMS *float64 `json:"connect_ms,omitempty"`
+	TLSMS     *float64 `json:"tls_ms,omitempty"`
+	TTFBMS    *float64 `json:"ttfb_ms,omitempty"`
+	Reused    bool     `json:"reused"`
+}
+
+// Error says why a record is not ok.
+type Error struct {
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+}
+
+// Attempt is one entry of a record's history.
+type Attempt struct {
+	Status     int     `json:"status,omitempty"`
+	Error      string  `json:"error,omitempty"`
+	MS         float64 `json:"ms"`
+	WaitMS     float64 `json:"wait_ms,omitempty"`
+	RetryAfter float64 `json:"retry_after,omitempty"`
+}
