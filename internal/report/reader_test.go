@@ -1,0 +1,174 @@
+package report
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+)
+
+const (
+	line1 = `{"url":"https://a.example/","line":1,"ok":true,"status":200,"bytes":5,"attempts":1,"duration_ms":12.5,"time":"2025-11-25T20:46:01.5Z"}`
+	line2 = `{"url":"https://b.example/","line":2,"ok":false,"bytes":0,"attempts":2,"duration_ms":30000,"error":{"kind":"timeout","message":"deadline"},"history":[{"error":"timeout","ms":15000,"wait_ms":250},{"error":"timeout","ms":14750}],"time":"2025-11-25T20:46:02Z"}`
+)
+
+func TestReadRecords(t *testing.T) {
+	t.Parallel()
+	long := `{"url":"https://c.example/","line":3,"ok":false,"bytes":0,"attempts":1,"duration_ms":1,"error":{"kind":"other","message":"` +
+		strings.Repeat("x", 300<<10) + `"},"time":"2025-11-25T20:46:03Z"}`
+	tests := []struct {
+		name      string
+		in        string
+		wantLines []int64 // the line fields of the records passed to fn
+		wantTorn  int64
+		wantGood  int64 // -1: the whole input
+		wantErr   string
+	}{
+		{name: "empty", in: "", wantGood: 0},
+		{name: "one record", in: line1 + "\n", wantLines: []int64{1}, wantGood: -1},
+		{name: "two records", in: line1 + "\n" + line2 + "\n", wantLines: []int64{1, 2}, wantGood: -1},
+		{name: "CRLF and blank lines", in: "\n" + line1 + "\r\n  \n" + line2 + "\r\n\n", wantLines: []int64{1, 2}, wantGood: -1},
+		{name: "longer than the read buffer", in: line1 + "\n" + long + "\n" + line2 + "\n", wantLines: []int64{1, 3, 2}, wantGood: -1},
+		{name: "torn last line", in: line1 + "\n" + line2[:40], wantLines: []int64{1}, wantTorn: 40, wantGood: int64(len(line1) + 1)},
+		{name: "torn long line", in: line1 + "\n" + long[:200<<10], wantLines: []int64{1}, wantTorn: 200 << 10, wantGood: int64(len(line1) + 1)},
+		{name: "whole record without newline is torn", in: line1 + "\n" + line2, wantLines: []int64{1}, wantTorn: int64(len(line2)), wantGood: int64(len(line1) + 1)},
+		{name: "invalid last line with newline is torn", in: line1 + "\n" + `{"url":"x",` + "\n", wantLines: []int64{1}, wantTorn: 12, wantGood: int64(len(line1) + 1)},
+		{name: "null last line is torn", in: line1 + "\nnull\n", wantLines: []int64{1}, wantTorn: 5, wantGood: int64(len(line1) + 1)},
+		{name: "invalid middle line", in: line1 + "\n" + `{"url":` + "\n" + line2 + "\n", wantLines: []int64{1}, wantGood: int64(len(line1) + 1), wantErr: "line 2: invalid record"},
+		{name: "array in the middle", in: "[1]\n" + line1 + "\n", wantErr: "line 1: invalid record: not a JSON object"},
+		{name: "wrong field type in the middle", in: `{"url":1}` + "\n" + line1 + "\n", wantErr: "line 1: invalid record"},
+		{name: "garbage after the object", in: line1 + "x\n" + line1 + "\n", wantErr: "line 1: invalid record"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var lines []int64
+			st, err := ReadRecords(strings.NewReader(tt.in), func(r *Record) error {
+				lines = append(lines, r.Line)
+				return nil
+			})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
+				}
+			} else if err != nil {
+				t.Fatalf("error = %v", err)
+			}
+			if !reflect.DeepEqual(lines, tt.wantLines) {
+				t.Errorf("records for lines %v, want %v", lines, tt.wantLines)
+			}
+			wantGood := tt.wantGood
+			if wantGood < 0 {
+				wantGood = int64(len(tt.in))
+			}
+			want := ReadStats{Records: int64(len(tt.wantLines)), TornBytes: tt.wantTorn, GoodSize: wantGood}
+			if st != want {
+				t.Errorf("stats = %+v, want %+v", st, want)
+			}
+		})
+	}
+}
+
+func TestReadRecordsResetsBetweenLines(t *testing.T) {
+	t.Parallel()
+	var got []Record
+	in := line2 + "\n" + line1 + "\n"
+	_, err := ReadRecords(strings.NewReader(in), func(r *Record) error {
+		c := *r
+		c.History = append([]Attempt(nil), r.History...)
+		got = append(got, c)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Record{
+		{URL: "https://b.example/", Line: 2, Attempts: 2, DurationMS: 30000,
+			Error:   &Error{Kind: KindTimeout, Message: "deadline"},
+			History: []Attempt{{Error: KindTimeout, MS: 15000, WaitMS: 250}, {Error: KindTimeout, MS: 14750}},
+			Time:    time.Date(2025, 11, 25, 20, 46, 2, 0, time.UTC)},
+		{URL: "https://a.example/", Line: 1, OK: true, Status: 200, Bytes: 5, Attempts: 1, DurationMS: 12.5,
+			Time: time.Date(2025, 11, 25, 20, 46, 1, 5e8, time.UTC)},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("records:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestReadRecordsStopsOnCallbackError(t *testing.T) {
+	t.Parallel()
+	stop := errors.New("stop")
+	calls := 0
+	st, err := ReadRecords(strings.NewReader(line1+"\n"+line2+"\n"), func(*Record) error {
+		calls++
+		return stop
+	})
+	if !errors.Is(err, stop) || calls != 1 || st.Records != 1 {
+		t.Errorf("got err %v after %d calls, %d records; want the callback's error after 1", err, calls, st.Records)
+	}
+}
+
+func TestReadRecordsReadError(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("disk gone")
+	r := io.MultiReader(strings.NewReader(line1+"\n"), iotest.ErrReader(boom))
+	st, err := ReadRecords(r, func(*Record) error { return nil })
+	if !errors.Is(err, boom) || st.Records != 1 {
+		t.Errorf("got %+v, %v; want 1 record and the read error", st, err)
+	}
+}
+
+// TestReadRecordsRoundTrip reads back what a Writer wrote.
+func TestReadRecordsRoundTrip(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	w := NewWriter(&buf, 0)
+	want := []*Record{sampleRecord(), {URL: "https://x/", Line: 9, Error: &Error{Kind: KindInvalidURL, Message: "bad"}}}
+	for _, r := range want {
+		if err := w.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	st, err := ReadRecords(&buf, func(r *Record) error {
+		if got, want := AppendJSON(nil, r), AppendJSON(nil, want[i]); !bytes.Equal(got, want) {
+			t.Errorf("record %d read back as\n%s\nwant\n%s", i, got, want)
+		}
+		i++
+		return nil
+	})
+	if err != nil || st.Records != int64(len(want)) || st.TornBytes != 0 {
+		t.Errorf("got %+v, %v", st, err)
+	}
+}
+
+func FuzzReadRecords(f *testing.F) {
+	f.Add([]byte(line1 + "\n" + line2 + "\n"))
+	f.Add([]byte(line1 + "\n" + line2[:17]))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		st, err := ReadRecords(bytes.NewReader(in), func(*Record) error { return nil })
+		if st.GoodSize < 0 || st.GoodSize > int64(len(in)) || st.TornBytes < 0 || st.Records < 0 {
+			t.Fatalf("stats %+v out of range for %d bytes", st, len(in))
+		}
+		if err != nil {
+			return
+		}
+		if st.GoodSize+st.TornBytes != int64(len(in)) {
+			t.Fatalf("good %d + torn %d bytes != input %d", st.GoodSize, st.TornBytes, len(in))
+		}
+		again, err := ReadRecords(bytes.NewReader(in[:st.GoodSize]), func(*Record) error { return nil })
+		if err != nil {
+			t.Fatalf("reading the good part again: %v", err)
+		}
+		if again.Records != st.Records || again.TornBytes != 0 || again.GoodSize != st.GoodSize {
+			t.Fatalf("good part read again gives %+v, want %d records, no torn bytes, size %d", again, st.Records, st.GoodSize)
+		}
+	})
+}

@@ -1,0 +1,134 @@
+package report
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// textHosts is how many failing hosts the human summary names.
+const textHosts = 5
+
+// WriteText writes the human summary: the status counts, error kinds,
+// retries and latency percentiles, the hosts with the most failures, a
+// warning when the input held no URL or the run was interrupted, and last a
+// line of the form
+//
+//	fetchctl: 1982/2000 ok (99.10%) in 12.3s, 161.0/s
+//
+// It returns the first write error.
+func (res Result) WriteText(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	if res.Total > 0 {
+		if len(res.Status) > 0 {
+			fmt.Fprintf(bw, "  status    %s\n", joinCounts(res.Status, byNumber))
+		}
+		if len(res.Errors) > 0 {
+			fmt.Fprintf(bw, "  errors    %s\n", joinCounts(res.Errors, byCount))
+		}
+		fmt.Fprintf(bw, "  retries   %d (%d attempts)\n", res.Retries, res.Attempts)
+		if l := res.LatencyMS; l != (Latency{}) {
+			fmt.Fprintf(bw, "  latency   p50 %s  p90 %s  p99 %s  max %s\n",
+				formatMS(l.P50), formatMS(l.P90), formatMS(l.P99), formatMS(l.Max))
+		}
+		writeFailingHosts(bw, res.ByHost)
+	} else {
+		fmt.Fprintln(bw, "fetchctl: warning: the input held no URL")
+	}
+	if res.Interrupted {
+		fmt.Fprintln(bw, "fetchctl: interrupted: these counts cover only the URLs finished before the signal")
+	}
+	fmt.Fprintf(bw, "fetchctl: %d/%d ok (%s%%) in %.1fs, %.1f/s\n",
+		res.OK, res.Total, percent(res.OK, res.Total), res.ElapsedMS/1000, res.RatePerS)
+	return bw.Flush()
+}
+
+func writeFailingHosts(w io.Writer, hosts []Group) {
+	var failing []Group
+	for _, g := range hosts {
+		if g.Failed() > 0 && len(failing) < textHosts {
+			failing = append(failing, g)
+		}
+	}
+	if len(failing) == 0 {
+		return
+	}
+	width := 0
+	for _, g := range failing {
+		width = max(width, len(g.Host))
+	}
+	label := "  failing  "
+	for _, g := range failing {
+		fmt.Fprintf(w, "%s %-*s  %d/%d failed", label, width, g.Host, g.Failed(), g.Total)
+		if len(g.Errors) > 0 {
+			fmt.Fprintf(w, " (%s)", joinCounts(g.Errors, byCount))
+		}
+		fmt.Fprintln(w)
+		label = strings.Repeat(" ", len(label))
+	}
+}
+
+const (
+	byNumber = iota // keys in numeric order: statuses
+	byCount         // largest count first, then by key: error kinds
+)
+
+// joinCounts formats counts as "200: 1982, 503: 6".
+func joinCounts(counts map[string]int64, order int) string {
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if order == byCount && counts[a] != counts[b] {
+			if counts[a] > counts[b] {
+				return -1
+			}
+			return 1
+		}
+		if order == byNumber && len(a) != len(b) {
+			return len(a) - len(b)
+		}
+		return strings.Compare(a, b)
+	})
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(k)
+		b.WriteString(": ")
+		b.WriteString(strconv.FormatInt(counts[k], 10))
+	}
+	return b.String()
+}
+
+// percent formats ok/total as a percentage with two decimals, 100 when total
+// is 0. It never rounds a partial success up to 100.00 nor a partial failure
+// down to 0.00.
+func percent(ok, total int64) string {
+	if total == 0 {
+		return "100.00"
+	}
+	p := float64(ok) / float64(total) * 100
+	switch {
+	case ok < total && p > 99.99:
+		p = 99.99
+	case ok > 0 && p < 0.01:
+		p = 0.01
+	}
+	return strconv.FormatFloat(math.Round(p*100)/100, 'f', 2, 64)
+}
+
+// formatMS formats a latency: "84ms", "412.5ms", "0.231ms", or in seconds
+// from 10 s on.
+func formatMS(ms float64) string {
+	if ms >= 10000 {
+		return strconv.FormatFloat(math.Round(ms/100)/10, 'f', -1, 64) + "s"
+	}
+	return strconv.FormatFloat(ms, 'f', -1, 64) + "ms"
+}

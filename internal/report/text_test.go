@@ -1,0 +1,155 @@
+package report
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// textCases are the runs the golden human summaries are made from.
+func textCases() []struct {
+	name string
+	res  Result
+} {
+	typical := NewSummary()
+	for i := range 2000 {
+		host := fmt.Sprintf("https://h%d.example/p%d", i%9, i)
+		ms := 40 + float64(i%97)*4.5
+		switch {
+		case i%9 == 0 && i%4 == 0:
+			typical.Add(rec(host, 0, KindTimeout, 4, 20000+ms))
+		case i%9 == 1 && i%10 == 0:
+			typical.Add(rec(host, 503, "", 4, ms*3))
+		case i%9 == 2 && i/9%10 == 0:
+			typical.Add(rec(host, 0, KindDNS, 1, 2))
+		case i%9 == 3 && i/9%30 == 0:
+			typical.Add(rec(host, 404, "", 1, ms))
+		case i%9 == 4 && i/9%20 == 0:
+			typical.Add(rec(host, 0, KindTLS, 1, 12))
+		case i%9 == 5 && i/9%40 == 0:
+			typical.Add(rec(host, 0, KindReset, 2, 50))
+		case i%9 == 6 && i/9%60 == 0:
+			typical.Add(rec(host, 0, KindConnect, 2, 50))
+		case i%13 == 0:
+			typical.Add(rec(host, 200, "", 2, ms))
+		default:
+			typical.Add(rec(host, 200, "", 1, ms))
+		}
+	}
+	typical.Add(invalid(2001))
+
+	clean := NewSummary()
+	for i := range 500 {
+		clean.Add(rec("http://127.0.0.1:8080/", 200, "", 1, 0.2+float64(i%7)*0.05))
+	}
+
+	interrupted := NewSummary()
+	for i := range 300 {
+		interrupted.AddOld(rec("https://a.example/", 200, "", 1, 90))
+		if i < 40 {
+			interrupted.Add(rec("https://a.example/", 429, "", 3, 1500))
+		}
+	}
+
+	allBad := NewSummary()
+	for i := range 3 {
+		allBad.Add(invalid(int64(i + 1)))
+	}
+
+	return []struct {
+		name string
+		res  Result
+	}{
+		{"typical run", typical.Result(12300*time.Millisecond, false)},
+		{"clean loopback run", clean.Result(250*time.Millisecond, false)},
+		{"interrupted resumed run", interrupted.Result(4*time.Second, true)},
+		{"only invalid lines", allBad.Result(3*time.Millisecond, false)},
+		{"empty input", NewSummary().Result(2*time.Millisecond, false)},
+	}
+}
+
+func TestWriteText(t *testing.T) {
+	t.Parallel()
+	var got bytes.Buffer
+	for _, c := range textCases() {
+		fmt.Fprintf(&got, "-- %s --\n", c.name)
+		if err := c.res.WriteText(&got); err != nil {
+			t.Fatalf("%s: WriteText: %v", c.name, err)
+		}
+	}
+	golden := filepath.Join("testdata", t.Name()+".golden")
+	if *update {
+		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Errorf("WriteText output differs from %s (go test -update rewrites it):\n got:\n%s\nwant:\n%s", golden, got.Bytes(), want)
+	}
+}
+
+func TestWriteTextLastLine(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		ok, all int
+		elapsed time.Duration
+		want    string
+	}{
+		{"contract example", 1982, 2000, 12300 * time.Millisecond, "fetchctl: 1982/2000 ok (99.10%) in 12.3s, 162.6/s"},
+		{"all ok", 10, 10, time.Second, "fetchctl: 10/10 ok (100.00%) in 1.0s, 10.0/s"},
+		{"one failure in many is not 100%", 99999, 100000, 100 * time.Second, "fetchctl: 99999/100000 ok (99.99%) in 100.0s, 1000.0/s"},
+		{"one success in many is not 0%", 1, 100000, 100 * time.Second, "fetchctl: 1/100000 ok (0.01%) in 100.0s, 1000.0/s"},
+		{"nothing ok", 0, 4, 500 * time.Millisecond, "fetchctl: 0/4 ok (0.00%) in 0.5s, 8.0/s"},
+		{"no input", 0, 0, 0, "fetchctl: 0/0 ok (100.00%) in 0.0s, 0.0/s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := NewSummary()
+			for i := range tt.all {
+				if i < tt.ok {
+					s.Add(rec("https://a.example/", 200, "", 1, 10))
+				} else {
+					s.Add(rec("https://a.example/", 500, "", 1, 10))
+				}
+			}
+			var b strings.Builder
+			if err := s.Result(tt.elapsed, false).WriteText(&b); err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+			if got := lines[len(lines)-1]; got != tt.want {
+				t.Errorf("last line = %q, want %q", got, tt.want)
+			}
+			warned := strings.Contains(b.String(), "fetchctl: warning: the input held no URL\n")
+			if warned != (tt.all == 0) {
+				t.Errorf("no-URL warning shown = %v, want %v:\n%s", warned, tt.all == 0, b.String())
+			}
+		})
+	}
+}
+
+type errWriter struct{ err error }
+
+func (w errWriter) Write([]byte) (int, error) { return 0, w.err }
+
+func TestWriteTextError(t *testing.T) {
+	t.Parallel()
+	want := errors.New("stderr closed")
+	if err := NewSummary().Result(time.Second, false).WriteText(errWriter{want}); !errors.Is(err, want) {
+		t.Errorf("WriteText = %v, want %v", err, want)
+	}
+}

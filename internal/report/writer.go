@@ -1,0 +1,147 @@
+package report
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// ErrClosed is returned by [Writer.Write] after [Writer.Close].
+var ErrClosed = errors.New("report: write after close")
+
+// bufSize is the batch a [Writer] gathers before writing it out.
+const bufSize = 64 << 10
+
+// Writer writes records as NDJSON lines to an underlying writer, batching
+// them, and never splits a line across two writes to it: each write holds
+// whole lines only, so a reader that sees a write sees whole records.
+//
+// The first error from the underlying writer (a broken pipe, a full disk) is
+// kept: every later call returns it, wrapped as "write output: ...".
+//
+// Use [NewWriter]; the zero value is not usable. A Writer is safe for
+// concurrent use. Call [Writer.Close] when done, to write what is buffered
+// and stop its flushing goroutine.
+type Writer struct {
+	mu     sync.Mutex
+	w      io.Writer
+	buf    []byte // whole lines not yet written
+	line   []byte // the line being encoded
+	err    error
+	closed bool
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// NewWriter returns a Writer to w. When flushEvery is positive, a goroutine
+// writes out the buffered lines at least that often, so that a crash loses
+// at most about flushEvery of finished work; [Writer.Close] stops it.
+func NewWriter(w io.Writer, flushEvery time.Duration) *Writer {
+	wr := &Writer{
+		w:   w,
+		buf: make([]byte, 0, bufSize),
+	}
+	if flushEvery > 0 {
+		wr.stop = make(chan struct{})
+		wr.done = make(chan struct{})
+		go wr.flushLoop(flushEvery)
+	}
+	return wr
+}
+
+// Write encodes r (see [AppendJSON]) as one line and buffers it, writing out
+// the buffer first when the line would not fit. A line larger than the
+// buffer is written on its own, in one call. It does not keep r.
+func (w *Writer) Write(r *Record) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return ErrClosed
+	}
+	w.line = AppendJSON(w.line[:0], r)
+	w.line = append(w.line, '\n')
+	if len(w.buf)+len(w.line) > cap(w.buf) {
+		if err := w.flushLocked(); err != nil {
+			return err
+		}
+	}
+	if len(w.line) <= cap(w.buf) {
+		w.buf = append(w.buf, w.line...)
+		return nil
+	}
+	err := w.writeLocked(w.line)
+	if cap(w.line) > bufSize {
+		// Do not hold on to the memory of one outsized record.
+		w.line = nil
+	}
+	return err
+}
+
+// Flush writes out the buffered lines.
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.flushLocked()
+}
+
+// Close stops the flushing goroutine and writes out the buffered lines. It
+// does not close the underlying writer. Calling it again returns the kept
+// error, if any.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		defer w.mu.Unlock()
+		return w.err
+	}
+	w.closed = true
+	w.mu.Unlock()
+
+	if w.stop != nil {
+		close(w.stop)
+		<-w.done
+	}
+	return w.Flush()
+}
+
+func (w *Writer) flushLoop(every time.Duration) {
+	defer close(w.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+			// An error is kept in w.err and returned by the next call.
+			_ = w.Flush()
+		}
+	}
+}
+
+func (w *Writer) flushLocked() error {
+	if w.err != nil {
+		return w.err
+	}
+	if len(w.buf) == 0 {
+		return nil
+	}
+	err := w.writeLocked(w.buf)
+	w.buf = w.buf[:0]
+	return err
+}
+
+func (w *Writer) writeLocked(p []byte) error {
+	n, err := w.w.Write(p)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		w.err = fmt.Errorf("write output: %w", err)
+	}
+	return w.err
+}

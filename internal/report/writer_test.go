@@ -1,0 +1,299 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// callRecorder keeps each Write call apart, so tests can check that no line
+// is split across calls.
+type callRecorder struct {
+	mu    sync.Mutex
+	calls [][]byte
+	wrote chan struct{} // if not nil, signalled after each call
+}
+
+func (c *callRecorder) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.calls = append(c.calls, bytes.Clone(p))
+	c.mu.Unlock()
+	if c.wrote != nil {
+		select {
+		case c.wrote <- struct{}{}:
+		default:
+		}
+	}
+	return len(p), nil
+}
+
+func (c *callRecorder) snapshot() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.calls)
+}
+
+// checkWholeLines fails unless every call ends a line and every line decodes
+// as a record; it returns the lines.
+func checkWholeLines(t *testing.T, calls [][]byte) []Record {
+	t.Helper()
+	var recs []Record
+	for i, call := range calls {
+		if len(call) == 0 || call[len(call)-1] != '\n' {
+			t.Fatalf("write call %d does not end a line: %q", i, call)
+		}
+		for _, line := range bytes.SplitAfter(call, []byte("\n")) {
+			if len(line) == 0 {
+				continue
+			}
+			var r Record
+			if err := json.Unmarshal(line, &r); err != nil {
+				t.Fatalf("write call %d holds a bad line %q: %v", i, line, err)
+			}
+			recs = append(recs, r)
+		}
+	}
+	return recs
+}
+
+func TestWriterBatchesWholeLines(t *testing.T) {
+	t.Parallel()
+	var rec callRecorder
+	w := NewWriter(&rec, 0)
+	r := sampleRecord()
+	const n = 1000 // about 700 KiB: several batches
+	for i := range n {
+		r.Line = int64(i + 1)
+		if err := w.Write(r); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+	}
+	if got := len(rec.snapshot()); got >= n/10 {
+		t.Errorf("%d records took %d write calls, want them batched", n, got)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	calls := rec.snapshot()
+	for i, call := range calls {
+		if len(call) > bufSize {
+			t.Errorf("write call %d is %d bytes, more than the %d buffer", i, len(call), bufSize)
+		}
+	}
+	recs := checkWholeLines(t, calls)
+	if len(recs) != n {
+		t.Fatalf("got %d records, want %d", len(recs), n)
+	}
+	for i, got := range recs {
+		if got.Line != int64(i+1) {
+			t.Fatalf("record %d has line %d, want %d", i, got.Line, i+1)
+		}
+	}
+}
+
+func TestWriterOversizedLine(t *testing.T) {
+	t.Parallel()
+	var rec callRecorder
+	w := NewWriter(&rec, 0)
+	small := &Record{URL: "https://small.example/"}
+	big := &Record{URL: "https://big.example/", Error: &Error{Kind: KindOther, Message: strings.Repeat("x", 2*bufSize)}}
+	for _, r := range []*Record{small, big, small} {
+		if err := w.Write(r); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	calls := rec.snapshot()
+	checkWholeLines(t, calls)
+	want := []string{small.URL, big.URL, small.URL}
+	if len(calls) != len(want) {
+		t.Fatalf("got %d write calls, want %d (flush, the big line alone, the rest)", len(calls), len(want))
+	}
+	for i, call := range calls {
+		var r Record
+		if err := json.Unmarshal(call, &r); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if r.URL != want[i] {
+			t.Errorf("call %d holds %q, want %q", i, r.URL, want[i])
+		}
+	}
+}
+
+func TestWriterConcurrent(t *testing.T) {
+	t.Parallel()
+	var rec callRecorder
+	w := NewWriter(&rec, time.Millisecond)
+	const workers, each = 8, 300
+	var wg sync.WaitGroup
+	for g := range workers {
+		wg.Go(func() {
+			r := sampleRecord()
+			for i := range each {
+				r.Line = int64(g*each + i)
+				if err := w.Write(r); err != nil {
+					t.Errorf("Write: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	recs := checkWholeLines(t, rec.snapshot())
+	seen := make(map[int64]bool)
+	for _, r := range recs {
+		if seen[r.Line] {
+			t.Fatalf("line %d written twice", r.Line)
+		}
+		seen[r.Line] = true
+	}
+	if len(seen) != workers*each {
+		t.Errorf("got %d distinct records, want %d", len(seen), workers*each)
+	}
+}
+
+func TestWriterFlushesOnTicker(t *testing.T) {
+	t.Parallel()
+	rec := callRecorder{wrote: make(chan struct{}, 1)}
+	w := NewWriter(&rec, time.Millisecond)
+	defer w.Close()
+	if err := w.Write(sampleRecord()); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	select {
+	case <-rec.wrote:
+	case <-time.After(10 * time.Second):
+		t.Fatal("buffered record not written out by the flush ticker")
+	}
+	checkWholeLines(t, rec.snapshot())
+}
+
+func TestWriterNoTickerWithoutFlushEvery(t *testing.T) {
+	t.Parallel()
+	var rec callRecorder
+	w := NewWriter(&rec, 0)
+	if err := w.Write(sampleRecord()); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if got := len(rec.snapshot()); got != 0 {
+		t.Fatalf("got %d write calls before Flush, want 0", got)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatalf("second Flush: %v", err)
+	}
+	if got := len(rec.snapshot()); got != 1 {
+		t.Fatalf("got %d write calls after two Flush calls, want 1 (an empty buffer is not written)", got)
+	}
+}
+
+// failingWriter accepts limit bytes, then fails every call.
+type failingWriter struct {
+	limit int
+	err   error
+	calls int
+	short bool // fail by a short count without error
+}
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	f.calls++
+	if len(p) <= f.limit {
+		f.limit -= len(p)
+		return len(p), nil
+	}
+	if f.short {
+		return f.limit, nil
+	}
+	return 0, f.err
+}
+
+func TestWriterStickyError(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		target *failingWriter
+		want   error
+	}{
+		{"broken pipe", &failingWriter{err: syscall.EPIPE}, syscall.EPIPE},
+		{"disk full after some output", &failingWriter{limit: 3 * bufSize, err: syscall.ENOSPC}, syscall.ENOSPC},
+		{"short write", &failingWriter{short: true}, io.ErrShortWrite},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := NewWriter(tt.target, 0)
+			r := sampleRecord()
+			var first error
+			for range 10000 {
+				if first = w.Write(r); first != nil {
+					break
+				}
+			}
+			if first == nil {
+				first = w.Flush()
+			}
+			if !errors.Is(first, tt.want) {
+				t.Fatalf("first error = %v, want one wrapping %v", first, tt.want)
+			}
+			if !strings.HasPrefix(first.Error(), "write output: ") {
+				t.Errorf("error %q does not start with %q", first, "write output: ")
+			}
+			calls := tt.target.calls
+			for name, err := range map[string]error{"Write": w.Write(r), "Flush": w.Flush(), "Close": w.Close(), "second Close": w.Close()} {
+				if err != first {
+					t.Errorf("%s after the failure = %v, want the first error %v", name, err, first)
+				}
+			}
+			if tt.target.calls != calls {
+				t.Errorf("underlying writer called %d more times after failing, want 0", tt.target.calls-calls)
+			}
+		})
+	}
+}
+
+func TestWriterWriteAfterClose(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	w := NewWriter(&buf, time.Hour)
+	if err := w.Write(&Record{URL: "https://a/"}); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if buf.Len() == 0 {
+		t.Fatal("Close did not write out the buffered record")
+	}
+	if err := w.Write(&Record{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Write after Close = %v, want ErrClosed", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Errorf("second Close = %v, want nil", err)
+	}
+}
+
+func BenchmarkWriter(b *testing.B) {
+	w := NewWriter(io.Discard, 100*time.Millisecond)
+	defer w.Close()
+	r := sampleRecord()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := w.Write(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
