@@ -1,0 +1,258 @@
+// Command fetchtarget runs the loopback test target of internal/target for
+// `make demo` and `make bench`: it serves several local "hosts", writes a URL
+// list over them, and reports the server's counters as JSON.
+//
+// Usage:
+//
+//	fetchtarget -hosts 8 -latency 20ms -body 2KiB -urls 10000 \
+//	    -paths '/,/flaky?fail=1,/429?after=1' -list urls.txt \
+//	    -ready ready.json -stats stats.json
+//
+// Once listening it writes the URL list (-list), then the addresses (-ready),
+// so a script may wait for the -ready file and then read the list. It serves
+// until SIGINT or SIGTERM, then closes the server and writes the counters to
+// -stats; SIGUSR1 writes them without stopping. It is a test tool: it binds
+// 127.0.0.1 only and is never part of fetchctl.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/fetchctl/fetchctl/internal/target"
+)
+
+func main() {
+	// Listen for signals before anything starts, so that none is missed
+	// between the -ready file appearing and the serve loop.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGUSR1)
+	// After the first SIGINT/SIGTERM a second one gets the default action
+	// and kills at once.
+	stop := func() { signal.Stop(sigs) }
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, sigs, stop))
+}
+
+// ready is the JSON written to -ready.
+type ready struct {
+	Addrs []string `json:"addrs"`
+	Bases []string `json:"bases"` // scheme://host:port of each host
+	PID   int      `json:"pid"`
+}
+
+type options struct {
+	target   target.Options
+	urls     int
+	sorted   bool
+	paths    []string
+	list     string
+	stats    string
+	ready    string
+	certFile string
+}
+
+// parseFlags reads the command line; errors are usage errors.
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("fetchtarget", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.target.Hosts, "hosts", 4, "number of hosts (loopback listeners)")
+	fs.DurationVar(&o.target.Latency, "latency", 0, "latency of the default path")
+	body := fs.String("body", "1KiB", "body size of the default path, e.g. 512, 2KiB")
+	fs.BoolVar(&o.target.TLS, "tls", false, "serve HTTPS with a self-signed certificate (see -cert)")
+	fs.BoolVar(&o.target.HTTP2, "http2", false, "also serve HTTP/2 (ALPN with -tls, h2c without)")
+	fs.IntVar(&o.target.Limit429, "limit429", 0, "answer 429 above this many requests in flight per host (0 = off)")
+	fs.IntVar(&o.urls, "urls", 0, "number of URLs to write to -list")
+	fs.BoolVar(&o.sorted, "sorted", false, "group the URL list by host instead of round-robin")
+	paths := fs.String("paths", "/", "comma-separated paths mixed round-robin into the URL list")
+	fs.StringVar(&o.list, "list", "-", "file for the URL list (- for stdout)")
+	fs.StringVar(&o.stats, "stats", "", "file for the counters as JSON on exit and on SIGUSR1 (- for stdout)")
+	fs.StringVar(&o.ready, "ready", "", "file written with the addresses as JSON once listening")
+	fs.StringVar(&o.certFile, "cert", "", "with -tls, file for the certificate in PEM (for fetchctl --cacert)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	n, err := target.ParseSize(*body)
+	if err != nil {
+		return o, fmt.Errorf("-body: %w", err)
+	}
+	if n > 64<<20 {
+		return o, fmt.Errorf("-body: %s is over 64MiB", *body)
+	}
+	o.target.BodySize = int(n)
+	if o.target.Hosts < 1 || o.urls < 0 || o.target.Limit429 < 0 || o.target.Latency < 0 {
+		return o, errors.New("-hosts must be at least 1; -urls, -limit429 and -latency must not be negative")
+	}
+	for _, p := range strings.Split(*paths, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if !strings.HasPrefix(p, "/") {
+			return o, fmt.Errorf("-paths: %q does not start with /", p)
+		}
+		o.paths = append(o.paths, p)
+	}
+	if len(o.paths) == 0 {
+		return o, errors.New("-paths: no path given")
+	}
+	if o.certFile != "" && !o.target.TLS {
+		return o, errors.New("-cert needs -tls")
+	}
+	return o, nil
+}
+
+// run serves until sigs yields SIGINT or SIGTERM, writing stats on SIGUSR1,
+// and returns the exit code: 0 after a clean stop, 1 when the server or an
+// output file fails, 2 on a usage error. stop is called once the first
+// stopping signal has arrived.
+func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal, stop func()) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "fetchtarget: %v\n", err)
+		return 2
+	}
+
+	srv, err := target.Start(o.target)
+	if err != nil {
+		fmt.Fprintf(stderr, "fetchtarget: %v\n", err)
+		return 1
+	}
+	defer srv.Close()
+
+	if err := announce(o, srv, stdout); err != nil {
+		fmt.Fprintf(stderr, "fetchtarget: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "fetchtarget: serving %d hosts: %s\n", len(srv.Addrs()), strings.Join(srv.Addrs(), " "))
+
+	for sig := range sigs {
+		if sig == syscall.SIGUSR1 {
+			if err := writeStats(o.stats, srv.Stats(), stdout); err != nil {
+				fmt.Fprintf(stderr, "fetchtarget: %v\n", err)
+			}
+			continue
+		}
+		break
+	}
+	stop()
+	srv.Close()
+	if err := writeStats(o.stats, srv.Stats(), stdout); err != nil {
+		fmt.Fprintf(stderr, "fetchtarget: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// announce writes the certificate, the URL list and finally the -ready file.
+func announce(o options, srv *target.Server, stdout io.Writer) error {
+	if o.certFile != "" {
+		if err := writeFile(o.certFile, stdout, func(w io.Writer) error {
+			_, err := w.Write(srv.CertPEM())
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	bases := make([]string, len(srv.Addrs()))
+	for i := range bases {
+		bases[i] = strings.TrimSuffix(srv.URL(i, "/"), "/")
+	}
+	if o.urls > 0 {
+		if err := writeFile(o.list, stdout, func(w io.Writer) error {
+			return writeURLs(w, bases, o.urls, o.sorted, o.paths)
+		}); err != nil {
+			return err
+		}
+	}
+	if o.ready == "" {
+		return nil
+	}
+	return writeFile(o.ready, stdout, func(w io.Writer) error {
+		return json.NewEncoder(w).Encode(ready{Addrs: srv.Addrs(), Bases: bases, PID: os.Getpid()})
+	})
+}
+
+// writeURLs writes n URLs, one a line. URL i goes to host i mod len(bases),
+// or with sorted to host i*len(bases)/n so that each host's URLs are
+// contiguous; its path is paths[i mod len(paths)] with key=i added to the
+// query, so every URL has its own fault state.
+func writeURLs(w io.Writer, bases []string, n int, sorted bool, paths []string) error {
+	bw := bufio.NewWriter(w)
+	for i := 0; i < n; i++ {
+		h := i % len(bases)
+		if sorted {
+			h = int(int64(i) * int64(len(bases)) / int64(n))
+		}
+		p := paths[i%len(paths)]
+		sep := "?"
+		if strings.Contains(p, "?") {
+			sep = "&"
+			if strings.HasSuffix(p, "?") || strings.HasSuffix(p, "&") {
+				sep = ""
+			}
+		}
+		bw.WriteString(bases[h])
+		bw.WriteString(p)
+		bw.WriteString(sep)
+		bw.WriteString("key=")
+		bw.WriteString(strconv.Itoa(i))
+		bw.WriteByte('\n')
+	}
+	return bw.Flush()
+}
+
+func writeStats(path string, st target.Stats, stdout io.Writer) error {
+	if path == "" {
+		return nil
+	}
+	return writeFile(path, stdout, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	})
+}
+
+// writeFile writes to stdout for "-", else to a temporary file renamed into
+// place, so that a reader never sees a half-written file.
+func writeFile(path string, stdout io.Writer, fill func(io.Writer) error) error {
+	if path == "-" {
+		return fill(stdout)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	err = f.Chmod(0o644)
+	if err == nil {
+		err = fill(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,466 @@
+// Package target is a loopback HTTP server for tests and benchmarks: it poses
+// as several hosts (one listener per host on 127.0.0.1), counts requests,
+// connections and in-flight requests per host, and injects the faults that
+// fetchctl must survive (resets, short bodies, stalls, 429s, redirect loops).
+//
+// It is a test and benchmark target only: fetchctl itself never imports it.
+// It listens on loopback addresses alone and never dials out.
+//
+// Any path not listed below answers 200 after [Options.Latency] with
+// [Options.BodySize] bytes of text/plain; the query parameters latency
+// (a Go duration), size (bytes, or 10MiB-style) and status override those
+// per request, e.g. /?latency=50ms&size=1024&status=404. The fault paths are
+// the Path constants ([PathFlaky], [PathRetryAfter], [PathReset], ...).
+//
+// Counters are kept per fault key: /flaky and /429 count requests per value of
+// the key query parameter, so tests that use distinct keys never share state.
+package target
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configures a [Server]. The zero value is usable: one host, no
+// latency, an empty body, plain HTTP/1.1, no 429 limit.
+type Options struct {
+	// Hosts is the number of loopback listeners, each one a distinct
+	// host:port. Zero or less means 1.
+	Hosts int
+	// Latency is how long the default path waits before answering.
+	Latency time.Duration
+	// BodySize is the body length of the default path, in bytes.
+	BodySize int
+	// TLS serves HTTPS with a self-signed certificate for 127.0.0.1, ::1 and
+	// localhost; see [Server.CertPool] and [Server.Client].
+	TLS bool
+	// HTTP2 also offers HTTP/2: negotiated by ALPN with TLS, or as
+	// prior-knowledge h2c on plain listeners. Without it only HTTP/1.1 is
+	// served.
+	HTTP2 bool
+	// Limit429 answers 429 at once when a request would make more than this
+	// many requests in flight on its host (the request itself included).
+	// Zero turns the limit off.
+	Limit429 int
+}
+
+// maxBodySize bounds BodySize so that a typo cannot allocate gigabytes.
+const maxBodySize = 64 << 20
+
+// hostCounters holds one listener's counters. It is padded to its own cache
+// lines so that hosts served on different cores do not contend.
+type hostCounters struct {
+	requests atomic.Int64
+	conns    atomic.Int64
+	inFlight atomic.Int64
+	peak     atomic.Int64
+	tooMany  atomic.Int64
+	_        [128 - 5*8]byte
+}
+
+// Server is a running target. Create it with [Start]; the zero value is not
+// usable. Its methods are safe for concurrent use.
+type Server struct {
+	opts   Options
+	scheme string
+	addrs  []string
+	lns    []net.Listener
+	srvs   []*http.Server
+	hosts  []hostCounters
+	body   []byte
+	bodyCL []string
+	cert   *x509.Certificate
+	pool   *x509.CertPool
+
+	inFlight atomic.Int64
+	peak     atomic.Int64
+	closing  atomic.Bool
+	idle     chan struct{} // signalled when inFlight drops to 0 while closing
+	done     chan struct{} // closed by Close; every wait selects on it
+	serving  sync.WaitGroup
+	keys     sync.Map // fault kind + "\x00" + key → *atomic.Int64
+
+	closeOnce  sync.Once
+	mu         sync.Mutex
+	transports []*http.Transport
+}
+
+// Pre-built header values, shared by every response; net/http only reads them.
+var (
+	textPlain = []string{"text/plain; charset=utf-8"}
+	appJSON   = []string{"application/json"}
+)
+
+// Start listens on opts.Hosts loopback ports and serves until [Server.Close].
+// It returns an error if a listener or the TLS certificate cannot be made.
+func Start(opts Options) (*Server, error) {
+	if opts.Hosts <= 0 {
+		opts.Hosts = 1
+	}
+	if opts.BodySize < 0 || opts.BodySize > maxBodySize {
+		return nil, fmt.Errorf("target: body size %d out of range 0..%d", opts.BodySize, maxBodySize)
+	}
+	s := &Server{
+		opts:   opts,
+		scheme: "http",
+		hosts:  make([]hostCounters, opts.Hosts),
+		body:   fill(make([]byte, opts.BodySize)),
+		idle:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+	}
+	s.bodyCL = []string{strconv.Itoa(len(s.body))}
+
+	var tlsConf *tls.Config
+	if opts.TLS {
+		cert, leaf, err := selfSigned()
+		if err != nil {
+			return nil, fmt.Errorf("target: certificate: %w", err)
+		}
+		s.scheme = "https"
+		s.cert = leaf
+		s.pool = x509.NewCertPool()
+		s.pool.AddCert(leaf)
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	if opts.HTTP2 {
+		if opts.TLS {
+			protos.SetHTTP2(true)
+		} else {
+			protos.SetUnencryptedHTTP2(true)
+		}
+	}
+
+	errLog := log.New(io.Discard, "", 0)
+	for i := 0; i < opts.Hosts; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			for _, l := range s.lns {
+				l.Close()
+			}
+			return nil, fmt.Errorf("target: listen: %w", err)
+		}
+		hc := &s.hosts[i]
+		srv := &http.Server{
+			Handler:           &hostHandler{s: s, i: i, c: hc},
+			TLSConfig:         tlsConf,
+			Protocols:         &protos,
+			ReadHeaderTimeout: 30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          errLog,
+			HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 1000},
+			ConnState: func(_ net.Conn, st http.ConnState) {
+				if st == http.StateNew {
+					hc.conns.Add(1)
+				}
+			},
+		}
+		s.lns = append(s.lns, ln)
+		s.srvs = append(s.srvs, srv)
+		s.addrs = append(s.addrs, ln.Addr().String())
+	}
+	for i, srv := range s.srvs {
+		s.serving.Add(1)
+		go func(srv *http.Server, ln net.Listener) {
+			defer s.serving.Done()
+			if opts.TLS {
+				_ = srv.ServeTLS(ln, "", "")
+			} else {
+				_ = srv.Serve(ln)
+			}
+		}(srv, s.lns[i])
+	}
+	return s, nil
+}
+
+// Close stops every listener, closes every connection, makes waiting
+// handlers (stall, drip, latency) return, and waits up to a few seconds for
+// running handlers to finish. It also closes the idle connections of the
+// clients made by [Server.Client]. Calling it again does nothing.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		s.closing.Store(true)
+		close(s.done)
+		for _, srv := range s.srvs {
+			_ = srv.Close()
+		}
+		s.serving.Wait()
+		// A handler that passed the closing check is counted in inFlight,
+		// and one that has not yet will see closing and back out, so
+		// inFlight reaching 0 means no handler is left.
+		deadline := time.NewTimer(5 * time.Second)
+		defer deadline.Stop()
+		for s.inFlight.Load() > 0 {
+			select {
+			case <-s.idle:
+			case <-deadline.C:
+				return
+			}
+		}
+		s.mu.Lock()
+		for _, t := range s.transports {
+			t.CloseIdleConnections()
+		}
+		s.mu.Unlock()
+	})
+}
+
+// Addrs returns the host:port of every listener, in host order. The caller
+// may modify the returned slice.
+func (s *Server) Addrs() []string {
+	return append([]string(nil), s.addrs...)
+}
+
+// URL returns the URL of path on host i, e.g. URL(1, "/flaky?fail=2&key=a").
+// A path without a leading slash gets one. It panics if i is out of range.
+func (s *Server) URL(i int, path string) string {
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	return s.scheme + "://" + s.addrs[i] + path
+}
+
+// CertPool returns a pool holding the server's certificate, or nil without
+// [Options.TLS]. The pool must not be modified.
+func (s *Server) CertPool() *x509.CertPool { return s.pool }
+
+// Certificate returns the self-signed certificate, or nil without
+// [Options.TLS].
+func (s *Server) Certificate() *x509.Certificate { return s.cert }
+
+// Client returns a new client that trusts the server's certificate and
+// speaks the server's protocols (HTTP/2 or h2c with [Options.HTTP2]). It uses
+// no proxy and follows redirects like [http.DefaultClient]. [Server.Close]
+// closes its idle connections.
+func (s *Server) Client() *http.Client {
+	var p http.Protocols
+	switch {
+	case s.opts.HTTP2 && s.opts.TLS:
+		p.SetHTTP1(true)
+		p.SetHTTP2(true)
+	case s.opts.HTTP2:
+		p.SetUnencryptedHTTP2(true)
+	default:
+		p.SetHTTP1(true)
+	}
+	tr := &http.Transport{
+		Protocols:           &p,
+		MaxIdleConns:        1000,
+		MaxIdleConnsPerHost: 1000,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	if s.pool != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: s.pool, MinVersion: tls.VersionTLS12}
+	}
+	s.mu.Lock()
+	s.transports = append(s.transports, tr)
+	s.mu.Unlock()
+	return &http.Client{Transport: tr}
+}
+
+// HostStats are the counters of one host.
+type HostStats struct {
+	Addr         string `json:"addr"`
+	Requests     int64  `json:"requests"`
+	Conns        int64  `json:"conns"`
+	InFlight     int64  `json:"in_flight"`
+	PeakInFlight int64  `json:"peak_in_flight"`
+	TooMany      int64  `json:"too_many"`
+}
+
+// Stats is a snapshot of the server's counters. Requests counts every
+// request a handler saw; Conns counts accepted connections; TooMany counts
+// 429 responses, whatever their cause. Totals are sums over Hosts except
+// PeakInFlight, which is the peak of the total.
+type Stats struct {
+	Requests     int64       `json:"requests"`
+	Conns        int64       `json:"conns"`
+	InFlight     int64       `json:"in_flight"`
+	PeakInFlight int64       `json:"peak_in_flight"`
+	TooMany      int64       `json:"too_many"`
+	Hosts        []HostStats `json:"hosts"`
+}
+
+// Stats returns a snapshot of the counters. Counters are read one by one, so
+// under load the snapshot is not an atomic cut.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		InFlight:     s.inFlight.Load(),
+		PeakInFlight: s.peak.Load(),
+		Hosts:        make([]HostStats, len(s.hosts)),
+	}
+	for i := range s.hosts {
+		c := &s.hosts[i]
+		h := HostStats{
+			Addr:         s.addrs[i],
+			Requests:     c.requests.Load(),
+			Conns:        c.conns.Load(),
+			InFlight:     c.inFlight.Load(),
+			PeakInFlight: c.peak.Load(),
+			TooMany:      c.tooMany.Load(),
+		}
+		st.Hosts[i] = h
+		st.Requests += h.Requests
+		st.Conns += h.Conns
+		st.TooMany += h.TooMany
+	}
+	return st
+}
+
+// ResetPeaks sets every peak in-flight count, per host and in total, to the
+// current in-flight count, so a test can measure the peak of one phase.
+func (s *Server) ResetPeaks() {
+	for i := range s.hosts {
+		c := &s.hosts[i]
+		c.peak.Store(c.inFlight.Load())
+	}
+	s.peak.Store(s.inFlight.Load())
+}
+
+// raise lifts p to v if v is larger.
+func raise(p *atomic.Int64, v int64) {
+	for {
+		old := p.Load()
+		if v <= old || p.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
+
+// hostHandler serves one listener; i indexes the host's counters.
+type hostHandler struct {
+	s *Server
+	i int
+	c *hostCounters
+}
+
+func (h *hostHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s, c := h.s, h.c
+	total := s.inFlight.Add(1)
+	defer func() {
+		if s.inFlight.Add(-1) == 0 && s.closing.Load() {
+			select {
+			case s.idle <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	if s.closing.Load() {
+		// Close may already be waiting for inFlight to drain.
+		panic(http.ErrAbortHandler)
+	}
+	raise(&s.peak, total)
+
+	c.requests.Add(1)
+	n := c.inFlight.Add(1)
+	defer c.inFlight.Add(-1)
+	raise(&c.peak, n)
+
+	if lim := s.opts.Limit429; lim > 0 && n > int64(lim) {
+		s.writeStatus(w, c, http.StatusTooManyRequests)
+		return
+	}
+	s.route(w, r, h)
+}
+
+// route dispatches on the path. The default path is checked first as it is
+// the hot one.
+func (s *Server) route(w http.ResponseWriter, r *http.Request, h *hostHandler) {
+	p := r.URL.Path
+	switch {
+	case p == "/":
+		s.serveDefault(w, r, h.c)
+	case p == PathFlaky:
+		s.serveFlaky(w, r, h.c)
+	case p == PathRetryAfter:
+		s.serveRetryAfter(w, r, h.c)
+	case p == PathReset:
+		s.serveReset(w, r)
+	case p == PathResetMid:
+		s.serveResetMid(w, r)
+	case p == PathShort:
+		s.serveShort(w, r)
+	case p == PathStall:
+		s.serveStall(w, r)
+	case p == PathDrip:
+		s.serveDrip(w, r)
+	case p == PathBig:
+		s.serveBig(w, r)
+	case p == PathRedirect:
+		s.serveRedirect(w, r, h.c)
+	case p == PathLoop:
+		s.serveLoop(w, r)
+	case p == PathRedirectHost:
+		s.serveRedirectHost(w, r)
+	case strings.HasPrefix(p, PathStatus):
+		s.serveStatus(w, r, h.c)
+	case p == PathEcho:
+		s.serveEcho(w, r)
+	case p == PathSlow:
+		s.serveSlow(w, r, h.c)
+	default:
+		s.serveDefault(w, r, h.c)
+	}
+}
+
+// wait blocks for d, or until the client goes away or the server closes. It
+// reports whether the whole duration passed.
+func (s *Server) wait(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-s.done:
+		return false
+	}
+}
+
+// writeStatus answers code with a one-line text body (none where the status
+// forbids one), counting 429s.
+func (s *Server) writeStatus(w http.ResponseWriter, c *hostCounters, code int) {
+	if code == http.StatusTooManyRequests {
+		c.tooMany.Add(1)
+	}
+	hd := w.Header()
+	if !bodyAllowed(code) {
+		w.WriteHeader(code)
+		return
+	}
+	msg := strconv.Itoa(code) + " " + http.StatusText(code) + "\n"
+	hd["Content-Type"] = textPlain
+	hd["Content-Length"] = []string{strconv.Itoa(len(msg))}
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, msg)
+}
+
+// bodyAllowed reports whether a response with this status may carry a body.
+func bodyAllowed(code int) bool {
+	return code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified
+}
+
+// errBadParam is returned by the query parsers; the handler answers 400.
+var errBadParam = errors.New("bad query parameter")
+
+// badRequest answers 400 naming the problem.
+func badRequest(w http.ResponseWriter, err error) {
+	http.Error(w, err.Error(), http.StatusBadRequest)
+}
