@@ -1,0 +1,341 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fetchctl/fetchctl/internal/report"
+)
+
+// result is the outcome of one attempt, as the worker saw it.
+type result struct {
+	task  *task
+	route *route
+	start time.Time
+	dur   time.Duration
+
+	ok          bool
+	status      int
+	proto       string
+	finalURL    string
+	contentType string
+	bytes       int64
+	sha256      string
+	bodyFile    string
+	timings     *report.Timings
+
+	kind, msg     string
+	retryAfter    time.Duration
+	hasRetryAfter bool
+	sent          bool // the request may have reached the server
+	canceled      bool // the run was cancelled: no record
+}
+
+func (r *result) brief() string {
+	if r.kind == report.KindStatus {
+		return "status " + strconv.Itoa(r.status)
+	}
+	return r.kind
+}
+
+// signal names what an adaptive change reacted to.
+func (r *result) signal() string {
+	if r.status != 0 {
+		return "status " + strconv.Itoa(r.status)
+	}
+	if r.kind != "" {
+		return r.kind
+	}
+	return "ok"
+}
+
+// phaseClock gathers httptrace events of one attempt. net/http calls the
+// hooks from its own goroutines, and a dial may outlive the request it was
+// started for, so every field is guarded by mu.
+type phaseClock struct {
+	mu                     sync.Mutex
+	start                  time.Time
+	dnsStart, dnsDone      time.Time
+	connStart, connDone    time.Time
+	tlsStart, tlsDone      time.Time
+	firstByte              time.Time
+	gotConn, reused, wrote bool
+	dialed                 bool
+}
+
+func (c *phaseClock) mark(f func()) {
+	c.mu.Lock()
+	f()
+	c.mu.Unlock()
+}
+
+func (c *phaseClock) trace() *httptrace.ClientTrace {
+	now := time.Now
+	return &httptrace.ClientTrace{
+		GetConn:              func(string) { c.mark(func() { c.dialed = true }) },
+		DNSStart:             func(httptrace.DNSStartInfo) { t := now(); c.mark(func() { c.dnsStart = t }) },
+		DNSDone:              func(httptrace.DNSDoneInfo) { t := now(); c.mark(func() { c.dnsDone = t }) },
+		ConnectStart:         func(string, string) { t := now(); c.mark(func() { c.connStart = t }) },
+		ConnectDone:          func(string, string, error) { t := now(); c.mark(func() { c.connDone = t }) },
+		TLSHandshakeStart:    func() { t := now(); c.mark(func() { c.tlsStart = t }) },
+		TLSHandshakeDone:     func(tls.ConnectionState, error) { t := now(); c.mark(func() { c.tlsDone = t }) },
+		GotConn:              func(i httptrace.GotConnInfo) { c.mark(func() { c.gotConn, c.reused = true, i.Reused }) },
+		WroteHeaders:         func() { c.mark(func() { c.wrote = true }) },
+		GotFirstResponseByte: func() { t := now(); c.mark(func() { c.firstByte = t }) },
+	}
+}
+
+func span(a, b time.Time) *float64 {
+	if a.IsZero() || b.IsZero() || b.Before(a) {
+		return nil
+	}
+	v := ms(b.Sub(a))
+	return &v
+}
+
+func (c *phaseClock) timings() *report.Timings {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.dialed {
+		return nil
+	}
+	return &report.Timings{
+		DNSMS:     span(c.dnsStart, c.dnsDone),
+		ConnectMS: span(c.connStart, c.connDone),
+		TLSMS:     span(c.tlsStart, c.tlsDone),
+		TTFBMS:    span(c.start, c.firstByte),
+		Reused:    c.reused,
+	}
+}
+
+// attempt makes one request and reads its body. It runs on its own
+// goroutine and touches no dispatcher state.
+func (d *dispatcher) attempt(t *task, r *route, start time.Time) *result {
+	res := &result{task: t, route: r, start: start}
+	ctx, cancel := context.WithCancel(d.ctx)
+	if d.opts.Timeout > 0 {
+		ctx, cancel = context.WithTimeout(d.ctx, d.opts.Timeout)
+	}
+	defer cancel()
+	clock := &phaseClock{start: start}
+	req := d.newRequest(httptrace.WithClientTrace(ctx, clock.trace()), t)
+
+	resp, err := r.Client.Do(req)
+	if err == nil {
+		res.status = resp.StatusCode
+		res.proto = resp.Proto
+		res.contentType = resp.Header.Get("Content-Type")
+		if resp.Request != nil && resp.Request.URL.String() != t.job.parsed.String() {
+			res.finalURL = report.RedactURL(resp.Request.URL.String())
+		}
+		if v := resp.Header.Get("Retry-After"); v != "" {
+			res.retryAfter, res.hasRetryAfter = parseRetryAfter(v, time.Now())
+		}
+		err = d.readBody(resp, t, res)
+		resp.Body.Close()
+	}
+	res.dur = time.Since(start)
+	res.timings = clock.timings()
+	clock.mu.Lock()
+	res.sent = clock.wrote
+	clock.mu.Unlock()
+
+	switch {
+	case d.ctx.Err() != nil:
+		res.canceled = true
+	case err != nil && ctx.Err() == context.DeadlineExceeded:
+		res.kind = report.KindTimeout
+		res.msg = fmt.Sprintf("attempt took longer than --timeout %s", d.opts.Timeout)
+		if res.status != 0 {
+			res.msg += fmt.Sprintf(" (status %d received, %d body bytes read)", res.status, res.bytes)
+		}
+	case err != nil:
+		res.kind, res.msg = Classify(err)
+		if res.kind == report.KindReset && res.status != 0 {
+			res.msg = fmt.Sprintf("connection closed after %d body bytes: %s", res.bytes, res.msg)
+		}
+	case r.Proxy != "" && res.status == http.StatusProxyAuthRequired:
+		res.kind = report.KindProxy
+		res.msg = fmt.Sprintf("proxy %s answered 407 Proxy Authentication Required", r.Proxy)
+	case d.opts.OKStatus.Contains(res.status):
+		res.ok = true
+	default:
+		res.kind = report.KindStatus
+		res.msg = fmt.Sprintf("status %d is not in --ok-status %s", res.status, d.opts.OKStatus)
+	}
+	if res.msg != "" {
+		res.msg = report.RedactText(res.msg, d.opts.Secrets...)
+	}
+	return res
+}
+
+func (d *dispatcher) newRequest(ctx context.Context, t *task) *http.Request {
+	u := *t.job.parsed
+	req := &http.Request{
+		Method:     d.opts.Method,
+		URL:        &u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     d.opts.Header,
+		Host:       u.Host,
+	}
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	if body := d.opts.Body; body != nil {
+		req.ContentLength = int64(len(body))
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	return req.WithContext(ctx)
+}
+
+// readBody reads at most MaxBody bytes into the hash and the body file.
+func (d *dispatcher) readBody(resp *http.Response, t *task, res *result) error {
+	var (
+		w    io.Writer = io.Discard
+		sum  hash.Hash
+		file *os.File
+	)
+	var writers []io.Writer
+	if d.opts.Hash {
+		sum = sha256.New()
+		writers = append(writers, sum)
+	}
+	if d.opts.SaveDir != "" {
+		name := bodyFileName(t.job, d.opts.MultiInput)
+		f, err := os.Create(filepath.Join(d.opts.SaveDir, name))
+		if err != nil {
+			return fmt.Errorf("save body: %w", err)
+		}
+		file = f
+		writers = append(writers, f)
+		res.bodyFile = f.Name()
+	}
+	switch len(writers) {
+	case 0:
+	case 1:
+		w = writers[0]
+	default:
+		w = io.MultiWriter(writers...)
+	}
+	var src io.Reader = resp.Body
+	if d.opts.MaxBody > 0 {
+		src = io.LimitReader(resp.Body, d.opts.MaxBody+1)
+	}
+	bp := d.bufs.Get().(*[]byte)
+	n, err := io.CopyBuffer(onlyWriter{w}, src, *bp)
+	d.bufs.Put(bp)
+	res.bytes = n
+	if file != nil {
+		if cerr := file.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("save body: %w", cerr)
+		}
+	}
+	if err == nil && d.opts.MaxBody > 0 && n > d.opts.MaxBody {
+		res.bytes = d.opts.MaxBody
+		return &bodyTooLargeError{limit: d.opts.MaxBody}
+	}
+	if sum != nil && err == nil {
+		res.sha256 = hex.EncodeToString(sum.Sum(nil))
+	}
+	return err
+}
+
+// onlyWriter hides io.ReaderFrom so that CopyBuffer uses the pooled buffer.
+type onlyWriter struct{ io.Writer }
+
+// bodyFileName is "<line>.body", or "<input>-<line>.body" with several
+// inputs, the input's base name made safe for a file name.
+func bodyFileName(j Job, multi bool) string {
+	name := strconv.FormatInt(j.Line, 10) + ".body"
+	if !multi {
+		return name
+	}
+	in := filepath.Base(j.Input)
+	if in == "-" {
+		in = "stdin"
+	}
+	in = strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r < 0x20 {
+			return '_'
+		}
+		return r
+	}, in)
+	return in + "-" + name
+}
+
+// finish builds the record of a task whose last attempt is res.
+func (d *dispatcher) finish(t *task, res *result, now time.Time) {
+	rec := &report.Record{
+		URL:         report.RedactURL(t.job.URL),
+		Line:        t.job.Line,
+		OK:          res.ok,
+		Status:      res.status,
+		FinalURL:    res.finalURL,
+		Bytes:       res.bytes,
+		ContentType: res.contentType,
+		Attempts:    t.attempts,
+		DurationMS:  ms(now.Sub(t.start)),
+		Timings:     res.timings,
+		SHA256:      res.sha256,
+		BodyFile:    res.bodyFile,
+		Proxy:       res.route.Proxy,
+		Time:        t.start.UTC(),
+	}
+	if res.status != 0 {
+		rec.Proto = res.proto
+	}
+	if d.opts.MultiInput {
+		rec.Input = t.job.Input
+	}
+	if !res.ok {
+		rec.Error = &report.Error{Kind: res.kind, Message: res.msg}
+		d.logf("fail %s: %s: %s", rec.URL, res.kind, res.msg)
+	}
+	if len(t.history) > 1 {
+		rec.History = t.history
+	}
+	d.pending--
+	d.send(rec)
+}
+
+func (d *dispatcher) emitInvalid(j Job) {
+	rec := &report.Record{
+		URL:   report.RedactURL(j.URL),
+		Line:  j.Line,
+		Time:  time.Now().UTC(),
+		Error: &report.Error{Kind: report.KindInvalidURL, Message: report.RedactText(j.Err.Error(), d.opts.Secrets...)},
+	}
+	if d.opts.MultiInput {
+		rec.Input = j.Input
+	}
+	d.logf("fail line %d: invalid_url: %s", j.Line, rec.Error.Message)
+	d.pending--
+	d.send(rec)
+}
+
+func (d *dispatcher) send(rec *report.Record) {
+	select {
+	case d.out <- rec:
+	case <-d.ctx.Done():
+		// The writer still drains d.out; a record finished before the
+		// cancel is not lost, so wait for room.
+		d.out <- rec
+	}
+}

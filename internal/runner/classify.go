@@ -1,0 +1,116 @@
+package runner
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+)
+
+// kinder is implemented by errors that know their contract kind: invalid
+// lines here, proxy failures and too many redirects in the transport.
+type kinder interface {
+	ErrorKind() string
+}
+
+// bodyTooLargeError is the failure of a body longer than --max-body.
+type bodyTooLargeError struct{ limit int64 }
+
+func (e *bodyTooLargeError) Error() string {
+	return fmt.Sprintf("body is larger than --max-body (%d bytes)", e.limit)
+}
+
+func (e *bodyTooLargeError) ErrorKind() string { return "body_too_large" }
+
+// Classify maps a failed attempt's error to one of the contract's error kinds
+// and a message a person can act on.
+func Classify(err error) (kind, message string) {
+	kind = classifyKind(err)
+	return kind, message0(err)
+}
+
+func classifyKind(err error) string {
+	var k kinder
+	if errors.As(err, &k) {
+		return k.ErrorKind()
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return "dns"
+	}
+	if isTLS(err) {
+		return "tls"
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		switch opErr.Op {
+		case "proxyconnect", "socks connect":
+			return "proxy"
+		case "dial":
+			return "connect"
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return "timeout"
+	}
+	if isReset(err) {
+		return "reset"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout"
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
+		return "connect"
+	}
+	return "other"
+}
+
+func isTLS(err error) bool {
+	var (
+		recErr   tls.RecordHeaderError
+		alertErr tls.AlertError
+		verErr   *tls.CertificateVerificationError
+		unkErr   x509.UnknownAuthorityError
+		hostErr  x509.HostnameError
+		certErr  x509.CertificateInvalidError
+	)
+	if errors.As(err, &recErr) || errors.As(err, &alertErr) || errors.As(err, &verErr) ||
+		errors.As(err, &unkErr) || errors.As(err, &hostErr) || errors.As(err, &certErr) {
+		return true
+	}
+	// net/http reports a handshake that overran TLSHandshakeTimeout with an
+	// unexported type whose text is fixed (net/http transport.go).
+	return strings.Contains(err.Error(), "TLS handshake timeout")
+}
+
+func isReset(err error) bool {
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return true
+	}
+	// net/http reports a peer that hung up before answering, and HTTP/2
+	// stream resets, with unexported error types whose text is fixed
+	// (net/http transport.go and h2_bundle.go).
+	msg := err.Error()
+	return strings.Contains(msg, "server closed") || strings.Contains(msg, "connection reset") ||
+		strings.Contains(msg, "transport connection broken") ||
+		strings.Contains(msg, "stream error") || strings.Contains(msg, "unexpected EOF")
+}
+
+// message0 strips the *url.Error wrapper, whose method and URL the record
+// already shows, and keeps the cause.
+func message0(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return err.Error()
+}

@@ -1,0 +1,243 @@
+package runner
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+)
+
+// MaxURLLength is the longest line, in bytes, that is taken as a URL.
+const MaxURLLength = 8 << 10
+
+// Job is one input URL. A Job with a non-nil Err is an input line that is not
+// a usable URL: it is recorded as invalid_url and never fetched.
+type Job struct {
+	Input string // input name, "-" for stdin
+	Line  int64  // 1-based line number in Input
+	URL   string // the URL to fetch; for an invalid line, the line as read
+	Err   error  // why the line is not a usable URL
+
+	parsed *url.URL
+	host   string
+}
+
+// Host returns the host key of a valid job: lower-case host and port.
+func (j *Job) Host() string { return j.host }
+
+// InvalidURLError says why an input line is not a usable URL.
+type InvalidURLError struct {
+	Reason string
+}
+
+func (e *InvalidURLError) Error() string { return e.Reason }
+
+// ErrorKind reports the contract's error kind for e.
+func (e *InvalidURLError) ErrorKind() string { return "invalid_url" }
+
+func invalid(format string, args ...any) error {
+	return &InvalidURLError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// ParseLine turns one input line into a URL. skip is true for lines that get
+// no record (blank, or a # comment). A line without a scheme gets "https://"
+// in front; only http and https are accepted.
+func ParseLine(line string) (u *url.URL, raw string, skip bool, err error) {
+	s := strings.TrimSpace(line)
+	if s == "" || s[0] == '#' {
+		return nil, "", true, nil
+	}
+	if len(s) > MaxURLLength {
+		return nil, s, false, invalid("line is %d bytes, longer than the %d-byte limit", len(s), MaxURLLength)
+	}
+	if !utf8.ValidString(s) {
+		return nil, s, false, invalid("line is not valid UTF-8")
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return nil, s, false, invalid("line holds control character %#02x at byte %d", c, i)
+		}
+	}
+	if !hasScheme(s) {
+		s = "https://" + s
+	}
+	u, err = url.Parse(s)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, s, false, invalid("cannot parse URL: %v", err)
+	}
+	u.Scheme = strings.ToLower(u.Scheme)
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, s, false, invalid("scheme %q is not fetched: only http and https are", u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return nil, s, false, invalid("URL has no host")
+	}
+	if strings.ContainsAny(u.Hostname(), " %") {
+		return nil, s, false, invalid("host %q is not a valid host name", u.Hostname())
+	}
+	return u, s, false, nil
+}
+
+// hasScheme reports whether s starts with "scheme://".
+func hasScheme(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		case c == ':' && i > 0:
+			return strings.HasPrefix(s[i:], "://")
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// HostKey returns the lower-case host:port of u, with the scheme's default
+// port when u names none.
+func HostKey(u *url.URL) string {
+	host := strings.ToLower(u.Hostname())
+	port := u.Port()
+	if port == "" {
+		port = "443"
+		if u.Scheme == "http" {
+			port = "80"
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// Shard selects the hosts one of N cooperating runs fetches. The zero value
+// selects everything.
+type Shard struct {
+	K, N int
+}
+
+// ShardOf returns the shard, from 0 to n-1, that host falls in: FNV-1a (64
+// bit) of the host key, modulo n. It is the same on every machine and version.
+func ShardOf(host string, n int) int {
+	h := fnv.New64a()
+	_, _ = io.WriteString(h, host)
+	return int(h.Sum64() % uint64(n))
+}
+
+// Keeps reports whether the shard fetches a job for host. Invalid lines
+// (host "") belong to shard 0 alone, so the shards' records add up to the
+// whole input.
+func (s Shard) Keeps(host string) bool {
+	if s.N <= 1 {
+		return true
+	}
+	if host == "" {
+		return s.K == 0
+	}
+	return ShardOf(host, s.N) == s.K
+}
+
+// Input is one named source of URL lines.
+type Input struct {
+	Name string // "-" for stdin
+	R    io.Reader
+}
+
+// ReadOptions filter what [ReadJobs] sends.
+type ReadOptions struct {
+	Shard Shard
+	// Skip, when set, drops the lines it returns true for (lines already
+	// recorded, on --resume). It is called from the reading goroutine only.
+	Skip func(input string, line int64) bool
+}
+
+// ReadJobs reads every input in order, line by line with no length limit, and
+// sends one Job per line that is neither blank nor a comment. It returns when
+// the inputs are exhausted, with the first read error, or with ctx's error.
+// It does not close out.
+func ReadJobs(ctx context.Context, inputs []Input, opts ReadOptions, out chan<- Job) error {
+	for _, in := range inputs {
+		if err := readOne(ctx, in, opts, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readOne(ctx context.Context, in Input, opts ReadOptions, out chan<- Job) error {
+	br := bufio.NewReaderSize(in.R, 64<<10)
+	var lineNo int64
+	var long []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// A line longer than the buffer: gather it, but keep no more
+			// than needed to report it (it is invalid past MaxURLLength).
+			if len(long) <= MaxURLLength*2 {
+				long = append(long, chunk...)
+			}
+			continue
+		}
+		if len(chunk) == 0 && len(long) == 0 && err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return fmt.Errorf("read %s: %w", in.Name, err)
+		}
+		lineNo++
+		var text string
+		if long != nil {
+			if len(long) <= MaxURLLength*2 {
+				long = append(long, chunk...)
+			}
+			text = string(long)
+			long = long[:0:0]
+			long = nil
+		} else {
+			text = string(chunk)
+		}
+		if job, ok := makeJob(in.Name, lineNo, text, opts); ok {
+			select {
+			case out <- job:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return fmt.Errorf("read %s: %w", in.Name, err)
+		}
+	}
+}
+
+func makeJob(input string, line int64, text string, opts ReadOptions) (Job, bool) {
+	u, raw, skip, err := ParseLine(text)
+	if skip {
+		return Job{}, false
+	}
+	job := Job{Input: input, Line: line, URL: raw, Err: err}
+	if err == nil {
+		job.parsed = u
+		job.host = HostKey(u)
+	} else if len(job.URL) > 1024 {
+		// The record keeps the start of an over-long line: enough to find it.
+		job.URL = strings.ToValidUTF8(job.URL[:1024], "") + "..."
+	}
+	if !opts.Shard.Keeps(job.host) {
+		return Job{}, false
+	}
+	if opts.Skip != nil && opts.Skip(input, line) {
+		return Job{}, false
+	}
+	return job, true
+}

@@ -1,0 +1,201 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestParseLine(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		line    string
+		want    string // URL fetched; "" when skipped or invalid
+		skip    bool
+		invalid string // substring of the reason
+	}{
+		{name: "plain", line: "https://example.com/a?b=1", want: "https://example.com/a?b=1"},
+		{name: "trimmed", line: "  \thttp://example.com/ \r\n", want: "http://example.com/"},
+		{name: "no scheme", line: "example.com/path", want: "https://example.com/path"},
+		{name: "no scheme with port", line: "localhost:8080/x", want: "https://localhost:8080/x"},
+		{name: "upper-case scheme", line: "HTTP://Example.com/", want: "HTTP://Example.com/"},
+		{name: "blank", line: "   ", skip: true},
+		{name: "empty", line: "", skip: true},
+		{name: "comment", line: "# https://example.com", skip: true},
+		{name: "indented comment", line: "   # note", skip: true},
+		{name: "ftp", line: "ftp://example.com/file", invalid: "scheme \"ftp\""},
+		{name: "mailto-like", line: "javascript:alert(1)", invalid: "parse"},
+		{name: "no host", line: "https:///path", invalid: "no host"},
+		{name: "bad port", line: "http://example.com:99999999999x/", invalid: "parse"},
+		{name: "control char", line: "http://exa\x01mple.com/", invalid: "control character"},
+		{name: "invalid utf8", line: "http://example.com/\xff\xfe", invalid: "UTF-8"},
+		{name: "too long", line: "http://example.com/" + strings.Repeat("a", MaxURLLength), invalid: "longer than"},
+		{name: "space in host", line: "http://exa mple.com/", invalid: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			u, raw, skip, err := ParseLine(tt.line)
+			if skip != tt.skip {
+				t.Fatalf("skip = %v, want %v", skip, tt.skip)
+			}
+			if tt.skip {
+				return
+			}
+			if tt.want != "" {
+				if err != nil {
+					t.Fatalf("err = %v, want none", err)
+				}
+				if raw != tt.want {
+					t.Errorf("raw = %q, want %q", raw, tt.want)
+				}
+				if u.Scheme != "http" && u.Scheme != "https" {
+					t.Errorf("scheme = %q", u.Scheme)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("ParseLine(%q) = %v, want an invalid_url error", tt.line, u)
+			}
+			var ie *InvalidURLError
+			if !errors.As(err, &ie) {
+				t.Fatalf("err = %T, want *InvalidURLError", err)
+			}
+			if !strings.Contains(err.Error(), tt.invalid) {
+				t.Errorf("err = %q, want it to mention %q", err, tt.invalid)
+			}
+		})
+	}
+}
+
+func readAll(t *testing.T, inputs []Input, opts ReadOptions) []Job {
+	t.Helper()
+	out := make(chan Job)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(out)
+		errc <- ReadJobs(context.Background(), inputs, opts, out)
+	}()
+	var jobs []Job
+	for j := range out {
+		jobs = append(jobs, j)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("ReadJobs: %v", err)
+	}
+	return jobs
+}
+
+func TestReadJobsLineNumbersAndHugeLines(t *testing.T) {
+	t.Parallel()
+	huge := "https://example.com/" + strings.Repeat("x", 1<<20)
+	input := strings.Join([]string{
+		"# header comment",
+		"https://a.example/1",
+		"",
+		huge,
+		"b.example/2",
+		"gopher://c.example/",
+		"https://a.example/3", // no final newline
+	}, "\n")
+	jobs := readAll(t, []Input{{Name: "list.txt", R: strings.NewReader(input)}}, ReadOptions{})
+	type got struct {
+		line    int64
+		invalid bool
+	}
+	want := []got{{2, false}, {4, true}, {5, false}, {6, true}, {7, false}}
+	if len(jobs) != len(want) {
+		t.Fatalf("got %d jobs, want %d", len(jobs), len(want))
+	}
+	for i, w := range want {
+		if jobs[i].Line != w.line || (jobs[i].Err != nil) != w.invalid {
+			t.Errorf("job %d: line %d invalid %v, want line %d invalid %v", i, jobs[i].Line, jobs[i].Err != nil, w.line, w.invalid)
+		}
+	}
+	if len(jobs[1].URL) > 2048 {
+		t.Errorf("an over-long line's record URL is %d bytes, want it cut short", len(jobs[1].URL))
+	}
+	if jobs[2].URL != "https://b.example/2" || jobs[2].Host() != "b.example:443" {
+		t.Errorf("job without scheme: URL %q host %q", jobs[2].URL, jobs[2].Host())
+	}
+}
+
+func TestReadJobsSeveralInputs(t *testing.T) {
+	t.Parallel()
+	jobs := readAll(t, []Input{
+		{Name: "a", R: strings.NewReader("http://x.example/1\nhttp://x.example/2\n")},
+		{Name: "-", R: strings.NewReader("\nhttp://y.example/1\n")},
+	}, ReadOptions{Skip: func(in string, line int64) bool { return in == "a" && line == 1 }})
+	if len(jobs) != 2 {
+		t.Fatalf("got %d jobs, want 2", len(jobs))
+	}
+	if jobs[0].Input != "a" || jobs[0].Line != 2 || jobs[1].Input != "-" || jobs[1].Line != 2 {
+		t.Errorf("jobs = %+v", jobs)
+	}
+}
+
+func TestShardsCoverEveryLineOnce(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	for i := 0; i < 4000; i++ {
+		if i%97 == 0 {
+			b.WriteString("ftp://bad/\n")
+			continue
+		}
+		b.WriteString("http://host" + itoa(i%40) + ".example/" + itoa(i) + "\n")
+	}
+	const n = 4
+	seen := map[int64]int{}
+	hostShard := map[string]int{}
+	for k := 0; k < n; k++ {
+		jobs := readAll(t, []Input{{Name: "-", R: strings.NewReader(b.String())}}, ReadOptions{Shard: Shard{K: k, N: n}})
+		for _, j := range jobs {
+			seen[j.Line]++
+			if j.Err != nil {
+				if k != 0 {
+					t.Errorf("invalid line %d recorded by shard %d, want shard 0 only", j.Line, k)
+				}
+				continue
+			}
+			if prev, ok := hostShard[j.Host()]; ok && prev != k {
+				t.Errorf("host %s split over shards %d and %d", j.Host(), prev, k)
+			}
+			hostShard[j.Host()] = k
+		}
+	}
+	if len(seen) != 4000 {
+		t.Fatalf("shards cover %d lines, want 4000", len(seen))
+	}
+	for line, c := range seen {
+		if c != 1 {
+			t.Errorf("line %d fetched by %d shards", line, c)
+		}
+	}
+}
+
+func TestShardOfIsStable(t *testing.T) {
+	t.Parallel()
+	// FNV-1a 64 of the host key, modulo N: these values were computed with
+	// an independent FNV-1a implementation and are part of the contract,
+	// since shards on different machines and versions must agree.
+	tests := []struct {
+		host string
+		n    int
+		want int
+	}{
+		{"example.com:443", 4, 1},
+		{"example.com:80", 4, 0},
+		{"api.example.org:8443", 16, 14},
+		{"127.0.0.1:8080", 3, 0},
+	}
+	for _, tt := range tests {
+		if got := ShardOf(tt.host, tt.n); got != tt.want {
+			t.Errorf("ShardOf(%q, %d) = %d, want %d", tt.host, tt.n, got, tt.want)
+		}
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

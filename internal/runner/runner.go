@@ -1,0 +1,101 @@
+// Package runner fetches a stream of [Job] values: a dispatcher hands each job
+// to a worker when a global slot and its host's slot are both free, retries
+// what the policy allows without holding a slot while it waits, classifies
+// every failure, and hands one [report.Record] per job to a callback.
+//
+// It takes its HTTP clients as [Doer] values and knows nothing of flags,
+// environment variables or terminals.
+package runner
+
+import (
+	"errors"
+	"net/http"
+	"time"
+)
+
+// Doer sends one HTTP request. *http.Client satisfies it.
+type Doer interface {
+	Do(*http.Request) (*http.Response, error)
+}
+
+// Route is one way out: a client, direct or through one proxy. With several
+// routes, requests are spread over them by load and the limits hold per route.
+type Route struct {
+	// Proxy is the proxy URL with its password redacted, or "" for a direct
+	// route. It is what records show in their proxy field.
+	Proxy  string
+	Client Doer
+}
+
+// Options configure [Run]. Limit, PerHost and Routes must be set; the other
+// zero values are usable (no retries, no rate limit, GET, no body limit...).
+type Options struct {
+	Limit   int     // requests in flight in total, per route
+	PerHost int     // requests in flight per host, per route
+	Routes  []Route // at least one
+
+	Method    string      // "" is GET
+	Header    http.Header // sent with every request; read-only once Run starts
+	Body      []byte      // request body, nil for none
+	Timeout   time.Duration
+	MaxBody   int64 // body bytes read; more is body_too_large; 0 is no limit
+	Hash      bool
+	SaveDir   string // write each body to a file here when set
+	OKStatus  StatusSet
+	RetryOn   RetryOn
+	Retries   int
+	Backoff   time.Duration
+	BackoffMx time.Duration
+	Rate      float64 // requests per second per host; 0 is no limit
+	Adaptive  bool
+
+	// ReadAhead bounds the jobs held at once (queued, waiting or in flight).
+	// 0 picks a value from Limit.
+	ReadAhead int
+	// MultiInput sets the input field of records.
+	MultiInput bool
+	// ProxyFailures consecutive proxy failures set a proxy aside for
+	// ProxyCooldown; 0 picks 3 and 30s.
+	ProxyFailures int
+	ProxyCooldown time.Duration
+	// Secrets are strings scrubbed from every error message.
+	Secrets []string
+
+	// Logf, when set, receives one line per retry, failure and adaptive
+	// limit change. It may be called from several goroutines at once.
+	Logf func(format string, args ...any)
+	// OnHostLimit, when set with Adaptive, receives the limit a host
+	// settled at each time the host goes idle. It is called from Run's
+	// goroutine.
+	OnHostLimit func(host string, limit int)
+}
+
+// ErrAllProxiesDown ends a run whose every proxy has been set aside.
+var ErrAllProxiesDown = errors.New("every proxy is failing")
+
+func (o *Options) setDefaults() {
+	if o.Method == "" {
+		o.Method = http.MethodGet
+	}
+	if o.Limit < 1 {
+		o.Limit = 1
+	}
+	if o.PerHost < 1 {
+		o.PerHost = 1
+	}
+	if o.ReadAhead <= 0 {
+		o.ReadAhead = max(8192, 64*o.Limit*len(o.Routes))
+	}
+	if o.ProxyFailures <= 0 {
+		o.ProxyFailures = 3
+	}
+	if o.ProxyCooldown <= 0 {
+		o.ProxyCooldown = 30 * time.Second
+	}
+	if o.BackoffMx <= 0 {
+		o.BackoffMx = 30 * time.Second
+	}
+	if len(o.OKStatus.ranges) == 0 {
+		o.OKStatus = StatusSet{ranges: [][2]int{{200, 299}}}
+	}
+}

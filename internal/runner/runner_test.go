@@ -1,0 +1,412 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/fetchctl/fetchctl/internal/report"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// gauge records the peak number of requests in flight.
+type gauge struct {
+	cur, peak atomic.Int64
+}
+
+func (g *gauge) enter() {
+	n := g.cur.Add(1)
+	for {
+		p := g.peak.Load()
+		if n <= p || g.peak.CompareAndSwap(p, n) {
+			return
+		}
+	}
+}
+
+func (g *gauge) leave() { g.cur.Add(-1) }
+
+// testServer is a loopback server that counts requests and the peak in
+// flight, and answers after delay.
+type testServer struct {
+	*httptest.Server
+	inflight gauge
+	requests atomic.Int64
+}
+
+func newTestServer(t *testing.T, delay time.Duration, h http.HandlerFunc) *testServer {
+	t.Helper()
+	ts := &testServer{}
+	ts.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ts.requests.Add(1)
+		ts.inflight.enter()
+		defer ts.inflight.leave()
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if h != nil {
+			h(w, r)
+			return
+		}
+		io.WriteString(w, "hello")
+	}))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func client() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	return &http.Client{Transport: tr}
+}
+
+// runJobs feeds lines to Run and returns the records.
+func runJobs(t *testing.T, ctx context.Context, opts Options, lines []string) ([]*report.Record, error) {
+	t.Helper()
+	if len(opts.Routes) == 0 {
+		c := client()
+		t.Cleanup(c.CloseIdleConnections)
+		opts.Routes = []Route{{Client: c}}
+	}
+	jobs := make(chan Job)
+	go func() {
+		defer close(jobs)
+		_ = ReadJobs(ctx, []Input{{Name: "-", R: strings.NewReader(strings.Join(lines, "\n"))}}, ReadOptions{}, jobs)
+	}()
+	var recs []*report.Record
+	err := Run(ctx, opts, jobs, func(r *report.Record) error {
+		recs = append(recs, r)
+		return nil
+	})
+	// Let the reader goroutine finish when Run stopped early.
+	for range jobs {
+	}
+	return recs, err
+}
+
+func TestRunOneRecordPerLine(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, 0, nil)
+	var lines []string
+	for i := 0; i < 2000; i++ {
+		switch i % 10 {
+		case 3:
+			lines = append(lines, "ftp://nope/"+fmt.Sprint(i))
+		case 7:
+			lines = append(lines, "# comment")
+		default:
+			lines = append(lines, fmt.Sprintf("%s/%d", srv.URL, i))
+		}
+	}
+	recs, err := runJobs(t, context.Background(), Options{Limit: 50, PerHost: 50}, lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int64]bool{}
+	var ok, invalid int
+	for _, r := range recs {
+		if seen[r.Line] {
+			t.Fatalf("line %d recorded twice", r.Line)
+		}
+		seen[r.Line] = true
+		switch {
+		case r.OK:
+			ok++
+			if r.Status != 200 || r.Bytes != 5 || r.Attempts != 1 || r.Proto != "HTTP/1.1" {
+				t.Errorf("ok record %+v", r)
+			}
+		case r.Error != nil && r.Error.Kind == report.KindInvalidURL:
+			invalid++
+			if r.Attempts != 0 {
+				t.Errorf("invalid record with %d attempts", r.Attempts)
+			}
+		default:
+			t.Errorf("unexpected record %+v %+v", r, r.Error)
+		}
+	}
+	if ok != 1600 || invalid != 200 {
+		t.Errorf("ok %d invalid %d, want 1600 and 200", ok, invalid)
+	}
+	if got := srv.requests.Load(); got != 1600 {
+		t.Errorf("server saw %d requests, want 1600", got)
+	}
+}
+
+func TestRunPerHostAndTotalCaps(t *testing.T) {
+	t.Parallel()
+	const hosts, perHost, limit = 6, 3, 12
+	var servers []*testServer
+	var total gauge
+	for i := 0; i < hosts; i++ {
+		servers = append(servers, newTestServer(t, 20*time.Millisecond, func(w http.ResponseWriter, r *http.Request) {}))
+	}
+	// Wrap every server's count into one total gauge via a client-side
+	// round tripper: the total in flight is what fetchctl has outstanding.
+	c := client()
+	t.Cleanup(c.CloseIdleConnections)
+	counting := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		total.enter()
+		defer total.leave()
+		resp, err := c.Transport.RoundTrip(r)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			resp.Body = io.NopCloser(strings.NewReader(string(body)))
+		}
+		return resp, err
+	})}
+	var lines []string
+	for i := 0; i < hosts; i++ {
+		for j := 0; j < 30; j++ {
+			lines = append(lines, fmt.Sprintf("%s/%d", servers[i].URL, j))
+		}
+	}
+	recs, err := runJobs(t, context.Background(), Options{Limit: limit, PerHost: perHost, Routes: []Route{{Client: counting}}}, lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != len(lines) {
+		t.Fatalf("%d records, want %d", len(recs), len(lines))
+	}
+	for i, s := range servers {
+		if p := s.inflight.peak.Load(); p != perHost {
+			t.Errorf("host %d: peak in flight %d, want exactly %d", i, p, perHost)
+		}
+	}
+	if p := total.peak.Load(); p > limit {
+		t.Errorf("total peak in flight %d, want at most %d", p, limit)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestRunNoHeadOfLineBlocking(t *testing.T) {
+	t.Parallel()
+	// A list sorted by host: 10 slow hosts, 20 URLs each, per-host 2 and
+	// limit 20. With head-of-line blocking only the first host's 2 slots
+	// would be busy at a time; reading ahead keeps all 20 slots busy.
+	const delay = 100 * time.Millisecond
+	var servers []*testServer
+	var lines []string
+	var total gauge
+	for i := 0; i < 10; i++ {
+		s := newTestServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
+			total.enter()
+			defer total.leave()
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+			}
+		})
+		servers = append(servers, s)
+		for j := 0; j < 20; j++ {
+			lines = append(lines, fmt.Sprintf("%s/%d", s.URL, j))
+		}
+	}
+	recs, err := runJobs(t, context.Background(), Options{Limit: 20, PerHost: 2}, lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 200 {
+		t.Fatalf("%d records", len(recs))
+	}
+	for i, s := range servers {
+		if p := s.inflight.peak.Load(); p != 2 {
+			t.Errorf("host %d peak %d, want 2", i, p)
+		}
+	}
+	if p := total.peak.Load(); p != 20 {
+		t.Errorf("peak in flight over all hosts %d, want the limit 20: the dispatcher did not spread over hosts", p)
+	}
+}
+
+func TestRunRetriesFreeTheirSlots(t *testing.T) {
+	t.Parallel()
+	// One host fails its first answer for every URL with 503 and a long
+	// backoff; meanwhile another host's URLs must keep flowing through the
+	// single slot.
+	var mu sync.Mutex
+	failed := map[string]bool{}
+	flaky := newTestServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		first := !failed[r.URL.Path]
+		failed[r.URL.Path] = true
+		mu.Unlock()
+		if first {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(503)
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	fast := newTestServer(t, 0, nil)
+	lines := []string{flaky.URL + "/a", flaky.URL + "/b"}
+	for i := 0; i < 40; i++ {
+		lines = append(lines, fmt.Sprintf("%s/%d", fast.URL, i))
+	}
+	retryOn, _ := ParseRetryOn("5xx")
+	var order []string
+	opts := Options{Limit: 1, PerHost: 1, Retries: 2, RetryOn: retryOn, Backoff: time.Millisecond}
+	c := client()
+	t.Cleanup(c.CloseIdleConnections)
+	opts.Routes = []Route{{Client: c}}
+	jobs := make(chan Job, len(lines))
+	_ = ReadJobs(context.Background(), []Input{{Name: "-", R: strings.NewReader(strings.Join(lines, "\n"))}}, ReadOptions{}, jobs)
+	close(jobs)
+	start := time.Now()
+	var flakyDone []time.Duration
+	err := Run(context.Background(), opts, jobs, func(r *report.Record) error {
+		order = append(order, r.URL)
+		if strings.HasPrefix(r.URL, flaky.URL) {
+			flakyDone = append(flakyDone, time.Since(start))
+			if !r.OK || r.Attempts != 2 || len(r.History) != 2 || r.History[0].Status != 503 || r.History[0].RetryAfter != 1 {
+				t.Errorf("flaky record: %+v history %+v", r, r.History)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(order) != 42 {
+		t.Fatalf("%d records", len(order))
+	}
+	// The fast host's 40 URLs (a few ms each through the one slot) finish
+	// while the flaky URLs wait out their Retry-After of 1 s.
+	for i, u := range order[:40] {
+		if strings.HasPrefix(u, flaky.URL) {
+			t.Fatalf("record %d is a flaky URL: the retry wait held the only slot", i)
+		}
+	}
+	for _, d := range flakyDone {
+		if d < time.Second {
+			t.Errorf("flaky URL finished after %s, before its Retry-After of 1s", d)
+		}
+	}
+}
+
+func TestRunCancelLeavesNoRecordForUnfinished(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var started atomic.Int64
+	srv := newTestServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/fast" {
+			return
+		}
+		started.Add(1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	t.Cleanup(func() { close(release) })
+	lines := []string{srv.URL + "/fast"}
+	for i := 0; i < 50; i++ {
+		lines = append(lines, fmt.Sprintf("%s/slow%d", srv.URL, i))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := client()
+	t.Cleanup(c.CloseIdleConnections)
+	jobs := make(chan Job, len(lines))
+	_ = ReadJobs(ctx, []Input{{Name: "-", R: strings.NewReader(strings.Join(lines, "\n"))}}, ReadOptions{}, jobs)
+	close(jobs)
+	var recs []*report.Record
+	err := Run(ctx, Options{Limit: 4, PerHost: 4, Routes: []Route{{Client: c}}}, jobs, func(r *report.Record) error {
+		recs = append(recs, r)
+		// Once the fast URL is recorded, wait for the slow ones to be in
+		// flight, then cancel.
+		go func() {
+			for started.Load() < 3 {
+				time.Sleep(time.Millisecond)
+			}
+			cancel()
+		}()
+		return nil
+	})
+	if err != context.Canceled {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if len(recs) != 1 || recs[0].Line != 1 {
+		t.Fatalf("records %+v, want only the finished line 1", recs)
+	}
+}
+
+func TestRunEmitErrorStopsRun(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, 0, nil)
+	var lines []string
+	for i := 0; i < 500; i++ {
+		lines = append(lines, fmt.Sprintf("%s/%d", srv.URL, i))
+	}
+	c := client()
+	t.Cleanup(c.CloseIdleConnections)
+	jobs := make(chan Job, len(lines))
+	_ = ReadJobs(context.Background(), []Input{{Name: "-", R: strings.NewReader(strings.Join(lines, "\n"))}}, ReadOptions{}, jobs)
+	close(jobs)
+	n := 0
+	boom := fmt.Errorf("write output: disk full")
+	err := Run(context.Background(), Options{Limit: 8, PerHost: 8, Routes: []Route{{Client: c}}}, jobs, func(r *report.Record) error {
+		n++
+		if n == 10 {
+			return boom
+		}
+		return nil
+	})
+	if err != boom {
+		t.Fatalf("err = %v, want the emit error", err)
+	}
+	if n != 10 {
+		t.Errorf("emit called %d times, want it to stop at the failing 10th", n)
+	}
+	if got := srv.requests.Load(); got > 400 {
+		t.Errorf("server saw %d requests after the output failed; want the run to stop", got)
+	}
+}
+
+func TestRunRateLimitSpacesRequests(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, 0, nil)
+	var lines []string
+	for i := 0; i < 11; i++ {
+		lines = append(lines, fmt.Sprintf("%s/%d", srv.URL, i))
+	}
+	start := time.Now()
+	recs, err := runJobs(t, context.Background(), Options{Limit: 10, PerHost: 10, Rate: 20}, lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 11 requests at 20/s with a burst of 1: the last starts 10 × 50 ms
+	// after the first.
+	if elapsed := time.Since(start); elapsed < 500*time.Millisecond {
+		t.Errorf("11 requests at --rate 20 took %s, want at least 500ms", elapsed)
+	}
+	starts := make([]time.Time, len(recs))
+	for i, r := range recs {
+		starts[i] = r.Time
+	}
+	sort.Slice(starts, func(i, j int) bool { return starts[i].Before(starts[j]) })
+	for i := 1; i < len(starts); i++ {
+		if gap := starts[i].Sub(starts[i-1]); gap < 45*time.Millisecond {
+			t.Errorf("requests %d and %d started %s apart, want about 50ms", i-1, i, gap)
+		}
+	}
+}
