@@ -1,0 +1,51 @@
+package runner
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzParseLine checks that any line either is skipped, or is an invalid_url
+// with a reason, or is an http(s) URL with a host that re-parses the same
+// way; it never panics.
+func FuzzParseLine(f *testing.F) {
+	for _, seed := range []string{
+		"https://example.com/a?b=c#d", "example.com", "  # comment", "", "\x00\xff",
+		"http://[::1]:8080/x", "HTTP://EXAMPLE.COM", "ftp://x/", "https://user:pw@host/",
+		"http://%zz/", "http://exa mple.com/", "https://" + strings.Repeat("a", 9000),
+		"http://host:99999/", "//no-scheme/path", "mailto:a@b", "http://h/\u2028",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		u, raw, skip, err := ParseLine(line)
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case skip:
+			if trimmed != "" && trimmed[0] != '#' {
+				t.Fatalf("skipped a line that is neither blank nor a comment: %q", line)
+			}
+		case err != nil:
+			if u != nil {
+				t.Fatalf("invalid line with a URL: %q", line)
+			}
+			if err.Error() == "" {
+				t.Fatalf("invalid line without a reason: %q", line)
+			}
+		default:
+			if u.Scheme != "http" && u.Scheme != "https" {
+				t.Fatalf("scheme %q accepted for %q", u.Scheme, line)
+			}
+			if u.Hostname() == "" {
+				t.Fatalf("no host for %q", line)
+			}
+			if len(raw) > MaxURLLength+len("https://") || !utf8.ValidString(raw) {
+				t.Fatalf("accepted an over-long or invalid UTF-8 line: %q", line)
+			}
+			if HostKey(u) == "" {
+				t.Fatalf("empty host key for %q", line)
+			}
+		}
+	})
+}
