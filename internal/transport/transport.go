@@ -1,8 +1,12 @@
-// Package transport turns [Options] into a reusable *http.Client: proxies, TLS,
-// timeouts, connection limits and the DNS cache.
+// Package transport turns [Options] into a reusable *http.Client: proxies
+// (HTTP, HTTPS, SOCKS5, the environment), TLS, timeouts, connection limits,
+// connection rotation and the DNS cache.
 //
 // It knows nothing of URL lists, retries or records, and never imports the
-// runner.
+// runner. Failures that happen at a proxy come back as [*ProxyError], which
+// callers recognise without importing this package through its
+// ErrorKind() method; every other failure keeps the net, TLS and context
+// error types that net/http produces.
 package transport
 
 import (
@@ -19,100 +23,257 @@ import (
 )
 
 // Options describes one HTTP client. The zero value is usable and gives
-// net/http's defaults with keep-alive off.
+// net/http's defaults with keep-alive off, no proxy and no DNS cache. Negative
+// numbers and durations are rejected by [New].
 type Options struct {
 	// PerHost caps connections (idle plus active) to one host; 0 is no cap.
+	// Up to PerHost idle connections are kept per host, so a host that is
+	// busy at the cap does not churn connections.
 	PerHost int
-	// MaxIdle caps idle connections in total; 0 means PerHost × 64.
+	// MaxIdle caps idle connections in total; 0 means PerHost × 64. It is
+	// never below PerHost.
 	MaxIdle int
 	// KeepAlive is how long an idle connection is kept; 0 turns keep-alive off.
 	KeepAlive time.Duration
-	// HTTP2 tries HTTP/2 on TLS connections.
+	// HTTP2 tries HTTP/2 on TLS connections, through proxies too; false
+	// forces HTTP/1.1.
 	HTTP2 bool
-	// ConnectTimeout bounds dial plus TLS handshake; 0 is no bound.
+	// ConnectTimeout bounds dial plus TLS handshake together (and, through a
+	// proxy, the dial to the proxy, the CONNECT exchange or SOCKS handshake
+	// and the TLS handshake with the target); 0 is no bound.
 	ConnectTimeout time.Duration
 	// Insecure skips TLS certificate checks.
 	Insecure bool
 	// CACertFile names a PEM file whose certificates are trusted as well as
 	// the system's.
 	CACertFile string
-	// MaxRedirects is how many redirects are followed; 0 follows none.
+	// MaxRedirects is how many redirects are followed; 0 follows none and
+	// returns the 3xx response itself. A response that would need more
+	// fails with a *url.Error wrapping [ErrTooManyRedirects].
 	MaxRedirects int
-	// Proxy carries every request when set. When nil and ProxyFromEnv is
-	// true, HTTPS_PROXY, HTTP_PROXY and NO_PROXY apply.
-	Proxy        *url.URL
+	// Proxy carries every request when set, loopback targets included: an
+	// http:// or https:// proxy (HTTPS targets through CONNECT), or a
+	// socks5:// (target names resolved here) or socks5h:// (names resolved
+	// by the proxy) proxy. User info in the URL is sent as proxy
+	// credentials. See [ParseProxy].
+	Proxy *url.URL
+	// ProxyFromEnv, when Proxy is nil, routes requests as HTTPS_PROXY,
+	// HTTP_PROXY and NO_PROXY (and their lower-case forms) say at the time
+	// New is called. As with every NO_PROXY implementation that follows Go's,
+	// localhost and loopback addresses are never sent to such a proxy.
 	ProxyFromEnv bool
 	// DNSTTL is how long a DNS answer is cached; 0 turns the cache off.
+	// Concurrent lookups of one name are made once.
 	DNSTTL time.Duration
 	// MaxConnRequests closes a connection after it has carried this many
-	// requests; 0 is no limit.
+	// requests (so a rotating gateway hands out a new exit IP); 0 is no
+	// limit. On HTTP/2 connections, streams that were already starting when
+	// the limit was reached may still be carried.
 	MaxConnRequests int
-	// DialContext, when set, replaces the network dialer (tests map fake
-	// host names to loopback servers with it).
+	// Resolver, when set, replaces net.DefaultResolver for the names this
+	// client resolves itself (targets, proxies, socks5:// targets). Names
+	// sent to an HTTP proxy or a socks5h:// proxy are resolved there.
+	Resolver Resolver
+	// DialContext, when set, replaces name resolution and the network
+	// dialer (tests map fake host names to loopback servers with it).
+	// Proxies still apply on top of it.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// now is the DNS cache's clock; nil means time.Now.
+	now func() time.Time
+}
+
+// Resolver looks up the IP addresses of a host name. *net.Resolver
+// implements it. Implementations must be safe for concurrent use.
+type Resolver interface {
+	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
 }
 
 // ErrTooManyRedirects is returned (wrapped in a *url.Error) when a response
-// would need more redirects than Options.MaxRedirects.
-var ErrTooManyRedirects = errors.New("too many redirects")
+// would need more redirects than Options.MaxRedirects. Its ErrorKind method
+// returns "redirect".
+var ErrTooManyRedirects error = &redirectError{}
+
+type redirectError struct{}
+
+func (*redirectError) Error() string { return "too many redirects" }
+
+// ErrorKind names the contract's error kind of a redirect limit.
+func (*redirectError) ErrorKind() string { return "redirect" }
 
 // New builds a client from opts. The client is safe for concurrent use and
 // should be reused for the whole run. It has no overall timeout: callers bound
-// each request with its context.
+// each request with its context; cancelling it abandons the request, while a
+// dial in progress finishes in the background (bounded by ConnectTimeout) so
+// that a later request can use the connection.
+//
+// Through an HTTP proxy, a plain-http target's request is forwarded by the
+// proxy, so a proxy that refuses it answers with an ordinary response:
+// callers must treat status 407 (and the 401 that some proxies send for bad
+// credentials) of a proxied request as a proxy failure. Every other failure
+// at the proxy is a [*ProxyError].
 func New(opts Options) (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	dialer := &net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}
-	tr.DialContext = dialer.DialContext
-	if opts.DialContext != nil {
-		tr.DialContext = opts.DialContext
+	return newClient(opts, nil)
+}
+
+// NewForProxies builds one client per proxy, each as [New] would build it
+// with Options.Proxy set to that proxy (and ProxyFromEnv ignored), so that
+// requests can be spread over them. The clients share one DNS cache. It fails
+// when proxies is empty or holds a nil or unsupported URL.
+func NewForProxies(opts Options, proxies []*url.URL) ([]*http.Client, error) {
+	if len(proxies) == 0 {
+		return nil, errors.New("transport: no proxy given")
 	}
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	cache := newDNSCache(opts)
+	clients := make([]*http.Client, len(proxies))
+	for i, p := range proxies {
+		if p == nil {
+			return nil, fmt.Errorf("transport: proxy %d of %d is nil", i+1, len(proxies))
+		}
+		o := opts
+		o.Proxy = p
+		o.ProxyFromEnv = false
+		c, err := newClient(o, cache)
+		if err != nil {
+			return nil, err
+		}
+		clients[i] = c
+	}
+	return clients, nil
+}
+
+func (o *Options) validate() error {
+	for _, f := range []struct {
+		name string
+		neg  bool
+	}{
+		{"PerHost", o.PerHost < 0},
+		{"MaxIdle", o.MaxIdle < 0},
+		{"KeepAlive", o.KeepAlive < 0},
+		{"ConnectTimeout", o.ConnectTimeout < 0},
+		{"MaxRedirects", o.MaxRedirects < 0},
+		{"DNSTTL", o.DNSTTL < 0},
+		{"MaxConnRequests", o.MaxConnRequests < 0},
+	} {
+		if f.neg {
+			return fmt.Errorf("transport: %s must not be negative", f.name)
+		}
+	}
+	if o.Proxy != nil {
+		if err := checkProxyURL(o.Proxy); err != nil {
+			return fmt.Errorf("transport: %w", err)
+		}
+	}
+	return nil
+}
+
+func newClient(opts Options, cache *dnsCache) (*http.Client, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	tlsConf, err := tlsConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	proxyFor, err := proxySelector(opts)
+	if err != nil {
+		return nil, err
+	}
+	if cache == nil {
+		cache = newDNSCache(opts)
+	}
+	proxyTLS := tlsConf.Clone()
+	proxyTLS.NextProtos = []string{"http/1.1"}
+	d := &dialer{
+		custom:         opts.DialContext,
+		cache:          cache,
+		net:            net.Dialer{KeepAlive: 30 * time.Second},
+		proxyTLS:       proxyTLS,
+		connectTimeout: opts.ConnectTimeout,
+		track:          opts.ConnectTimeout > 0 || opts.MaxConnRequests > 0,
+	}
+
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = d.DialContext
+	tr.DialTLSContext = nil
+	tr.Proxy = nil
+	if proxyFor != nil {
+		tr.Proxy = httpProxyOf
+		tr.GetProxyConnectHeader = connectStarting
+		tr.OnProxyConnectResponse = connectAnswered
+	}
+
 	tr.MaxConnsPerHost = opts.PerHost
+	maxIdle := opts.MaxIdle
+	if maxIdle == 0 {
+		maxIdle = opts.PerHost * 64
+	}
+	if maxIdle < opts.PerHost {
+		maxIdle = opts.PerHost
+	}
+	if maxIdle > 0 {
+		tr.MaxIdleConns = maxIdle
+	}
 	tr.MaxIdleConnsPerHost = opts.PerHost
-	tr.MaxIdleConns = opts.MaxIdle
+	if opts.PerHost == 0 {
+		// No per-host cap: a host may keep as many idle connections as the
+		// total allows rather than net/http's default of two.
+		tr.MaxIdleConnsPerHost = tr.MaxIdleConns
+	}
 	tr.IdleConnTimeout = opts.KeepAlive
-	tr.DisableKeepAlives = opts.KeepAlive <= 0
-	tr.TLSHandshakeTimeout = opts.ConnectTimeout
+	tr.DisableKeepAlives = opts.KeepAlive == 0
+
+	// The dialer's connect deadline bounds dial, CONNECT and handshakes
+	// together; a separate handshake timer would race it with a vaguer error.
+	tr.TLSHandshakeTimeout = 0
+	tr.TLSClientConfig = tlsConf
 	tr.ForceAttemptHTTP2 = opts.HTTP2
 	if !opts.HTTP2 {
+		// A non-nil empty map keeps net/http from enabling HTTP/2.
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	}
-	tlsConf := &tls.Config{InsecureSkipVerify: opts.Insecure} //nolint:gosec // explicit opt-in flag
-	if opts.CACertFile != "" {
-		pem, err := os.ReadFile(opts.CACertFile)
-		if err != nil {
-			return nil, fmt.Errorf("transport: read cacert: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("transport: cacert %s holds no PEM certificate", opts.CACertFile)
-		}
-		tlsConf.RootCAs = pool
+
+	rt := &roundTripper{
+		base:            tr,
+		proxyFor:        proxyFor,
+		maxConnRequests: opts.MaxConnRequests,
+		track:           d.track,
 	}
-	tr.TLSClientConfig = tlsConf
-	switch {
-	case opts.Proxy != nil:
-		tr.Proxy = http.ProxyURL(opts.Proxy)
-	case opts.ProxyFromEnv:
-		tr.Proxy = http.ProxyFromEnvironment
-	default:
-		tr.Proxy = nil
+	return &http.Client{Transport: rt, CheckRedirect: checkRedirect(opts.MaxRedirects)}, nil
+}
+
+func tlsConfig(opts Options) (*tls.Config, error) {
+	conf := &tls.Config{InsecureSkipVerify: opts.Insecure} //nolint:gosec // explicit opt-in flag
+	if opts.CACertFile == "" {
+		return conf, nil
 	}
-	max := opts.MaxRedirects
-	client := &http.Client{
-		Transport: tr,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if max == 0 {
-				// Following none means the 3xx itself is the final response.
-				return http.ErrUseLastResponse
-			}
-			if len(via) > max {
-				return ErrTooManyRedirects
-			}
-			return nil
-		},
+	pem, err := os.ReadFile(opts.CACertFile)
+	if err != nil {
+		return nil, fmt.Errorf("transport: read CA file: %w", err)
 	}
-	return client, nil
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("transport: CA file %s holds no PEM certificate", opts.CACertFile)
+	}
+	conf.RootCAs = pool
+	return conf, nil
+}
+
+func checkRedirect(limit int) func(*http.Request, []*http.Request) error {
+	return func(_ *http.Request, via []*http.Request) error {
+		if limit == 0 {
+			// Following none means the 3xx itself is the final response.
+			return http.ErrUseLastResponse
+		}
+		if len(via) > limit {
+			return fmt.Errorf("%w (more than %d)", ErrTooManyRedirects, limit)
+		}
+		return nil
+	}
 }

@@ -1,0 +1,292 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http/httptrace"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// dialer is the Transport's DialContext. net/http calls it with the target's
+// address for direct requests and for SOCKS proxies (which this dialer
+// speaks), and with the proxy's address for HTTP and HTTPS proxies (the
+// dialer makes the TLS connection to an HTTPS proxy, offering HTTP/1.1 only,
+// since net/http speaks HTTP/1.1 to proxies).
+type dialer struct {
+	custom         func(ctx context.Context, network, addr string) (net.Conn, error)
+	cache          *dnsCache
+	net            net.Dialer
+	proxyTLS       *tls.Config // for HTTPS proxies; ServerName set per dial
+	connectTimeout time.Duration
+	// track wraps every connection in a *trackedConn, for the connect
+	// deadline and for counting requests per connection.
+	track bool
+}
+
+// DialContext dials addr for the request whose state ctx carries. With a
+// ConnectTimeout, a connection that still needs a CONNECT exchange or a TLS
+// handshake keeps a deadline of dial start plus ConnectTimeout until the
+// handshake with the target is done, so that everything before the first
+// request shares the bound.
+func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	start := time.Now()
+	if d.connectTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.connectTimeout)
+		defer cancel()
+	}
+	var (
+		conn net.Conn
+		err  error
+	)
+	st := stateFrom(ctx)
+	httpsProxy := false
+	switch {
+	case st == nil || st.proxy == nil:
+		conn, err = d.dialDirect(ctx, network, addr)
+	case isSOCKS(st.proxy):
+		conn, err = d.dialSOCKS(ctx, st.proxy, network, addr)
+	default:
+		// An HTTP or HTTPS proxy: net/http asks for the proxy's address.
+		httpsProxy = st.proxy.Scheme == "https"
+		conn, err = d.dialDirect(ctx, network, addr)
+		if err != nil {
+			err = &ProxyError{Proxy: st.proxyName, Err: err}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	// A plain-http target can take its request as soon as the dial (and
+	// any proxy TLS) is done; an https target still needs TLS, and CONNECT
+	// first when proxied.
+	targetTLS := st == nil || st.target != "http"
+	var tc *trackedConn
+	if d.track {
+		tc = &trackedConn{Conn: conn, timeout: d.connectTimeout}
+		conn = tc
+		if d.connectTimeout > 0 && (targetTLS || httpsProxy) {
+			if err := tc.Conn.SetDeadline(start.Add(d.connectTimeout)); err != nil {
+				tc.Close()
+				return nil, err
+			}
+			tc.armed.Store(true)
+		}
+		if st != nil {
+			st.conn.Store(tc)
+		}
+	}
+	if httpsProxy {
+		if conn, err = d.handshakeProxy(ctx, st, conn); err != nil {
+			return nil, &ProxyError{Proxy: st.proxyName, Err: err}
+		}
+	}
+	if tc != nil && !targetTLS {
+		tc.disarm()
+	}
+	return conn, nil
+}
+
+// handshakeProxy makes the TLS connection to an HTTPS proxy, reporting it to
+// the request's trace as net/http would.
+func (d *dialer) handshakeProxy(ctx context.Context, st *reqState, conn net.Conn) (net.Conn, error) {
+	conf := d.proxyTLS.Clone()
+	conf.ServerName = st.proxy.Hostname()
+	tlsConn := tls.Client(conn, conf)
+	trace := httptrace.ContextClientTrace(ctx)
+	st.proxyTLS.Store(true)
+	defer st.proxyTLS.Store(false)
+	if trace != nil && trace.TLSHandshakeStart != nil {
+		trace.TLSHandshakeStart()
+	}
+	err := tlsConn.HandshakeContext(ctx)
+	if trace != nil && trace.TLSHandshakeDone != nil {
+		trace.TLSHandshakeDone(tlsConn.ConnectionState(), err)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return tlsConn, nil
+}
+
+// dialDirect connects to addr over the network: through Options.DialContext
+// when set, else resolving the host through the DNS cache and trying its
+// addresses in order.
+func (d *dialer) dialDirect(ctx context.Context, network, addr string) (net.Conn, error) {
+	if d.custom != nil {
+		return d.custom(ctx, network, addr)
+	}
+	if d.cache.passthrough() {
+		return d.net.DialContext(ctx, network, addr)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return d.net.DialContext(ctx, network, addr)
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return d.net.DialContext(ctx, network, addr)
+	}
+	ips, err := d.cache.lookup(ctx, host)
+	if err != nil {
+		// The shape net.Dialer gives a failed lookup.
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
+	ips = forNetwork(ips, network)
+	if len(ips) == 0 {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: &net.DNSError{
+			Err: "no suitable address found", Name: host, IsNotFound: true,
+		}}
+	}
+	return d.dialAddrs(ctx, network, ips, port)
+}
+
+// dialAddrs tries each address in turn, giving each a share of the time left
+// as net.Dialer does, and returns the first error when all fail.
+func (d *dialer) dialAddrs(ctx context.Context, network string, ips []net.IPAddr, port string) (net.Conn, error) {
+	deadline, _ := ctx.Deadline()
+	var first error
+	for i, ip := range ips {
+		actx := ctx
+		if pd := partialDeadline(time.Now(), deadline, len(ips)-i); !pd.IsZero() && pd.Before(deadline) {
+			var cancel context.CancelFunc
+			actx, cancel = context.WithDeadline(ctx, pd)
+			defer cancel()
+		}
+		conn, err := d.net.DialContext(actx, network, net.JoinHostPort(ip.String(), port))
+		if err == nil {
+			return conn, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, first
+}
+
+// partialDeadline gives one of remaining addresses its share of the time up
+// to deadline, but at least two seconds when that much is left.
+func partialDeadline(now, deadline time.Time, remaining int) time.Time {
+	if deadline.IsZero() || remaining <= 1 {
+		return deadline
+	}
+	left := deadline.Sub(now)
+	if left <= 0 {
+		return deadline
+	}
+	const minShare = 2 * time.Second
+	share := left / time.Duration(remaining)
+	if share < minShare {
+		share = min(minShare, left)
+	}
+	return now.Add(share)
+}
+
+func forNetwork(ips []net.IPAddr, network string) []net.IPAddr {
+	var want func(net.IP) bool
+	switch network {
+	case "tcp4", "udp4":
+		want = func(ip net.IP) bool { return ip.To4() != nil }
+	case "tcp6", "udp6":
+		want = func(ip net.IP) bool { return ip.To4() == nil }
+	default:
+		return ips
+	}
+	out := make([]net.IPAddr, 0, len(ips))
+	for _, ip := range ips {
+		if want(ip.IP) {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+// errConnRetired fails a write on a connection that has carried
+// MaxConnRequests requests; net/http retries a request that wrote nothing
+// on a new connection when it can replay it.
+var errConnRetired = errors.New("transport: connection has carried MaxConnRequests requests")
+
+// trackedConn is a dialed connection, under any TLS that net/http adds.
+type trackedConn struct {
+	net.Conn
+	timeout  time.Duration
+	armed    atomic.Bool  // the connect deadline is set
+	retired  atomic.Bool  // writes fail
+	requests atomic.Int64 // requests handed this connection
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		err = c.connectErr(err)
+	}
+	return n, err
+}
+
+func (c *trackedConn) Write(p []byte) (int, error) {
+	if c.retired.Load() {
+		return 0, errConnRetired
+	}
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		err = c.connectErr(err)
+	}
+	return n, err
+}
+
+// connectErr says why a read or write timed out while the connect deadline
+// was still set: the CONNECT exchange or a TLS handshake overran it.
+func (c *trackedConn) connectErr(err error) error {
+	if !c.armed.Load() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	return &connectTimeoutError{timeout: c.timeout, err: err}
+}
+
+// connectTimeoutError is a connection that was not ready (proxy CONNECT and
+// TLS handshakes done) within ConnectTimeout. It is a net.Error whose
+// Timeout is true, and unwraps to os.ErrDeadlineExceeded.
+type connectTimeoutError struct {
+	timeout time.Duration
+	err     error
+}
+
+func (e *connectTimeoutError) Error() string {
+	return fmt.Sprintf("connection not ready within the connect timeout of %v: %v", e.timeout, e.err)
+}
+
+func (e *connectTimeoutError) Unwrap() error   { return e.err }
+func (e *connectTimeoutError) Timeout() bool   { return true }
+func (e *connectTimeoutError) Temporary() bool { return false }
+
+// disarm clears the connect deadline once; net/http sets no deadlines of its
+// own on client connections.
+func (c *trackedConn) disarm() {
+	if c.armed.CompareAndSwap(true, false) {
+		_ = c.Conn.SetDeadline(time.Time{})
+	}
+}
+
+// trackedOf finds the *trackedConn under the TLS layers of a connection
+// net/http handed to a request.
+func trackedOf(c net.Conn) *trackedConn {
+	for {
+		switch v := c.(type) {
+		case *trackedConn:
+			return v
+		case *tls.Conn:
+			c = v.NetConn()
+		default:
+			return nil
+		}
+	}
+}

@@ -1,0 +1,309 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/http/httpproxy"
+	"golang.org/x/net/proxy"
+)
+
+// ProxyError is a failure at a proxy: the proxy could not be reached or its
+// TLS handshake failed, it answered CONNECT with a status other than 200, the
+// CONNECT exchange broke off, or the SOCKS5 handshake failed (bad
+// credentials, or the proxy refused to connect to the target). Proxy is the
+// proxy's URL with its password as ***.
+//
+// Callers that do not import this package find it with errors.As on an
+// interface{ ErrorKind() string }.
+type ProxyError struct {
+	Proxy string
+	Err   error
+}
+
+func (e *ProxyError) Error() string { return "proxy " + e.Proxy + ": " + e.Err.Error() }
+
+// Unwrap returns the underlying failure.
+func (e *ProxyError) Unwrap() error { return e.Err }
+
+// ErrorKind returns "proxy", the contract's error kind.
+func (e *ProxyError) ErrorKind() string { return "proxy" }
+
+// ParseProxy parses one proxy URL: http://, https://, socks5:// or socks5h://,
+// with optional user:pass@ credentials. A URL without a scheme is taken as
+// http://. A missing port means the scheme's default (80, 443, 1080). Errors
+// name the proxy with its password as ***.
+func ParseProxy(raw string) (*url.URL, error) {
+	u, err := parseProxy(raw)
+	if err != nil {
+		return nil, fmt.Errorf("transport: %w", err)
+	}
+	return u, nil
+}
+
+func parseProxy(raw string) (*url.URL, error) {
+	s := strings.TrimSpace(raw)
+	if s == "" {
+		return nil, errors.New("empty proxy URL")
+	}
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		// url's own message may quote the password; it is only shown when
+		// there are no credentials to leak.
+		var ue *url.Error
+		if strings.Contains(s, "@") || !errors.As(err, &ue) {
+			return nil, fmt.Errorf("proxy %s: not a valid URL", redactRaw(s))
+		}
+		return nil, fmt.Errorf("proxy %s: not a valid URL: %v", s, ue.Err)
+	}
+	if err := checkProxyURL(u); err != nil {
+		return nil, err
+	}
+	if u.Path == "/" {
+		u.Path, u.RawPath = "", ""
+	}
+	return u, nil
+}
+
+// checkProxyURL reports what makes u unusable as a proxy.
+func checkProxyURL(u *url.URL) error {
+	name := Redact(u)
+	switch u.Scheme {
+	case "http", "https", "socks5", "socks5h":
+	default:
+		return fmt.Errorf("proxy %s: unsupported scheme %q (want http, https, socks5 or socks5h)", name, u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("proxy %s: no host", name)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("proxy %s: invalid port %q", name, p)
+		}
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return fmt.Errorf("proxy %s: a proxy URL has no path, query or fragment", name)
+	}
+	return nil
+}
+
+// ReadProxyFile reads proxies, one a line, as [ParseProxy] parses them.
+// Surrounding white space is trimmed; blank lines and lines starting with #
+// are skipped. Errors name the line number. A file with no proxy is an
+// error.
+func ReadProxyFile(r io.Reader) ([]*url.URL, error) {
+	br := bufio.NewReader(r)
+	var (
+		proxies []*url.URL
+		line    int
+	)
+	for {
+		s, err := br.ReadString('\n')
+		if s != "" {
+			line++
+			if line == 1 {
+				s = strings.TrimPrefix(s, "\uFEFF")
+			}
+			s = strings.TrimSpace(s)
+			if s != "" && !strings.HasPrefix(s, "#") {
+				u, perr := parseProxy(s)
+				if perr != nil {
+					return nil, fmt.Errorf("transport: proxy file line %d: %w", line, perr)
+				}
+				proxies = append(proxies, u)
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("transport: read proxy file: %w", err)
+		}
+	}
+	if len(proxies) == 0 {
+		return nil, errors.New("transport: proxy file holds no proxy")
+	}
+	return proxies, nil
+}
+
+// Redact returns u as a string with its password, if any, as ***. It
+// returns "" for nil.
+func Redact(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	if _, ok := u.User.Password(); !ok {
+		return u.String()
+	}
+	c := *u
+	c.User = nil
+	s := c.String()
+	creds := url.User(u.User.Username()).String() + ":***@"
+	if i := strings.Index(s, "//"); i >= 0 {
+		return s[:i+2] + creds + s[i+2:]
+	}
+	return creds + s
+}
+
+// redactRaw masks the password of a proxy URL that did not parse: whatever
+// lies between the first ':' and the last '@' after the scheme.
+func redactRaw(s string) string {
+	rest, scheme := s, ""
+	if i := strings.Index(s, "://"); i >= 0 {
+		scheme, rest = s[:i+3], s[i+3:]
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return s
+	}
+	user := rest[:at]
+	if c := strings.Index(user, ":"); c >= 0 {
+		user = user[:c] + ":***"
+	}
+	return scheme + user + rest[at:]
+}
+
+func isSOCKS(u *url.URL) bool { return u.Scheme == "socks5" || u.Scheme == "socks5h" }
+
+// proxySelector returns the function that picks a request's proxy, or nil
+// when no request is proxied.
+func proxySelector(opts Options) (func(*url.URL) (*url.URL, error), error) {
+	if opts.Proxy != nil {
+		p := opts.Proxy
+		// Unlike NO_PROXY rules, an explicit proxy carries loopback targets too.
+		return func(*url.URL) (*url.URL, error) { return p, nil }, nil
+	}
+	if !opts.ProxyFromEnv {
+		return nil, nil
+	}
+	cfg := httpproxy.FromEnvironment()
+	if cfg.HTTPProxy == "" && cfg.HTTPSProxy == "" {
+		return nil, nil
+	}
+	// Checked here so that a bad variable is a setup error with the password
+	// masked, not a per-request error quoting it.
+	for _, v := range []struct{ name, value string }{
+		{"HTTP_PROXY", cfg.HTTPProxy}, {"HTTPS_PROXY", cfg.HTTPSProxy},
+	} {
+		if v.value == "" {
+			continue
+		}
+		if _, err := parseProxy(v.value); err != nil {
+			return nil, fmt.Errorf("transport: %s: %w", v.name, err)
+		}
+	}
+	pf := cfg.ProxyFunc()
+	return func(u *url.URL) (*url.URL, error) {
+		p, err := pf(u)
+		if err != nil {
+			return nil, errors.New("transport: the proxy set in the environment is not a valid URL")
+		}
+		return p, nil
+	}, nil
+}
+
+// dialSOCKS connects to addr through a SOCKS5 proxy. For socks5:// the
+// target's name is resolved here and its addresses tried in order; for
+// socks5h:// the proxy resolves it. Every failure past name resolution is a
+// *ProxyError.
+func (d *dialer) dialSOCKS(ctx context.Context, p *url.URL, network, addr string) (net.Conn, error) {
+	name := Redact(p)
+	var auth *proxy.Auth
+	if p.User != nil {
+		pw, _ := p.User.Password()
+		auth = &proxy.Auth{User: p.User.Username(), Password: pw}
+	}
+	sd, err := proxy.SOCKS5("tcp", proxyAddr(p), auth, dialFunc(d.dialDirect))
+	if err != nil {
+		return nil, &ProxyError{Proxy: name, Err: err}
+	}
+	cd, ok := sd.(proxy.ContextDialer)
+	if !ok {
+		return nil, &ProxyError{Proxy: name, Err: errors.New("SOCKS5 dialer cannot take a context")}
+	}
+	targets := []string{addr}
+	if p.Scheme == "socks5" {
+		if targets, err = d.resolveTargets(ctx, network, addr); err != nil {
+			return nil, err
+		}
+	}
+	var first error
+	for _, t := range targets {
+		conn, err := cd.DialContext(ctx, network, t)
+		if err == nil {
+			return conn, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, &ProxyError{Proxy: name, Err: first}
+}
+
+// resolveTargets turns host:port into ip:port choices, through the DNS cache
+// (or as given when the host is an IP literal or Options.DialContext is set,
+// which resolves names itself).
+func (d *dialer) resolveTargets(ctx context.Context, network, addr string) ([]string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || d.custom != nil {
+		return []string{addr}, nil
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return []string{addr}, nil
+	}
+	ips, err := d.cache.lookup(ctx, host)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
+	out := make([]string, 0, len(ips))
+	for _, ip := range forNetwork(ips, network) {
+		out = append(out, net.JoinHostPort(ip.String(), port))
+	}
+	if len(out) == 0 {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: &net.DNSError{
+			Err: "no suitable address found", Name: host, IsNotFound: true,
+		}}
+	}
+	return out, nil
+}
+
+// proxyAddr is the proxy's host:port, with the scheme's default port.
+func proxyAddr(p *url.URL) string {
+	port := p.Port()
+	if port == "" {
+		switch p.Scheme {
+		case "https":
+			port = "443"
+		case "socks5", "socks5h":
+			port = "1080"
+		default:
+			port = "80"
+		}
+	}
+	return net.JoinHostPort(p.Hostname(), port)
+}
+
+// dialFunc adapts a dial function to proxy.Dialer and proxy.ContextDialer.
+type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+func (f dialFunc) Dial(network, addr string) (net.Conn, error) {
+	return f(context.Background(), network, addr)
+}
+
+func (f dialFunc) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return f(ctx, network, addr)
+}

@@ -1,0 +1,209 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"sync/atomic"
+)
+
+// roundTripper sits in front of the *http.Transport. Per request it picks the
+// proxy, tells the dialer about it through the context, watches which
+// connection the request gets (to count requests per connection and to end
+// the connect deadline) and turns failures at the proxy into *ProxyError.
+type roundTripper struct {
+	base            *http.Transport
+	proxyFor        func(*url.URL) (*url.URL, error) // nil: never a proxy
+	maxConnRequests int
+	track           bool // connections are *trackedConn
+}
+
+// reqState is one request's routing and progress, shared with the dialer
+// and net/http's proxy hooks through the request context. Those hooks run on
+// the dial goroutine, hence the atomics.
+type reqState struct {
+	target    string   // the request's scheme, "http" or "https"
+	proxy     *url.URL // nil: direct
+	proxyName string   // proxy, redacted
+	// netProxy is the proxy as net/http sees it: an HTTPS proxy shows as
+	// http:// because the dialer makes the TLS connection to it.
+	netProxy *url.URL
+	gotConn  atomic.Bool
+	// connecting is true between net/http writing a CONNECT request and
+	// reading its answer.
+	connecting atomic.Bool
+	// proxyTLS is true during the dialer's handshake with an HTTPS proxy.
+	proxyTLS atomic.Bool
+	// conn is the connection last dialed for this request.
+	conn atomic.Pointer[trackedConn]
+}
+
+type stateKey struct{}
+
+func stateFrom(ctx context.Context) *reqState {
+	st, _ := ctx.Value(stateKey{}).(*reqState)
+	return st
+}
+
+// RoundTrip implements [http.RoundTripper].
+func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	st := &reqState{target: req.URL.Scheme}
+	if rt.proxyFor != nil {
+		p, err := rt.proxyFor(req.URL)
+		if err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, err
+		}
+		if p != nil {
+			st.proxy, st.proxyName, st.netProxy = p, Redact(p), p
+			if p.Scheme == "https" {
+				np := *p
+				np.Scheme = "http"
+				st.netProxy = &np
+			}
+		}
+	}
+	if st.proxy == nil && !rt.track {
+		return rt.base.RoundTrip(req)
+	}
+
+	ctx := context.WithValue(req.Context(), stateKey{}, st)
+	var hdr http.Header
+	if rt.maxConnRequests > 0 {
+		// The request may get "Connection: close"; the caller's header map
+		// must stay untouched.
+		hdr = req.Header.Clone()
+		if hdr == nil {
+			hdr = make(http.Header)
+		}
+	}
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		// Runs on the dial goroutine once net/http's TLS handshake with the
+		// target is over: the connection is ready, the connect deadline ends.
+		TLSHandshakeDone: func(tls.ConnectionState, error) {
+			if st.proxyTLS.Load() {
+				return
+			}
+			if c := st.conn.Load(); c != nil {
+				c.disarm()
+			}
+		},
+		GotConn: func(info httptrace.GotConnInfo) {
+			st.gotConn.Store(true)
+			rt.gotConn(info, hdr, req.Header["Connection"])
+		},
+	})
+	r2 := req.WithContext(ctx)
+	if hdr != nil {
+		r2.Header = hdr
+	}
+	resp, err := rt.base.RoundTrip(r2)
+	if err != nil {
+		if st.proxy != nil {
+			err = st.proxyFailure(req.Context(), err)
+		}
+		return nil, err
+	}
+	resp.Request = req
+	return resp, nil
+}
+
+// gotConn runs on the request's goroutine after net/http picked the
+// connection and before the request is written, so hdr can still change.
+// orig is the caller's Connection header.
+func (rt *roundTripper) gotConn(info httptrace.GotConnInfo, hdr http.Header, orig []string) {
+	tc := trackedOf(info.Conn)
+	if tc == nil {
+		return
+	}
+	// Normally disarmed already; this covers a connection another request
+	// dialed.
+	tc.disarm()
+	if rt.maxConnRequests <= 0 {
+		return
+	}
+	n := tc.requests.Add(1)
+	switch {
+	case n >= int64(rt.maxConnRequests):
+		// The last request a connection may carry asks for it to be closed
+		// afterwards; HTTP/2 takes this to mean "no new streams".
+		hdr.Set("Connection", "close")
+	case orig != nil:
+		// net/http may retry a request on another connection.
+		hdr["Connection"] = append([]string(nil), orig...)
+	default:
+		hdr.Del("Connection")
+	}
+	if n > int64(rt.maxConnRequests) && !isH2(info.Conn) {
+		// The server kept the connection open although asked to close it:
+		// fail the write so that net/http retries on a new connection.
+		tc.retired.Store(true)
+	}
+}
+
+func isH2(c net.Conn) bool {
+	tc, ok := c.(*tls.Conn)
+	return ok && tc.ConnectionState().NegotiatedProtocol == "h2"
+}
+
+// CloseIdleConnections closes the connections that carry no request.
+func (rt *roundTripper) CloseIdleConnections() { rt.base.CloseIdleConnections() }
+
+// proxyFailure turns an error that arose at the proxy into a *ProxyError:
+// one the dialer already made, a dial or TLS failure that net/http reports
+// as a "proxyconnect" *net.OpError, or a broken CONNECT exchange.
+func (st *reqState) proxyFailure(ctx context.Context, err error) error {
+	var pe *ProxyError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "proxyconnect" {
+		return &ProxyError{Proxy: st.proxyName, Err: oe.Err}
+	}
+	if !st.gotConn.Load() && st.connecting.Load() && ctx.Err() == nil {
+		return &ProxyError{Proxy: st.proxyName, Err: fmt.Errorf("CONNECT failed: %w", err)}
+	}
+	return err
+}
+
+// httpProxyOf is the Transport's Proxy function: net/http itself speaks to
+// HTTP and HTTPS proxies (forwarding or CONNECT); SOCKS proxies are the
+// dialer's.
+func httpProxyOf(req *http.Request) (*url.URL, error) {
+	st := stateFrom(req.Context())
+	if st == nil || st.proxy == nil || isSOCKS(st.proxy) {
+		return nil, nil
+	}
+	return st.netProxy, nil
+}
+
+// connectStarting is the Transport's GetProxyConnectHeader: net/http calls it
+// just before writing CONNECT. The nil header keeps net/http's defaults, with
+// Proxy-Authorization from the proxy URL's user info.
+func connectStarting(ctx context.Context, _ *url.URL, _ string) (http.Header, error) {
+	if st := stateFrom(ctx); st != nil {
+		st.connecting.Store(true)
+	}
+	return nil, nil
+}
+
+// connectAnswered is the Transport's OnProxyConnectResponse.
+func connectAnswered(ctx context.Context, proxyURL *url.URL, _ *http.Request, res *http.Response) error {
+	name := Redact(proxyURL)
+	if st := stateFrom(ctx); st != nil {
+		st.connecting.Store(false)
+		name = st.proxyName
+	}
+	if res.StatusCode != http.StatusOK {
+		return &ProxyError{Proxy: name, Err: fmt.Errorf("CONNECT answered %s", res.Status)}
+	}
+	return nil
+}
