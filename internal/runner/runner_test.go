@@ -151,47 +151,55 @@ func TestRunOneRecordPerLine(t *testing.T) {
 
 func TestRunPerHostAndTotalCaps(t *testing.T) {
 	t.Parallel()
-	const hosts, perHost, limit = 6, 3, 12
-	var servers []*testServer
-	var total gauge
-	for i := 0; i < hosts; i++ {
-		servers = append(servers, newTestServer(t, 20*time.Millisecond, func(w http.ResponseWriter, r *http.Request) {}))
+	tests := []struct {
+		name                  string
+		hosts, perHost, limit int
+		wantHost, wantTotal   int64 // the peaks, reached and never passed
+	}{
+		{name: "per-host cap binds", hosts: 4, perHost: 3, limit: 100, wantHost: 3, wantTotal: 12},
+		{name: "total cap binds", hosts: 6, perHost: 10, limit: 8, wantTotal: 8},
 	}
-	// Wrap every server's count into one total gauge via a client-side
-	// round tripper: the total in flight is what fetchctl has outstanding.
-	c := client()
-	t.Cleanup(c.CloseIdleConnections)
-	counting := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		total.enter()
-		defer total.leave()
-		resp, err := c.Transport.RoundTrip(r)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			resp.Body = io.NopCloser(strings.NewReader(string(body)))
-		}
-		return resp, err
-	})}
-	var lines []string
-	for i := 0; i < hosts; i++ {
-		for j := 0; j < 30; j++ {
-			lines = append(lines, fmt.Sprintf("%s/%d", servers[i].URL, j))
-		}
-	}
-	recs, err := runJobs(t, context.Background(), Options{Limit: limit, PerHost: perHost, Routes: []Route{{Client: counting}}}, lines)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(recs) != len(lines) {
-		t.Fatalf("%d records, want %d", len(recs), len(lines))
-	}
-	for i, s := range servers {
-		if p := s.inflight.peak.Load(); p != perHost {
-			t.Errorf("host %d: peak in flight %d, want exactly %d", i, p, perHost)
-		}
-	}
-	if p := total.peak.Load(); p > limit {
-		t.Errorf("total peak in flight %d, want at most %d", p, limit)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var servers []*testServer
+			var total gauge
+			for i := 0; i < tt.hosts; i++ {
+				servers = append(servers, newTestServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
+					total.enter()
+					defer total.leave()
+					select {
+					case <-time.After(20 * time.Millisecond):
+					case <-r.Context().Done():
+					}
+				}))
+			}
+			var lines []string
+			for i := 0; i < tt.hosts; i++ {
+				for j := 0; j < 30; j++ {
+					lines = append(lines, fmt.Sprintf("%s/%d", servers[i].URL, j))
+				}
+			}
+			recs, err := runJobs(t, context.Background(), Options{Limit: tt.limit, PerHost: tt.perHost}, lines)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != len(lines) {
+				t.Fatalf("%d records, want %d", len(recs), len(lines))
+			}
+			for i, s := range servers {
+				p := s.inflight.peak.Load()
+				if p > int64(tt.perHost) {
+					t.Errorf("host %d: peak in flight %d passes --per-host %d", i, p, tt.perHost)
+				}
+				if tt.wantHost > 0 && p != tt.wantHost {
+					t.Errorf("host %d: peak in flight %d, want exactly %d", i, p, tt.wantHost)
+				}
+			}
+			if p := total.peak.Load(); p != tt.wantTotal {
+				t.Errorf("total peak in flight %d, want exactly %d", p, tt.wantTotal)
+			}
+		})
 	}
 }
 
