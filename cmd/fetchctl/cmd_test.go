@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/viper"
+
+	"github.com/fetchctl/fetchctl/internal/report"
+	"github.com/fetchctl/fetchctl/internal/target"
+)
+
+// env returns a getenv that sees only vars, so tests never read the user's
+// environment or config.
+func env(t *testing.T, vars map[string]string) func(string) string {
+	home := t.TempDir()
+	return func(k string) string {
+		if v, ok := vars[k]; ok {
+			return v
+		}
+		switch k {
+		case "HOME":
+			return home
+		case "XDG_CONFIG_HOME":
+			return filepath.Join(home, ".config")
+		}
+		return ""
+	}
+}
+
+func TestProgressOnlyOnATerminal(t *testing.T) {
+	srv, err := target.Start(target.Options{Hosts: 2, BodySize: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	list := filepath.Join(t.TempDir(), "urls.txt")
+	var b strings.Builder
+	for i := 0; i < 50; i++ {
+		b.WriteString(srv.URL(i%2, "/x") + "\n")
+	}
+	if err := os.WriteFile(list, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		tty      bool
+		ci       string
+		progress string
+		wantBar  bool
+	}{
+		{name: "auto, not a terminal", tty: false, progress: "auto", wantBar: false},
+		{name: "auto, terminal", tty: true, progress: "auto", wantBar: true},
+		{name: "auto, terminal under CI", tty: true, ci: "true", progress: "auto", wantBar: false},
+		{name: "never, terminal", tty: true, progress: "never", wantBar: false},
+		{name: "always, not a terminal", tty: false, progress: "always", wantBar: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			streams, _, stdout, stderr := testStreams()
+			streams.SetStderrTTY(tt.tty)
+			code := mainWith([]string{"run", "--progress", tt.progress, list}, streams, env(t, map[string]string{"CI": tt.ci}))
+			if code != 0 {
+				t.Fatalf("exit %d, stderr %s", code, stderr)
+			}
+			n := 0
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				var rec report.Record
+				if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+					t.Fatalf("stdout line %q is not a record: %v", sc.Text(), err)
+				}
+				n++
+			}
+			if n != 50 {
+				t.Errorf("%d records on stdout, want 50", n)
+			}
+			gotBar := strings.Contains(stderr.String(), "\r")
+			if gotBar != tt.wantBar {
+				t.Errorf("progress drawn = %v, want %v; stderr %q", gotBar, tt.wantBar, stderr.String())
+			}
+			lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
+			if last := lines[len(lines)-1]; !strings.HasPrefix(last, "fetchctl: 50/50 ok (100.00%) in ") {
+				t.Errorf("last stderr line %q", last)
+			}
+		})
+	}
+}
+
+func TestExampleConfigNamesOnlyKnownSettings(t *testing.T) {
+	v := viper.New()
+	v.SetConfigFile("../../configs/fetchctl.yaml")
+	if err := v.ReadInConfig(); err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{"presets": true}
+	for _, s := range runSettings() {
+		known[s.key()] = true
+	}
+	for _, key := range v.AllKeys() {
+		top, _, _ := strings.Cut(key, ".")
+		if !known[top] {
+			t.Errorf("configs/fetchctl.yaml has key %q, which is no setting", key)
+		}
+	}
+	// It documents every setting.
+	for _, s := range runSettings() {
+		if !v.InConfig(s.key()) {
+			t.Errorf("configs/fetchctl.yaml does not document %s", s.key())
+		}
+	}
+	extra, err := configPresets(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(extra) != 2 || extra[0].Name != "gateway-eu" || extra[0].Limit != 120 || extra[0].KeepAlive.String() != "30s" {
+		t.Errorf("config presets = %+v", extra)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		want int64
+		bad  bool
+	}{
+		{"10MiB", 10 << 20, false},
+		{"512KiB", 512 << 10, false},
+		{"1GB", 1e9, false},
+		{"2048", 2048, false},
+		{"1.5MiB", 3 << 19, false},
+		{"10mib", 10 << 20, false},
+		{"ten", 0, true},
+		{"-1KiB", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseSize(tt.in)
+		if (err != nil) != tt.bad || got != tt.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.bad)
+		}
+	}
+}

@@ -1,0 +1,33 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestFitOpenFiles(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name                   string
+		fd                     uint64
+		limit, routes, maxIdle int
+		want                   int
+		notice                 bool
+	}{
+		{name: "plenty", fd: 1 << 20, limit: 100, routes: 1, maxIdle: 40, want: 100},
+		{name: "unknown", fd: 0, limit: 5000, routes: 1, maxIdle: 40, want: 5000},
+		{name: "exactly enough", fd: 100 + 40 + fdReserve, limit: 100, routes: 1, maxIdle: 40, want: 100},
+		{name: "too low", fd: 256, limit: 1000, routes: 1, maxIdle: 40, want: 256 - fdReserve - 40, notice: true},
+		{name: "per proxy", fd: 1024, limit: 300, routes: 5, maxIdle: 0, want: (1024 - fdReserve) / 5, notice: true},
+		{name: "never below one", fd: 70, limit: 100, routes: 1, maxIdle: 40, want: 1, notice: true},
+	}
+	for _, tt := range tests {
+		got, notice := fitOpenFiles(tt.fd, tt.limit, tt.routes, tt.maxIdle)
+		if got != tt.want || (notice != "") != tt.notice {
+			t.Errorf("%s: got %d %q, want %d notice %v", tt.name, got, notice, tt.want, tt.notice)
+		}
+		if notice != "" && (strings.Contains(notice, "\n") || !strings.Contains(notice, "ulimit -n")) {
+			t.Errorf("%s: notice %q is not one line saying how to fix it", tt.name, notice)
+		}
+	}
+}

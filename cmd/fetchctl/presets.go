@@ -1,0 +1,86 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fetchctl/fetchctl/internal/presets"
+)
+
+type presetsOptions struct {
+	deps *deps
+	json bool
+	name string
+}
+
+func newPresetsCmd(d *deps) *cobra.Command {
+	opts := &presetsOptions{deps: d}
+	cmd := &cobra.Command{
+		Use:   "presets [NAME]",
+		Short: "List the built-in and configured proxy-pool presets",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.name = args[0]
+			}
+			cfgPath, _ := c.Flags().GetString("config")
+			v, _, err := loadConfig(cfgPath, d.getenv)
+			if err != nil {
+				return usageErrorf("%v", err)
+			}
+			extra, err := configPresets(v)
+			if err != nil {
+				return usageErrorf("%v", err)
+			}
+			return runPresets(opts, presets.Merge(extra))
+		},
+	}
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print a JSON array")
+	return cmd
+}
+
+// presetJSON is one row of `presets --json`: durations as Go strings.
+type presetJSON struct {
+	Name      string `json:"name"`
+	Limit     int    `json:"limit"`
+	PerHost   int    `json:"per_host"`
+	KeepAlive string `json:"keepalive"`
+	MaxIdle   int    `json:"max_idle"`
+	HTTP2     bool   `json:"http2"`
+	Timeout   string `json:"timeout"`
+	Retries   int    `json:"retries"`
+}
+
+func runPresets(opts *presetsOptions, set presets.Set) error {
+	list := []presets.Preset(set)
+	if opts.name != "" {
+		p, ok := set.Lookup(opts.name)
+		if !ok {
+			return usageErrorf("unknown preset %q: want one of %v", opts.name, set.Names())
+		}
+		list = []presets.Preset{p}
+	}
+	out := opts.deps.io.Out
+	if opts.json {
+		rows := make([]presetJSON, len(list))
+		for i, p := range list {
+			rows[i] = presetJSON{p.Name, p.Limit, p.PerHost, p.KeepAlive.String(), p.MaxIdle, p.HTTP2, p.Timeout.String(), p.Retries}
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tLIMIT\tPER-HOST\tKEEPALIVE\tMAX-IDLE\tHTTP2\tTIMEOUT\tRETRIES\tABOUT")
+	for _, p := range list {
+		h2 := "off"
+		if p.HTTP2 {
+			h2 = "on"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%s\t%d\t%s\n", p.Name, p.Limit, p.PerHost, p.KeepAlive, p.MaxIdle, h2, p.Timeout, p.Retries, p.Description)
+	}
+	return tw.Flush()
+}

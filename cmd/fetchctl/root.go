@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fetchctl/fetchctl/internal/report"
+)
+
+// Exit codes, as the contract defines them.
+const (
+	exitOK          = 0   // finished at or above --min-success
+	exitBelowMin    = 1   // finished below --min-success, or failed while running
+	exitUsage       = 2   // usage, configuration or input error, before anything was fetched
+	exitInterrupted = 130 // SIGINT
+	exitTerminated  = 143 // SIGTERM
+)
+
+// usageError marks an error found before anything was fetched: exit 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+// exitError carries an exit code without a message of its own (the command
+// has already reported what happened, e.g. in the summary).
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+// deps are what commands take from the process: streams and environment.
+type deps struct {
+	io     *IOStreams
+	getenv func(string) string
+	// signal is set to the signal that cancelled the context, if any.
+	signal *atomic.Value
+	// started is set once a command's own code runs: an error before it
+	// (bad flag, bad argument count, unknown command) is a usage error.
+	started bool
+}
+
+// Main runs fetchctl with the process's arguments and streams and returns the
+// exit code.
+func Main() int {
+	return mainWith(os.Args[1:], systemStreams(), os.Getenv)
+}
+
+func mainWith(args []string, streams *IOStreams, getenv func(string) string) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var got atomic.Value
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case s := <-sigs:
+			got.Store(s)
+			// The next signal gets the default action: a second Ctrl-C
+			// kills at once.
+			signal.Stop(sigs)
+			cancel()
+		case <-done:
+			signal.Stop(sigs)
+		}
+	}()
+
+	d := &deps{io: streams, getenv: getenv, signal: &got}
+	root := newRootCmd(d)
+	root.SetArgs(args)
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
+	err := root.ExecuteContext(ctx)
+	return exitCode(err, d, streams)
+}
+
+func exitCode(err error, d *deps, streams *IOStreams) int {
+	if s, ok := d.signal.Load().(os.Signal); ok {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			var ee *exitError
+			if !errors.As(err, &ee) {
+				fmt.Fprintf(streams.ErrOut, "fetchctl: %s\n", report.RedactText(err.Error()))
+			}
+		}
+		if s == syscall.SIGTERM {
+			return exitTerminated
+		}
+		return exitInterrupted
+	}
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	msg := strings.TrimSpace(err.Error())
+	fmt.Fprintf(streams.ErrOut, "fetchctl: %s\n", msg)
+	var ue *usageError
+	var se *settingError
+	if errors.As(err, &ue) || errors.As(err, &se) || !d.started {
+		return exitUsage
+	}
+	return exitBelowMin
+}
+
+func newRootCmd(d *deps) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "fetchctl",
+		Short: "Fetch long URL lists through proxy pools, one NDJSON record per URL",
+		Long: `fetchctl fetches every URL of a list through a bounded worker pool with per-host
+limits, using a proxy-pool preset or explicit settings, and writes one NDJSON record
+per URL to stdout plus a success-ratio summary to stderr.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+	}
+	root.SetVersionTemplate("fetchctl {{.Version}}\n")
+	root.PersistentFlags().String("config", "", "config file (default ./fetchctl.yaml, then $XDG_CONFIG_HOME/fetchctl/config.yaml)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
+	})
+	root.AddCommand(newRunCmd(d, nil), newPresetsCmd(d), newSummarizeCmd(d), newVersionCmd(d))
+	// Unknown commands and bad arguments are usage errors too.
+	root.Args = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usageErrorf("unknown command %q (see 'fetchctl --help')", args[0])
+		}
+		return nil
+	}
+	root.RunE = func(c *cobra.Command, args []string) error {
+		return c.Help()
+	}
+	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
+		d.started = true
+		return nil
+	}
+	return root
+}
+
+func newVersionCmd(d *deps) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print version, commit and Go version",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			_, err := fmt.Fprintf(d.io.Out, "fetchctl %s\ncommit %s\n%s\n", version, commit, runtime.Version())
+			return err
+		},
+	}
+}
