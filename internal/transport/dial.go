@@ -50,14 +50,21 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	switch {
 	case st == nil || st.proxy == nil:
 		conn, err = d.dialDirect(ctx, network, addr)
+		err = d.timedOut(ctx, err)
 	case isSOCKS(st.proxy):
 		conn, err = d.dialSOCKS(ctx, st.proxy, network, addr)
+		var pe *ProxyError
+		if errors.As(err, &pe) {
+			pe.Err = d.timedOut(ctx, pe.Err)
+		} else {
+			err = d.timedOut(ctx, err)
+		}
 	default:
 		// An HTTP or HTTPS proxy: net/http asks for the proxy's address.
 		httpsProxy = st.proxy.Scheme == "https"
 		conn, err = d.dialDirect(ctx, network, addr)
 		if err != nil {
-			err = &ProxyError{Proxy: st.proxyName, Err: err}
+			err = &ProxyError{Proxy: st.proxyName, Err: d.timedOut(ctx, err)}
 		}
 	}
 	if err != nil {
@@ -84,13 +91,26 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	}
 	if httpsProxy {
 		if conn, err = d.handshakeProxy(ctx, st, conn); err != nil {
-			return nil, &ProxyError{Proxy: st.proxyName, Err: err}
+			return nil, &ProxyError{Proxy: st.proxyName, Err: d.timedOut(ctx, err)}
 		}
 	}
 	if tc != nil && !targetTLS {
 		tc.disarm()
 	}
 	return conn, nil
+}
+
+// timedOut says so when err came from ConnectTimeout running out; the error
+// keeps its type (a dial *net.OpError stays one) under the wrapper.
+func (d *dialer) timedOut(ctx context.Context, err error) error {
+	if err == nil || d.connectTimeout <= 0 || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return err
+	}
+	var cte *connectTimeoutError
+	if errors.As(err, &cte) {
+		return err
+	}
+	return &connectTimeoutError{timeout: d.connectTimeout, err: err}
 }
 
 // handshakeProxy makes the TLS connection to an HTTPS proxy, reporting it to
@@ -252,9 +272,9 @@ func (c *trackedConn) connectErr(err error) error {
 	return &connectTimeoutError{timeout: c.timeout, err: err}
 }
 
-// connectTimeoutError is a connection that was not ready (proxy CONNECT and
-// TLS handshakes done) within ConnectTimeout. It is a net.Error whose
-// Timeout is true, and unwraps to os.ErrDeadlineExceeded.
+// connectTimeoutError is a connection that was not ready (dialled, proxy
+// CONNECT and TLS handshakes done) within ConnectTimeout. It is a net.Error
+// whose Timeout is true, and unwraps to the failure it cut short.
 type connectTimeoutError struct {
 	timeout time.Duration
 	err     error

@@ -23,13 +23,19 @@ import (
 // proxy's URL with its password as ***.
 //
 // Callers that do not import this package find it with errors.As on an
-// interface{ ErrorKind() string }.
+// interface{ ErrorKind() string }. Err is the underlying failure and should
+// be set; the zero value reads as an unspecified proxy failure.
 type ProxyError struct {
 	Proxy string
 	Err   error
 }
 
-func (e *ProxyError) Error() string { return "proxy " + e.Proxy + ": " + e.Err.Error() }
+func (e *ProxyError) Error() string {
+	if e.Err == nil {
+		return "proxy " + e.Proxy + ": failed"
+	}
+	return "proxy " + e.Proxy + ": " + e.Err.Error()
+}
 
 // Unwrap returns the underlying failure.
 func (e *ProxyError) Unwrap() error { return e.Err }

@@ -116,10 +116,11 @@ func New(opts Options) (*http.Client, error) {
 	return newClient(opts, nil)
 }
 
-// NewForProxies builds one client per proxy, each as [New] would build it
-// with Options.Proxy set to that proxy (and ProxyFromEnv ignored), so that
-// requests can be spread over them. The clients share one DNS cache. It fails
-// when proxies is empty or holds a nil or unsupported URL.
+// NewForProxies builds one client per proxy, in the same order, each as
+// [New] would build it with Options.Proxy set to that proxy (and ProxyFromEnv
+// ignored), so that requests can be spread over them. The clients are safe
+// for concurrent use and share one DNS cache. It fails when proxies is empty
+// or holds a nil or unsupported URL.
 func NewForProxies(opts Options, proxies []*url.URL) ([]*http.Client, error) {
 	if len(proxies) == 0 {
 		return nil, errors.New("transport: no proxy given")

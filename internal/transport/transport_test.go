@@ -456,7 +456,7 @@ func stallListener(t *testing.T) string {
 func TestConnectTimeoutBoundsTLSHandshake(t *testing.T) {
 	t.Parallel()
 	addr := stallListener(t)
-	const timeout = 200 * time.Millisecond
+	const timeout = 500 * time.Millisecond
 	c := testClient(t, Options{ConnectTimeout: timeout, Insecure: true})
 	start := time.Now()
 	_, _, err := get(t, c, "https://"+addr+"/")
@@ -477,18 +477,20 @@ func TestConnectDeadlineEndsWithTheHandshake(t *testing.T) {
 	t.Parallel()
 	// A response slower than ConnectTimeout, and a second request on the
 	// same connection after it, must not trip the connect deadline.
-	const timeout = 200 * time.Millisecond
+	const timeout = 300 * time.Millisecond
 	for _, mode := range []string{"", "h1", "h2"} {
 		t.Run("tls="+mode, func(t *testing.T) {
 			t.Parallel()
 			srv := newServer(t, mode, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				<-time.After(2 * timeout) // a slow target, not synchronisation
-				io.WriteString(w, "slow")
+				if r.URL.Path == "/slow" {
+					<-time.After(2 * timeout) // a slow target, not synchronisation
+				}
+				io.WriteString(w, "ok")
 			}))
 			c := testClient(t, Options{ConnectTimeout: timeout, KeepAlive: time.Minute, HTTP2: true, Insecure: true})
-			for i := range 2 {
-				if _, body := mustGet(t, c, srv.URL); body != "slow" {
-					t.Errorf("request %d body = %q, want slow", i, body)
+			for _, path := range []string{"/slow", "/"} {
+				if _, body := mustGet(t, c, srv.URL+path); body != "ok" {
+					t.Errorf("GET %s body = %q, want ok", path, body)
 				}
 			}
 			if got := srv.conns.Load(); got != 1 {
