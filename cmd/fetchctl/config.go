@@ -154,6 +154,7 @@ func buildConfig(r resolved, getenv func(string) string) (*Config, error) {
 	c.Transport = transport.Options{
 		PerHost:         r.int("per-host"),
 		MaxIdle:         r.int("max-idle"),
+		InFlight:        r.int("limit"),
 		KeepAlive:       r.dur("keepalive"),
 		HTTP2:           r.bool("http2"),
 		ConnectTimeout:  r.dur("connect-timeout"),

@@ -30,9 +30,17 @@ type Options struct {
 	// Up to PerHost idle connections are kept per host, so a host that is
 	// busy at the cap does not churn connections.
 	PerHost int
-	// MaxIdle caps idle connections in total; 0 means PerHost × 64. It is
-	// never below PerHost.
+	// MaxIdle caps the connections kept idle in total beyond the InFlight
+	// ones that requests in flight may be using; 0 means PerHost × 64. The
+	// pool is never below PerHost.
 	MaxIdle int
+	// InFlight is the most requests the caller has in flight at once through
+	// this client (its total limit). Connections that busy hosts hand from
+	// one request to the next are idle for a moment between them: the pool
+	// keeps room for InFlight of those on top of MaxIdle, so a pool smaller
+	// than the concurrency never closes and re-dials a busy host's
+	// connections.
+	InFlight int
 	// KeepAlive is how long an idle connection is kept; 0 turns keep-alive off.
 	KeepAlive time.Duration
 	// HTTP2 tries HTTP/2 on TLS connections, through proxies too; false
@@ -153,6 +161,7 @@ func (o *Options) validate() error {
 	}{
 		{"PerHost", o.PerHost < 0},
 		{"MaxIdle", o.MaxIdle < 0},
+		{"InFlight", o.InFlight < 0},
 		{"KeepAlive", o.KeepAlive < 0},
 		{"ConnectTimeout", o.ConnectTimeout < 0},
 		{"MaxRedirects", o.MaxRedirects < 0},
@@ -216,7 +225,7 @@ func newClient(opts Options, cache *dnsCache) (*http.Client, error) {
 		maxIdle = opts.PerHost
 	}
 	if maxIdle > 0 {
-		tr.MaxIdleConns = maxIdle
+		tr.MaxIdleConns = maxIdle + opts.InFlight
 	}
 	tr.MaxIdleConnsPerHost = opts.PerHost
 	if opts.PerHost == 0 {
