@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,8 +54,39 @@ func TestMain(m *testing.M) {
 // servers are shared by all scripts of one test run: a plain HTTP target
 // posing as three hosts, and an HTTPS target that offers HTTP/2.
 type servers struct {
-	plain *target.Server
-	tls   *target.Server
+	plain  *target.Server
+	tls    *target.Server
+	silent string // accepts connections and never says a word
+}
+
+// silentListener accepts TCP connections on loopback and holds them open
+// without reading or writing, so a TLS handshake with it never completes.
+func silentListener(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				for _, c := range conns {
+					c.Close()
+				}
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+	})
+	return ln.Addr().String()
 }
 
 func startServers(t *testing.T) *servers {
@@ -69,7 +101,7 @@ func startServers(t *testing.T) *servers {
 		t.Fatal(err)
 	}
 	t.Cleanup(tlsSrv.Close)
-	return &servers{plain: plain, tls: tlsSrv}
+	return &servers{plain: plain, tls: tlsSrv, silent: silentListener(t)}
 }
 
 func TestScripts(t *testing.T) {
@@ -93,6 +125,7 @@ func TestScripts(t *testing.T) {
 			}
 			env.Setenv("SERVER", base(srv.plain.URL(0, "")))
 			env.Setenv("TLSSERVER", base(srv.tls.URL(0, "")))
+			env.Setenv("SILENT", srv.silent)
 			sum := sha256.Sum256(target.Body(5))
 			env.Setenv("BODY5_SHA256", hex.EncodeToString(sum[:]))
 			if err := os.WriteFile(filepath.Join(env.WorkDir, "ca.pem"), srv.tls.CertPEM(), 0o644); err != nil {
