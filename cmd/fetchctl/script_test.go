@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,10 +111,14 @@ func TestScripts(t *testing.T) {
 		Dir:                 "testdata/script",
 		UpdateScripts:       *update,
 		RequireExplicitExec: true,
+		// [proxies]: tinyproxy and microsocks are installed; under CI their
+		// absence fails the script instead of skipping it.
+		Condition: scriptCondition,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("HOME", env.WorkDir)
 			env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, ".config"))
 			env.Setenv("CI", "")
+			env.Values[scriptTargetsKey{}] = map[string]*target.Server{}
 			for _, kv := range os.Environ() {
 				name, _, _ := strings.Cut(kv, "=")
 				if strings.HasPrefix(name, "FETCHCTL_") || strings.HasSuffix(strings.ToUpper(name), "_PROXY") {
@@ -125,6 +130,12 @@ func TestScripts(t *testing.T) {
 			}
 			env.Setenv("SERVER", base(srv.plain.URL(0, "")))
 			env.Setenv("TLSSERVER", base(srv.tls.URL(0, "")))
+			// Ports alone, for URLs that name the servers another way
+			// (0.0.0.0, which environment proxy rules do not exempt).
+			_, port, _ := net.SplitHostPort(srv.plain.Addrs()[0])
+			env.Setenv("SERVER_PORT", port)
+			_, port, _ = net.SplitHostPort(srv.tls.Addrs()[0])
+			env.Setenv("TLSSERVER_PORT", port)
 			env.Setenv("SILENT", srv.silent)
 			sum := sha256.Sum256(target.Body(5))
 			env.Setenv("BODY5_SHA256", hex.EncodeToString(sum[:]))
@@ -142,6 +153,18 @@ func TestScripts(t *testing.T) {
 			"interrupt": cmdInterrupt,
 			"genjunk":   cmdGenJunk,
 			"reccount":  cmdRecCount,
+
+			// Real proxies (proxy_test.go).
+			"proxyd":     cmdProxyd,
+			"closedport": cmdClosedPort,
+
+			// Scaling out: shards, summarize, rate and adaptive.
+			"target":     cmdTarget,
+			"shardcheck": cmdShardCheck,
+			"sumcmp":     cmdSumCmp,
+			"timespread": cmdTimeSpread,
+			"numcmp":     cmdNumCmp,
+			"jsonset":    cmdJSONSet,
 		},
 	})
 }
@@ -485,4 +508,363 @@ func cmdRecCount(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("reccount: %d records, want %d", records, n)
 	}
 	fmt.Fprintf(ts.Stdout(), "records=%d ok=%d\n", records, ok)
+}
+
+// scriptTargetsKey keys, in each script's Values, the targets that the
+// script started with the target command, by name.
+type scriptTargetsKey struct{}
+
+func scriptTargets(ts *testscript.TestScript) map[string]*target.Server {
+	m, _ := ts.Value(scriptTargetsKey{}).(map[string]*target.Server)
+	if m == nil {
+		ts.Fatalf("target: no target table in this script's values")
+	}
+	return m
+}
+
+// cmdTarget gives a script loopback targets of its own, so that counters
+// and limits are not shared with other scripts:
+//
+//	target start NAME [-hosts N] [-latency D] [-limit429 N] [-body N]
+//	    starts a target; $NAME is the base URL of its first host
+//	target urls NAME FILE N PATH...
+//	    writes N URLs to FILE, URL i on host i%hosts with PATH i%len(PATH)
+//	    and ?i=<i> (or &i=<i>) appended
+//	target stats NAME PREFIX
+//	    prints the target's counters and sets $PREFIX_REQUESTS,
+//	    $PREFIX_TOO_MANY and $PREFIX_PEAK
+//
+// The target is closed when the script ends.
+func cmdTarget(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: target start|urls|stats NAME ...")
+	}
+	targets := scriptTargets(ts)
+	name := args[1]
+	switch args[0] {
+	case "start":
+		if targets[name] != nil {
+			ts.Fatalf("target %s already started", name)
+		}
+		fs := flag.NewFlagSet("target start", flag.ContinueOnError)
+		hosts := fs.Int("hosts", 1, "listeners")
+		latency := fs.Duration("latency", 0, "latency of the default path")
+		limit429 := fs.Int("limit429", 0, "429 above this many in flight per host")
+		body := fs.Int("body", 5, "body size of the default path")
+		if err := fs.Parse(args[2:]); err != nil || fs.NArg() > 0 {
+			ts.Fatalf("target start: bad options %q", args[2:])
+		}
+		srv, err := target.Start(target.Options{Hosts: *hosts, Latency: *latency, Limit429: *limit429, BodySize: *body})
+		if err != nil {
+			ts.Fatalf("target start: %v", err)
+		}
+		ts.Defer(srv.Close)
+		targets[name] = srv
+		ts.Setenv(name, base(srv.URL(0, "")))
+	case "urls":
+		srv := targets[name]
+		if srv == nil || len(args) < 5 {
+			ts.Fatalf("usage: target urls NAME FILE N PATH... (after target start NAME)")
+		}
+		n, err := strconv.Atoi(args[3])
+		if err != nil {
+			ts.Fatalf("target urls: bad count %q", args[3])
+		}
+		hosts, paths := len(srv.Addrs()), args[4:]
+		var b strings.Builder
+		for i := 0; i < n; i++ {
+			p := paths[i%len(paths)]
+			sep := "?"
+			if strings.Contains(p, "?") {
+				sep = "&"
+			}
+			fmt.Fprintf(&b, "%s%si=%d\n", srv.URL(i%hosts, p), sep, i)
+		}
+		if err := os.WriteFile(ts.MkAbs(args[2]), []byte(b.String()), 0o644); err != nil {
+			ts.Fatalf("target urls: %v", err)
+		}
+	case "stats":
+		srv := targets[name]
+		if srv == nil || len(args) != 3 {
+			ts.Fatalf("usage: target stats NAME PREFIX (after target start NAME)")
+		}
+		st := srv.Stats()
+		prefix := args[2]
+		ts.Setenv(prefix+"_REQUESTS", strconv.FormatInt(st.Requests, 10))
+		ts.Setenv(prefix+"_TOO_MANY", strconv.FormatInt(st.TooMany, 10))
+		ts.Setenv(prefix+"_PEAK", strconv.FormatInt(st.PeakInFlight, 10))
+		fmt.Fprintf(ts.Stdout(), "requests=%d too_many=%d peak_in_flight=%d\n", st.Requests, st.TooMany, st.PeakInFlight)
+	default:
+		ts.Fatalf("target: unknown subcommand %q", args[0])
+	}
+}
+
+// shardRecord is what the shard checks read from a record.
+type shardRecord struct {
+	Input string `json:"input"`
+	Line  int64  `json:"line"`
+	URL   string `json:"url"`
+	Error *struct {
+		Kind string `json:"kind"`
+	} `json:"error"`
+}
+
+func readShardRecords(ts *testscript.TestScript, file string) []shardRecord {
+	var recs []shardRecord
+	sc := bufio.NewScanner(strings.NewReader(ts.ReadFile(file)))
+	sc.Buffer(nil, 1<<24)
+	for n := 1; sc.Scan(); n++ {
+		var r shardRecord
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			ts.Fatalf("%s line %d is not a record: %v", file, n, err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// shardHostKey is the documented shard key of a URL: lower-case host, a
+// colon, and the port (the scheme's default when the URL names none).
+func shardHostKey(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	}
+	return net.JoinHostPort(strings.ToLower(u.Hostname()), port), nil
+}
+
+// fnv1a64 is FNV-1a, 64 bit, written out from its definition so that the
+// shard checks do not lean on the code they check.
+func fnv1a64(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// cmdShardCheck checks N shard outputs against one unsharded run of the same
+// input: "shardcheck ALL SHARD0 ... SHARD(N-1)". The shards must hold every
+// record of ALL (same input, line and URL) exactly once, keep each host in
+// one shard, the one FNV-1a 64 of its host key modulo N names, and record
+// invalid lines in shard 0 alone. It prints "records=R hosts=H shards=N".
+func cmdShardCheck(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: shardcheck ALL SHARD...")
+	}
+	key := func(r shardRecord) string { return r.Input + "\x00" + strconv.FormatInt(r.Line, 10) }
+	all := map[string]string{}
+	for _, r := range readShardRecords(ts, args[0]) {
+		if _, dup := all[key(r)]; dup {
+			ts.Fatalf("%s: line %s:%d recorded twice", args[0], r.Input, r.Line)
+		}
+		all[key(r)] = r.URL
+	}
+	n := len(args) - 1
+	seenIn := map[string]int{}
+	hostShard := map[string]int{}
+	for k, file := range args[1:] {
+		for _, r := range readShardRecords(ts, file) {
+			where := fmt.Sprintf("%s line %s:%d", file, r.Input, r.Line)
+			if prev, dup := seenIn[key(r)]; dup {
+				ts.Fatalf("%s: also recorded by shard %d", where, prev)
+			}
+			seenIn[key(r)] = k
+			want, ok := all[key(r)]
+			if !ok {
+				ts.Fatalf("%s: not in the unsharded run", where)
+			}
+			if r.URL != want {
+				ts.Fatalf("%s: url %q, the unsharded run has %q", where, r.URL, want)
+			}
+			if r.Error != nil && r.Error.Kind == "invalid_url" {
+				if k != 0 {
+					ts.Fatalf("%s: invalid line recorded by shard %d, want shard 0 alone", where, k)
+				}
+				continue
+			}
+			host, err := shardHostKey(r.URL)
+			if err != nil {
+				ts.Fatalf("%s: %v", where, err)
+			}
+			if prev, ok := hostShard[host]; ok && prev != k {
+				ts.Fatalf("%s: host %s split over shards %d and %d", where, host, prev, k)
+			}
+			hostShard[host] = k
+			if want := int(fnv1a64(host) % uint64(n)); want != k {
+				ts.Fatalf("%s: host %s in shard %d, FNV-1a says %d", where, host, k, want)
+			}
+		}
+	}
+	if len(seenIn) != len(all) {
+		for k := range all {
+			if _, ok := seenIn[k]; !ok {
+				in, line, _ := strings.Cut(k, "\x00")
+				ts.Fatalf("shards hold %d of %d records; line %s:%s is missing", len(seenIn), len(all), in, line)
+			}
+		}
+	}
+	fmt.Fprintf(ts.Stdout(), "records=%d hosts=%d shards=%d\n", len(seenIn), len(hostShard), n)
+}
+
+// cmdSumCmp checks that two summary JSON files agree on every count, leaving
+// out timing (elapsed_ms, rate_per_s, latency_ms): "sumcmp A B". by_host is
+// compared host by host on total, ok, status, errors and limit.
+func cmdSumCmp(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: sumcmp A B")
+	}
+	read := func(name string) map[string]any {
+		var m map[string]any
+		dec := json.NewDecoder(strings.NewReader(ts.ReadFile(name)))
+		dec.UseNumber()
+		if err := dec.Decode(&m); err != nil {
+			ts.Fatalf("%s: %v", name, err)
+		}
+		return m
+	}
+	a, b := read(args[0]), read(args[1])
+	var diffs []string
+	for _, f := range []string{"total", "ok", "failed", "success_ratio", "status", "errors", "attempts", "retries", "bytes", "interrupted"} {
+		if x, y := lookup(a, f), lookup(b, f); x != y {
+			diffs = append(diffs, fmt.Sprintf("%s: %s vs %s", f, x, y))
+		}
+	}
+	hosts := func(m map[string]any) map[string]string {
+		out := map[string]string{}
+		list, _ := m["by_host"].([]any)
+		for _, h := range list {
+			g, _ := h.(map[string]any)
+			var parts []string
+			for _, f := range []string{"total", "ok", "status", "errors", "limit"} {
+				parts = append(parts, f+"="+lookup(g, f))
+			}
+			out[lookup(g, "host")] = strings.Join(parts, " ")
+		}
+		return out
+	}
+	ha, hb := hosts(a), hosts(b)
+	if len(ha) != len(hb) {
+		diffs = append(diffs, fmt.Sprintf("by_host: %d hosts vs %d", len(ha), len(hb)))
+	}
+	for h, x := range ha {
+		if y := hb[h]; x != y {
+			diffs = append(diffs, fmt.Sprintf("by_host %s: %s vs %s", h, x, y))
+		}
+	}
+	if len(diffs) > 0 {
+		sort.Strings(diffs)
+		ts.Fatalf("%s and %s differ:\n%s", args[0], args[1], strings.Join(diffs, "\n"))
+	}
+	fmt.Fprintf(ts.Stdout(), "total=%s ok=%s attempts=%s hosts=%d\n", lookup(a, "total"), lookup(a, "ok"), lookup(a, "attempts"), len(ha))
+}
+
+// cmdTimeSpread checks the start times of an NDJSON file's records:
+// "timespread [-gap D] FILE MIN [MAX]". The spread from the first start to
+// the last must be at least MIN (and at most MAX); with -gap, two starts on
+// the same host must be at least D apart. It prints the spread.
+func cmdTimeSpread(ts *testscript.TestScript, neg bool, args []string) {
+	usage := "usage: timespread [-gap D] FILE MIN [MAX]"
+	if neg {
+		ts.Fatalf("%s", usage)
+	}
+	var gap time.Duration
+	if len(args) > 1 && args[0] == "-gap" {
+		d, err := time.ParseDuration(args[1])
+		if err != nil {
+			ts.Fatalf("timespread: -gap: %v", err)
+		}
+		gap, args = d, args[2:]
+	}
+	if len(args) < 2 || len(args) > 3 {
+		ts.Fatalf("%s", usage)
+	}
+	var bounds []time.Duration
+	for _, s := range args[1:] {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			ts.Fatalf("timespread: %v", err)
+		}
+		bounds = append(bounds, d)
+	}
+	byHost := map[string][]time.Time{}
+	var first, last time.Time
+	sc := bufio.NewScanner(strings.NewReader(ts.ReadFile(args[0])))
+	sc.Buffer(nil, 1<<24)
+	for sc.Scan() {
+		var r struct {
+			URL  string    `json:"url"`
+			Time time.Time `json:"time"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil || r.Time.IsZero() {
+			ts.Fatalf("timespread: record without a time: %q", sc.Text())
+		}
+		host, err := shardHostKey(r.URL)
+		if err != nil {
+			ts.Fatalf("timespread: %v", err)
+		}
+		byHost[host] = append(byHost[host], r.Time)
+		if first.IsZero() || r.Time.Before(first) {
+			first = r.Time
+		}
+		if r.Time.After(last) {
+			last = r.Time
+		}
+	}
+	spread := last.Sub(first)
+	fmt.Fprintf(ts.Stdout(), "spread=%s\n", spread.Round(10*time.Millisecond))
+	if spread < bounds[0] {
+		ts.Fatalf("records started within %s, want at least %s", spread, bounds[0])
+	}
+	if len(bounds) == 2 && spread > bounds[1] {
+		ts.Fatalf("records started over %s, want at most %s", spread, bounds[1])
+	}
+	for host, times := range byHost {
+		sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+		for i := 1; i < len(times); i++ {
+			if d := times[i].Sub(times[i-1]); d < gap {
+				ts.Fatalf("two requests to %s started %s apart, want at least %s", host, d, gap)
+			}
+		}
+	}
+}
+
+// cmdNumCmp compares two numbers: "numcmp X lt|le|gt|ge|eq Y".
+func cmdNumCmp(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: numcmp X lt|le|gt|ge|eq Y")
+	}
+	x, err1 := strconv.ParseFloat(args[0], 64)
+	y, err2 := strconv.ParseFloat(args[2], 64)
+	if err1 != nil || err2 != nil {
+		ts.Fatalf("numcmp: %q or %q is not a number", args[0], args[2])
+	}
+	ok := map[string]bool{"lt": x < y, "le": x <= y, "gt": x > y, "ge": x >= y, "eq": x == y}
+	got, known := ok[args[1]]
+	if !known {
+		ts.Fatalf("numcmp: unknown comparison %q", args[1])
+	}
+	if !got {
+		ts.Fatalf("numcmp: %s %s %s is false", args[0], args[1], args[2])
+	}
+}
+
+// cmdJSONSet sets a script variable to the value at a dotted path of a JSON
+// file: "jsonset VAR FILE PATH".
+func cmdJSONSet(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: jsonset VAR FILE PATH")
+	}
+	var m map[string]any
+	dec := json.NewDecoder(strings.NewReader(ts.ReadFile(args[1])))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		ts.Fatalf("%s: %v", args[1], err)
+	}
+	ts.Setenv(args[0], lookup(m, args[2]))
 }
