@@ -7,11 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/net/http/httpproxy"
 
 	"github.com/fetchctl/fetchctl/internal/presets"
 	"github.com/fetchctl/fetchctl/internal/report"
@@ -78,10 +83,15 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	if err != nil {
 		return err
 	}
+	// Known before the settings are checked, so that an error about a
+	// malformed one does not show the secret it holds.
+	d.redact.add(settingSecrets(r, d.getenv)...)
 	cfg, err := buildConfig(r, d.getenv)
 	if err != nil {
 		return err
 	}
+	d.redact.add(cfg.Runner.Secrets...)
+	cfg.Runner.Secrets = d.redact.known()
 	inputs, closeInputs, err := openInputs(opts.files, d.io.In)
 	if err != nil {
 		return err
@@ -96,9 +106,15 @@ func runRun(ctx context.Context, opts *runOptions) error {
 			return usageErrorf("--save-bodies: cannot create the folder: %v", unwrapPathErr(err))
 		}
 	}
+	if len(cfg.Proxies) == 0 && cfg.Transport.ProxyFromEnv && (d.getenv("HTTP_PROXY") != "" || d.getenv("http_proxy") != "") {
+		cfg.Transport = proxiedTransport(cfg.Transport, cfg.Runner.Limit)
+	}
 	routes, err := buildRoutes(cfg)
 	if err != nil {
 		return usageErrorf("%v", err)
+	}
+	if len(cfg.Proxies) == 0 && cfg.Transport.ProxyFromEnv {
+		routes[0].Client = proxyAuthCheck{next: routes[0].Client, proxyFor: envProxy(d.getenv)}
 	}
 	cfg.Runner.Routes = routes
 	if lowered, notice := fitOpenFiles(openFileLimit(), cfg.Runner.Limit, len(routes), cfg.Transport.MaxIdle); notice != "" {
@@ -123,7 +139,7 @@ func runRun(ctx context.Context, opts *runOptions) error {
 
 	var logMu sync.Mutex
 	logf := func(format string, args ...any) {
-		msg := report.RedactText(fmt.Sprintf(format, args...), cfg.Runner.Secrets...)
+		msg := d.redact.text(fmt.Sprintf(format, args...))
 		logMu.Lock()
 		fmt.Fprintf(d.io.ErrOut, "fetchctl: %s\n", msg)
 		logMu.Unlock()
@@ -159,7 +175,15 @@ func runRun(ctx context.Context, opts *runOptions) error {
 
 	start := time.Now()
 	var ok, failed int64
-	emit := func(rec *report.Record) error {
+	emit := func(rec *report.Record) (err error) {
+		// emit runs on the runner's goroutine, out of reach of Main's
+		// recover: a panic here ends the run like a write error, and its
+		// report is masked like every message.
+		defer func() {
+			if v := recover(); v != nil {
+				err = fmt.Errorf("internal error: %v\n%s", v, debug.Stack())
+			}
+		}()
 		if err := writer.Write(rec); err != nil {
 			return err
 		}
@@ -230,15 +254,147 @@ func buildRoutes(cfg *Config) ([]runner.Route, error) {
 		}
 		return []runner.Route{{Client: c}}, nil
 	}
-	clients, err := transport.NewForProxies(cfg.Transport, cfg.Proxies)
+	clients, err := transport.NewForProxies(proxiedTransport(cfg.Transport, cfg.Runner.Limit), cfg.Proxies)
 	if err != nil {
 		return nil, err
 	}
 	routes := make([]runner.Route, len(clients))
 	for i, c := range clients {
-		routes[i] = runner.Route{Proxy: transport.Redact(cfg.Proxies[i]), Client: c}
+		name := transport.Redact(cfg.Proxies[i])
+		routes[i] = runner.Route{
+			Proxy:  name,
+			Client: proxyAuthCheck{next: c, proxyFor: func(*url.URL) string { return name }},
+		}
 	}
 	return routes, nil
+}
+
+// proxiedTransport adapts transport options to a client whose requests go
+// through a proxy. Plain-http requests through an HTTP proxy share the
+// connections to the proxy whatever their target, and net/http counts those
+// as one host: its per-host cap must be the route's whole limit, or a
+// proxy would carry only --per-host requests at once. The dispatcher still
+// holds --per-host for each target.
+func proxiedTransport(o transport.Options, limit int) transport.Options {
+	o.PerHost = max(o.PerHost, limit)
+	return o
+}
+
+// proxyAuthCheck makes a proxy's refusal of a forwarded plain-http request a
+// proxy failure, as a refused CONNECT already is: a 407, or a 401 that
+// carries a Proxy-Authenticate challenge. A 401 with only WWW-Authenticate
+// is the target's answer (or, indistinguishably, that of a proxy that gets
+// the status wrong, as tinyproxy 1.11 does) and stays a response.
+type proxyAuthCheck struct {
+	next runner.Doer
+	// proxyFor names the proxy (redacted) that carries a request for the
+	// URL, "" for none.
+	proxyFor func(*url.URL) string
+}
+
+func (c proxyAuthCheck) Do(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.Do(req)
+	if err != nil {
+		return resp, err
+	}
+	refused := resp.StatusCode == http.StatusProxyAuthRequired ||
+		resp.StatusCode == http.StatusUnauthorized && resp.Header.Get("Proxy-Authenticate") != ""
+	if !refused {
+		return resp, nil
+	}
+	u := req.URL
+	if resp.Request != nil && resp.Request.URL != nil {
+		u = resp.Request.URL
+	}
+	name := c.proxyFor(u)
+	if name == "" {
+		return resp, nil
+	}
+	resp.Body.Close()
+	return nil, &transport.ProxyError{Proxy: name, Err: fmt.Errorf("answered %s", resp.Status)}
+}
+
+// envProxy returns which proxy, by HTTPS_PROXY, HTTP_PROXY and NO_PROXY (as
+// the transport reads them), carries a request for a URL, redacted.
+func envProxy(getenv func(string) string) func(*url.URL) string {
+	// The lower-case name wins, as in httpproxy.FromEnvironment.
+	either := func(lower, upper string) string {
+		if v := getenv(lower); v != "" {
+			return v
+		}
+		return getenv(upper)
+	}
+	pf := (&httpproxy.Config{
+		HTTPProxy:  either("http_proxy", "HTTP_PROXY"),
+		HTTPSProxy: either("https_proxy", "HTTPS_PROXY"),
+		NoProxy:    either("no_proxy", "NO_PROXY"),
+		CGI:        getenv("REQUEST_METHOD") != "",
+	}).ProxyFunc()
+	return func(u *url.URL) string {
+		p, err := pf(u)
+		if err != nil || p == nil {
+			return ""
+		}
+		return transport.Redact(p)
+	}
+}
+
+// settingSecrets returns the secrets that the raw settings hold, read
+// loosely so that a malformed value is covered too: the password of
+// --proxy and of the proxy variables, and the values of -H Authorization,
+// Proxy-Authorization and Cookie, however the header line is punctuated.
+func settingSecrets(r resolved, getenv func(string) string) []string {
+	var out []string
+	addPassword := func(raw string) {
+		pw := loosePassword(raw)
+		if pw == "" {
+			return
+		}
+		out = append(out, pw)
+		if un, err := url.PathUnescape(pw); err == nil && un != pw {
+			out = append(out, un)
+		}
+	}
+	addPassword(r.str("proxy"))
+	for _, name := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
+		addPassword(getenv(name))
+	}
+	for _, line := range r.strings("header") {
+		line = strings.TrimSpace(line)
+		end := strings.IndexAny(line, ": \t=")
+		if end < 0 {
+			continue
+		}
+		if report.RedactHeader(line[:end], "x") != report.Redacted {
+			continue
+		}
+		if v := strings.TrimLeft(line[end:], ": \t="); v != "" {
+			out = append(out, strings.TrimSpace(v))
+		}
+	}
+	return out
+}
+
+// loosePassword returns the password of a URL, or when it does not parse,
+// what sits between the first ':' and the last '@' after its scheme.
+func loosePassword(raw string) string {
+	rest := strings.TrimSpace(raw)
+	if u, err := url.Parse(rest); err == nil && strings.Contains(rest, "://") {
+		pw, _ := u.User.Password()
+		return pw
+	}
+	if i := strings.Index(rest, "://"); i >= 0 {
+		rest = rest[i+3:]
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return ""
+	}
+	_, pw, ok := strings.Cut(rest[:at], ":")
+	if !ok {
+		return ""
+	}
+	return pw
 }
 
 // openInputs opens the named files, or stdin when there are none or for "-".

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -317,10 +318,16 @@ func (d *dispatcher) routeFree() bool {
 
 // pickRoute chooses the least loaded route on which h may start one more
 // request. parked reports that some route was skipped only for being full.
+//
+// A task whose last attempt failed at its proxy is not handed back to that
+// proxy while another one is in use: it waits for a slot there instead, so
+// that a dead proxy, which answers fastest and so looks least loaded, does
+// not take the same URL again and again before it is set aside.
 func (d *dispatcher) pickRoute(h *host) (best *route, parked bool) {
 	limit := h.limit(d.opts)
+	avoid := d.failedRoute(h)
 	for _, r := range d.routes {
-		if r.down {
+		if r.down || r == avoid {
 			continue
 		}
 		if r.inflight >= d.opts.Limit {
@@ -339,6 +346,25 @@ func (d *dispatcher) pickRoute(h *host) (best *route, parked bool) {
 		}
 	}
 	return best, parked
+}
+
+// failedRoute returns the route that the next task of h last failed on with
+// a proxy failure, when some other route is in use; otherwise nil.
+func (d *dispatcher) failedRoute(h *host) *route {
+	if h.queued() == 0 {
+		return nil
+	}
+	t := h.queue[h.qhead]
+	r := t.lastRoute
+	if r == nil || len(t.history) == 0 || t.history[len(t.history)-1].Error != report.KindProxy {
+		return nil
+	}
+	for _, o := range d.routes {
+		if o != r && !o.down {
+			return r
+		}
+	}
+	return nil
 }
 
 // dispatch starts as many attempts as the free slots allow, round-robin over
@@ -463,16 +489,19 @@ func (d *dispatcher) complete(res *result) {
 	} else {
 		entry.Error = res.kind
 	}
+	reroutes := t.reroutes
 	if wait, ok := d.retryWait(t, res); ok {
+		moved := t.reroutes > reroutes
 		entry.WaitMS = ms(wait)
 		if res.hasRetryAfter {
 			entry.RetryAfter = res.retryAfter.Seconds()
 		}
 		t.history = append(t.history, entry)
-		if res.kind == report.KindProxy && d.upRoutes > 0 && len(d.routes) > 1 {
-			t.reroutes++
+		if moved {
+			d.logf("move %s off proxy %s: %s", report.RedactURL(t.job.URL), r.Proxy, res.msg)
+		} else {
+			d.logf("retry %d/%d %s: %s; waiting %s", t.attempts-t.reroutes, d.opts.Retries, report.RedactURL(t.job.URL), res.brief(), wait.Round(time.Millisecond))
 		}
-		d.logf("retry %d/%d %s: %s; waiting %s", t.attempts-t.reroutes, d.opts.Retries, report.RedactURL(t.job.URL), res.brief(), wait.Round(time.Millisecond))
 		if wait <= 0 {
 			h.pushFront(t)
 		} else {
@@ -488,14 +517,19 @@ func (d *dispatcher) complete(res *result) {
 	d.maybeReclaim(h)
 }
 
-// retryWait decides whether the task is tried again and after how long.
+// retryWait decides whether the task is tried again and after how long. A
+// proxy failure that sends the task to another proxy at once counts in
+// t.reroutes: such a move is not a retry and spends none.
 func (d *dispatcher) retryWait(t *task, res *result) (time.Duration, bool) {
 	if res.ok || d.ctx.Err() != nil {
 		return 0, false
 	}
 	// A proxy failure moves the URL to another proxy at once, without
-	// spending a retry, while another proxy is in use.
+	// spending a retry, while another proxy is in use. A task moves at
+	// most as many times as there are proxies, so a run whose proxies all
+	// fail now and then still ends.
 	if res.kind == report.KindProxy && len(d.routes) > 1 && d.upRoutes > 0 && t.reroutes < len(d.routes) {
+		t.reroutes++
 		return 0, true
 	}
 	if t.attempts-t.reroutes > d.opts.Retries {
@@ -525,12 +559,20 @@ func (d *dispatcher) retryWait(t *task, res *result) (time.Duration, bool) {
 	return backoff(d.opts.Backoff, d.opts.BackoffMx, t.attempts-t.reroutes), true
 }
 
+// trackProxy counts a proxy's failures in a row and sets the proxy aside
+// for the cool-down when they reach Options.ProxyFailures; when no proxy is
+// left in use the run ends with [ErrAllProxiesDown]. A proxy that answered
+// for itself that the target could not be reached neither counts nor
+// breaks the streak: a dead target host must not take the proxy down.
 func (d *dispatcher) trackProxy(res *result, r *route, now time.Time) {
 	if r.Proxy == "" {
 		return
 	}
 	if res.kind != report.KindProxy {
 		r.fails = 0
+		return
+	}
+	if blamesTarget(res.msg) {
 		return
 	}
 	r.fails++
@@ -546,6 +588,25 @@ func (d *dispatcher) trackProxy(res *result, r *route, now time.Time) {
 	}
 	d.logf("proxy %s: set aside for %s after %d failures in a row: %s", r.Proxy, d.opts.ProxyCooldown, r.fails, r.lastError)
 	d.schedule(timerEntry{at: now.Add(d.opts.ProxyCooldown), kind: wakeRoute, route: r})
+}
+
+// blamesTarget reports whether a proxy failure's message says that the
+// proxy works but could not reach the target: a CONNECT answered with a 5xx
+// status (the text is the transport's ProxyError, "CONNECT answered 502 Bad
+// Gateway"; tinyproxy says "500 Unable to connect"), or a SOCKS5 reply of
+// network or host unreachable, connection refused or TTL expired (the text
+// is golang.org/x/net/internal/socks's "unknown error host unreachable").
+// The messages are all the runner sees of those failures.
+func blamesTarget(msg string) bool {
+	if strings.Contains(msg, "CONNECT answered 5") {
+		return true
+	}
+	for _, reply := range [...]string{"network unreachable", "host unreachable", "connection refused", "TTL expired"} {
+		if strings.Contains(msg, "socks connect") && strings.HasSuffix(msg, "unknown error "+reply) {
+			return true
+		}
+	}
+	return false
 }
 
 // maybeReclaim forgets an idle host, unless its rate limiter still has to
