@@ -114,7 +114,9 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		return usageErrorf("%v", err)
 	}
 	if len(cfg.Proxies) == 0 && cfg.Transport.ProxyFromEnv {
-		routes[0].Client = proxyAuthCheck{next: routes[0].Client, proxyFor: envProxy(d.getenv)}
+		envFor := envProxy(d.getenv)
+		routes[0].Client = proxyAuthCheck{next: routes[0].Client, proxyFor: envFor}
+		routes[0].ProxyFor = envFor
 	}
 	cfg.Runner.Routes = routes
 	if lowered, notice := fitOpenFiles(openFileLimit(), cfg.Runner.Limit, len(routes), cfg.Transport.MaxIdle); notice != "" {

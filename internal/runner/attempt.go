@@ -41,8 +41,9 @@ type result struct {
 	kind, msg     string
 	retryAfter    time.Duration
 	hasRetryAfter bool
-	sent          bool // the request may have reached the server
-	canceled      bool // the run was cancelled: no record
+	sent          bool   // the request may have reached the server
+	canceled      bool   // the run was cancelled: no record
+	panicked      string // the attempt panicked: this is what it said
 }
 
 func (r *result) brief() string {
@@ -297,6 +298,9 @@ func (d *dispatcher) finish(t *task, res *result, now time.Time) {
 		BodyFile:    res.bodyFile,
 		Proxy:       res.route.Proxy,
 		Time:        t.start.UTC(),
+	}
+	if rec.Proxy == "" && res.route.ProxyFor != nil {
+		rec.Proxy = res.route.ProxyFor(t.job.parsed)
 	}
 	if res.status != 0 {
 		rec.Proto = res.proto

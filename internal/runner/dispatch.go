@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -415,6 +416,14 @@ func (d *dispatcher) start(t *task, r *route) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		defer func() {
+			// A panic in a request ends the run with an error (its text
+			// scrubbed of secrets) instead of crashing with it unmasked.
+			if p := recover(); p != nil {
+				msg := report.RedactText(fmt.Sprintf("%v\n%s", p, debug.Stack()), d.opts.Secrets...)
+				d.results <- &result{task: t, route: r, start: now, panicked: msg}
+			}
+		}()
 		d.results <- d.attempt(t, r, now)
 	}()
 }
@@ -473,6 +482,11 @@ func (d *dispatcher) complete(res *result) {
 	}
 	if res.canceled {
 		d.pending--
+		return
+	}
+	if res.panicked != "" {
+		d.pending--
+		d.fatal = fmt.Errorf("internal error while fetching %s: %s", report.RedactURL(t.job.URL), res.panicked)
 		return
 	}
 	now := time.Now()

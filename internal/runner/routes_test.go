@@ -422,3 +422,24 @@ func TestRoutesProxyRetriesEnd(t *testing.T) {
 		}
 	}
 }
+
+func TestRunWorkerPanicEndsRunRedacted(t *testing.T) {
+	t.Parallel()
+	boom := doerFunc(func(r *http.Request) (*http.Response, error) {
+		panic("token s3cr3t leaked into a panic")
+	})
+	jobs := make(chan Job, 1)
+	_ = ReadJobs(context.Background(), []Input{{Name: "-", R: strings.NewReader("http://a.example/x\n")}}, ReadOptions{}, jobs)
+	close(jobs)
+	err := Run(context.Background(), Options{Limit: 1, PerHost: 1, Routes: []Route{{Client: boom}}, Secrets: []string{"s3cr3t"}}, jobs, func(*report.Record) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "internal error while fetching http://a.example/x") {
+		t.Fatalf("err = %v, want an internal error naming the URL", err)
+	}
+	if strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), "token *** leaked") {
+		t.Errorf("panic text not redacted: %v", err)
+	}
+}
+
+type doerFunc func(*http.Request) (*http.Response, error)
+
+func (f doerFunc) Do(r *http.Request) (*http.Response, error) { return f(r) }

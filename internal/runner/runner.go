@@ -10,6 +10,7 @@ package runner
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -25,6 +26,10 @@ type Route struct {
 	// route. It is what records show in their proxy field.
 	Proxy  string
 	Client Doer
+	// ProxyFor, when set on a route with no Proxy, names the proxy (its
+	// password redacted) that carries a request to u, or "" for none: the
+	// environment's proxies apply per URL.
+	ProxyFor func(u *url.URL) string
 }
 
 // Options configure [Run]. Limit, PerHost and Routes must be set; the other
