@@ -182,6 +182,7 @@ func buildConfig(r resolved, getenv func(string) string) (*Config, error) {
 		BackoffMx: r.dur("backoff-max"),
 		Rate:      r.float("rate"),
 		Adaptive:  r.bool("adaptive"),
+		KeepAlive: r.dur("keepalive") > 0,
 		Secrets:   append(secrets, proxySecrets...),
 	}
 	c.SummaryOut = r.str("summary")

@@ -76,6 +76,8 @@ type phaseClock struct {
 	firstByte              time.Time
 	gotConn, reused, wrote bool
 	dialed                 bool
+	idle                   chan struct{} // closed when the connection is back in the pool
+	idled                  bool
 }
 
 func (c *phaseClock) mark(f func()) {
@@ -97,6 +99,14 @@ func (c *phaseClock) trace() *httptrace.ClientTrace {
 		GotConn:              func(i httptrace.GotConnInfo) { c.mark(func() { c.gotConn, c.reused = true, i.Reused }) },
 		WroteHeaders:         func() { c.mark(func() { c.wrote = true }) },
 		GotFirstResponseByte: func() { t := now(); c.mark(func() { c.firstByte = t }) },
+		PutIdleConn: func(error) {
+			c.mark(func() {
+				if !c.idled {
+					c.idled = true
+					close(c.idle)
+				}
+			})
+		},
 	}
 }
 
@@ -123,16 +133,24 @@ func (c *phaseClock) timings() *report.Timings {
 	}
 }
 
+// idleWait bounds the wait for a connection to go back to the pool.
+const idleWait = 50 * time.Millisecond
+
 // attempt makes one request and reads its body. It runs on its own
 // goroutine and touches no dispatcher state.
 func (d *dispatcher) attempt(t *task, r *route, start time.Time) *result {
 	res := &result{task: t, route: r, start: start}
-	ctx, cancel := context.WithCancel(d.ctx)
+	var (
+		ctx    context.Context
+		cancel context.CancelFunc
+	)
 	if d.opts.Timeout > 0 {
 		ctx, cancel = context.WithTimeout(d.ctx, d.opts.Timeout)
+	} else {
+		ctx, cancel = context.WithCancel(d.ctx)
 	}
 	defer cancel()
-	clock := &phaseClock{start: start}
+	clock := &phaseClock{start: start, idle: make(chan struct{})}
 	req := d.newRequest(httptrace.WithClientTrace(ctx, clock.trace()), t)
 
 	resp, err := r.Client.Do(req)
@@ -148,6 +166,16 @@ func (d *dispatcher) attempt(t *task, r *route, start time.Time) *result {
 		}
 		err = d.readBody(resp, t, res)
 		resp.Body.Close()
+		if err == nil && d.opts.KeepAlive && resp.ProtoMajor == 1 && !resp.Close {
+			// net/http hands an HTTP/1 connection back to its pool from
+			// another goroutine after the body's end. Waiting for that keeps
+			// the host's next request from dialling a connection it does not
+			// need (the pool would then close one, and the churn goes on).
+			select {
+			case <-clock.idle:
+			case <-time.After(idleWait):
+			}
+		}
 	}
 	res.dur = time.Since(start)
 	res.timings = clock.timings()

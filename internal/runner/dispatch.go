@@ -61,8 +61,16 @@ func (h *host) popFront() *task {
 	t := h.queue[h.qhead]
 	h.queue[h.qhead] = nil
 	h.qhead++
-	if h.qhead == len(h.queue) {
+	switch {
+	case h.qhead == len(h.queue):
 		h.queue = h.queue[:0]
+		h.qhead = 0
+	case h.qhead >= 64 && h.qhead*2 >= len(h.queue):
+		// A host whose queue never empties would otherwise grow its slice
+		// for ever: move the live part down once half of it is spent.
+		n := copy(h.queue, h.queue[h.qhead:])
+		clear(h.queue[n:])
+		h.queue = h.queue[:n]
 		h.qhead = 0
 	}
 	return t

@@ -53,6 +53,10 @@ type Options struct {
 	BackoffMx time.Duration
 	Rate      float64 // requests per second per host; 0 is no limit
 	Adaptive  bool
+	// KeepAlive says the clients keep connections alive: an attempt then
+	// returns once its HTTP/1 connection is back in the pool, so that the
+	// host's next request reuses it rather than dialling another.
+	KeepAlive bool
 
 	// ReadAhead bounds the jobs held at once (queued, waiting or in flight).
 	// 0 picks a value from Limit.
