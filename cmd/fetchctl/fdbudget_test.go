@@ -22,7 +22,10 @@ func TestFitOpenFiles(t *testing.T) {
 		{name: "never below one", fd: 70, limit: 100, routes: 1, maxIdle: 40, want: 1, notice: true},
 	}
 	for _, tt := range tests {
-		got, notice := fitOpenFiles(tt.fd, tt.limit, tt.routes, tt.maxIdle)
+		got, budget, notice := fitOpenFiles(tt.fd, tt.limit, tt.routes, tt.maxIdle)
+		if tt.fd > 0 && (budget < 1 || uint64(got*tt.routes+budget*tt.routes) > max(tt.fd, uint64(got*tt.routes+tt.routes))) {
+			t.Errorf("%s: idle budget %d per route with limit %d overruns %d open files", tt.name, budget, got, tt.fd)
+		}
 		if got != tt.want || (notice != "") != tt.notice {
 			t.Errorf("%s: got %d %q, want %d notice %v", tt.name, got, notice, tt.want, tt.notice)
 		}

@@ -106,6 +106,14 @@ func runRun(ctx context.Context, opts *runOptions) error {
 			return usageErrorf("--save-bodies: cannot create the folder: %v", unwrapPathErr(err))
 		}
 	}
+	nRoutes := max(1, len(cfg.Proxies))
+	lowered, idleBudget, notice := fitOpenFiles(openFileLimit(), cfg.Runner.Limit, nRoutes, cfg.Transport.MaxIdle)
+	if notice != "" {
+		fmt.Fprintf(d.io.ErrOut, "fetchctl: %s\n", notice)
+	}
+	cfg.Runner.Limit = lowered
+	cfg.Transport.InFlight = lowered
+	cfg.Transport.IdleBudget = idleBudget
 	if len(cfg.Proxies) == 0 && cfg.Transport.ProxyFromEnv && (d.getenv("HTTP_PROXY") != "" || d.getenv("http_proxy") != "") {
 		cfg.Transport = proxiedTransport(cfg.Transport, cfg.Runner.Limit)
 	}
@@ -119,10 +127,6 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		routes[0].ProxyFor = envFor
 	}
 	cfg.Runner.Routes = routes
-	if lowered, notice := fitOpenFiles(openFileLimit(), cfg.Runner.Limit, len(routes), cfg.Transport.MaxIdle); notice != "" {
-		fmt.Fprintf(d.io.ErrOut, "fetchctl: %s\n", notice)
-		cfg.Runner.Limit = lowered
-	}
 	cfg.Runner.MultiInput = len(inputs) > 1
 
 	summary := report.NewSummary()

@@ -30,17 +30,18 @@ type Options struct {
 	// Up to PerHost idle connections are kept per host, so a host that is
 	// busy at the cap does not churn connections.
 	PerHost int
-	// MaxIdle caps the connections kept idle in total beyond the InFlight
-	// ones that requests in flight may be using; 0 means PerHost × 64. The
-	// pool is never below PerHost.
+	// MaxIdle caps the idle connections kept for hosts that no request in
+	// flight is using; 0 means PerHost × 64. The pool is never below PerHost.
 	MaxIdle int
 	// InFlight is the most requests the caller has in flight at once through
-	// this client (its total limit). Connections that busy hosts hand from
-	// one request to the next are idle for a moment between them: the pool
-	// keeps room for InFlight of those on top of MaxIdle, so a pool smaller
-	// than the concurrency never closes and re-dials a busy host's
-	// connections.
+	// this client (its total limit). A busy host keeps up to PerHost idle
+	// connections between its requests; the pool has room for that on every
+	// host that can be busy at once (InFlight of them) on top of MaxIdle, so
+	// a busy host's connections are reused, never closed and dialled again.
 	InFlight int
+	// IdleBudget, when positive, caps the whole idle pool: the caller's
+	// open-file budget for idle connections.
+	IdleBudget int
 	// KeepAlive is how long an idle connection is kept; 0 turns keep-alive off.
 	KeepAlive time.Duration
 	// HTTP2 tries HTTP/2 on TLS connections, through proxies too; false
@@ -162,6 +163,7 @@ func (o *Options) validate() error {
 		{"PerHost", o.PerHost < 0},
 		{"MaxIdle", o.MaxIdle < 0},
 		{"InFlight", o.InFlight < 0},
+		{"IdleBudget", o.IdleBudget < 0},
 		{"KeepAlive", o.KeepAlive < 0},
 		{"ConnectTimeout", o.ConnectTimeout < 0},
 		{"MaxRedirects", o.MaxRedirects < 0},
@@ -225,7 +227,10 @@ func newClient(opts Options, cache *dnsCache) (*http.Client, error) {
 		maxIdle = opts.PerHost
 	}
 	if maxIdle > 0 {
-		tr.MaxIdleConns = maxIdle + opts.InFlight
+		tr.MaxIdleConns = maxIdle + opts.InFlight*max(opts.PerHost, 1)
+		if opts.IdleBudget > 0 && tr.MaxIdleConns > opts.IdleBudget {
+			tr.MaxIdleConns = max(opts.IdleBudget, maxIdle)
+		}
 	}
 	tr.MaxIdleConnsPerHost = opts.PerHost
 	if opts.PerHost == 0 {
