@@ -158,7 +158,7 @@ func (d *dispatcher) attempt(t *task, r *route, start time.Time) *result {
 		res.status = resp.StatusCode
 		res.proto = resp.Proto
 		res.contentType = resp.Header.Get("Content-Type")
-		if resp.Request != nil && resp.Request.URL.String() != t.job.parsed.String() {
+		if resp.Request != nil && resp.Request.URL != req.URL && resp.Request.URL.String() != t.job.parsed.String() {
 			res.finalURL = report.RedactURL(resp.Request.URL.String())
 		}
 		if v := resp.Header.Get("Retry-After"); v != "" {
