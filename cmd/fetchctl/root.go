@@ -213,6 +213,8 @@ per URL to stdout plus a success-ratio summary to stderr.`,
 		Version:       version,
 	}
 	root.SetVersionTemplate("fetchctl {{.Version}}\n")
+	// No -v shorthand for --version: -v is run's --verbose.
+	root.Flags().Bool("version", false, "print the version")
 	root.PersistentFlags().String("config", "", "config file (default ./fetchctl.yaml, then $XDG_CONFIG_HOME/fetchctl/config.yaml)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
