@@ -382,12 +382,12 @@ func TestCIWorkflow(t *testing.T) {
 			checkSettingEnv(t, "workflow env", envNames(wf["env"]))
 
 			type jobInfo struct {
-				name, shardVar string
-				needs          []string
-				shards         []any
-				invs           []invocation
-				uploads        []map[string]any
-				downloads      int
+				name      string
+				needs     []string
+				shards    []any
+				invs      []invocation
+				uploads   []map[string]any
+				downloads int
 			}
 			jobsMap, _ := wf["jobs"].(map[string]any)
 			var jobs []jobInfo

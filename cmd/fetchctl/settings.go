@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
@@ -146,7 +145,6 @@ func (r resolved) bool(name string) bool         { return r[name].V.(bool) }
 func (r resolved) dur(name string) time.Duration { return r[name].V.(time.Duration) }
 func (r resolved) size(name string) int64        { return r[name].V.(int64) }
 func (r resolved) strings(name string) []string  { return r[name].V.([]string) }
-func (r resolved) changed(name string) bool      { return r[name].Source != srcDefault }
 func (r resolved) sourceOf(name string) string   { return r[name].Source }
 
 // settingError is a usage or configuration error about one setting.
@@ -469,9 +467,4 @@ func settingsJSON(r resolved, list []setting) map[string]value {
 		out[s.key()] = val
 	}
 	return out
-}
-
-func flagChanged(cmd *cobra.Command, name string) bool {
-	f := cmd.Flags().Lookup(name)
-	return f != nil && f.Changed
 }

@@ -199,7 +199,6 @@ func readOne(ctx context.Context, in Input, opts ReadOptions, out chan<- Job) er
 				long = append(long, chunk...)
 			}
 			text = string(long)
-			long = long[:0:0]
 			long = nil
 		} else {
 			text = string(chunk)

@@ -203,10 +203,6 @@ func TestRunPerHostAndTotalCaps(t *testing.T) {
 	}
 }
 
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 func TestRunNoHeadOfLineBlocking(t *testing.T) {
 	t.Parallel()
 	// A list sorted by host: 10 slow hosts, 20 URLs each, per-host 2 and
