@@ -130,6 +130,8 @@ type dispatcher struct {
 	routes  []*route
 	timers  timerHeap
 	results chan *result
+	work    chan work
+	workers int // started so far; each lives until the run ends
 	out     chan *report.Record
 	wg      sync.WaitGroup
 
@@ -162,6 +164,7 @@ func Run(ctx context.Context, opts Options, jobs <-chan Job, emit func(*report.R
 		ctx:     ctx,
 		hosts:   make(map[string]*host),
 		results: make(chan *result, 64),
+		work:    make(chan work),
 		out:     make(chan *report.Record, 256),
 	}
 	d.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
@@ -191,10 +194,10 @@ func Run(ctx context.Context, opts Options, jobs <-chan Job, emit func(*report.R
 	cancel()
 	// Wait for the attempts still running; their results are dropped.
 	for d.inflight > 0 {
-		res := <-d.results
+		<-d.results
 		d.inflight--
-		_ = res
 	}
+	close(d.work)
 	d.wg.Wait()
 	close(d.out)
 	writerDone.Wait()
@@ -421,19 +424,44 @@ func (d *dispatcher) start(t *task, r *route) {
 	if t.start.IsZero() {
 		t.start = now
 	}
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		defer func() {
-			// A panic in a request ends the run with an error (its text
-			// scrubbed of secrets) instead of crashing with it unmasked.
-			if p := recover(); p != nil {
-				msg := report.RedactText(fmt.Sprintf("%v\n%s", p, debug.Stack()), d.opts.Secrets...)
-				d.results <- &result{task: t, route: r, start: now, panicked: msg}
-			}
-		}()
-		d.results <- d.attempt(t, r, now)
+	if d.inflight > d.workers {
+		// Every worker is busy: one more. Workers live for the whole run,
+		// so the stacks net/http grows are reused, and their number follows
+		// the peak in flight, not the number of URLs.
+		d.workers++
+		d.wg.Add(1)
+		go d.worker()
+	}
+	// A free worker exists: the in-flight count covers every worker that
+	// has not handed back its result, and it does not exceed the workers.
+	d.work <- work{t: t, r: r, start: now}
+}
+
+// work is one attempt handed to a worker.
+type work struct {
+	t     *task
+	r     *route
+	start time.Time
+}
+
+// worker makes attempts until the run ends.
+func (d *dispatcher) worker() {
+	defer d.wg.Done()
+	for w := range d.work {
+		d.results <- d.safeAttempt(w)
+	}
+}
+
+// safeAttempt runs one attempt; a panic in it ends the run with an error
+// (its text scrubbed of secrets) instead of crashing with it unmasked.
+func (d *dispatcher) safeAttempt(w work) (res *result) {
+	defer func() {
+		if p := recover(); p != nil {
+			msg := report.RedactText(fmt.Sprintf("%v\n%s", p, debug.Stack()), d.opts.Secrets...)
+			res = &result{task: w.t, route: w.r, start: w.start, panicked: msg}
+		}
 	}()
+	return d.attempt(w.t, w.r, w.start)
 }
 
 func (d *dispatcher) schedule(e timerEntry) {
