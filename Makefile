@@ -14,7 +14,7 @@ build:
 	CGO_ENABLED=0 go build -trimpath -o bin/fetchtarget ./cmd/fetchtarget
 
 test:
-	go test -race -cpu=2 ./...
+	go test -race -cpu=2 -count=1 ./...
 
 race: test
 
