@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/textproto"
@@ -14,8 +13,6 @@ import (
 	"github.com/fetchctl/fetchctl/internal/runner"
 	"github.com/fetchctl/fetchctl/internal/transport"
 )
-
-var errorsAs = errors.As
 
 // Config is everything a run needs, resolved and validated.
 type Config struct {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -212,7 +213,7 @@ func loadConfig(explicit string, getenv func(string) string) (*viper.Viper, stri
 
 func unwrapPathErr(err error) error {
 	var pe *os.PathError
-	if errorsAs(err, &pe) {
+	if errors.As(err, &pe) {
 		return pe.Err
 	}
 	return err
