@@ -33,7 +33,7 @@ type Config struct {
 
 // buildConfig turns resolved settings into a Config, checking every value.
 // Its errors name the setting and say how to fix it.
-func buildConfig(r resolved, getenv func(string) string) (*Config, error) {
+func buildConfig(r resolved) (*Config, error) {
 	bad := func(name string, format string, args ...any) error {
 		return &settingError{Setting: name, Source: r.sourceOf(name), Err: fmt.Errorf(format, args...)}
 	}
@@ -74,7 +74,7 @@ func buildConfig(r resolved, getenv func(string) string) (*Config, error) {
 	if method == "" || strings.ContainsAny(method, " \t\r\n:/") {
 		return nil, bad("method", "%q is not an HTTP method", r.str("method"))
 	}
-	header, secrets, err := parseHeaders(r.strings("header"))
+	header, err := parseHeaders(r.strings("header"))
 	if err != nil {
 		return nil, bad("header", "%v", err)
 	}
@@ -140,13 +140,6 @@ func buildConfig(r resolved, getenv func(string) string) (*Config, error) {
 			proxySecrets = append(proxySecrets, pw)
 		}
 	}
-	for _, name := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
-		if u, err := url.Parse(getenv(name)); err == nil && u.User != nil {
-			if pw, ok := u.User.Password(); ok && pw != "" {
-				proxySecrets = append(proxySecrets, pw)
-			}
-		}
-	}
 
 	c.Transport = transport.Options{
 		PerHost:         r.int("per-host"),
@@ -180,7 +173,9 @@ func buildConfig(r resolved, getenv func(string) string) (*Config, error) {
 		Rate:      r.float("rate"),
 		Adaptive:  r.bool("adaptive"),
 		KeepAlive: r.dur("keepalive") > 0,
-		Secrets:   append(secrets, proxySecrets...),
+		// The --proxy, environment-proxy and header secrets come from
+		// settingSecrets; those of --proxy-file are known only here.
+		Secrets: proxySecrets,
 	}
 	c.SummaryOut = r.str("summary")
 	c.MinSuccess = r.float("min-success")
@@ -189,27 +184,22 @@ func buildConfig(r resolved, getenv func(string) string) (*Config, error) {
 	return c, nil
 }
 
-// parseHeaders reads "Name: value" lines. It returns the values that must
-// never be shown (Authorization, Proxy-Authorization, Cookie).
-func parseHeaders(lines []string) (http.Header, []string, error) {
+// parseHeaders reads "Name: value" lines.
+func parseHeaders(lines []string) (http.Header, error) {
 	h := http.Header{}
-	var secrets []string
 	for _, line := range lines {
 		name, val, ok := strings.Cut(line, ":")
 		name = strings.TrimSpace(name)
 		if !ok || name == "" || strings.ContainsAny(name, " \t\r\n") {
-			return nil, nil, fmt.Errorf("%q is not 'Name: value'", report.RedactHeader(name, line))
+			return nil, fmt.Errorf("%q is not 'Name: value'", report.RedactHeader(name, line))
 		}
 		val = strings.TrimSpace(val)
 		if strings.ContainsAny(val, "\r\n") {
-			return nil, nil, fmt.Errorf("header %s holds a line break", name)
-		}
-		if report.RedactHeader(name, val) != val && val != "" {
-			secrets = append(secrets, val)
+			return nil, fmt.Errorf("header %s holds a line break", name)
 		}
 		h.Add(textproto.CanonicalMIMEHeaderKey(name), val)
 	}
-	return h, secrets, nil
+	return h, nil
 }
 
 // redactAny hides the password of a proxy URL setting.

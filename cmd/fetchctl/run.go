@@ -86,7 +86,7 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	// Known before the settings are checked, so that an error about a
 	// malformed one does not show the secret it holds.
 	d.redact.add(settingSecrets(r, d.getenv)...)
-	cfg, err := buildConfig(r, d.getenv)
+	cfg, err := buildConfig(r)
 	if err != nil {
 		return err
 	}
