@@ -34,21 +34,6 @@ import (
 // microsocks; .ci/run installs them). Without them the tests that need them
 // are skipped, except under CI, where they fail.
 
-// daemonPath finds a proxy daemon's binary.
-func daemonPath(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	// Debian has put tinyproxy in /usr/sbin, which is not always on PATH.
-	for _, dir := range []string{"/usr/sbin", "/usr/bin", "/usr/local/bin"} {
-		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s is not installed (apt-get install tinyproxy microsocks)", name)
-}
-
 // scriptCondition answers testscript conditions: [proxies] is true when
 // tinyproxy and microsocks are installed, and an error under CI when not.
 func scriptCondition(cond string) (bool, error) {
@@ -56,7 +41,7 @@ func scriptCondition(cond string) (bool, error) {
 		return false, fmt.Errorf("unknown condition %q", cond)
 	}
 	for _, name := range []string{"tinyproxy", "microsocks"} {
-		if _, err := daemonPath(name); err != nil {
+		if _, err := target.ProxyPath(name); err != nil {
 			if os.Getenv("CI") != "" {
 				return false, fmt.Errorf("%v: CI runs the real-proxy tests", err)
 			}
@@ -64,112 +49,6 @@ func scriptCondition(cond string) (bool, error) {
 		}
 	}
 	return true, nil
-}
-
-// closedAddr returns a loopback address where nothing listens.
-func closedAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr, nil
-}
-
-// syncBuffer gathers a daemon's output for error messages.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// startDaemon runs bin with args(port) on a free loopback port until stop
-// is called, and returns its address once it accepts connections. A port
-// taken by someone else between the pick and the bind gets another try.
-func startDaemon(bin string, args func(port int) ([]string, error)) (addr string, stop func(), err error) {
-	var out *syncBuffer
-	for range 3 {
-		free, err := closedAddr()
-		if err != nil {
-			return "", nil, err
-		}
-		_, p, _ := net.SplitHostPort(free)
-		port, _ := strconv.Atoi(p)
-		argv, err := args(port)
-		if err != nil {
-			return "", nil, err
-		}
-		out = &syncBuffer{}
-		cmd := exec.Command(bin, argv...)
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			return "", nil, err
-		}
-		exited := make(chan struct{})
-		go func() {
-			cmd.Wait()
-			close(exited)
-		}()
-		stop := func() {
-			cmd.Process.Kill()
-			<-exited
-		}
-		if awaitListening(free, exited, 5*time.Second) {
-			return free, stop, nil
-		}
-		stop()
-	}
-	return "", nil, fmt.Errorf("%s did not start listening; its output:\n%s", filepath.Base(bin), out.String())
-}
-
-func awaitListening(addr string, exited <-chan struct{}, limit time.Duration) bool {
-	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return true
-		}
-		select {
-		case <-exited:
-			return false
-		case <-tick.C:
-		}
-	}
-	return false
-}
-
-// tinyproxyArgs writes a tinyproxy config into dir: loopback only, CONNECT to
-// every port, basic auth when user is set. The Via header is left on, so a
-// target's /echo shows that a request came through the proxy.
-func tinyproxyArgs(dir, user, pass string) func(int) ([]string, error) {
-	return func(port int) ([]string, error) {
-		conf := filepath.Join(dir, fmt.Sprintf("tinyproxy-%d.conf", port))
-		text := fmt.Sprintf("Listen 127.0.0.1\nPort %d\nTimeout 30\nMaxClients 128\nAllow 127.0.0.1\nLogLevel Error\n", port)
-		if user != "" {
-			text += fmt.Sprintf("BasicAuth %s %s\n", user, pass)
-		}
-		return []string{"-d", "-c", conf}, os.WriteFile(conf, []byte(text), 0o600)
-	}
-}
-
-func microsocksArgs(user, pass string) func(int) ([]string, error) {
-	return func(port int) ([]string, error) {
-		return []string{"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-u", user, "-P", pass}, nil
-	}
 }
 
 // cmdProxyd starts a real proxy for the rest of the script and sets $NAME to
@@ -190,28 +69,28 @@ func cmdProxyd(ts *testscript.TestScript, neg bool, args []string) {
 	default:
 		ts.Fatalf("usage: proxyd tinyproxy|microsocks NAME [USER PASS]")
 	}
-	var argv func(int) ([]string, error)
+	var (
+		d   *target.Daemon
+		err error
+	)
 	switch kind {
 	case "tinyproxy":
-		argv = tinyproxyArgs(ts.MkAbs("."), user, pass)
+		// The Via header stays on, so a target's /echo shows that a
+		// request came through the proxy.
+		d, err = target.StartTinyproxy(ts.MkAbs("."), target.TinyproxyOptions{User: user, Pass: pass, Via: true})
 	case "microsocks":
 		if user == "" {
 			ts.Fatalf("proxyd microsocks needs USER and PASS")
 		}
-		argv = microsocksArgs(user, pass)
+		d, err = target.StartMicrosocks(user, pass)
 	default:
 		ts.Fatalf("proxyd: unknown proxy %q", kind)
 	}
-	bin, err := daemonPath(kind)
 	if err != nil {
 		ts.Fatalf("proxyd: %v (guard the script with [!proxies] skip)", err)
 	}
-	addr, stop, err := startDaemon(bin, argv)
-	if err != nil {
-		ts.Fatalf("proxyd: %v", err)
-	}
-	ts.Defer(stop)
-	ts.Setenv(name, addr)
+	ts.Defer(d.Stop)
+	ts.Setenv(name, d.Addr)
 }
 
 // cmdClosedPort sets $NAME to a loopback host:port where nothing listens:
@@ -220,7 +99,7 @@ func cmdClosedPort(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: closedport NAME")
 	}
-	addr, err := closedAddr()
+	addr, err := target.ClosedAddr()
 	ts.Check(err)
 	ts.Setenv(args[0], addr)
 }
@@ -662,7 +541,7 @@ func TestProxyFileSetsAsideAFailingProxy(t *testing.T) {
 	}
 	t.Cleanup(srv.Close)
 	a, b := newForwardProxy(t, "", ""), newForwardProxy(t, "", "")
-	dead, err := closedAddr()
+	dead, err := target.ClosedAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -739,7 +618,7 @@ func TestSecretsNeverWritten(t *testing.T) {
 	t.Cleanup(srv.Close)
 	proxy := newForwardProxy(t, "user", proxyPass)
 	_, port, _ := net.SplitHostPort(srv.Addrs()[0])
-	closed, err := closedAddr()
+	closed, err := target.ClosedAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,20 +1,16 @@
 package transport
 
 import (
-	"bytes"
 	"errors"
-	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/fetchctl/fetchctl/internal/target"
 )
 
 // Real proxies from Debian's packages: apt-get install -y tinyproxy microsocks.
@@ -24,121 +20,33 @@ const (
 	proxyPass = "pass"
 )
 
-// needBinary finds a proxy binary: without it the test is skipped locally
-// and fails under CI.
-func needBinary(t *testing.T, name string) string {
+// startProxy starts a real proxy for the test: without its binary the test
+// is skipped locally and fails under CI.
+func startProxy(t *testing.T, name string, start func() (*target.Daemon, error)) *target.Daemon {
 	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
+	if _, err := target.ProxyPath(name); err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed (apt-get install -y tinyproxy microsocks): %v", name, err)
+			t.Fatalf("%v", err)
 		}
-		t.Skipf("%s is not installed (apt-get install -y tinyproxy microsocks)", name)
+		t.Skipf("%v", err)
 	}
-	return path
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	d, err := start()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Cleanup(d.Stop)
+	return d
 }
 
-// lockedBuffer collects a child's output for failure messages.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// startDaemon runs args (built for a port) until the test ends, and returns
-// the port once it accepts connections. A port taken between freePort and
-// the daemon's bind gets another try.
-func startDaemon(t *testing.T, name string, args func(port int) []string) int {
-	t.Helper()
-	bin := needBinary(t, name)
-	var lastOut string
-	for range 3 {
-		port := freePort(t)
-		out := &lockedBuffer{}
-		cmd := exec.Command(bin, args(port)...)
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		if waitListening(net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), exited, 5*time.Second) {
-			t.Cleanup(func() {
-				cmd.Process.Kill()
-				<-exited
-			})
-			return port
-		}
-		cmd.Process.Kill()
-		<-exited
-		lastOut = out.String()
-	}
-	t.Fatalf("%s did not start listening; its output:\n%s", name, lastOut)
-	return 0
-}
-
-// waitListening polls addr until it accepts a connection, the process
-// exits, or limit passes.
-func waitListening(addr string, exited <-chan error, limit time.Duration) bool {
-	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return true
-		}
-		select {
-		case <-exited:
-			return false
-		case <-tick.C:
-		}
-	}
-	return false
-}
-
-// startTinyproxy runs tinyproxy in the foreground on a free loopback port,
-// with basic auth when user is set, and returns its URL with those
-// credentials.
+// startTinyproxy runs tinyproxy on a free loopback port, with basic auth
+// when user is set, and returns its URL with those credentials.
 func startTinyproxy(t *testing.T, user, pass string) *url.URL {
 	t.Helper()
-	conf := filepath.Join(t.TempDir(), "tinyproxy.conf")
-	port := startDaemon(t, "tinyproxy", func(port int) []string {
-		// No ConnectPort line: CONNECT is allowed to every port. No LogFile
-		// or PidFile: in the foreground it logs to stderr.
-		text := fmt.Sprintf("Listen 127.0.0.1\nPort %d\nTimeout 30\nMaxClients 64\nAllow 127.0.0.1\n"+
-			"DisableViaHeader Yes\nLogLevel Error\n", port)
-		if user != "" {
-			text += fmt.Sprintf("BasicAuth %s %s\n", user, pass)
-		}
-		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return []string{"-d", "-c", conf}
+	dir := t.TempDir()
+	d := startProxy(t, "tinyproxy", func() (*target.Daemon, error) {
+		return target.StartTinyproxy(dir, target.TinyproxyOptions{User: user, Pass: pass})
 	})
-	u := &url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	u := &url.URL{Scheme: "http", Host: d.Addr}
 	if user != "" {
 		u.User = url.UserPassword(user, pass)
 	}
@@ -149,14 +57,10 @@ func startTinyproxy(t *testing.T, user, pass string) *url.URL {
 // username/password auth and returns its socks5:// URL with credentials.
 func startMicrosocks(t *testing.T) *url.URL {
 	t.Helper()
-	port := startDaemon(t, "microsocks", func(port int) []string {
-		return []string{"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-u", proxyUser, "-P", proxyPass}
+	d := startProxy(t, "microsocks", func() (*target.Daemon, error) {
+		return target.StartMicrosocks(proxyUser, proxyPass)
 	})
-	return &url.URL{
-		Scheme: "socks5",
-		Host:   net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		User:   url.UserPassword(proxyUser, proxyPass),
-	}
+	return &url.URL{Scheme: "socks5", Host: d.Addr, User: url.UserPassword(proxyUser, proxyPass)}
 }
 
 func withPassword(u *url.URL, pass string) *url.URL {
