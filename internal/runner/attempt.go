@@ -197,9 +197,6 @@ func (d *dispatcher) attempt(t *task, r *route, start time.Time) *result {
 		if res.kind == report.KindReset && res.status != 0 {
 			res.msg = fmt.Sprintf("connection closed after %d body bytes: %s", res.bytes, res.msg)
 		}
-	case r.Proxy != "" && res.status == http.StatusProxyAuthRequired:
-		res.kind = report.KindProxy
-		res.msg = fmt.Sprintf("proxy %s answered 407 Proxy Authentication Required", r.Proxy)
 	case d.opts.OKStatus.Contains(res.status):
 		res.ok = true
 	default:
