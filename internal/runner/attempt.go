@@ -173,7 +173,14 @@ func (d *dispatcher) attempt(t *task, r *route, start time.Time) *result {
 			// need (the pool would then close one, and the churn goes on).
 			select {
 			case <-clock.idle:
-			case <-time.After(idleWait):
+			default:
+				// Not back yet: wait for it, but not for ever.
+				timer := time.NewTimer(idleWait)
+				select {
+				case <-clock.idle:
+				case <-timer.C:
+				}
+				timer.Stop()
 			}
 		}
 	}
