@@ -277,10 +277,10 @@ func configPresets(v *viper.Viper) ([]presets.Preset, error) {
 // file > preset > built-in default, keeping the source of each.
 func resolve(fs *pflag.FlagSet, list []setting, v *viper.Viper, set presets.Set, getenv func(string) string) (resolved, presets.Preset, error) {
 	out := resolved{}
-	// The pool is resolved first: the other settings may come from it.
-	order := append([]setting(nil), list...)
+	// list starts with the pool, which the later settings may take their
+	// values from.
 	var pool presets.Preset
-	for _, s := range order {
+	for _, s := range list {
 		text, src, ok := "", srcDefault, false
 		if f := fs.Lookup(s.name); f != nil && f.Changed {
 			if s.kind == kindStrings {
