@@ -366,12 +366,9 @@ func (d *dispatcher) emitInvalid(j Job) {
 	d.send(rec)
 }
 
+// send hands a finished record to the writer. It waits for room even after
+// a cancel: the writer drains d.out to the end, and a record finished
+// before the cancel must not be lost.
 func (d *dispatcher) send(rec *report.Record) {
-	select {
-	case d.out <- rec:
-	case <-d.ctx.Done():
-		// The writer still drains d.out; a record finished before the
-		// cancel is not lost, so wait for room.
-		d.out <- rec
-	}
+	d.out <- rec
 }
