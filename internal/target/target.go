@@ -89,6 +89,8 @@ type Server struct {
 	closing  atomic.Bool
 	idle     chan struct{} // signalled when inFlight drops to 0 while closing
 	done     chan struct{} // closed by Close; every wait selects on it
+	life     context.Context
+	endLife  context.CancelFunc // called by Close, with done closed
 	serving  sync.WaitGroup
 	keys     sync.Map // fault kind + "\x00" + key → *atomic.Int64
 
@@ -120,6 +122,7 @@ func Start(opts Options) (*Server, error) {
 		idle:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
+	s.life, s.endLife = context.WithCancel(context.Background())
 	s.bodyCL = []string{strconv.Itoa(len(s.body))}
 
 	var tlsConf *tls.Config
@@ -194,6 +197,7 @@ func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
 		close(s.done)
+		s.endLife()
 		for _, srv := range s.srvs {
 			_ = srv.Close()
 		}
@@ -422,6 +426,12 @@ func (s *Server) wait(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
+	return sleep(ctx, s.life, d)
+}
+
+// sleepTimer waits d on a Go timer, returning false early when ctx or life
+// is done.
+func sleepTimer(ctx, life context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -429,7 +439,7 @@ func (s *Server) wait(ctx context.Context, d time.Duration) bool {
 		return true
 	case <-ctx.Done():
 		return false
-	case <-s.done:
+	case <-life.Done():
 		return false
 	}
 }

@@ -614,3 +614,32 @@ func BenchmarkDefault(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
+
+// TestSleep checks the latency wait: never shorter than asked, and ended
+// early by the request's context or by Close.
+func TestSleep(t *testing.T) {
+	const d = 20 * time.Millisecond
+	var over time.Duration
+	const n = 10
+	for range n {
+		t0 := time.Now()
+		if !sleep(context.Background(), context.Background(), d) {
+			t.Fatal("sleep reported an early end with nothing to end it")
+		}
+		took := time.Since(t0)
+		if took < d {
+			t.Fatalf("sleep(%v) returned after %v", d, took)
+		}
+		over += took - d
+	}
+	t.Logf("mean overshoot of %v: %v", d, over/n)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if sleep(ctx, context.Background(), time.Hour) {
+		t.Error("sleep with a cancelled context reported the whole wait")
+	}
+	if sleep(context.Background(), ctx, time.Hour) {
+		t.Error("sleep after Close reported the whole wait")
+	}
+}
