@@ -76,8 +76,8 @@ type phaseClock struct {
 	firstByte              time.Time
 	gotConn, reused, wrote bool
 	dialed                 bool
-	idle                   chan struct{} // closed when the connection is back in the pool
-	idled                  bool
+	idled                  bool          // the connection is back in the pool
+	idle                   chan struct{} // made by a waiter for idled; closed with it
 }
 
 func (c *phaseClock) mark(f func()) {
@@ -103,19 +103,30 @@ func (c *phaseClock) trace() *httptrace.ClientTrace {
 			c.mark(func() {
 				if !c.idled {
 					c.idled = true
-					close(c.idle)
+					if c.idle != nil {
+						close(c.idle)
+					}
 				}
 			})
 		},
 	}
 }
 
-func span(a, b time.Time) *float64 {
+// span sets *v to the milliseconds from a to b and returns v, or returns
+// nil when either end is missing.
+func span(v *float64, a, b time.Time) *float64 {
 	if a.IsZero() || b.IsZero() || b.Before(a) {
 		return nil
 	}
-	v := ms(b.Sub(a))
-	return &v
+	*v = ms(b.Sub(a))
+	return v
+}
+
+// timingsBox holds a record's timings and the values they point to, in one
+// allocation.
+type timingsBox struct {
+	t                  report.Timings
+	dns, conn, tls, fb float64
 }
 
 func (c *phaseClock) timings() *report.Timings {
@@ -124,12 +135,35 @@ func (c *phaseClock) timings() *report.Timings {
 	if !c.dialed {
 		return nil
 	}
-	return &report.Timings{
-		DNSMS:     span(c.dnsStart, c.dnsDone),
-		ConnectMS: span(c.connStart, c.connDone),
-		TLSMS:     span(c.tlsStart, c.tlsDone),
-		TTFBMS:    span(c.start, c.firstByte),
+	b := &timingsBox{}
+	b.t = report.Timings{
+		DNSMS:     span(&b.dns, c.dnsStart, c.dnsDone),
+		ConnectMS: span(&b.conn, c.connStart, c.connDone),
+		TLSMS:     span(&b.tls, c.tlsStart, c.tlsDone),
+		TTFBMS:    span(&b.fb, c.start, c.firstByte),
 		Reused:    c.reused,
+	}
+	return &b.t
+}
+
+// waitIdle waits, up to idleWait, for the connection of the attempt to be
+// back in the pool.
+func (c *phaseClock) waitIdle() {
+	c.mu.Lock()
+	if c.idled {
+		c.mu.Unlock()
+		return
+	}
+	if c.idle == nil {
+		c.idle = make(chan struct{})
+	}
+	idle := c.idle
+	c.mu.Unlock()
+	timer := time.NewTimer(idleWait)
+	defer timer.Stop()
+	select {
+	case <-idle:
+	case <-timer.C:
 	}
 }
 
@@ -138,19 +172,19 @@ const idleWait = 50 * time.Millisecond
 
 // attempt makes one request and reads its body. It runs on its own
 // goroutine and touches no dispatcher state.
-func (d *dispatcher) attempt(t *task, r *route, start time.Time) *result {
+func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time) *result {
 	res := &result{task: t, route: r, start: start}
 	var (
 		ctx    context.Context
 		cancel context.CancelFunc
 	)
 	if d.opts.Timeout > 0 {
-		ctx, cancel = context.WithTimeout(d.ctx, d.opts.Timeout)
+		ctx, cancel = context.WithTimeout(ws.ctx, d.opts.Timeout)
 	} else {
-		ctx, cancel = context.WithCancel(d.ctx)
+		ctx, cancel = context.WithCancel(ws.ctx)
 	}
 	defer cancel()
-	clock := &phaseClock{start: start, idle: make(chan struct{})}
+	clock := &phaseClock{start: start}
 	req := d.newRequest(httptrace.WithClientTrace(ctx, clock.trace()), t)
 
 	resp, err := r.Client.Do(req)
@@ -158,30 +192,21 @@ func (d *dispatcher) attempt(t *task, r *route, start time.Time) *result {
 		res.status = resp.StatusCode
 		res.proto = resp.Proto
 		res.contentType = resp.Header.Get("Content-Type")
-		if resp.Request != nil && resp.Request.URL != req.URL && resp.Request.URL.String() != t.job.parsed.String() {
+		if resp.Request != nil && resp.Request.URL != req.URL && resp.Request.URL.String() != req.URL.String() {
 			res.finalURL = report.RedactURL(resp.Request.URL.String())
 		}
 		if v := resp.Header.Get("Retry-After"); v != "" {
 			res.retryAfter, res.hasRetryAfter = parseRetryAfter(v, time.Now())
 		}
-		err = d.readBody(resp, t, res)
+		err = d.readBody(ws, resp, t, res)
 		resp.Body.Close()
 		if err == nil && d.opts.KeepAlive && resp.ProtoMajor == 1 && !resp.Close {
 			// net/http hands an HTTP/1 connection back to its pool from
 			// another goroutine after the body's end. Waiting for that keeps
 			// the host's next request from dialling a connection it does not
 			// need (the pool would then close one, and the churn goes on).
-			select {
-			case <-clock.idle:
-			default:
-				// Not back yet: wait for it, but not for ever.
-				timer := time.NewTimer(idleWait)
-				select {
-				case <-clock.idle:
-				case <-timer.C:
-				}
-				timer.Stop()
-			}
+			// It is nearly always back already.
+			clock.waitIdle()
 		}
 	}
 	res.dur = time.Since(start)
@@ -217,10 +242,12 @@ func (d *dispatcher) attempt(t *task, r *route, start time.Time) *result {
 }
 
 func (d *dispatcher) newRequest(ctx context.Context, t *task) *http.Request {
-	u := *t.job.parsed
+	// net/http does not modify a request's URL, so the parsed one serves
+	// every attempt.
+	u := t.job.parsed
 	req := &http.Request{
 		Method:     d.opts.Method,
-		URL:        &u,
+		URL:        u,
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: 1,
@@ -239,7 +266,7 @@ func (d *dispatcher) newRequest(ctx context.Context, t *task) *http.Request {
 }
 
 // readBody reads at most MaxBody bytes into the hash and the body file.
-func (d *dispatcher) readBody(resp *http.Response, t *task, res *result) error {
+func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res *result) error {
 	var (
 		w    io.Writer = io.Discard
 		sum  hash.Hash
@@ -269,11 +296,12 @@ func (d *dispatcher) readBody(resp *http.Response, t *task, res *result) error {
 	}
 	var src io.Reader = resp.Body
 	if d.opts.MaxBody > 0 {
-		src = io.LimitReader(resp.Body, d.opts.MaxBody+1)
+		ws.body = io.LimitedReader{R: resp.Body, N: d.opts.MaxBody + 1}
+		src = &ws.body
 	}
-	bp := d.bufs.Get().(*[]byte)
-	n, err := io.CopyBuffer(onlyWriter{w}, src, *bp)
-	d.bufs.Put(bp)
+	ws.out.Writer = w
+	n, err := io.CopyBuffer(&ws.out, src, ws.buf)
+	ws.body.R, ws.out.Writer = nil, nil
 	res.bytes = n
 	if file != nil {
 		if cerr := file.Close(); err == nil && cerr != nil {

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"io"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -139,7 +140,6 @@ type dispatcher struct {
 	inflight int
 	upRoutes int
 	fatal    error
-	bufs     sync.Pool
 }
 
 // Run fetches every job received from jobs until jobs is closed and all are
@@ -167,7 +167,6 @@ func Run(ctx context.Context, opts Options, jobs <-chan Job, emit func(*report.R
 		work:    make(chan work),
 		out:     make(chan *report.Record, 256),
 	}
-	d.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	for i, r := range opts.Routes {
 		d.routes = append(d.routes, &route{Route: r, index: i})
 	}
@@ -447,21 +446,35 @@ type work struct {
 // worker makes attempts until the run ends.
 func (d *dispatcher) worker() {
 	defer d.wg.Done()
+	// The attempts' contexts hang off one per worker rather than off the
+	// run's: registering a child with its parent takes the parent's lock,
+	// which all workers would otherwise share.
+	ctx, cancel := context.WithCancel(d.ctx)
+	defer cancel()
+	ws := &workerState{ctx: ctx, buf: make([]byte, 32<<10)}
 	for w := range d.work {
-		d.results <- d.safeAttempt(w)
+		d.results <- d.safeAttempt(ws, w)
 	}
+}
+
+// workerState is what a worker keeps from one attempt to the next.
+type workerState struct {
+	ctx  context.Context
+	buf  []byte // for reading bodies
+	body io.LimitedReader
+	out  onlyWriter
 }
 
 // safeAttempt runs one attempt; a panic in it ends the run with an error
 // (its text scrubbed of secrets) instead of crashing with it unmasked.
-func (d *dispatcher) safeAttempt(w work) (res *result) {
+func (d *dispatcher) safeAttempt(ws *workerState, w work) (res *result) {
 	defer func() {
 		if p := recover(); p != nil {
 			msg := report.RedactText(fmt.Sprintf("%v\n%s", p, debug.Stack()), d.opts.Secrets...)
 			res = &result{task: w.t, route: w.r, start: w.start, panicked: msg}
 		}
 	}()
-	return d.attempt(w.t, w.r, w.start)
+	return d.attempt(ws, w.t, w.r, w.start)
 }
 
 func (d *dispatcher) schedule(e timerEntry) {
@@ -561,7 +574,10 @@ func (d *dispatcher) complete(res *result) {
 		d.markReady(h)
 		return
 	}
-	t.history = append(t.history, entry)
+	if len(t.history) > 0 {
+		// A record lists the attempts only when there were several.
+		t.history = append(t.history, entry)
+	}
 	d.finish(t, res, now)
 	d.markReady(h)
 	d.maybeReclaim(h)
