@@ -601,9 +601,11 @@ func TestSecretsNeverWritten(t *testing.T) {
 		envPass   = "Env-S3cret"
 		urlPass   = "Url-S3cret"
 		authVal   = "Bearer Auth-S3cret"
-		pauthVal  = "Basic PAuth-S3cret"
 		cookieVal = "sid=Cookie-S3cret"
 	)
+	// A Proxy-Authorization header takes the place of the proxy URL's
+	// credentials, so it must be one the proxy takes.
+	pauthVal := "Basic " + base64.StdEncoding.EncodeToString([]byte("user:"+proxyPass))
 	forbidden := []string{
 		"S3cret",
 		base64.StdEncoding.EncodeToString([]byte("user:" + proxyPass)),

@@ -613,3 +613,90 @@ func TestEnvProxyInvalid(t *testing.T) {
 		t.Errorf("explicit proxy with a bad environment: %v", err)
 	}
 }
+
+// TestProxyAuthorizationHeaderGoesToTheProxyOnly sends requests that carry
+// a Proxy-Authorization header of their own through proxies whose URLs have
+// other credentials: the header replaces the URL's credentials at the proxy,
+// once, and no target ever sees it.
+func TestProxyAuthorizationHeaderGoesToTheProxyOnly(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var targetSaw []string
+	srv := newServer(t, "h2", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		targetSaw = append(targetSaw, r.Header.Values("Proxy-Authorization")...)
+		mu.Unlock()
+		io.WriteString(w, r.Proto)
+	}))
+	given := basic("bob", "hunter2")
+	tests := []struct {
+		name     string
+		tlsProxy bool
+		target   string
+		wantBody string
+	}{
+		{name: "http target via http proxy", target: "http://127.0.0.1:9/x", wantBody: "proxied http://127.0.0.1:9/x"},
+		{name: "https target via CONNECT", target: srv.URL, wantBody: "HTTP/2.0"},
+		{name: "http target via https proxy", tlsProxy: true, target: "http://127.0.0.1:9/y", wantBody: "proxied http://127.0.0.1:9/y"},
+		{name: "https target via https proxy", tlsProxy: true, target: srv.URL, wantBody: "HTTP/2.0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := newFakeProxy(t, tt.tlsProxy, nil)
+			c := testClient(t, Options{
+				Proxy: p.url(url.UserPassword("alice", "s3cret")), HTTP2: true,
+				Insecure: true, KeepAlive: time.Minute, ConnectTimeout: 5 * time.Second,
+			})
+			req, err := http.NewRequest(http.MethodGet, tt.target, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Proxy-Authorization", given)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatalf("GET %s: %v", tt.target, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(body) != tt.wantBody {
+				t.Errorf("body = %q, want %q", body, tt.wantBody)
+			}
+			if got := req.Header.Get("Proxy-Authorization"); got != given {
+				t.Errorf("the caller's header became %q", got)
+			}
+			auth, _ := p.seen()
+			if len(auth) != 1 || auth[0] != given {
+				t.Errorf("proxy saw Proxy-Authorization %q, want only the header's %q", auth, given)
+			}
+		})
+	}
+	t.Run("socks5", func(t *testing.T) {
+		t.Parallel()
+		proxy := startMicrosocks(t)
+		plain := newServer(t, "", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			targetSaw = append(targetSaw, r.Header.Values("Proxy-Authorization")...)
+			mu.Unlock()
+			io.WriteString(w, r.Proto)
+		}))
+		c := testClient(t, Options{Proxy: proxy, KeepAlive: time.Minute, ConnectTimeout: 5 * time.Second})
+		req, err := http.NewRequest(http.MethodGet, plain.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Proxy-Authorization", given)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("GET through microsocks: %v", err)
+		}
+		resp.Body.Close()
+	})
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(targetSaw) != 0 {
+			t.Errorf("targets saw Proxy-Authorization %q", targetSaw)
+		}
+	})
+}

@@ -41,6 +41,9 @@ type reqState struct {
 	proxyTLS atomic.Bool
 	// conn is the connection last dialed for this request.
 	conn atomic.Pointer[trackedConn]
+	// proxyAuth is a Proxy-Authorization header the caller set, for the
+	// CONNECT request.
+	proxyAuth []string
 }
 
 type stateKey struct{}
@@ -70,6 +73,12 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 	}
+	var hdr http.Header
+	if st.proxy != nil {
+		if pa := req.Header.Values("Proxy-Authorization"); len(pa) > 0 {
+			hdr = st.takeProxyAuth(req, pa)
+		}
+	}
 	// A direct plain-http request needs no watching unless connections count
 	// their requests: its connect deadline ends with the dial itself, and
 	// merging a second trace into the caller's costs more than the request.
@@ -83,8 +92,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 
 	ctx := context.WithValue(req.Context(), stateKey{}, st)
-	var hdr http.Header
-	if rt.maxConnRequests > 0 {
+	if rt.maxConnRequests > 0 && hdr == nil {
 		// The request may get "Connection: close"; the caller's header map
 		// must stay untouched.
 		hdr = req.Header.Clone()
@@ -121,6 +129,28 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Request = req
 	return resp, nil
+}
+
+// takeProxyAuth handles a Proxy-Authorization header that the caller set
+// on a request that goes through a proxy. The header is the proxy's, and
+// like curl's -H it replaces the credentials of the proxy URL: on a plain-
+// http request forwarded by an HTTP(S) proxy it stays, and on a CONNECT it
+// is sent with the CONNECT request. It never reaches the target, inside a
+// tunnel or through a SOCKS proxy, which has no use for it. It returns the
+// request's headers without it when it must come off, else nil.
+func (st *reqState) takeProxyAuth(req *http.Request, pa []string) http.Header {
+	if !isSOCKS(st.proxy) {
+		np := *st.netProxy
+		np.User = nil
+		st.netProxy = &np
+		if req.URL.Scheme == "http" {
+			return nil
+		}
+		st.proxyAuth = pa
+	}
+	hdr := req.Header.Clone()
+	hdr.Del("Proxy-Authorization")
+	return hdr
 }
 
 // gotConn runs on the request's goroutine after net/http picked the
@@ -197,8 +227,13 @@ func httpProxyOf(req *http.Request) (*url.URL, error) {
 // just before writing CONNECT. The nil header keeps net/http's defaults, with
 // Proxy-Authorization from the proxy URL's user info.
 func connectStarting(ctx context.Context, _ *url.URL, _ string) (http.Header, error) {
-	if st := stateFrom(ctx); st != nil {
-		st.connecting.Store(true)
+	st := stateFrom(ctx)
+	if st == nil {
+		return nil, nil
+	}
+	st.connecting.Store(true)
+	if st.proxyAuth != nil {
+		return http.Header{"Proxy-Authorization": st.proxyAuth}, nil
 	}
 	return nil, nil
 }
