@@ -174,16 +174,8 @@ const idleWait = 50 * time.Millisecond
 // goroutine and touches no dispatcher state.
 func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time) *result {
 	res := &result{task: t, route: r, start: start}
-	var (
-		ctx    context.Context
-		cancel context.CancelFunc
-	)
-	if d.opts.Timeout > 0 {
-		ctx, cancel = context.WithTimeout(ws.ctx, d.opts.Timeout)
-	} else {
-		ctx, cancel = context.WithCancel(ws.ctx)
-	}
-	defer cancel()
+	ctx := ws.begin()
+	defer ws.end()
 	clock := &phaseClock{start: start}
 	req := d.newRequest(httptrace.WithClientTrace(ctx, clock.trace()), t)
 
@@ -218,7 +210,7 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	switch {
 	case d.ctx.Err() != nil:
 		res.canceled = true
-	case err != nil && ctx.Err() == context.DeadlineExceeded:
+	case err != nil && context.Cause(ctx) == errAttemptTimeout:
 		res.kind = report.KindTimeout
 		res.msg = fmt.Sprintf("attempt took longer than --timeout %s", d.opts.Timeout)
 		if res.status != 0 {

@@ -3,6 +3,7 @@ package runner
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime/debug"
@@ -446,12 +447,8 @@ type work struct {
 // worker makes attempts until the run ends.
 func (d *dispatcher) worker() {
 	defer d.wg.Done()
-	// The attempts' contexts hang off one per worker rather than off the
-	// run's: registering a child with its parent takes the parent's lock,
-	// which all workers would otherwise share.
-	ctx, cancel := context.WithCancel(d.ctx)
-	defer cancel()
-	ws := &workerState{ctx: ctx, buf: make([]byte, 32<<10)}
+	ws := newWorkerState(d.ctx, d.opts.Timeout)
+	defer ws.close()
 	for w := range d.work {
 		d.results <- d.safeAttempt(ws, w)
 	}
@@ -459,10 +456,83 @@ func (d *dispatcher) worker() {
 
 // workerState is what a worker keeps from one attempt to the next.
 type workerState struct {
-	ctx  context.Context
 	buf  []byte // for reading bodies
 	body io.LimitedReader
 	out  onlyWriter
+
+	// The attempts share one context, a child of the run's, until one
+	// of them times out and it is cancelled; the next attempt gets a new
+	// one. A context per attempt would cost a context, a timer, and the
+	// table of children that net/http's own context per request is
+	// entered in; this one's table is reused. Sharing the run's context
+	// instead would have every worker take its lock.
+	parent   context.Context
+	timeout  time.Duration
+	timer    *time.Timer // cancels ctx at deadline, when timeout > 0
+	mu       sync.Mutex  // guards what follows, which the timer reads
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	armed    bool
+	deadline time.Time
+}
+
+// errAttemptTimeout is the cause of a context cancelled by --timeout.
+var errAttemptTimeout = errors.New("attempt timed out")
+
+func newWorkerState(parent context.Context, timeout time.Duration) *workerState {
+	ws := &workerState{buf: make([]byte, 32<<10), parent: parent, timeout: timeout}
+	ws.ctx, ws.cancel = context.WithCancelCause(parent)
+	if timeout > 0 {
+		ws.timer = time.AfterFunc(timeout, ws.expire)
+		ws.timer.Stop()
+	}
+	return ws
+}
+
+// begin returns the context of an attempt that starts now, its timeout
+// running.
+func (ws *workerState) begin() context.Context {
+	ws.mu.Lock()
+	if ws.ctx.Err() != nil && ws.parent.Err() == nil {
+		// The last attempt timed out.
+		ws.ctx, ws.cancel = context.WithCancelCause(ws.parent)
+	}
+	ctx := ws.ctx
+	if ws.timer != nil {
+		ws.armed = true
+		ws.deadline = time.Now().Add(ws.timeout)
+		ws.timer.Reset(ws.timeout)
+	}
+	ws.mu.Unlock()
+	return ctx
+}
+
+// end stops the timeout of the attempt begun last.
+func (ws *workerState) end() {
+	if ws.timer == nil {
+		return
+	}
+	ws.timer.Stop()
+	ws.mu.Lock()
+	ws.armed = false
+	ws.mu.Unlock()
+}
+
+// expire runs on the timer's goroutine. A firing meant for an attempt that
+// has ended may come late, when the next one has begun; the deadline tells.
+func (ws *workerState) expire() {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.armed && !time.Now().Before(ws.deadline) {
+		ws.cancel(errAttemptTimeout)
+	}
+}
+
+func (ws *workerState) close() {
+	if ws.timer != nil {
+		ws.timer.Stop()
+	}
+	ws.cancel(context.Canceled)
 }
 
 // safeAttempt runs one attempt; a panic in it ends the run with an error
