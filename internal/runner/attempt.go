@@ -2,6 +2,7 @@ package runner
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -287,8 +288,19 @@ func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res
 		w = io.MultiWriter(writers...)
 	}
 	var src io.Reader = resp.Body
+	if d.opts.gunzip && strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+		gz, err := ws.gunzip(resp.Body)
+		if err == io.EOF {
+			// No body at all, as for a 204 or a 304.
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		src = gz
+	}
 	if d.opts.MaxBody > 0 {
-		ws.body = io.LimitedReader{R: resp.Body, N: d.opts.MaxBody + 1}
+		ws.body = io.LimitedReader{R: src, N: d.opts.MaxBody + 1}
 		src = &ws.body
 	}
 	ws.out.Writer = w
@@ -308,6 +320,19 @@ func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res
 		res.sha256 = hex.EncodeToString(sum.Sum(nil))
 	}
 	return err
+}
+
+// gunzip returns the worker's gzip decoder reading body, made or reset.
+func (ws *workerState) gunzip(body io.Reader) (*gzip.Reader, error) {
+	if ws.gz == nil {
+		gz, err := gzip.NewReader(body)
+		if err != nil {
+			return nil, err
+		}
+		ws.gz = gz
+		return gz, nil
+	}
+	return ws.gz, ws.gz.Reset(body)
 }
 
 // onlyWriter hides io.ReaderFrom so that CopyBuffer uses the pooled buffer.

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"compress/gzip"
 	"container/heap"
 	"context"
 	"errors"
@@ -459,6 +460,7 @@ type workerState struct {
 	buf  []byte // for reading bodies
 	body io.LimitedReader
 	out  onlyWriter
+	gz   *gzip.Reader // made for the first gzip body
 
 	// The attempts share one context, a child of the run's, until one
 	// of them times out and it is cancelled; the next attempt gets a new

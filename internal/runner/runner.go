@@ -41,6 +41,7 @@ type Options struct {
 
 	Method    string      // "" is GET
 	Header    http.Header // sent with every request; read-only once Run starts
+	gunzip    bool        // Header asks for gzip on the caller's behalf
 	Body      []byte      // request body, nil for none
 	Timeout   time.Duration
 	MaxBody   int64 // body bytes read; more is body_too_large; 0 is no limit
@@ -106,5 +107,17 @@ func (o *Options) setDefaults() {
 	}
 	if len(o.OKStatus.ranges) == 0 {
 		o.OKStatus = StatusSet{ranges: [][2]int{{200, 299}}}
+	}
+	// Ask for gzip and decode it here, as net/http would on its own and
+	// under the same conditions, so that the header is added once rather
+	// than to each request, and each worker reuses its decoder.
+	if o.Header.Get("Accept-Encoding") == "" && o.Header.Get("Range") == "" && o.Method != http.MethodHead {
+		h := o.Header.Clone()
+		if h == nil {
+			h = make(http.Header)
+		}
+		h.Set("Accept-Encoding", "gzip")
+		o.Header = h
+		o.gunzip = true
 	}
 }

@@ -1,0 +1,104 @@
+package runner
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestRunDecodesGzip checks that a run asks for gzip and hands on the body
+// decoded, as net/http would on its own: sizes and hashes are of the
+// decoded body, several gzip bodies in a row go through one worker's
+// decoder, an empty gzip body is an empty body, and a request that sets its
+// own Accept-Encoding, a Range or the HEAD method gets no gzip and no
+// decoding.
+func TestRunDecodesGzip(t *testing.T) {
+	plain := strings.Repeat("fetchctl gzip body ", 500)
+	var packed bytes.Buffer
+	zw := gzip.NewWriter(&packed)
+	zw.Write([]byte(plain))
+	zw.Close()
+
+	var mu sync.Mutex
+	var asked []string
+	ts := newTestServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked = append(asked, r.Header.Get("Accept-Encoding"))
+		mu.Unlock()
+		if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			w.Write([]byte(plain))
+			return
+		}
+		w.Header().Set("Content-Encoding", "gzip")
+		if r.URL.Path == "/empty" {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Write(packed.Bytes())
+	})
+	sum := sha256.Sum256([]byte(plain))
+	wantHash := hex.EncodeToString(sum[:])
+
+	tests := []struct {
+		name       string
+		header     http.Header
+		method     string
+		path       string
+		wantAsked  string
+		wantBytes  int64
+		wantHashed bool
+	}{
+		{name: "gzip asked for and decoded", path: "/", wantAsked: "gzip", wantBytes: int64(len(plain)), wantHashed: true},
+		{name: "empty gzip body", path: "/empty", wantAsked: "gzip", wantBytes: 0},
+		{name: "caller's header map left alone", header: http.Header{"X-Test": {"1"}}, path: "/",
+			wantAsked: "gzip", wantBytes: int64(len(plain)), wantHashed: true},
+		{name: "own Accept-Encoding", header: http.Header{"Accept-Encoding": {"gzip, br"}}, path: "/",
+			wantAsked: "gzip, br", wantBytes: int64(packed.Len())},
+		{name: "range", header: http.Header{"Range": {"bytes=0-"}}, path: "/", wantBytes: int64(len(plain)), wantHashed: true},
+		{name: "HEAD", method: http.MethodHead, path: "/", wantBytes: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
+			asked = nil
+			mu.Unlock()
+			lines := make([]string, 20)
+			for i := range lines {
+				lines[i] = ts.URL + tt.path
+			}
+			recs, err := runJobs(t, context.Background(), Options{
+				Limit: 2, PerHost: 2, Hash: true, Header: tt.header, Method: tt.method,
+			}, lines)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != len(lines) {
+				t.Fatalf("%d records for %d lines", len(recs), len(lines))
+			}
+			for _, r := range recs {
+				if !r.OK || r.Bytes != tt.wantBytes {
+					t.Fatalf("record ok=%v bytes=%d error=%+v, want ok with %d bytes", r.OK, r.Bytes, r.Error, tt.wantBytes)
+				}
+				if tt.wantHashed && r.SHA256 != wantHash {
+					t.Fatalf("sha256 %s, want that of the decoded body %s", r.SHA256, wantHash)
+				}
+			}
+			if tt.wantAsked == "gzip" && tt.header.Get("Accept-Encoding") != "" {
+				t.Errorf("Run wrote Accept-Encoding into the caller's header map")
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, a := range asked {
+				if a != tt.wantAsked {
+					t.Fatalf("Accept-Encoding sent: %q, want %q", a, tt.wantAsked)
+				}
+			}
+		})
+	}
+}
