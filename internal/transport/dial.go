@@ -78,7 +78,11 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	if d.track {
 		tc = &trackedConn{Conn: conn, timeout: d.connectTimeout}
 		conn = tc
-		if d.connectTimeout > 0 && (targetTLS || httpsProxy) {
+		if d.connectTimeout > 0 && st == nil {
+			// A direct request that carries no state: the connection
+			// tells by its first write whether TLS follows.
+			tc.sniff, tc.start = true, start
+		} else if d.connectTimeout > 0 && (targetTLS || httpsProxy) {
 			if err := tc.Conn.SetDeadline(start.Add(d.connectTimeout)); err != nil {
 				tc.Close()
 				return nil, err
@@ -94,7 +98,7 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 			return nil, &ProxyError{Proxy: st.proxyName, Err: d.timedOut(ctx, err)}
 		}
 	}
-	if tc != nil && !targetTLS {
+	if tc != nil && !targetTLS && st != nil {
 		tc.disarm()
 	}
 	return conn, nil
@@ -242,6 +246,47 @@ type trackedConn struct {
 	armed    atomic.Bool  // the connect deadline is set
 	retired  atomic.Bool  // writes fail
 	requests atomic.Int64 // requests handed this connection
+
+	// A direct connection dialed with no word of its target's scheme
+	// learns it from what is written to it (writes come one after another:
+	// the TLS handshake's, then the requests'). start is when the dial
+	// began.
+	sniff, inTLS bool
+	start        time.Time
+}
+
+// TLS record types (RFC 8446, 5.1).
+const (
+	recordChangeCipherSpec = 20
+	recordHandshake        = 22
+	recordApplicationData  = 23
+)
+
+// sniffWrite sets the connect deadline of a direct connection by what is
+// about to be written to it. A TLS record first means a handshake, which
+// the deadline bounds from the dial's start; anything else is a plain-http
+// request, and the connection is ready. The first application-data record
+// after a handshake ends the deadline: with TLS 1.3 it carries the client's
+// Finished, with TLS 1.2 the first request.
+func (c *trackedConn) sniffWrite(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	if !c.inTLS {
+		if p[0] < recordChangeCipherSpec || p[0] > recordHandshake {
+			c.sniff = false
+			return
+		}
+		c.inTLS = true
+		if c.Conn.SetDeadline(c.start.Add(c.timeout)) == nil {
+			c.armed.Store(true)
+		}
+		return
+	}
+	if p[0] == recordApplicationData {
+		c.sniff = false
+		c.disarm()
+	}
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
@@ -255,6 +300,9 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 func (c *trackedConn) Write(p []byte) (int, error) {
 	if c.retired.Load() {
 		return 0, errConnRetired
+	}
+	if c.sniff {
+		c.sniffWrite(p)
 	}
 	n, err := c.Conn.Write(p)
 	if err != nil {

@@ -79,16 +79,12 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			hdr = st.takeProxyAuth(req, pa)
 		}
 	}
-	// A direct plain-http request needs no watching unless connections count
-	// their requests: its connect deadline ends with the dial itself, and
-	// merging a second trace into the caller's costs more than the request.
-	if st.proxy == nil && !rt.track {
+	// A direct request needs no watching unless connections count their
+	// requests: its connection ends its own connect deadline (see
+	// trackedConn.sniffWrite), and merging a second trace into the
+	// caller's costs more than the request.
+	if st.proxy == nil && rt.maxConnRequests <= 0 {
 		return rt.base.RoundTrip(req)
-	}
-	if st.proxy == nil && req.URL.Scheme == "http" && rt.maxConnRequests <= 0 {
-		// The dialer still needs to know the target is plain http, to end
-		// the connect deadline when the dial is done.
-		return rt.base.RoundTrip(req.WithContext(context.WithValue(req.Context(), stateKey{}, st)))
 	}
 
 	ctx := context.WithValue(req.Context(), stateKey{}, st)
