@@ -45,6 +45,10 @@ type result struct {
 	sent          bool   // the request may have reached the server
 	canceled      bool   // the run was cancelled: no record
 	panicked      string // the attempt panicked: this is what it said
+
+	// clock is the attempt's trace, kept here to save an allocation; only
+	// the attempt itself reads it.
+	clock phaseClock
 }
 
 func (r *result) brief() string {
@@ -177,7 +181,8 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	res := &result{task: t, route: r, start: start}
 	ctx := ws.begin()
 	defer ws.end()
-	clock := &phaseClock{start: start}
+	clock := &res.clock
+	clock.start = start
 	req := d.newRequest(httptrace.WithClientTrace(ctx, clock.trace()), t)
 
 	resp, err := r.Client.Do(req)

@@ -55,6 +55,10 @@ func stateFrom(ctx context.Context) *reqState {
 
 // RoundTrip implements [http.RoundTripper].
 func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	if rt.proxyFor == nil && rt.maxConnRequests <= 0 {
+		// Direct, and nothing to watch: see below.
+		return rt.base.RoundTrip(req)
+	}
 	st := &reqState{target: req.URL.Scheme}
 	if rt.proxyFor != nil {
 		p, err := rt.proxyFor(req.URL)
