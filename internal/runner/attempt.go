@@ -91,9 +91,12 @@ func (c *phaseClock) mark(f func()) {
 	c.mu.Unlock()
 }
 
-func (c *phaseClock) trace() *httptrace.ClientTrace {
+// trace returns the hooks that feed c. Whether the request was written
+// matters only to retrying a method that is not idempotent (see retryWait),
+// so other requests go without that hook.
+func (c *phaseClock) trace(watchWrite bool) *httptrace.ClientTrace {
 	now := time.Now
-	return &httptrace.ClientTrace{
+	tr := &httptrace.ClientTrace{
 		GetConn:              func(string) { c.mark(func() { c.dialed = true }) },
 		DNSStart:             func(httptrace.DNSStartInfo) { t := now(); c.mark(func() { c.dnsStart = t }) },
 		DNSDone:              func(httptrace.DNSDoneInfo) { t := now(); c.mark(func() { c.dnsDone = t }) },
@@ -102,7 +105,6 @@ func (c *phaseClock) trace() *httptrace.ClientTrace {
 		TLSHandshakeStart:    func() { t := now(); c.mark(func() { c.tlsStart = t }) },
 		TLSHandshakeDone:     func(tls.ConnectionState, error) { t := now(); c.mark(func() { c.tlsDone = t }) },
 		GotConn:              func(i httptrace.GotConnInfo) { c.mark(func() { c.gotConn, c.reused = true, i.Reused }) },
-		WroteHeaders:         func() { c.mark(func() { c.wrote = true }) },
 		GotFirstResponseByte: func() { t := now(); c.mark(func() { c.firstByte = t }) },
 		PutIdleConn: func(error) {
 			c.mark(func() {
@@ -115,6 +117,10 @@ func (c *phaseClock) trace() *httptrace.ClientTrace {
 			})
 		},
 	}
+	if watchWrite {
+		tr.WroteHeaders = func() { c.mark(func() { c.wrote = true }) }
+	}
+	return tr
 }
 
 // span sets *v to the milliseconds from a to b and returns v, or returns
@@ -183,7 +189,7 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	defer ws.end()
 	clock := &res.clock
 	clock.start = start
-	req := d.newRequest(httptrace.WithClientTrace(ctx, clock.trace()), t)
+	req := d.newRequest(httptrace.WithClientTrace(ctx, clock.trace(!idempotent(d.opts.Method))), t)
 
 	resp, err := r.Client.Do(req)
 	if err == nil {
