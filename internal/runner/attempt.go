@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/fetchctl/fetchctl/internal/report"
+	"github.com/fetchctl/fetchctl/internal/transport"
 )
 
 // result is the outcome of one attempt, as the worker saw it.
@@ -98,10 +99,6 @@ func (c *phaseClock) trace(watchWrite bool) *httptrace.ClientTrace {
 	now := time.Now
 	tr := &httptrace.ClientTrace{
 		GetConn:              func(string) { c.mark(func() { c.dialed = true }) },
-		DNSStart:             func(httptrace.DNSStartInfo) { t := now(); c.mark(func() { c.dnsStart = t }) },
-		DNSDone:              func(httptrace.DNSDoneInfo) { t := now(); c.mark(func() { c.dnsDone = t }) },
-		ConnectStart:         func(string, string) { t := now(); c.mark(func() { c.connStart = t }) },
-		ConnectDone:          func(string, string, error) { t := now(); c.mark(func() { c.connDone = t }) },
 		TLSHandshakeStart:    func() { t := now(); c.mark(func() { c.tlsStart = t }) },
 		TLSHandshakeDone:     func(tls.ConnectionState, error) { t := now(); c.mark(func() { c.tlsDone = t }) },
 		GotConn:              func(i httptrace.GotConnInfo) { c.mark(func() { c.gotConn, c.reused = true, i.Reused }) },
@@ -121,6 +118,16 @@ func (c *phaseClock) trace(watchWrite bool) *httptrace.ClientTrace {
 		tr.WroteHeaders = func() { c.mark(func() { c.wrote = true }) }
 	}
 	return tr
+}
+
+// ObserveDNS implements [transport.DialObserver].
+func (c *phaseClock) ObserveDNS(start, done time.Time) {
+	c.mark(func() { c.dnsStart, c.dnsDone = start, done })
+}
+
+// ObserveConnect implements [transport.DialObserver].
+func (c *phaseClock) ObserveConnect(start, done time.Time) {
+	c.mark(func() { c.connStart, c.connDone = start, done })
 }
 
 // span sets *v to the milliseconds from a to b and returns v, or returns
@@ -189,7 +196,10 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	defer ws.end()
 	clock := &res.clock
 	clock.start = start
-	req := d.newRequest(httptrace.WithClientTrace(ctx, clock.trace(!idempotent(d.opts.Method))), t)
+	// The lookups and connects of a dial come from the transport's dialer
+	// (see transport.DialObserver), the rest from net/http's trace.
+	ctx = transport.WithDialObserver(httptrace.WithClientTrace(ctx, clock.trace(!idempotent(d.opts.Method))), clock)
+	req := d.newRequest(ctx, t)
 
 	resp, err := r.Client.Do(req)
 	if err == nil {

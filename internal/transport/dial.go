@@ -144,20 +144,25 @@ func (d *dialer) handshakeProxy(ctx context.Context, st *reqState, conn net.Conn
 // when set, else resolving the host through the DNS cache and trying its
 // addresses in order.
 func (d *dialer) dialDirect(ctx context.Context, network, addr string) (net.Conn, error) {
+	obs := observerFrom(ctx)
 	if d.custom != nil {
-		return d.custom(ctx, network, addr)
+		return timedConnect(obs, func() (net.Conn, error) { return d.custom(ctx, network, addr) })
 	}
 	if d.cache.passthrough() {
+		// net.Dialer resolves the name itself.
+		if obs != nil {
+			ctx = traceNet(ctx, obs)
+		}
 		return d.net.DialContext(ctx, network, addr)
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || host == "" {
-		return d.net.DialContext(ctx, network, addr)
+		return timedConnect(obs, func() (net.Conn, error) { return d.net.DialContext(ctx, network, addr) })
 	}
 	if _, err := netip.ParseAddr(host); err == nil {
-		return d.net.DialContext(ctx, network, addr)
+		return timedConnect(obs, func() (net.Conn, error) { return d.net.DialContext(ctx, network, addr) })
 	}
-	ips, err := d.cache.lookup(ctx, host)
+	ips, err := d.lookup(ctx, obs, host)
 	if err != nil {
 		// The shape net.Dialer gives a failed lookup.
 		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
@@ -168,7 +173,7 @@ func (d *dialer) dialDirect(ctx context.Context, network, addr string) (net.Conn
 			Err: "no suitable address found", Name: host, IsNotFound: true,
 		}}
 	}
-	return d.dialAddrs(ctx, network, ips, port)
+	return timedConnect(obs, func() (net.Conn, error) { return d.dialAddrs(ctx, network, ips, port) })
 }
 
 // dialAddrs tries each address in turn, giving each a share of the time left

@@ -55,6 +55,14 @@ func newDNSCache(opts Options) *dnsCache {
 // may leave resolution to net.Dialer (with its dual-stack racing).
 func (c *dnsCache) passthrough() bool { return c.ttl <= 0 && !c.custom }
 
+// cached returns host's addresses when the cache holds them.
+func (c *dnsCache) cached(host string) ([]net.IPAddr, bool) {
+	if c.ttl <= 0 {
+		return nil, false
+	}
+	return c.get(strings.ToLower(host))
+}
+
 // lookup returns host's addresses; the slice is shared and must not be
 // modified. Failures are *net.DNSError.
 func (c *dnsCache) lookup(ctx context.Context, host string) ([]net.IPAddr, error) {

@@ -271,7 +271,7 @@ func (d *dialer) resolveTargets(ctx context.Context, network, addr string) ([]st
 	if _, err := netip.ParseAddr(host); err == nil {
 		return []string{addr}, nil
 	}
-	ips, err := d.cache.lookup(ctx, host)
+	ips, err := d.lookup(ctx, observerFrom(ctx), host)
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
 	}
