@@ -121,7 +121,7 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
-	if len(cfg.Proxies) == 0 && cfg.Transport.ProxyFromEnv {
+	if len(cfg.Proxies) == 0 && cfg.Transport.ProxyFromEnv && envHasProxy(d.getenv) {
 		envFor := envProxy(d.getenv)
 		routes[0].Client = proxyAuthCheck{next: routes[0].Client, proxyFor: envFor}
 		routes[0].ProxyFor = envFor
@@ -318,6 +318,17 @@ func (c proxyAuthCheck) Do(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body.Close()
 	return nil, &transport.ProxyError{Proxy: name, Err: fmt.Errorf("answered %s", resp.Status)}
+}
+
+// envHasProxy reports whether the environment names a proxy for http or
+// https targets.
+func envHasProxy(getenv func(string) string) bool {
+	for _, name := range [...]string{"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"} {
+		if getenv(name) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // envProxy returns which proxy, by HTTPS_PROXY, HTTP_PROXY and NO_PROXY (as
