@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -51,6 +52,11 @@ func newServer(t *testing.T, tlsMode string, h http.Handler) *server {
 		s.StartTLS()
 	case "h2":
 		s.EnableHTTP2 = true
+		s.StartTLS()
+	case "tls12":
+		// HTTP/1.1 over TLS 1.2, whose handshake ends differently from
+		// TLS 1.3's.
+		s.TLS = &tls.Config{MaxVersion: tls.VersionTLS12}
 		s.StartTLS()
 	default:
 		t.Fatalf("unknown TLS mode %q", tlsMode)
@@ -478,7 +484,7 @@ func TestConnectDeadlineEndsWithTheHandshake(t *testing.T) {
 	// A response slower than ConnectTimeout, and a second request on the
 	// same connection after it, must not trip the connect deadline.
 	const timeout = 300 * time.Millisecond
-	for _, mode := range []string{"", "h1", "h2"} {
+	for _, mode := range []string{"", "h1", "h2", "tls12"} {
 		t.Run("tls="+mode, func(t *testing.T) {
 			t.Parallel()
 			srv := newServer(t, mode, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
