@@ -156,10 +156,8 @@ func (d *dialer) dialDirect(ctx context.Context, network, addr string) (net.Conn
 		return d.net.DialContext(ctx, network, addr)
 	}
 	host, port, err := net.SplitHostPort(addr)
-	if err != nil || host == "" {
-		return timedConnect(obs, func() (net.Conn, error) { return d.net.DialContext(ctx, network, addr) })
-	}
-	if _, err := netip.ParseAddr(host); err == nil {
+	if err != nil || host == "" || isIP(host) {
+		// Nothing to look up.
 		return timedConnect(obs, func() (net.Conn, error) { return d.net.DialContext(ctx, network, addr) })
 	}
 	ips, err := d.lookup(ctx, obs, host)
@@ -174,6 +172,11 @@ func (d *dialer) dialDirect(ctx context.Context, network, addr string) (net.Conn
 		}}
 	}
 	return timedConnect(obs, func() (net.Conn, error) { return d.dialAddrs(ctx, network, ips, port) })
+}
+
+func isIP(host string) bool {
+	_, err := netip.ParseAddr(host)
+	return err == nil
 }
 
 // dialAddrs tries each address in turn, giving each a share of the time left
