@@ -46,7 +46,7 @@ func appendHostKey(dst []byte, raw string) ([]byte, bool) {
 	}
 	host, explicit, fast := splitHostPortFast(rest)
 	if !fast {
-		return appendHostKeySlow(dst, raw, port)
+		return appendHostKeySlow(dst, raw)
 	}
 	if host == "" {
 		return dst, false
@@ -104,18 +104,32 @@ func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-func appendHostKeySlow(dst []byte, raw, defaultPort string) ([]byte, bool) {
+func appendHostKeySlow(dst []byte, raw string) ([]byte, bool) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return dst, false
 	}
-	host := strings.ToLower(u.Hostname())
-	if host == "" {
+	key := URLHostKey(u)
+	if key == "" {
 		return dst, false
+	}
+	return append(dst, key...), true
+}
+
+// URLHostKey is [HostKey] of a parsed URL: the key the dispatcher's
+// per-host slots and shards use, and the one the summary groups records
+// by. The scheme is compared as url.Parse leaves it, in lower case.
+func URLHostKey(u *url.URL) string {
+	host := strings.ToLower(u.Hostname())
+	if host == "" || u.Scheme != "http" && u.Scheme != "https" {
+		return ""
 	}
 	port := u.Port()
 	if port == "" {
-		port = defaultPort
+		port = "443"
+		if u.Scheme == "http" {
+			port = "80"
+		}
 	}
-	return append(dst, net.JoinHostPort(host, port)...), true
+	return net.JoinHostPort(host, port)
 }

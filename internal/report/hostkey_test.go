@@ -1,9 +1,7 @@
 package report
 
 import (
-	"net"
 	"net/url"
-	"strings"
 	"testing"
 )
 
@@ -55,19 +53,6 @@ func TestHostKeyAllocs(t *testing.T) {
 	}
 }
 
-// parsedHostKey is the host key by way of url.Parse.
-func parsedHostKey(u *url.URL) string {
-	host := strings.ToLower(u.Hostname())
-	if host == "" || u.Scheme != "http" && u.Scheme != "https" {
-		return ""
-	}
-	port := u.Port()
-	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-	}
-	return net.JoinHostPort(host, port)
-}
-
 // FuzzHostKey checks that the hand-written scan agrees with url.Parse on
 // every URL url.Parse accepts.
 func FuzzHostKey(f *testing.F) {
@@ -80,7 +65,7 @@ func FuzzHostKey(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if want := parsedHostKey(u); got != want {
+		if want := URLHostKey(u); got != want {
 			t.Errorf("HostKey(%q) = %q, want %q (from url.Parse)", raw, got, want)
 		}
 	})

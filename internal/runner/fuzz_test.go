@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/fetchctl/fetchctl/internal/report"
 )
 
 // FuzzParseLine checks that any line either is skipped, or is an invalid_url
@@ -43,7 +45,7 @@ func FuzzParseLine(f *testing.F) {
 			if len(raw) > MaxURLLength+len("https://") || !utf8.ValidString(raw) {
 				t.Fatalf("accepted an over-long or invalid UTF-8 line: %q", line)
 			}
-			if HostKey(u) == "" {
+			if report.URLHostKey(u) == "" {
 				t.Fatalf("empty host key for %q", line)
 			}
 		}

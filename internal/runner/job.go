@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
-	"net"
 	"net/url"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/fetchctl/fetchctl/internal/report"
 )
 
 // MaxURLLength is the longest line, in bytes, that is taken as a URL.
@@ -102,20 +103,6 @@ func hasScheme(s string) bool {
 		}
 	}
 	return false
-}
-
-// HostKey returns the lower-case host:port of u, with the scheme's default
-// port when u names none.
-func HostKey(u *url.URL) string {
-	host := strings.ToLower(u.Hostname())
-	port := u.Port()
-	if port == "" {
-		port = "443"
-		if u.Scheme == "http" {
-			port = "80"
-		}
-	}
-	return net.JoinHostPort(host, port)
 }
 
 // Shard selects the hosts one of N cooperating runs fetches. The zero value
@@ -227,7 +214,7 @@ func makeJob(input string, line int64, text string, opts ReadOptions) (Job, bool
 	job := Job{Input: input, Line: line, URL: raw, Err: err}
 	if err == nil {
 		job.parsed = u
-		job.host = HostKey(u)
+		job.host = report.URLHostKey(u)
 	} else if len(job.URL) > 1024 {
 		// The record keeps the start of an over-long line: enough to find it.
 		job.URL = strings.ToValidUTF8(job.URL[:1024], "") + "..."
