@@ -281,6 +281,19 @@ func (d *dispatcher) newRequest(ctx context.Context, t *task) *http.Request {
 
 // readBody reads at most MaxBody bytes into the hash and the body file.
 func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res *result) error {
+	var src io.Reader = resp.Body
+	if d.opts.gunzip && strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+		gz, err := ws.gunzip(resp.Body)
+		switch {
+		case err == io.EOF:
+			// No body at all, as for a 204 or a 304.
+			src = http.NoBody
+		case err != nil:
+			return err
+		default:
+			src = gz
+		}
+	}
 	var (
 		w    io.Writer = io.Discard
 		sum  hash.Hash
@@ -307,18 +320,6 @@ func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res
 		w = writers[0]
 	default:
 		w = io.MultiWriter(writers...)
-	}
-	var src io.Reader = resp.Body
-	if d.opts.gunzip && strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
-		gz, err := ws.gunzip(resp.Body)
-		if err == io.EOF {
-			// No body at all, as for a 204 or a 304.
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		src = gz
 	}
 	if d.opts.MaxBody > 0 {
 		ws.body = io.LimitedReader{R: src, N: d.opts.MaxBody + 1}

@@ -44,6 +44,8 @@ func TestRunDecodesGzip(t *testing.T) {
 	})
 	sum := sha256.Sum256([]byte(plain))
 	wantHash := hex.EncodeToString(sum[:])
+	none := sha256.Sum256(nil)
+	emptyHash := hex.EncodeToString(none[:])
 
 	tests := []struct {
 		name       string
@@ -87,6 +89,9 @@ func TestRunDecodesGzip(t *testing.T) {
 				}
 				if tt.wantHashed && r.SHA256 != wantHash {
 					t.Fatalf("sha256 %s, want that of the decoded body %s", r.SHA256, wantHash)
+				}
+				if tt.wantBytes == 0 && r.SHA256 != emptyHash {
+					t.Fatalf("sha256 %q of an empty body, want %s", r.SHA256, emptyHash)
 				}
 			}
 			if tt.wantAsked == "gzip" && tt.header.Get("Accept-Encoding") != "" {
