@@ -20,7 +20,6 @@ type roundTripper struct {
 	base            *http.Transport
 	proxyFor        func(*url.URL) (*url.URL, error) // nil: never a proxy
 	maxConnRequests int
-	track           bool // connections are *trackedConn
 }
 
 // reqState is one request's routing and progress, shared with the dialer
@@ -55,40 +54,35 @@ func stateFrom(ctx context.Context) *reqState {
 
 // RoundTrip implements [http.RoundTripper].
 func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	if rt.proxyFor == nil && rt.maxConnRequests <= 0 {
-		// Direct, and nothing to watch: see below.
-		return rt.base.RoundTrip(req)
-	}
-	st := &reqState{target: req.URL.Scheme}
+	var p *url.URL
 	if rt.proxyFor != nil {
-		p, err := rt.proxyFor(req.URL)
-		if err != nil {
+		var err error
+		if p, err = rt.proxyFor(req.URL); err != nil {
 			if req.Body != nil {
 				req.Body.Close()
 			}
 			return nil, err
-		}
-		if p != nil {
-			st.proxy, st.proxyName, st.netProxy = p, Redact(p), p
-			if p.Scheme == "https" {
-				np := *p
-				np.Scheme = "http"
-				st.netProxy = &np
-			}
-		}
-	}
-	var hdr http.Header
-	if st.proxy != nil {
-		if pa := req.Header.Values("Proxy-Authorization"); len(pa) > 0 {
-			hdr = st.takeProxyAuth(req, pa)
 		}
 	}
 	// A direct request needs no watching unless connections count their
 	// requests: its connection ends its own connect deadline (see
 	// trackedConn.sniffWrite), and merging a second trace into the
 	// caller's costs more than the request.
-	if st.proxy == nil && rt.maxConnRequests <= 0 {
+	if p == nil && rt.maxConnRequests <= 0 {
 		return rt.base.RoundTrip(req)
+	}
+	st := &reqState{target: req.URL.Scheme}
+	var hdr http.Header
+	if p != nil {
+		st.proxy, st.proxyName, st.netProxy = p, Redact(p), p
+		if p.Scheme == "https" {
+			np := *p
+			np.Scheme = "http"
+			st.netProxy = &np
+		}
+		if pa := req.Header.Values("Proxy-Authorization"); len(pa) > 0 {
+			hdr = st.takeProxyAuth(req, pa)
+		}
 	}
 
 	ctx := context.WithValue(req.Context(), stateKey{}, st)
@@ -224,8 +218,9 @@ func httpProxyOf(req *http.Request) (*url.URL, error) {
 }
 
 // connectStarting is the Transport's GetProxyConnectHeader: net/http calls it
-// just before writing CONNECT. The nil header keeps net/http's defaults, with
-// Proxy-Authorization from the proxy URL's user info.
+// just before writing CONNECT. It hands on a Proxy-Authorization header the
+// caller set (see takeProxyAuth); otherwise the nil header keeps net/http's
+// defaults, with Proxy-Authorization from the proxy URL's user info.
 func connectStarting(ctx context.Context, _ *url.URL, _ string) (http.Header, error) {
 	st := stateFrom(ctx)
 	if st == nil {

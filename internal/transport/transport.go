@@ -255,7 +255,6 @@ func newClient(opts Options, cache *dnsCache) (*http.Client, error) {
 		base:            tr,
 		proxyFor:        proxyFor,
 		maxConnRequests: opts.MaxConnRequests,
-		track:           d.track,
 	}
 	return &http.Client{Transport: rt, CheckRedirect: checkRedirect(opts.MaxRedirects)}, nil
 }
