@@ -188,7 +188,7 @@ func (c *phaseClock) waitIdle() {
 // idleWait bounds the wait for a connection to go back to the pool.
 const idleWait = 50 * time.Millisecond
 
-// attempt makes one request and reads its body. It runs on its own
+// attempt makes one request and reads its body. It runs on a worker's
 // goroutine and touches no dispatcher state.
 func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time) *result {
 	res := &result{task: t, route: r, start: start}
@@ -267,9 +267,6 @@ func (d *dispatcher) newRequest(ctx context.Context, t *task) *http.Request {
 		ProtoMinor: 1,
 		Header:     d.opts.Header,
 		Host:       u.Host,
-	}
-	if req.Header == nil {
-		req.Header = http.Header{}
 	}
 	if body := d.opts.Body; body != nil {
 		req.ContentLength = int64(len(body))

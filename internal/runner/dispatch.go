@@ -364,7 +364,7 @@ func (d *dispatcher) pickRoute(h *host) (best *route, parked bool) {
 // failedRoute returns the route that the next task of h last failed on with
 // a proxy failure, when some other route is in use; otherwise nil.
 func (d *dispatcher) failedRoute(h *host) *route {
-	if h.queued() == 0 {
+	if len(d.routes) < 2 || h.queued() == 0 {
 		return nil
 	}
 	t := h.queue[h.qhead]

@@ -120,4 +120,8 @@ func (o *Options) setDefaults() {
 		o.Header = h
 		o.gunzip = true
 	}
+	if o.Header == nil {
+		// A request needs a header map, which net/http does not modify.
+		o.Header = make(http.Header)
+	}
 }
