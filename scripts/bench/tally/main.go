@@ -50,15 +50,12 @@ func run(args []string, stdin io.Reader, stdout io.Writer) error {
 	}
 	defer f.Close()
 	switch args[0] {
-	case "ndjson":
-		a, err := countRecords(f)
-		if err != nil {
-			return err
+	case "ndjson", "curl":
+		count := countRecords
+		if args[0] == "curl" {
+			count = countCurl
 		}
-		_, err = fmt.Fprintf(stdout, "%d %d %d\n", a.answered, a.distinct, a.ok)
-		return err
-	case "curl":
-		a, err := countCurl(f)
+		a, err := count(f)
 		if err != nil {
 			return err
 		}
