@@ -54,6 +54,10 @@ type Options struct {
 	// many requests in flight on its host (the request itself included).
 	// Zero turns the limit off.
 	Limit429 int
+
+	// onFastWait, for tests, is called when a request on the fast path
+	// starts its latency wait.
+	onFastWait func()
 }
 
 // maxBodySize bounds BodySize so that a typo cannot allocate gigabytes.
@@ -94,6 +98,9 @@ type Server struct {
 	serving  sync.WaitGroup
 	keys     sync.Map // fault kind + "\x00" + key → *atomic.Int64
 
+	fast       connSet // connections on the fast path (see fast.go)
+	fastHosts  []*fastHost
+	handoffs   []*handoffListener
 	closeOnce  sync.Once
 	mu         sync.Mutex
 	transports []*http.Transport
@@ -165,11 +172,19 @@ func Start(opts Options) (*Server, error) {
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          errLog,
 			HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 1000},
-			ConnState: func(_ net.Conn, st http.ConnState) {
+		}
+		if s.fastPath() {
+			// The fast path counts the connections it accepts, handed
+			// over or not.
+			hand := newHandoffListener(ln.Addr())
+			s.fastHosts = append(s.fastHosts, newFastHost(s, hc, hand))
+			s.handoffs = append(s.handoffs, hand)
+		} else {
+			srv.ConnState = func(_ net.Conn, st http.ConnState) {
 				if st == http.StateNew {
 					hc.conns.Add(1)
 				}
-			},
+			}
 		}
 		s.lns = append(s.lns, ln)
 		s.srvs = append(s.srvs, srv)
@@ -177,6 +192,12 @@ func Start(opts Options) (*Server, error) {
 	}
 	for i, srv := range s.srvs {
 		s.serving.Add(1)
+		var ln net.Listener = s.lns[i]
+		if s.fastPath() {
+			s.serving.Add(1)
+			go s.serveFast(ln, s.fastHosts[i])
+			ln = s.handoffs[i]
+		}
 		go func(srv *http.Server, ln net.Listener) {
 			defer s.serving.Done()
 			if opts.TLS {
@@ -184,10 +205,14 @@ func Start(opts Options) (*Server, error) {
 			} else {
 				_ = srv.Serve(ln)
 			}
-		}(srv, s.lns[i])
+		}(srv, ln)
 	}
 	return s, nil
 }
+
+// fastPath reports whether the listeners answer the default request
+// themselves (see fast.go): plain HTTP/1.1 only.
+func (s *Server) fastPath() bool { return !s.opts.TLS && !s.opts.HTTP2 }
 
 // Close stops every listener, closes every connection, makes waiting
 // handlers (stall, drip, latency) return, and waits up to a few seconds for
@@ -198,6 +223,12 @@ func (s *Server) Close() {
 		s.closing.Store(true)
 		close(s.done)
 		s.endLife()
+		if s.fastPath() {
+			for _, ln := range s.lns {
+				ln.Close()
+			}
+			s.fast.closeAll()
+		}
 		for _, srv := range s.srvs {
 			_ = srv.Close()
 		}
@@ -354,14 +385,7 @@ type hostHandler struct {
 func (h *hostHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s, c := h.s, h.c
 	total := s.inFlight.Add(1)
-	defer func() {
-		if s.inFlight.Add(-1) == 0 && s.closing.Load() {
-			select {
-			case s.idle <- struct{}{}:
-			default:
-			}
-		}
-	}()
+	defer s.leave()
 	if s.closing.Load() {
 		// Close may already be waiting for inFlight to drain.
 		panic(http.ErrAbortHandler)

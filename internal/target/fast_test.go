@@ -1,0 +1,213 @@
+package target
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rawConn dials host 0 of s and returns the connection and a reader for
+// its responses.
+func rawConn(t *testing.T, s *Server) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", s.Addrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	return c, bufio.NewReader(c)
+}
+
+// readResponse reads one response to a request of method and its body.
+func readResponse(t *testing.T, r *bufio.Reader, method string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.ReadResponse(r, &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return resp, b
+}
+
+// TestFastPathThenHandoff sends pipelined requests on one connection: the
+// ones the fast path serves, then one it hands to net/http, then another
+// that net/http serves because the connection is now its own.
+func TestFastPathThenHandoff(t *testing.T) {
+	t.Parallel()
+	s := start(t, Options{BodySize: 300})
+	c, r := rawConn(t, s)
+	reqs := "GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: x\r\n\r\n" +
+		"HEAD / HTTP/1.1\r\nhost: a\r\n\r\n" +
+		"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello" +
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+	if _, err := io.WriteString(c, reqs); err != nil {
+		t.Fatal(err)
+	}
+	want := Body(300)
+	for i, tc := range []struct {
+		method string
+		body   []byte
+	}{{"GET", want}, {"HEAD", nil}, {"POST", []byte("hello")}, {"GET", want}} {
+		resp, b := readResponse(t, r, tc.method)
+		if resp.StatusCode != 200 {
+			t.Errorf("response %d: status %d, want 200", i, resp.StatusCode)
+		}
+		if tc.method != "POST" {
+			if cl := resp.Header.Get("Content-Length"); cl != "300" {
+				t.Errorf("response %d: Content-Length %q, want 300", i, cl)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
+				t.Errorf("response %d: Content-Type %q", i, ct)
+			}
+			if _, err := http.ParseTime(resp.Header.Get("Date")); err != nil {
+				t.Errorf("response %d: Date %q: %v", i, resp.Header.Get("Date"), err)
+			}
+		}
+		if !bytes.Contains(b, tc.body) || (tc.method != "POST" && !bytes.Equal(b, tc.body)) {
+			t.Errorf("response %d: body %.40q, want %.40q", i, b, tc.body)
+		}
+	}
+	st := s.Stats()
+	if st.Requests != 4 || st.Conns != 1 || st.PeakInFlight != 1 || st.InFlight != 0 {
+		t.Errorf("stats requests %d conns %d peak %d in flight %d, want 4 1 1 0",
+			st.Requests, st.Conns, st.PeakInFlight, st.InFlight)
+	}
+}
+
+// TestFastPathHandsOff checks that requests the fast path must not answer
+// get net/http's answer, the bytes already read included.
+func TestFastPathHandsOff(t *testing.T) {
+	t.Parallel()
+	s := start(t, Options{BodySize: 10})
+	long := strings.Repeat("a", maxFastHead)
+	for _, tc := range []struct {
+		name, req    string
+		status, size int
+	}{
+		{"no host", "GET / HTTP/1.1\r\n\r\n", 400, -1},
+		{"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, -1},
+		{"HTTP/1.0", "GET / HTTP/1.0\r\n\r\n", 200, 10},
+		{"status parameter", "GET /?key=1&status=404 HTTP/1.1\r\nHost: a\r\n\r\n", 404, -1},
+		{"escaped size parameter", "GET /?si%7Ae=3 HTTP/1.1\r\nHost: a\r\n\r\n", 200, 3},
+		{"bad method", "G@T / HTTP/1.1\r\nHost: a\r\n\r\n", 400, -1},
+		{"space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400, -1},
+		{"head longer than the buffer", "GET / HTTP/1.1\r\nHost: a\r\nX-Long: " + long + "\r\n\r\n", 200, 10},
+		{"TLS handshake", "\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\n", 400, -1},
+		{"POST", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi", 200, 10},
+		{"chunked body", "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 200, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, r := rawConn(t, s)
+			if _, err := io.WriteString(c, tc.req); err != nil {
+				t.Fatal(err)
+			}
+			resp, b := readResponse(t, r, "GET")
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d (%q), want %d", resp.StatusCode, b, tc.status)
+			}
+			if tc.size >= 0 && !bytes.Equal(b, Body(tc.size)) {
+				t.Errorf("body %q, want %q", b, Body(tc.size))
+			}
+		})
+	}
+}
+
+func TestParseFastHead(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		head                 string
+		ok, isHead, closeAft bool
+	}{
+		{"GET / HTTP/1.1\r\nHost: a\r\n", true, false, false},
+		{"HEAD / HTTP/1.1\r\nHost: a\r\n", true, true, false},
+		{"GET / HTTP/1.1\r\nhOsT:a\r\nConnection: Close\r\n", true, false, true},
+		{"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, close\r\n", true, false, true},
+		{"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n", true, false, false},
+		{"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n", false, false, false},
+		{"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n", false, false, false},
+		{"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n", false, false, false},
+		{"GET / HTTP/1.1\r\nHost:\r\n", false, false, false},
+		{"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n", false, false, false},
+		{"GET / HTTP/1.1\r\nHost: a\nX: b\r\n", false, false, false},
+		{"GET /?key=7 HTTP/1.1\r\nHost: a\r\n", true, false, false},
+		{"GET /?key=7&x HTTP/1.1\r\nHost: a\r\n", true, false, false},
+		{"GET /?key=1&latency=1s HTTP/1.1\r\nHost: a\r\n", false, false, false},
+		{"GET /?size HTTP/1.1\r\nHost: a\r\n", false, false, false},
+		{"GET /?status=404 HTTP/1.1\r\nHost: a\r\n", false, false, false},
+		{"GET /?st%61tus=404 HTTP/1.1\r\nHost: a\r\n", false, false, false},
+		{"GET / HTTP/1.0\r\nHost: a\r\n", false, false, false},
+		{"GET / HTTP/1.1 x\r\nHost: a\r\n", false, false, false},
+		{"GET /x HTTP/1.1\r\nHost: a\r\n", false, false, false},
+		{"GET  / HTTP/1.1\r\nHost: a\r\n", false, false, false},
+		{"PUT / HTTP/1.1\r\nHost: a\r\n", false, false, false},
+		{"GET http://a/ HTTP/1.1\r\nHost: a\r\n", false, false, false},
+	} {
+		isHead, closeAft, ok := parseFastHead([]byte(tc.head))
+		if ok != tc.ok || (ok && (isHead != tc.isHead || closeAft != tc.closeAft)) {
+			t.Errorf("parseFastHead(%q) = head %v close %v ok %v, want %v %v %v",
+				tc.head, isHead, closeAft, ok, tc.isHead, tc.closeAft, tc.ok)
+		}
+	}
+}
+
+// TestFastPathConnectionClose checks that "Connection: close" ends the
+// connection after the response.
+func TestFastPathConnectionClose(t *testing.T) {
+	t.Parallel()
+	s := start(t, Options{BodySize: 3})
+	c, r := rawConn(t, s)
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := readResponse(t, r, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("status %d, want 200", resp.StatusCode)
+	}
+	if b, err := r.ReadByte(); err != io.EOF {
+		t.Fatalf("after a Connection: close response read %q, %v; want EOF", b, err)
+	}
+	if got := s.Stats().Requests; got != 1 {
+		t.Errorf("requests = %d, want 1", got)
+	}
+}
+
+// TestFastPathCloseEndsIdleAndWaiting checks that Close ends a connection
+// idle on the fast path and one waiting out the latency, and returns.
+func TestFastPathCloseEndsIdleAndWaiting(t *testing.T) {
+	t.Parallel()
+	waiting := make(chan struct{})
+	s, err := Start(Options{Latency: time.Hour, onFastWait: func() { close(waiting) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, idleR := rawConn(t, s)
+	busy, busyR := rawConn(t, s)
+	if _, err := io.WriteString(busy, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	<-waiting
+	if st := s.Stats(); st.InFlight != 1 || st.Requests != 1 {
+		t.Errorf("waiting: in_flight %d requests %d, want 1 and 1", st.InFlight, st.Requests)
+	}
+	s.Close()
+	for name, r := range map[string]*bufio.Reader{"idle": idleR, "busy": busyR} {
+		if b, err := r.ReadByte(); err == nil {
+			t.Errorf("%s connection: read %q after Close, want an error", name, b)
+		}
+	}
+	if st := s.Stats(); st.InFlight != 0 || st.Hosts[0].InFlight != 0 {
+		t.Errorf("after Close in_flight %d (host %d), want 0", st.InFlight, st.Hosts[0].InFlight)
+	}
+}
