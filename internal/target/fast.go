@@ -79,6 +79,12 @@ func (f *fastHost) serveConn(c net.Conn) {
 	defer s.serving.Done()
 	r := bufio.NewReaderSize(c, maxFastHead)
 	var out []byte
+	var sl *sleeper
+	defer func() {
+		if sl != nil {
+			sl.close()
+		}
+	}()
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(fastIdleTimeout))
 		n, head, closeAfter, err := readFastHead(r)
@@ -95,7 +101,10 @@ func (f *fastHost) serveConn(c net.Conn) {
 		}
 		_, _ = r.Discard(n)
 		var ok bool
-		out, ok = f.answer(out[:0], head)
+		if sl == nil && s.opts.Latency > 0 {
+			sl = newSleeper(s.life)
+		}
+		out, ok = f.answer(out[:0], head, sl)
 		if !ok {
 			s.fast.remove(c)
 			c.Close()
@@ -123,7 +132,7 @@ const fastIdleTimeout = 2 * time.Minute
 // net/http handler, whose small responses reach the client after it
 // returns: a client that sends its next request on another connection as
 // soon as it has an answer is never counted twice.
-func (f *fastHost) answer(out []byte, head bool) ([]byte, bool) {
+func (f *fastHost) answer(out []byte, head bool, sl *sleeper) ([]byte, bool) {
 	s, c := f.s, f.c
 	total := s.inFlight.Add(1)
 	defer s.leave()
@@ -143,7 +152,7 @@ func (f *fastHost) answer(out []byte, head bool) ([]byte, bool) {
 	if h := s.opts.onFastWait; h != nil {
 		h()
 	}
-	if !s.wait(s.life, s.opts.Latency) {
+	if !s.waitFast(sl) {
 		c.inFlight.Add(-1)
 		return out, false
 	}
@@ -154,6 +163,14 @@ func (f *fastHost) answer(out []byte, head bool) ([]byte, bool) {
 		out = append(out, s.body...)
 	}
 	return out, true
+}
+
+// waitFast waits the latency on sl, which is nil when there is none.
+func (s *Server) waitFast(sl *sleeper) bool {
+	if sl == nil {
+		return s.life.Err() == nil
+	}
+	return sl.sleep(s.opts.Latency)
 }
 
 // leave ends a request's share of the server-wide in-flight count.

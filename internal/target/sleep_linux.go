@@ -17,7 +17,7 @@ import (
 // the kernel's high-resolution clock. Where a timerfd cannot be had, a Go
 // timer does.
 func sleep(ctx, life context.Context, d time.Duration) bool {
-	f := newTimerFD(d)
+	f, _ := newTimerFD(d)
 	if f == nil {
 		return sleepTimer(ctx, life, d)
 	}
@@ -37,20 +37,74 @@ func sleep(ctx, life context.Context, d time.Duration) bool {
 	}
 }
 
-// newTimerFD returns a non-blocking timerfd that becomes readable once d
-// has passed, or nil when the kernel refuses one.
-func newTimerFD(d time.Duration) *os.File {
+// sleeper waits, one wait at a time, on a timerfd it keeps: a connection
+// on the fast path makes one for its life instead of one per request.
+type sleeper struct {
+	f    *os.File
+	fd   uintptr // f's descriptor: f.Fd() would make it blocking
+	stop func() bool
+	life context.Context
+}
+
+// newSleeper returns a sleeper whose waits end early once life is done.
+func newSleeper(life context.Context) *sleeper {
+	sl := &sleeper{life: life}
+	if sl.f, sl.fd = newTimerFD(0); sl.f != nil {
+		f := sl.f
+		sl.stop = context.AfterFunc(life, func() { _ = f.SetReadDeadline(time.Now()) })
+	}
+	return sl
+}
+
+// sleep waits d and reports whether the whole of it passed.
+func (sl *sleeper) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return sl.life.Err() == nil
+	}
+	if sl.f == nil || !setTimerFD(sl.fd, d) {
+		return sleepTimer(sl.life, sl.life, d)
+	}
+	var buf [8]byte
+	for {
+		_, err := sl.f.Read(buf[:])
+		if err == nil {
+			return true
+		}
+		if err != syscall.EINTR {
+			return false
+		}
+	}
+}
+
+// close releases the timerfd.
+func (sl *sleeper) close() {
+	if sl.f != nil {
+		sl.stop()
+		sl.f.Close()
+	}
+}
+
+// newTimerFD returns a non-blocking timerfd and its descriptor, armed to
+// become readable once d has passed when d > 0, or nil when the kernel
+// refuses one.
+func newTimerFD(d time.Duration) (*os.File, uintptr) {
 	const tfdNonblock, tfdCloexec = syscall.O_NONBLOCK, syscall.O_CLOEXEC
 	fd, _, errno := syscall.Syscall(syscall.SYS_TIMERFD_CREATE, uintptr(clockMonotonic), tfdNonblock|tfdCloexec, 0)
 	if errno != 0 {
-		return nil
+		return nil, 0
 	}
-	spec := itimerspec{value: syscall.NsecToTimespec(int64(d))}
-	if _, _, errno := syscall.Syscall6(syscall.SYS_TIMERFD_SETTIME, fd, 0, uintptr(unsafe.Pointer(&spec)), 0, 0, 0); errno != 0 {
+	if d > 0 && !setTimerFD(fd, d) {
 		syscall.Close(int(fd))
-		return nil
+		return nil, 0
 	}
-	return os.NewFile(fd, "timerfd")
+	return os.NewFile(fd, "timerfd"), fd
+}
+
+// setTimerFD arms the timerfd fd to fire once, d from now.
+func setTimerFD(fd uintptr, d time.Duration) bool {
+	spec := itimerspec{value: syscall.NsecToTimespec(int64(d))}
+	_, _, errno := syscall.Syscall6(syscall.SYS_TIMERFD_SETTIME, fd, 0, uintptr(unsafe.Pointer(&spec)), 0, 0, 0)
+	return errno == 0
 }
 
 const clockMonotonic = 1
