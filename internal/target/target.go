@@ -12,6 +12,11 @@
 // per request, e.g. /?latency=50ms&size=1024&status=404. The fault paths are
 // the Path constants ([PathFlaky], [PathRetryAfter], [PathReset], ...).
 //
+// On plain HTTP/1.1 listeners the default answer to a GET or HEAD of / is
+// written without net/http's server, which would take the CPU that a client
+// measured on the same cores needs (see fast.go); every other request gets
+// net/http's server, with the same counters.
+//
 // Counters are kept per fault key: /flaky and /429 count requests per value of
 // the key query parameter, so tests that use distinct keys never share state.
 package target
