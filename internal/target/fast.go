@@ -76,47 +76,54 @@ func (s *Server) serveFast(ln net.Listener, f *fastHost) {
 // hands it to net/http.
 func (f *fastHost) serveConn(c net.Conn) {
 	s := f.s
-	defer s.serving.Done()
 	r := bufio.NewReaderSize(c, maxFastHead)
-	var out []byte
-	var sl *sleeper
+	var (
+		out    []byte
+		sl     *sleeper
+		handed bool
+	)
 	defer func() {
 		if sl != nil {
 			sl.close()
 		}
+		if !handed {
+			s.fast.remove(c)
+			c.Close()
+		}
+		s.serving.Done()
 	}()
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(fastIdleTimeout))
 		n, head, closeAfter, err := readFastHead(r)
 		if err != nil {
-			s.fast.remove(c)
-			c.Close()
 			return
 		}
 		if n == 0 {
 			_ = c.SetReadDeadline(time.Time{})
 			s.fast.remove(c)
+			handed = true
 			f.hand.handoff(&handedConn{Conn: c, r: r})
 			return
 		}
 		_, _ = r.Discard(n)
-		var ok bool
 		if sl == nil && s.opts.Latency > 0 {
 			sl = newSleeper(s.life)
 		}
-		out, ok = f.answer(out[:0], head, sl)
+		var ok, body bool
+		out, body, ok = f.answer(out[:0], head, sl)
 		if !ok {
-			s.fast.remove(c)
-			c.Close()
 			return
 		}
-		if _, err := c.Write(out); err != nil || closeAfter {
-			s.fast.remove(c)
-			c.Close()
+		if _, err := c.Write(out); err != nil {
 			return
 		}
-		if len(out) > 64<<10 {
-			out = nil
+		if body {
+			if _, err := c.Write(s.body); err != nil {
+				return
+			}
+		}
+		if closeAfter {
+			return
 		}
 	}
 }
@@ -126,18 +133,20 @@ func (f *fastHost) serveConn(c net.Conn) {
 const fastIdleTimeout = 2 * time.Minute
 
 // answer counts the request, waits the latency and appends the response to
-// out. It reports false when the server closed during the wait.
+// out: all of it, or all but a body of more than maxInlineBody, which body
+// says is still to be written. It reports false when the server closed
+// during the wait.
 //
 // The in-flight counts drop before the response is written, as with a
 // net/http handler, whose small responses reach the client after it
 // returns: a client that sends its next request on another connection as
 // soon as it has an answer is never counted twice.
-func (f *fastHost) answer(out []byte, head bool, sl *sleeper) ([]byte, bool) {
+func (f *fastHost) answer(out []byte, head bool, sl *sleeper) (_ []byte, body, ok bool) {
 	s, c := f.s, f.c
 	total := s.inFlight.Add(1)
 	defer s.leave()
 	if s.closing.Load() {
-		return out, false
+		return out, false, false
 	}
 	raise(&s.peak, total)
 	c.requests.Add(1)
@@ -147,23 +156,31 @@ func (f *fastHost) answer(out []byte, head bool, sl *sleeper) ([]byte, bool) {
 		c.inFlight.Add(-1)
 		c.tooMany.Add(1)
 		out = appendDate(append(out, f.tooMany...))
-		return append(out, "\r\n\r\n429 Too Many Requests\n"...), true
+		return append(out, "\r\n\r\n429 Too Many Requests\n"...), false, true
 	}
 	if h := s.opts.onFastWait; h != nil {
 		h()
 	}
 	if !s.waitFast(sl) {
 		c.inFlight.Add(-1)
-		return out, false
+		return out, false, false
 	}
 	c.inFlight.Add(-1)
 	out = appendDate(append(out, f.okHead...))
 	out = append(out, "\r\n\r\n"...)
-	if !head {
+	switch {
+	case head:
+	case len(s.body) <= maxInlineBody:
 		out = append(out, s.body...)
+	default:
+		body = true
 	}
-	return out, true
+	return out, body, true
 }
+
+// maxInlineBody is the largest body copied next to the headers for one
+// write; a larger one is written from the server's copy.
+const maxInlineBody = 16 << 10
 
 // waitFast waits the latency on sl, which is nil when there is none.
 func (s *Server) waitFast(sl *sleeper) bool {

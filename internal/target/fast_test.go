@@ -211,3 +211,25 @@ func TestFastPathCloseEndsIdleAndWaiting(t *testing.T) {
 		t.Errorf("after Close in_flight %d (host %d), want 0", st.InFlight, st.Hosts[0].InFlight)
 	}
 }
+
+// TestFastPathLargeBody checks that a body too large to copy next to the
+// headers is written whole after them, response after response.
+func TestFastPathLargeBody(t *testing.T) {
+	t.Parallel()
+	const size = maxInlineBody*2 + 5
+	s := start(t, Options{BodySize: size})
+	c, r := rawConn(t, s)
+	if _, err := io.WriteString(c, strings.Repeat("GET /?key=1 HTTP/1.1\r\nHost: a\r\n\r\n", 2)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		resp, b := readResponse(t, r, "GET")
+		if resp.StatusCode != 200 || resp.ContentLength != size || !bytes.Equal(b, Body(size)) {
+			t.Errorf("response %d: status %d, Content-Length %d, %d body bytes; want 200 and %d matching bytes",
+				i, resp.StatusCode, resp.ContentLength, len(b), size)
+		}
+	}
+	if got := s.Stats().Requests; got != 2 {
+		t.Errorf("requests = %d, want 2", got)
+	}
+}
