@@ -233,3 +233,52 @@ func TestFastPathLargeBody(t *testing.T) {
 		t.Errorf("requests = %d, want 2", got)
 	}
 }
+
+// FuzzParseFastHead checks that every head the fast path takes is one that
+// net/http reads as the same request: GET or HEAD of the default answer,
+// HTTP/1.1, a Host, no body, and the same Connection: close.
+func FuzzParseFastHead(f *testing.F) {
+	for _, seed := range []string{
+		"GET / HTTP/1.1\r\nHost: a\r\n",
+		"HEAD /?key=3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n",
+		"GET /?key=1&x=y HTTP/1.1\r\nhost: 127.0.0.1:80\r\nUser-Agent: x\r\nAccept-Encoding: gzip\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, head string) {
+		// readFastHead passes the lines up to the first blank one, each
+		// with its CRLF.
+		if !strings.HasSuffix(head, "\r\n") || strings.Contains(head, "\r\n\r\n") {
+			return
+		}
+		isHead, closeAfter, ok := parseFastHead([]byte(head))
+		if !ok {
+			return
+		}
+		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head + "\r\n")))
+		if err != nil {
+			t.Fatalf("fast path takes %q, net/http refuses it: %v", head, err)
+		}
+		wantMethod := "GET"
+		if isHead {
+			wantMethod = "HEAD"
+		}
+		q := req.URL.Query()
+		switch {
+		case req.Method != wantMethod:
+			t.Errorf("%q: net/http method %q, fast path %q", head, req.Method, wantMethod)
+		case req.URL.Path != "/" || q.Has("latency") || q.Has("size") || q.Has("status"):
+			t.Errorf("%q: net/http reads URL %q, not the default answer", head, req.URL)
+		case req.ProtoMajor != 1 || req.ProtoMinor != 1:
+			t.Errorf("%q: net/http reads %s", head, req.Proto)
+		case req.Host == "":
+			t.Errorf("%q: no Host for net/http", head)
+		case req.ContentLength != 0 || len(req.TransferEncoding) > 0:
+			t.Errorf("%q: net/http sees a body (length %d, encoding %v)", head, req.ContentLength, req.TransferEncoding)
+		case req.Close != closeAfter:
+			t.Errorf("%q: net/http Close %v, fast path %v", head, req.Close, closeAfter)
+		}
+	})
+}
