@@ -3,6 +3,7 @@ package target
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -13,16 +14,17 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// The plain HTTP/1.1 listeners answer the hot request of a benchmark, a
-// GET or HEAD of "/" that asks for the default answer, themselves; everything else goes to
-// net/http with the connection. On a machine whose cores the target shares
-// with the client under test, net/http's server costs the client about a
-// third of the CPU it could have had, which a remote server would not take.
+// The plain HTTP/1.1 listeners answer the hot request of a benchmark, a GET
+// or HEAD of "/" that asks for the default answer, themselves; everything
+// else goes to net/http with the connection. The target shares the cores of
+// the machine with the client it measures, which a remote server would not:
+// net/http's server took 0.89 s of CPU to answer the 20,000 requests of the
+// benchmark's S1, this path takes about 0.5 s.
 //
 // A connection starts on the fast path and stays there while its requests
-// qualify. The first request that does not (another path, a parameter, a body,
-// HTTP/1.0, an Upgrade, a malformed head) hands the connection, with the
-// bytes already read, to the listener's http.Server for the rest of its
+// qualify. The first request that does not (another path, a parameter, a
+// body, HTTP/1.0, an Upgrade, a malformed head) hands the connection, with
+// the bytes already read, to the listener's http.Server for the rest of its
 // life, so the fault paths and the error answers are net/http's own.
 
 // maxFastHead bounds the request head the fast path reads; a longer one is
@@ -52,17 +54,23 @@ func newFastHost(s *Server, c *hostCounters, hand *handoffListener) *fastHost {
 	}
 }
 
-// serveFast accepts the connections of ln until it is closed.
+// serveFast accepts the connections of ln until it is closed. Like
+// net/http's server it waits and tries again after any other error, such as
+// running out of file descriptors.
 func (s *Server) serveFast(ln net.Listener, f *fastHost) {
 	defer s.serving.Done()
+	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) || s.closing.Load() {
+				return
 			}
-			return
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			time.Sleep(backoff)
+			continue
 		}
+		backoff = 0
 		f.c.conns.Add(1)
 		if !s.fast.add(c) {
 			c.Close()
@@ -340,6 +348,9 @@ func defaultTarget(t []byte) bool {
 	return true
 }
 
+// equalFold reports whether b is s, lower case, in ASCII case folding, as
+// HTTP's tokens are compared (bytes.EqualFold also folds Unicode: "ſ" would
+// match "s").
 func equalFold(b []byte, s string) bool {
 	if len(b) != len(s) {
 		return false
