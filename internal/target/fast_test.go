@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -281,4 +282,49 @@ func FuzzParseFastHead(f *testing.F) {
 			t.Errorf("%q: net/http Close %v, fast path %v", head, req.Close, closeAfter)
 		}
 	})
+}
+
+// failingListener fails its first Accept calls the way a process out of
+// file descriptors does.
+type failingListener struct {
+	net.Listener
+	fails int
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	if l.fails > 0 {
+		l.fails--
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+	}
+	return l.Listener.Accept()
+}
+
+// TestFastAcceptRetries checks that accept errors do not end a host's fast
+// path.
+func TestFastAcceptRetries(t *testing.T) {
+	t.Parallel()
+	s := start(t, Options{BodySize: 5})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.serving.Add(1)
+	go s.serveFast(&failingListener{Listener: ln, fails: 2}, s.fastHosts[0])
+	t.Cleanup(func() { ln.Close() })
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, b := readResponse(t, bufio.NewReader(c), "GET")
+	if resp.StatusCode != 200 || !bytes.Equal(b, Body(5)) {
+		t.Errorf("after two failed accepts: status %d body %q, want 200 %q", resp.StatusCode, b, Body(5))
+	}
 }
