@@ -354,7 +354,7 @@ func (ws *workerState) gunzip(body io.Reader) (*gzip.Reader, error) {
 	return ws.gz, ws.gz.Reset(body)
 }
 
-// onlyWriter hides io.ReaderFrom so that CopyBuffer uses the pooled buffer.
+// onlyWriter hides io.ReaderFrom so that CopyBuffer uses the worker's buffer.
 type onlyWriter struct{ io.Writer }
 
 // bodyFileName is "<line>.body", or "<input>-<line>.body" with several

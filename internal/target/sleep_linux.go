@@ -22,9 +22,15 @@ func sleep(ctx, life context.Context, d time.Duration) bool {
 		return sleepTimer(ctx, life, d)
 	}
 	defer f.Close()
-	wake := func() { _ = f.SetReadDeadline(time.Now()) }
+	wake := waker(f)
 	defer context.AfterFunc(ctx, wake)()
 	defer context.AfterFunc(life, wake)()
+	return waitTimerFD(f)
+}
+
+// waitTimerFD waits for the armed timerfd f to fire and reports whether it
+// did, rather than being woken by its read deadline (see waker).
+func waitTimerFD(f *os.File) bool {
 	var buf [8]byte
 	for {
 		_, err := f.Read(buf[:])
@@ -35,6 +41,11 @@ func sleep(ctx, life context.Context, d time.Duration) bool {
 			return false
 		}
 	}
+}
+
+// waker returns a function that ends a wait on f at once.
+func waker(f *os.File) func() {
+	return func() { _ = f.SetReadDeadline(time.Now()) }
 }
 
 // sleeper waits, one wait at a time, on a timerfd it keeps: a connection
@@ -50,8 +61,7 @@ type sleeper struct {
 func newSleeper(life context.Context) *sleeper {
 	sl := &sleeper{life: life}
 	if sl.f, sl.fd = newTimerFD(0); sl.f != nil {
-		f := sl.f
-		sl.stop = context.AfterFunc(life, func() { _ = f.SetReadDeadline(time.Now()) })
+		sl.stop = context.AfterFunc(life, waker(sl.f))
 	}
 	return sl
 }
@@ -64,16 +74,7 @@ func (sl *sleeper) sleep(d time.Duration) bool {
 	if sl.f == nil || !setTimerFD(sl.fd, d) {
 		return sleepTimer(sl.life, sl.life, d)
 	}
-	var buf [8]byte
-	for {
-		_, err := sl.f.Read(buf[:])
-		if err == nil {
-			return true
-		}
-		if err != syscall.EINTR {
-			return false
-		}
-	}
+	return waitTimerFD(sl.f)
 }
 
 // close releases the timerfd.
