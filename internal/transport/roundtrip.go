@@ -20,6 +20,7 @@ type roundTripper struct {
 	base            *http.Transport
 	proxyFor        func(*url.URL) (*url.URL, error) // nil: never a proxy
 	maxConnRequests int
+	followRedirects bool // the client follows redirects (see checkLocation)
 }
 
 // reqState is one request's routing and progress, shared with the dialer
@@ -69,7 +70,13 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	// trackedConn.sniffWrite), and merging a second trace into the
 	// caller's costs more than the request.
 	if p == nil && rt.maxConnRequests <= 0 {
-		return rt.base.RoundTrip(req)
+		resp, err := rt.base.RoundTrip(req)
+		if err == nil && isRedirect(resp.StatusCode) {
+			if err := checkLocation(req, resp, rt.followRedirects); err != nil {
+				return nil, err
+			}
+		}
+		return resp, err
 	}
 	st := &reqState{target: req.URL.Scheme}
 	var hdr http.Header
@@ -122,8 +129,15 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	resp.Request = req
+	if isRedirect(resp.StatusCode) {
+		if err := checkLocation(req, resp, rt.followRedirects); err != nil {
+			return nil, err
+		}
+	}
 	return resp, nil
 }
+
+func isRedirect(code int) bool { return code >= 300 && code < 400 }
 
 // takeProxyAuth handles a Proxy-Authorization header that the caller set
 // on a request that goes through a proxy. The header is the proxy's, and

@@ -57,9 +57,20 @@ type Options struct {
 	// the system's.
 	CACertFile string
 	// MaxRedirects is how many redirects are followed; 0 follows none and
-	// returns the 3xx response itself. A response that would need more
-	// fails with a *url.Error wrapping [ErrTooManyRedirects].
+	// returns the 3xx response itself (with a Location that does not parse
+	// removed, so that it comes back all the same). A response that would
+	// need more fails with a *url.Error wrapping [ErrTooManyRedirects], and
+	// the client returns that response, its body closed, with the error. A
+	// redirect whose Location does not parse or is not http or https fails
+	// with a [*RedirectError]. No Referer is added to redirected requests.
 	MaxRedirects int
+	// LocationTrusted sends the request's Authorization, Cookie and
+	// Proxy-Authorization headers on every redirect, as curl's
+	// --location-trusted does. Otherwise they go only to the origin
+	// (scheme, host and port) of the request's URL, and a redirect
+	// elsewhere drops them, except a Proxy-Authorization header that goes
+	// to a proxy.
+	LocationTrusted bool
 	// Proxy carries every request when set, loopback targets included: an
 	// http:// or https:// proxy (HTTPS targets through CONNECT), or a
 	// socks5:// (target names resolved here) or socks5h:// (names resolved
@@ -255,8 +266,9 @@ func newClient(opts Options, cache *dnsCache) (*http.Client, error) {
 		base:            tr,
 		proxyFor:        proxyFor,
 		maxConnRequests: opts.MaxConnRequests,
+		followRedirects: opts.MaxRedirects > 0,
 	}
-	return &http.Client{Transport: rt, CheckRedirect: checkRedirect(opts.MaxRedirects)}, nil
+	return &http.Client{Transport: rt, CheckRedirect: checkRedirect(opts, proxyFor)}, nil
 }
 
 func tlsConfig(opts Options) (*tls.Config, error) {
@@ -277,17 +289,4 @@ func tlsConfig(opts Options) (*tls.Config, error) {
 	}
 	conf.RootCAs = pool
 	return conf, nil
-}
-
-func checkRedirect(limit int) func(*http.Request, []*http.Request) error {
-	return func(_ *http.Request, via []*http.Request) error {
-		if limit == 0 {
-			// Following none means the 3xx itself is the final response.
-			return http.ErrUseLastResponse
-		}
-		if len(via) > limit {
-			return fmt.Errorf("%w (more than %d)", ErrTooManyRedirects, limit)
-		}
-		return nil
-	}
 }

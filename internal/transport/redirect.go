@@ -1,0 +1,155 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// RedirectError is a redirect that was not followed because the Location of
+// a 3xx response did not parse or named a scheme other than http and https.
+// It reaches the caller wrapped in a *url.Error. Its ErrorKind method
+// returns "redirect"; its message shows no password.
+type RedirectError struct {
+	// Response is the 3xx response that asked for the redirect, its body
+	// closed. Response.Request is the request it answered.
+	Response *http.Response
+
+	msg string
+}
+
+func (e *RedirectError) Error() string { return e.msg }
+
+// ErrorKind names the contract's error kind of a redirect not followed.
+func (*RedirectError) ErrorKind() string { return "redirect" }
+
+// credentials are the request headers that go to the origin of the URL as
+// given and, unless Options.LocationTrusted, to no other.
+var credentials = [...]string{"Authorization", "Cookie", "Proxy-Authorization"}
+
+// checkRedirect is the client's CheckRedirect. Besides the limit it applies
+// the credentials rule: net/http's own copies Authorization and Cookie to
+// any host of the same name (another port, or https to http, included) and
+// to its subdomains, and never back once it has dropped them; curl's rule,
+// followed here, sends them to each hop whose origin (scheme, host, port)
+// is the first request's. Redirected requests get a header map of their
+// own from net/http, so the caller's stays untouched.
+func checkRedirect(opts Options, proxyFor func(*url.URL) (*url.URL, error)) func(*http.Request, []*http.Request) error {
+	limit, trusted := opts.MaxRedirects, opts.LocationTrusted
+	return func(req *http.Request, via []*http.Request) error {
+		if limit == 0 {
+			// Following none means the 3xx itself is the final response.
+			return http.ErrUseLastResponse
+		}
+		if len(via) > limit {
+			return fmt.Errorf("%w (more than %d)", ErrTooManyRedirects, limit)
+		}
+		if s := req.URL.Scheme; s != "http" && s != "https" {
+			return &RedirectError{
+				Response: req.Response,
+				msg:      fmt.Sprintf("redirect to %s not followed: only http and https are", Redact(req.URL)),
+			}
+		}
+		first := via[0]
+		keep := trusted || sameOrigin(first.URL, req.URL)
+		for _, name := range credentials {
+			send := keep
+			if name == "Proxy-Authorization" && !send && proxyFor != nil {
+				// Through a proxy the header is the proxy's (see
+				// takeProxyAuth), wherever the request goes.
+				p, err := proxyFor(req.URL)
+				send = err == nil && p != nil
+			}
+			restore(req.Header, first.Header, name, send)
+		}
+		// No Referer of net/http's making: it would hand the previous URL,
+		// query and all, to the next host. One the caller set stays.
+		restore(req.Header, first.Header, "Referer", true)
+		return nil
+	}
+}
+
+// restore sets dst's header name to src's when send, or removes it.
+func restore(dst, src http.Header, name string, send bool) {
+	if v := src[name]; send && len(v) > 0 {
+		dst[name] = slices.Clone(v)
+		return
+	}
+	delete(dst, name)
+}
+
+// sameOrigin reports whether a and b have the same scheme, host (in any
+// case) and port, a missing port being the scheme's default.
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && portOf(a) == portOf(b)
+}
+
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http":
+		return "80"
+	case "https":
+		return "443"
+	}
+	return ""
+}
+
+// checkLocation looks at a response that net/http's client would follow
+// (as its redirectBehavior decides) for a Location that does not parse. The
+// client would fail such a response with an error that holds the Location,
+// password and all, and drop the response. When redirects are followed it
+// returns a *RedirectError that keeps the response instead; when they are
+// not, it removes the Location, so that the 3xx is the final response as
+// any other is then. It returns nil for every other response.
+func checkLocation(req *http.Request, resp *http.Response, follow bool) error {
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther:
+	case http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		if req.GetBody == nil && req.Body != nil && req.Body != http.NoBody {
+			// net/http cannot send the body again, so it does not follow.
+			return nil
+		}
+	default:
+		return nil
+	}
+	loc := resp.Header.Get("Location")
+	if loc == "" {
+		return nil
+	}
+	_, err := req.URL.Parse(loc)
+	if err == nil {
+		return nil
+	}
+	if !follow {
+		resp.Header.Del("Location")
+		return nil
+	}
+	// As net/http does with a redirect's body: read a little, so that a
+	// small one leaves the connection reusable.
+	const maxBodySlurp = 2 << 10
+	if resp.ContentLength == -1 || resp.ContentLength <= maxBodySlurp {
+		io.CopyN(io.Discard, resp.Body, maxBodySlurp)
+	}
+	resp.Body.Close()
+	return &RedirectError{Response: resp, msg: invalidLocation(loc, err)}
+}
+
+// invalidLocation says that loc did not parse. The parser's complaint is
+// added only when loc holds no password: it may quote a piece of one (a
+// password with a "/" in it reads as a port, say).
+func invalidLocation(loc string, err error) string {
+	shown := redactRaw(loc)
+	msg := fmt.Sprintf("redirect not followed: Location %q is not a valid URL", shown)
+	var ue *url.Error
+	if shown == loc && errors.As(err, &ue) {
+		msg += ": " + ue.Err.Error()
+	}
+	return msg
+}
