@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -202,13 +203,26 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	req := d.newRequest(ctx, t)
 
 	resp, err := r.Client.Do(req)
-	if err == nil {
+	if err != nil {
+		// A redirect that failed keeps the 3xx that asked for it: net/http
+		// returns it with the error when its CheckRedirect refused (too
+		// many redirects), the transport's error carries it otherwise.
+		if resp == nil {
+			var re *transport.RedirectError
+			if errors.As(err, &re) {
+				resp = re.Response
+			}
+		}
+		if resp != nil {
+			res.status = resp.StatusCode
+			res.proto = resp.Proto
+			res.finalURL = finalURL(req, resp)
+		}
+	} else {
 		res.status = resp.StatusCode
 		res.proto = resp.Proto
 		res.contentType = resp.Header.Get("Content-Type")
-		if resp.Request != nil && resp.Request.URL != req.URL && resp.Request.URL.String() != req.URL.String() {
-			res.finalURL = report.RedactURL(resp.Request.URL.String())
-		}
+		res.finalURL = finalURL(req, resp)
 		if v := resp.Header.Get("Retry-After"); v != "" {
 			res.retryAfter, res.hasRetryAfter = parseRetryAfter(v, time.Now())
 		}
@@ -253,6 +267,15 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 		res.msg = report.RedactText(res.msg, d.opts.Secrets...)
 	}
 	return res
+}
+
+// finalURL is the URL that answered resp, when it is not req's own: a
+// redirect was followed.
+func finalURL(req *http.Request, resp *http.Response) string {
+	if resp.Request == nil || resp.Request.URL == req.URL || resp.Request.URL.String() == req.URL.String() {
+		return ""
+	}
+	return report.RedactURL(resp.Request.URL.String())
 }
 
 func (d *dispatcher) newRequest(ctx context.Context, t *task) *http.Request {
