@@ -151,6 +151,7 @@ func buildConfig(r resolved) (*Config, error) {
 		Insecure:        r.bool("insecure"),
 		CACertFile:      r.str("cacert"),
 		MaxRedirects:    r.int("max-redirects"),
+		LocationTrusted: r.bool("location-trusted"),
 		ProxyFromEnv:    len(c.Proxies) == 0,
 		DNSTTL:          r.dur("dns-ttl"),
 		MaxConnRequests: r.int("max-conn-requests"),

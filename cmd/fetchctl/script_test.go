@@ -125,8 +125,10 @@ func TestScripts(t *testing.T) {
 					env.Setenv(name, "")
 				}
 			}
-			for i := range srv.plain.Addrs() {
+			for i, addr := range srv.plain.Addrs() {
 				env.Setenv("HOST"+strconv.Itoa(i), base(srv.plain.URL(i, "")))
+				// host:port alone, for /redirect-host?to=
+				env.Setenv("ADDR"+strconv.Itoa(i), addr)
 			}
 			env.Setenv("SERVER", base(srv.plain.URL(0, "")))
 			env.Setenv("TLSSERVER", base(srv.tls.URL(0, "")))

@@ -85,6 +85,7 @@ func runSettings() []setting {
 		{name: "insecure", short: "k", kind: kindBool, def: false, usage: "skip TLS certificate checks"},
 		{name: "cacert", kind: kindString, def: "", usage: "also trust the CA certificates in this PEM file"},
 		{name: "max-redirects", kind: kindInt, def: 10, usage: "redirects followed; 0 follows none"},
+		{name: "location-trusted", kind: kindBool, def: false, usage: "send Authorization, Cookie and Proxy-Authorization on redirects to other origins too"},
 		{name: "max-body", kind: kindSize, def: int64(10 << 20), usage: "body bytes read; more is body_too_large (10MiB-style units)"},
 		{name: "hash", kind: kindBool, def: false, usage: "add the sha256 of each body"},
 		{name: "save-bodies", kind: kindString, def: "", usage: "write each body to a file under this folder"},
