@@ -11,7 +11,8 @@ import (
 )
 
 // RedirectError is a redirect that was not followed because the Location of
-// a 3xx response did not parse or named a scheme other than http and https.
+// a 3xx response did not parse, named a scheme other than http and https,
+// or named no host.
 // It reaches the caller wrapped in a *url.Error. Its ErrorKind method
 // returns "redirect"; its message shows no password.
 type RedirectError struct {
@@ -49,10 +50,10 @@ func checkRedirect(opts Options, proxyFor func(*url.URL) (*url.URL, error)) func
 			return fmt.Errorf("%w (more than %d)", ErrTooManyRedirects, limit)
 		}
 		if s := req.URL.Scheme; s != "http" && s != "https" {
-			return &RedirectError{
-				Response: req.Response,
-				msg:      fmt.Sprintf("redirect to %s not followed: only http and https are", Redact(req.URL)),
-			}
+			return notFollowed(req, "only http and https are")
+		}
+		if req.URL.Host == "" {
+			return notFollowed(req, "it names no host")
 		}
 		first := via[0]
 		keep := trusted || sameOrigin(first.URL, req.URL)
@@ -70,6 +71,13 @@ func checkRedirect(opts Options, proxyFor func(*url.URL) (*url.URL, error)) func
 		// query and all, to the next host. One the caller set stays.
 		restore(req.Header, first.Header, "Referer", true)
 		return nil
+	}
+}
+
+func notFollowed(req *http.Request, why string) error {
+	return &RedirectError{
+		Response: req.Response,
+		msg:      fmt.Sprintf("redirect to %s not followed: %s", Redact(req.URL), why),
 	}
 }
 

@@ -267,6 +267,8 @@ func TestRedirectNotFollowed(t *testing.T) {
 			wantMsg: "redirect to file:///etc/passwd not followed: only http and https are"},
 		{name: "gopher scheme with a password", max: 3, url: at("gopher://u:Gs3cret@h:70/x", "&code=307"), wantStatus: 307,
 			wantMsg: "redirect to gopher://u:***@h:70/x not followed", hidden: []string{"Gs3cret"}},
+		{name: "no host", max: 3, url: at("http:///etc/passwd", ""), wantStatus: 302,
+			wantMsg: "redirect to http:///etc/passwd not followed: it names no host"},
 		{name: "slash in the password", max: 3, url: at("http://bob:Usec/ret1@host/", ""), wantStatus: 302,
 			wantMsg: `redirect not followed: Location "http://bob:***@host/" is not a valid URL`, hidden: []string{"Usec", "ret1"}},
 		{name: "bad port after a password", max: 3, url: at("http://bob:pw0rd@host:nope/", ""), wantStatus: 302,

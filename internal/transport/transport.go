@@ -61,8 +61,9 @@ type Options struct {
 	// removed, so that it comes back all the same). A response that would
 	// need more fails with a *url.Error wrapping [ErrTooManyRedirects], and
 	// the client returns that response, its body closed, with the error. A
-	// redirect whose Location does not parse or is not http or https fails
-	// with a [*RedirectError]. No Referer is added to redirected requests.
+	// redirect whose Location does not parse, is not http or https, or has
+	// no host fails with a [*RedirectError]. No Referer is added to
+	// redirected requests.
 	MaxRedirects int
 	// LocationTrusted sends the request's Authorization, Cookie and
 	// Proxy-Authorization headers on every redirect, as curl's
