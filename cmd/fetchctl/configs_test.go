@@ -400,6 +400,9 @@ func TestKubernetesConfigs(t *testing.T) {
 		claims  []string
 		invs    []invocation
 	}
+	// A container without a command runs the image's entrypoint.
+	spec := loadImageSpec(t)
+	checkDockerfile(&spec)
 	var jobs []jobInfo
 	for _, file := range files {
 		for _, doc := range yamlDocs(t, file) {
@@ -420,7 +423,13 @@ func TestKubernetesConfigs(t *testing.T) {
 			containers := append(yamlList(yamlGet(pod, "initContainers")), yamlList(yamlGet(pod, "containers"))...)
 			for _, c := range containers {
 				var words []string
-				for _, w := range append(yamlList(yamlGet(c, "command")), yamlList(yamlGet(c, "args"))...) {
+				command := yamlList(yamlGet(c, "command"))
+				if command == nil {
+					for _, w := range spec.entry {
+						command = append(command, w)
+					}
+				}
+				for _, w := range append(command, yamlList(yamlGet(c, "args"))...) {
 					words = append(words, yamlStr(w))
 				}
 				var env []string
