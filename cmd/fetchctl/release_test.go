@@ -91,7 +91,7 @@ type imageSpec struct {
 	repo      string // the image the release publishes, without a tag
 	goVersion string // go.mod's go directive
 	stages    []dockerStage
-	uid       int64    // from USER
+	uid       int64    // from USER; -1 if it is no number
 	entry     []string // ENTRYPOINT
 }
 
@@ -109,11 +109,14 @@ func checkDockerfile(spec *imageSpec) []string {
 		problems = append(problems, fmt.Sprintf("the image is FROM %s, want a distroless static nonroot base", final.base))
 	}
 	uid, gid, _ := strings.Cut(final.user, ":")
-	if n, err := strconv.ParseInt(uid, 10, 64); err != nil || n != nonrootUID || (gid != "" && gid != uid) {
+	spec.uid = -1
+	n, err := strconv.ParseInt(uid, 10, 64)
+	if err == nil {
+		spec.uid = n
+	}
+	if err != nil || n != nonrootUID || (gid != "" && gid != uid) {
 		// A numeric uid lets the kubelet check runAsNonRoot.
 		problems = append(problems, fmt.Sprintf("USER %q, want the base's nonroot user as a number, %d", final.user, nonrootUID))
-	} else {
-		spec.uid = n
 	}
 	if final.shellEntry || len(final.entrypoint) != 1 || filepath.Base(final.entrypoint[0]) != "fetchctl" {
 		// The base has no shell to run a shell-form entrypoint with.
@@ -165,7 +168,7 @@ func checkPods(spec imageSpec, pods map[string]corev1.PodSpec) []string {
 			if c.SecurityContext != nil && c.SecurityContext.RunAsNonRoot != nil {
 				nonroot = c.SecurityContext.RunAsNonRoot
 			}
-			if uid == nil || *uid != spec.uid {
+			if spec.uid >= 0 && (uid == nil || *uid != spec.uid) {
 				problems = append(problems, fmt.Sprintf("%s: runAsUser %v, want the image's user %d", where, deref(uid), spec.uid))
 			}
 			if nonroot == nil || !*nonroot {
