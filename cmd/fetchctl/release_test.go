@@ -206,9 +206,11 @@ func loadImageSpec(t *testing.T) imageSpec {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(mod); m != nil {
-		spec.goVersion = string(m[1])
+	m := regexp.MustCompile(`(?m)^go (\d+\.\d+)(\.\d+)?$`).FindSubmatch(mod)
+	if m == nil {
+		t.Fatal("go.mod: no go directive")
 	}
+	spec.goVersion = string(m[1]) + string(m[2])
 	wf := yamlDocs(t, "../../.github/workflows/release.yml")[0]
 	for _, job := range wf["jobs"].(map[string]any) {
 		for _, st := range yamlList(yamlGet(job, "steps")) {
