@@ -4,8 +4,10 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN     := bin/fetchctl
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+ACTIONLINT  := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+GORELEASER  := github.com/goreleaser/goreleaser/v2@v2.15.1
 
-.PHONY: all build test race lint tidy-check bench bench-go demo clean
+.PHONY: all build test race lint actionlint tidy-check release-check release-snapshot image bench bench-go demo clean
 
 all: build
 
@@ -18,9 +20,28 @@ test:
 
 race: test
 
-lint:
+lint: actionlint
 	go vet ./...
 	go run $(STATICCHECK) ./...
+
+# The workflows, and the example in configs/ci; shellcheck checks their run
+# scripts when it is installed.
+actionlint:
+	go run $(ACTIONLINT) configs/ci/*.yml .github/workflows/*.yml
+
+# goreleaser is built from source the first time (several minutes).
+release-check:
+	go run $(GORELEASER) check
+
+# Archives and checksums.txt for every platform in dist/; publishes nothing.
+# goreleaser drops the commit ("none") in a clone without a remote: lend it
+# this directory as one.
+NOREMOTE := $(if $(shell git remote 2>/dev/null),,GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=remote.origin.url GIT_CONFIG_VALUE_0=$(CURDIR))
+release-snapshot:
+	$(NOREMOTE) go run $(GORELEASER) release --snapshot --clean
+
+image:
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t fetchctl:$(VERSION) .
 
 tidy-check:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
@@ -36,4 +57,4 @@ demo: build
 	./scripts/demo.sh
 
 clean:
-	rm -rf bin bench-out
+	rm -rf bin bench-out dist

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +16,11 @@ import (
 
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
+	kyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
 // yamlDocs reads every document of a YAML file.
@@ -272,6 +279,114 @@ func wantShardFiles(t *testing.T, sum invocation, output, index string, n int) {
 	}
 }
 
+// decodeManifests decodes every document of a manifest file into the
+// Kubernetes API type its apiVersion and kind name, as the API server does
+// with strict field validation: an unknown or duplicated field, a value of
+// the wrong type or a kind that does not exist is an error.
+func decodeManifests(data []byte) ([]runtime.Object, error) {
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, batchv1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return nil, err
+		}
+	}
+	dec := kjson.NewSerializerWithOptions(kjson.DefaultMetaFactory, scheme, scheme, kjson.SerializerOptions{Yaml: true, Strict: true})
+	r := kyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var objs []runtime.Object
+	for n := 1; ; n++ {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return objs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		// A document of comments only holds no object.
+		if j, err := kyaml.ToJSON(doc); err == nil && string(bytes.TrimSpace(j)) == "null" {
+			continue
+		}
+		obj, _, err := dec.Decode(doc, nil, nil)
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", n, err)
+		}
+		objs = append(objs, obj)
+	}
+}
+
+func TestKubernetesManifestsStrict(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("../../configs/kubernetes/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no manifests under configs/kubernetes: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			t.Parallel()
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs, err := decodeManifests(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(objs) == 0 {
+				t.Fatal("no object decoded")
+			}
+		})
+	}
+}
+
+// TestDecodeManifests pins what the strict decoding rejects, so that the
+// check of the shipped manifests cannot pass by accepting everything.
+func TestDecodeManifests(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../../configs/kubernetes/fetch-job.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := string(data)
+	tests := []struct {
+		name     string
+		old, new string
+		wantErr  string
+	}{
+		{name: "as shipped"},
+		{name: "unknown field", old: "      restartPolicy: Never\n", new: "      restartPolicy: Never\n      restartPolicyy: Never\n",
+			wantErr: `unknown field "spec.template.spec.restartPolicyy"`},
+		{name: "field at the wrong level", old: "  parallelism: 4\n", new: "  parallelism: 4\n  runAsUser: 65532\n",
+			wantErr: `unknown field "spec.runAsUser"`},
+		{name: "duplicate field", old: "  parallelism: 4\n", new: "  parallelism: 4\n  parallelism: 2\n",
+			wantErr: `"parallelism" already set`},
+		{name: "wrong type", old: "  completions: 4\n", new: "  completions: four\n",
+			wantErr: "cannot unmarshal"},
+		{name: "no such kind", old: "kind: Job\n", new: "kind: Jobs\n",
+			wantErr: `no kind "Jobs" is registered`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			text := good
+			if tt.old != "" {
+				if !strings.Contains(good, tt.old) {
+					t.Fatalf("fetch-job.yaml has no %q to change", tt.old)
+				}
+				text = strings.Replace(good, tt.old, tt.new, 1)
+			}
+			_, err := decodeManifests([]byte(text))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
 func TestKubernetesConfigs(t *testing.T) {
 	t.Parallel()
 	files, err := filepath.Glob("../../configs/kubernetes/*.yaml")
@@ -285,6 +400,9 @@ func TestKubernetesConfigs(t *testing.T) {
 		claims  []string
 		invs    []invocation
 	}
+	// A container without a command runs the image's entrypoint.
+	spec := loadImageSpec(t)
+	checkDockerfile(&spec)
 	var jobs []jobInfo
 	for _, file := range files {
 		for _, doc := range yamlDocs(t, file) {
@@ -305,7 +423,13 @@ func TestKubernetesConfigs(t *testing.T) {
 			containers := append(yamlList(yamlGet(pod, "initContainers")), yamlList(yamlGet(pod, "containers"))...)
 			for _, c := range containers {
 				var words []string
-				for _, w := range append(yamlList(yamlGet(c, "command")), yamlList(yamlGet(c, "args"))...) {
+				command := yamlList(yamlGet(c, "command"))
+				if command == nil {
+					for _, w := range spec.entry {
+						command = append(command, w)
+					}
+				}
+				for _, w := range append(command, yamlList(yamlGet(c, "args"))...) {
 					words = append(words, yamlStr(w))
 				}
 				var env []string
