@@ -228,10 +228,7 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	if interrupted {
 		return &exitError{code: exitInterrupted}
 	}
-	if res.SuccessRatio < cfg.MinSuccess {
-		return &exitError{code: exitBelowMin}
-	}
-	return nil
+	return checkMinSuccess(res, cfg.MinSuccess)
 }
 
 func writeSummaries(d *deps, cfg *Config, res report.Result, logf func(string, ...any)) error {
