@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -97,6 +99,9 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		return err
 	}
 	defer closeInputs()
+	if err := checkOutputs(cfg, inputs); err != nil {
+		return err
+	}
 	if opts.dryRun {
 		return dryRun(ctx, d, r, cfg, inputs)
 	}
@@ -450,6 +455,84 @@ func openInputs(files []string, stdin io.Reader) ([]runner.Input, func(), error)
 		inputs = append(inputs, runner.Input{Name: name, R: f})
 	}
 	return inputs, closeAll, nil
+}
+
+// checkOutputs refuses, before anything is touched, an -o or --summary
+// that would destroy an input or earlier results: -o or --summary naming an
+// input (by the file itself, so links count too), --summary naming the
+// output, and -o naming a regular file that holds something, unless
+// --resume or --overwrite says what to do with it. Files that are not
+// regular (/dev/null, a FIFO, a terminal) are never refused.
+func checkOutputs(cfg *Config, inputs []runner.Input) error {
+	type named struct {
+		name string
+		fi   os.FileInfo
+	}
+	var ins []named
+	for _, in := range inputs {
+		f, ok := in.R.(*os.File)
+		if !ok {
+			continue
+		}
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			name := in.Name
+			if name == "-" {
+				name = "stdin"
+			}
+			ins = append(ins, named{name, fi})
+		}
+	}
+	regular := func(path string) os.FileInfo {
+		fi, err := os.Stat(path)
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil
+		}
+		return fi
+	}
+	isInput := func(flag, path string) error {
+		fi := regular(path)
+		if fi == nil {
+			return nil
+		}
+		for _, in := range ins {
+			if os.SameFile(fi, in.fi) {
+				return usageErrorf("%s %s is the input %s: writing it would destroy the list; name another file", flag, path, in.name)
+			}
+		}
+		return nil
+	}
+	if cfg.Output != "" {
+		if err := isInput("-o", cfg.Output); err != nil {
+			return err
+		}
+		outFI := regular(cfg.Output)
+		if outFI != nil && outFI.Size() > 0 && !cfg.Resume && !cfg.Overwrite {
+			return usageErrorf("-o %s already holds results: add --resume to go on with them, or --overwrite to start again", cfg.Output)
+		}
+	}
+	if cfg.SummaryOut != "" {
+		if err := isInput("--summary", cfg.SummaryOut); err != nil {
+			return err
+		}
+		if cfg.Output != "" {
+			sumFI, sumErr := os.Stat(cfg.SummaryOut)
+			outFI, outErr := os.Stat(cfg.Output)
+			same := false
+			switch {
+			case sumErr == nil && outErr == nil:
+				same = os.SameFile(sumFI, outFI) && outFI.Mode().IsRegular()
+			case errors.Is(sumErr, fs.ErrNotExist) && errors.Is(outErr, fs.ErrNotExist):
+				// Neither is there yet: the same name is the same file.
+				a, err1 := filepath.Abs(cfg.SummaryOut)
+				b, err2 := filepath.Abs(cfg.Output)
+				same = err1 == nil && err2 == nil && a == b
+			}
+			if same {
+				return usageErrorf("--summary %s is the output -o %s: name another file", cfg.SummaryOut, cfg.Output)
+			}
+		}
+	}
+	return nil
 }
 
 // lineSet remembers which input lines already have a record (--resume), one
