@@ -43,6 +43,12 @@ var errNotObject = errors.New("not a JSON object")
 // the pointer, nor the History slice or the pointers within, past its
 // return.
 func ReadRecords(r io.Reader, fn func(rec *Record) error) (ReadStats, error) {
+	return ReadNumbered(r, func(_ int64, rec *Record) error { return fn(rec) })
+}
+
+// ReadNumbered is [ReadRecords] that also passes fn the record's line
+// number in the file, from 1.
+func ReadNumbered(r io.Reader, fn func(line int64, rec *Record) error) (ReadStats, error) {
 	var (
 		st     ReadStats
 		rec    Record
@@ -84,7 +90,7 @@ func ReadRecords(r io.Reader, fn func(rec *Record) error) (ReadStats, error) {
 		}
 		st.Records++
 		st.GoodSize += int64(len(line))
-		if err := fn(&rec); err != nil {
+		if err := fn(lineNo, &rec); err != nil {
 			return st, err
 		}
 	}

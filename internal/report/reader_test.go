@@ -118,6 +118,18 @@ func TestReadRecordsResetsBetweenLines(t *testing.T) {
 	}
 }
 
+func TestReadNumbered(t *testing.T) {
+	t.Parallel()
+	var got [][2]int64
+	_, err := ReadNumbered(strings.NewReader("\n"+line2+"\n\n"+line1+"\n"), func(n int64, r *Record) error {
+		got = append(got, [2]int64{n, r.Line})
+		return nil
+	})
+	if want := [][2]int64{{2, 2}, {4, 1}}; err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("file lines and record lines %v, %v; want %v", got, err, want)
+	}
+}
+
 func TestReadRecordsStopsOnCallbackError(t *testing.T) {
 	t.Parallel()
 	stop := errors.New("stop")
