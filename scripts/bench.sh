@@ -141,7 +141,7 @@ one() {
 		'BEGIN { a = n / l; b = n / (h * p); if (b > a) a = b; printf "%.3f", a * ms / 1000 }')
 	start_target "$hosts" "${lat}ms" "$urls" "$sorted"
 	local list=$work/urls.txt
-	rm -f "$work/time" "$work/answers"
+	rm -f "$work/time" "$work/answers" "$work/fetchctl.ndjson"
 	cpu0=$(target_cpu)
 	case $tool in
 	fetchctl)

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${DEMO_OUT:-demo-out}
 mkdir -p "$out"
-rm -f "$out/ready.json"
+# A run starts again: -o refuses a file that already holds results.
+rm -f "$out/ready.json" "$out/results.ndjson" "$out/summary.json"
 
 ./bin/fetchtarget -hosts 8 -latency 40ms -body 2KiB -urls 3000 \
 	-paths '/,/,/,/,/,/,/,/,/flaky?fail=1,/status/404,/429?after=1&times=1' \

@@ -24,6 +24,7 @@ type Config struct {
 	SummaryOut string
 	MinSuccess float64
 	Resume     bool
+	Overwrite  bool
 	Shard      runner.Shard
 	Progress   string
 	Quiet      bool
@@ -114,6 +115,10 @@ func buildConfig(r resolved) (*Config, error) {
 	c.Resume = r.bool("resume")
 	if c.Resume && c.Output == "" {
 		return nil, bad("resume", "needs -o FILE: the records to keep are read from that file")
+	}
+	c.Overwrite = r.bool("overwrite")
+	if c.Resume && c.Overwrite {
+		return nil, bad("overwrite", "cannot go with --resume: one keeps the records in -o FILE, the other throws them away")
 	}
 
 	// Proxies: --proxy-file, else --proxy, else the environment.

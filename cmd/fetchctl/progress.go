@@ -31,7 +31,7 @@ func showProgress(d *deps, mode string) bool {
 	return d.io.IsStderrTTY() && d.getenv("CI") == ""
 }
 
-func newProgress(d *deps, cfg *Config, inputs []runner.Input, skip *lineSet) *progress {
+func newProgress(d *deps, cfg *Config, inputs []runner.Input, skip *keptRecords) *progress {
 	if !showProgress(d, cfg.Progress) {
 		return &progress{}
 	}

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -97,6 +99,9 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		return err
 	}
 	defer closeInputs()
+	if err := checkOutputs(cfg, inputs); err != nil {
+		return err
+	}
 	if opts.dryRun {
 		return dryRun(ctx, d, r, cfg, inputs)
 	}
@@ -130,16 +135,17 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	cfg.Runner.MultiInput = len(inputs) > 1
 
 	summary := report.NewSummary()
-	var skip *lineSet
+	var skip *keptRecords
+	allChecked := true
 	out := d.io.Out
 	if cfg.Output != "" {
-		f, kept, err := openOutput(cfg, summary)
+		f, kept, all, err := openOutput(ctx, cfg, summary, inputs)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
 		out = f
-		skip = kept
+		skip, allChecked = kept, all
 	}
 	writer := report.NewWriter(out, time.Second)
 
@@ -166,17 +172,15 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	go func() {
 		defer close(jobs)
 		ro := runner.ReadOptions{Shard: cfg.Shard}
-		if skip != nil {
-			multi := cfg.Runner.MultiInput
-			ro.Skip = func(input string, line int64) bool {
-				if !multi {
-					// Records of a single-input run carry no input name.
-					input = ""
-				}
-				return skip.has(input, line)
-			}
+		if skip != nil && skip.count > 0 {
+			ro.Recorded = skip.check
 		}
-		readErr <- runner.ReadJobs(readCtx, inputs, ro, jobs)
+		err := runner.ReadJobs(readCtx, inputs, ro, jobs)
+		if err == nil && ro.Recorded != nil && !allChecked {
+			// A stream was checked only now, as it was read.
+			err = skip.unseen()
+		}
+		readErr <- err
 	}()
 
 	start := time.Now()
@@ -228,10 +232,7 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	if interrupted {
 		return &exitError{code: exitInterrupted}
 	}
-	if res.SuccessRatio < cfg.MinSuccess {
-		return &exitError{code: exitBelowMin}
-	}
-	return nil
+	return checkMinSuccess(res, cfg.MinSuccess)
 }
 
 func writeSummaries(d *deps, cfg *Config, res report.Result, logf func(string, ...any)) error {
@@ -455,71 +456,187 @@ func openInputs(files []string, stdin io.Reader) ([]runner.Input, func(), error)
 	return inputs, closeAll, nil
 }
 
-// lineSet remembers which input lines already have a record (--resume), one
-// bit per line, so a million lines take about 128 KiB.
-type lineSet struct {
-	bits  map[string][]uint64
-	count int64
+// checkOutputs refuses, before anything is touched, an -o or --summary
+// that would destroy an input or earlier results: -o or --summary naming an
+// input (by the file itself, so links count too), --summary naming the
+// output, and -o naming a regular file that holds something, unless
+// --resume or --overwrite says what to do with it. Files that are not
+// regular (/dev/null, a FIFO, a terminal) are never refused.
+func checkOutputs(cfg *Config, inputs []runner.Input) error {
+	type named struct {
+		name string
+		fi   os.FileInfo
+	}
+	var ins []named
+	for _, in := range inputs {
+		f, ok := in.R.(*os.File)
+		if !ok {
+			continue
+		}
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			name := in.Name
+			if name == "-" {
+				name = "stdin"
+			}
+			ins = append(ins, named{name, fi})
+		}
+	}
+	regular := func(path string) os.FileInfo {
+		fi, err := os.Stat(path)
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil
+		}
+		return fi
+	}
+	isInput := func(flag, path string) error {
+		fi := regular(path)
+		if fi == nil {
+			return nil
+		}
+		for _, in := range ins {
+			if os.SameFile(fi, in.fi) {
+				return usageErrorf("%s %s is the input %s: writing it would destroy the list; name another file", flag, path, in.name)
+			}
+		}
+		return nil
+	}
+	if cfg.Output != "" {
+		if err := isInput("-o", cfg.Output); err != nil {
+			return err
+		}
+		outFI := regular(cfg.Output)
+		if outFI != nil && outFI.Size() > 0 && !cfg.Resume && !cfg.Overwrite {
+			return usageErrorf("-o %s already holds results: add --resume to go on with them, or --overwrite to start again", cfg.Output)
+		}
+	}
+	if cfg.SummaryOut != "" {
+		if err := isInput("--summary", cfg.SummaryOut); err != nil {
+			return err
+		}
+		if cfg.Output != "" {
+			sumFI, sumErr := os.Stat(cfg.SummaryOut)
+			outFI, outErr := os.Stat(cfg.Output)
+			same := false
+			switch {
+			case sumErr == nil && outErr == nil:
+				same = os.SameFile(sumFI, outFI) && outFI.Mode().IsRegular()
+			case errors.Is(sumErr, fs.ErrNotExist) && errors.Is(outErr, fs.ErrNotExist):
+				// Neither is there yet: the same name is the same file.
+				a, err1 := filepath.Abs(cfg.SummaryOut)
+				b, err2 := filepath.Abs(cfg.Output)
+				same = err1 == nil && err2 == nil && a == b
+			}
+			if same {
+				return usageErrorf("--summary %s is the output -o %s: name another file", cfg.SummaryOut, cfg.Output)
+			}
+		}
+	}
+	return nil
 }
 
-func (s *lineSet) add(input string, line int64) {
-	if line < 1 {
-		return
-	}
-	b := s.bits[input]
-	i := int(line / 64)
-	if i >= len(b) {
-		nb := make([]uint64, max(i+1, 2*len(b)))
-		copy(nb, b)
-		b = nb
-		s.bits[input] = b
-	}
-	if b[i]&(1<<(line%64)) == 0 {
-		b[i] |= 1 << (line % 64)
-		s.count++
-	}
-}
-
-func (s *lineSet) has(input string, line int64) bool {
-	b := s.bits[input]
-	i := int(line / 64)
-	return i < len(b) && b[i]&(1<<(line%64)) != 0
-}
-
-// openOutput opens -o FILE. With --resume it keeps the whole records already
-// there (adding them to the summary), cuts a torn last line, and returns the
-// set of lines that need no fetch.
-func openOutput(cfg *Config, summary *report.Summary) (*os.File, *lineSet, error) {
+// openOutput opens -o FILE. With --resume it reads the records already
+// there (adding them to the summary) and checks them against the inputs
+// that are regular files, which it reads once and rewinds; only then, when
+// they all match, does it cut a torn last line. It returns the records to
+// keep and whether every input was checked, none being a stream.
+func openOutput(ctx context.Context, cfg *Config, summary *report.Summary, inputs []runner.Input) (*os.File, *keptRecords, bool, error) {
 	if !cfg.Resume {
 		f, err := os.Create(cfg.Output)
 		if err != nil {
-			return nil, nil, usageErrorf("output %s: %v", cfg.Output, unwrapPathErr(err))
+			return nil, nil, false, usageErrorf("output %s: %v", cfg.Output, unwrapPathErr(err))
 		}
-		return f, nil, nil
+		return f, nil, false, nil
 	}
 	f, err := os.OpenFile(cfg.Output, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, nil, usageErrorf("output %s: %v", cfg.Output, unwrapPathErr(err))
+		return nil, nil, false, usageErrorf("output %s: %v", cfg.Output, unwrapPathErr(err))
 	}
-	kept := &lineSet{bits: map[string][]uint64{}}
-	stats, err := report.ReadRecords(bufio.NewReaderSize(f, 256<<10), func(rec *report.Record) error {
-		kept.add(rec.Input, rec.Line)
+	fail := func(err error) (*os.File, *keptRecords, bool, error) {
+		f.Close()
+		return nil, nil, false, err
+	}
+	kept := newKeptRecords(cfg.Output, inputs)
+	stats, err := report.ReadNumbered(bufio.NewReaderSize(f, 256<<10), func(n int64, rec *report.Record) error {
+		if err := kept.add(n, rec); err != nil {
+			return err
+		}
 		summary.AddOld(rec)
 		return nil
 	})
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return fail(err)
+	}
 	if err != nil {
-		f.Close()
-		return nil, nil, usageErrorf("--resume: %s: %v", cfg.Output, err)
+		return fail(usageErrorf("--resume: %s: %v", cfg.Output, err))
+	}
+	if err := kept.done(); err != nil {
+		return fail(err)
+	}
+	all, err := precheck(ctx, kept, inputs)
+	if err != nil {
+		return fail(err)
 	}
 	if stats.TornBytes > 0 {
 		if err := f.Truncate(stats.GoodSize); err != nil {
-			f.Close()
-			return nil, nil, fmt.Errorf("--resume: cut the torn last line of %s: %w", cfg.Output, err)
+			return fail(fmt.Errorf("--resume: cut the torn last line of %s: %w", cfg.Output, err))
 		}
 	}
 	if _, err := f.Seek(stats.GoodSize, io.SeekStart); err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("--resume: %w", err)
+		return fail(fmt.Errorf("--resume: %w", err))
 	}
-	return f, kept, nil
+	return f, kept, all, nil
+}
+
+// precheck compares the inputs that are regular files with the kept
+// records before anything is fetched, reading each once and putting it back
+// where it was. A stream (stdin as a pipe) cannot be read twice: its lines
+// are checked as the run reads them. It reports whether every input was
+// checked here, and when so, also refuses records of lines that no input
+// has.
+func precheck(ctx context.Context, kept *keptRecords, inputs []runner.Input) (bool, error) {
+	if kept.count == 0 {
+		return true, nil
+	}
+	all := true
+	var files []runner.Input
+	var offsets []int64
+	for _, in := range inputs {
+		f, ok := in.R.(*os.File)
+		if !ok {
+			all = false
+			continue
+		}
+		fi, err := f.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			all = false
+			continue
+		}
+		off, err := f.Seek(0, io.SeekCurrent)
+		if err != nil {
+			all = false
+			continue
+		}
+		files = append(files, in)
+		offsets = append(offsets, off)
+	}
+	jobs := make(chan runner.Job, 256)
+	drained := make(chan struct{})
+	go func() {
+		for range jobs {
+		}
+		close(drained)
+	}()
+	err := runner.ReadJobs(ctx, files, runner.ReadOptions{Recorded: kept.check}, jobs)
+	close(jobs)
+	<-drained
+	for i, in := range files {
+		if _, serr := in.R.(*os.File).Seek(offsets[i], io.SeekStart); serr != nil && err == nil {
+			err = usageErrorf("input %s: %v", in.Name, serr)
+		}
+	}
+	if err == nil && all {
+		err = kept.unseen()
+	}
+	return all, err
 }

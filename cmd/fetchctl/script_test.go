@@ -155,6 +155,7 @@ func TestScripts(t *testing.T) {
 			"interrupt": cmdInterrupt,
 			"genjunk":   cmdGenJunk,
 			"reccount":  cmdRecCount,
+			"chop":      cmdChop,
 
 			// Real proxies (proxy_test.go).
 			"proxyd":     cmdProxyd,
@@ -169,6 +170,28 @@ func TestScripts(t *testing.T) {
 			"jsonset":    cmdJSONSet,
 		},
 	})
+}
+
+// cmdChop cuts the last N bytes (default 1, the final newline that txtar
+// always adds) off a file: "chop FILE [N]", to make a torn last line.
+func cmdChop(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: chop FILE [N]")
+	}
+	n := 1
+	if len(args) == 2 {
+		var err error
+		if n, err = strconv.Atoi(args[1]); err != nil || n < 0 {
+			ts.Fatalf("chop: bad count %q", args[1])
+		}
+	}
+	data := ts.ReadFile(args[0])
+	if n > len(data) {
+		ts.Fatalf("chop: %s holds %d bytes, fewer than %d", args[0], len(data), n)
+	}
+	if err := os.WriteFile(ts.MkAbs(args[0]), []byte(data[:len(data)-n]), 0o644); err != nil {
+		ts.Fatalf("chop: %v", err)
+	}
 }
 
 // base is a server URL without its final slash, so scripts write $SERVER/path.

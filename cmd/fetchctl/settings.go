@@ -94,6 +94,7 @@ func runSettings() []setting {
 		{name: "summary", kind: kindString, def: "", usage: "also write the summary as JSON to this file"},
 		{name: "min-success", kind: kindFloat, def: 0.0, usage: "exit 1 below this success ratio (0 to 1)"},
 		{name: "resume", kind: kindBool, def: false, usage: "with -o: keep the records in the file, fetch only the lines without one, append"},
+		{name: "overwrite", kind: kindBool, def: false, usage: "with -o: start again over a file that already holds results"},
 		{name: "shard", kind: kindString, def: "", usage: "K/N: fetch only the hosts in shard K (from 0) of N"},
 		{name: "progress", kind: kindString, def: "auto", usage: "progress bar on stderr: auto, always or never"},
 		{name: "quiet", short: "q", kind: kindBool, def: false, usage: "no summary on stderr"},

@@ -109,8 +109,22 @@ func runSummarize(opts *summarizeOptions) error {
 			}
 		}
 	}
-	if res.SuccessRatio < opts.minSuccess {
-		return &exitError{code: exitBelowMin}
+	return checkMinSuccess(res, opts.minSuccess)
+}
+
+// checkMinSuccess is the --min-success gate of a finished run: an error
+// (exit 1) when the ratio is below min, or when min is above 0 and there is
+// no record at all, so that a gate never passes on nothing. Its message
+// gives the ratio and the threshold.
+func checkMinSuccess(res report.Result, min float64) error {
+	if min <= 0 {
+		return nil
+	}
+	if res.Total == 0 {
+		return fmt.Errorf("no record: --min-success %g needs at least one", min)
+	}
+	if res.SuccessRatio < min {
+		return fmt.Errorf("success ratio %.4f is below --min-success %g", res.SuccessRatio, min)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // ReadStats says what [ReadRecords] read.
@@ -26,16 +27,28 @@ var errNotObject = errors.New("not a JSON object")
 // ReadRecords reads an NDJSON result file from r and calls fn with each
 // record, in file order. Lines may be of any length; blank lines are skipped.
 //
+// Every other line must be a record: a JSON object with at least "url" (a
+// non-empty string), "line" (an integer of 1 or more), "ok" (a boolean) and
+// "time" (an RFC 3339 time), as [Writer] always writes them. Fields it does
+// not know are ignored. A line that is not a record is an error naming its
+// line number, wherever it is: results are never mistaken for something
+// else, and a file that holds something else is never taken for results.
+//
 // A run that was killed may leave a torn last line: the bytes after the last
-// newline, or a last line that is not a valid record. It is not an error: it
-// is counted in [ReadStats.TornBytes] and left out of GoodSize. An invalid
-// line anywhere else is an error naming its line number. An error from fn
-// stops the read and is returned as is.
+// newline. It is not an error: it is counted in [ReadStats.TornBytes] and
+// left out of GoodSize. A whole last line, newline included, is read as any
+// other. An error from fn stops the read and is returned as is.
 //
 // fn gets the same *Record each time, reset between lines: it must not keep
 // the pointer, nor the History slice or the pointers within, past its
 // return.
 func ReadRecords(r io.Reader, fn func(rec *Record) error) (ReadStats, error) {
+	return ReadNumbered(r, func(_ int64, rec *Record) error { return fn(rec) })
+}
+
+// ReadNumbered is [ReadRecords] that also passes fn the record's line
+// number in the file, from 1.
+func ReadNumbered(r io.Reader, fn func(line int64, rec *Record) error) (ReadStats, error) {
 	var (
 		st     ReadStats
 		rec    Record
@@ -73,23 +86,22 @@ func ReadRecords(r io.Reader, fn func(rec *Record) error) (ReadStats, error) {
 		}
 		rec = Record{}
 		if derr := decodeRecord(body, &rec); derr != nil {
-			// body is not used past here: Peek may move the buffer.
-			_, perr := br.Peek(1)
-			if perr == io.EOF {
-				st.TornBytes = int64(len(line))
-				return st, nil
-			}
-			if perr != nil {
-				return st, fmt.Errorf("read records: %w", perr)
-			}
 			return st, fmt.Errorf("line %d: invalid record: %w", lineNo, derr)
 		}
 		st.Records++
 		st.GoodSize += int64(len(line))
-		if err := fn(&rec); err != nil {
+		if err := fn(lineNo, &rec); err != nil {
 			return st, err
 		}
 	}
+}
+
+// recordIn decodes a record and tells which of its required fields were
+// there: the outer fields shadow the embedded record's.
+type recordIn struct {
+	*Record
+	OK   *bool      `json:"ok"`
+	Time *time.Time `json:"time"`
 }
 
 func decodeRecord(body []byte, rec *Record) error {
@@ -99,5 +111,21 @@ func decodeRecord(body []byte, rec *Record) error {
 		}
 		return errNotObject
 	}
-	return json.Unmarshal(body, rec)
+	in := recordIn{Record: rec}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return err
+	}
+	switch {
+	case rec.URL == "":
+		return errors.New(`no "url"`)
+	case rec.Line < 1:
+		return errors.New(`no "line" of 1 or more`)
+	case in.OK == nil:
+		return errors.New(`no "ok"`)
+	case in.Time == nil:
+		return errors.New(`no "time"`)
+	}
+	rec.OK = *in.OK
+	rec.Time = *in.Time
+	return nil
 }

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -36,8 +37,26 @@ func TestReadRecords(t *testing.T) {
 		{name: "torn last line", in: line1 + "\n" + line2[:40], wantLines: []int64{1}, wantTorn: 40, wantGood: int64(len(line1) + 1)},
 		{name: "torn long line", in: line1 + "\n" + long[:200<<10], wantLines: []int64{1}, wantTorn: 200 << 10, wantGood: int64(len(line1) + 1)},
 		{name: "whole record without newline is torn", in: line1 + "\n" + line2, wantLines: []int64{1}, wantTorn: int64(len(line2)), wantGood: int64(len(line1) + 1)},
-		{name: "invalid last line with newline is torn", in: line1 + "\n" + `{"url":"x",` + "\n", wantLines: []int64{1}, wantTorn: 12, wantGood: int64(len(line1) + 1)},
-		{name: "null last line is torn", in: line1 + "\nnull\n", wantLines: []int64{1}, wantTorn: 5, wantGood: int64(len(line1) + 1)},
+		{name: "invalid last line with newline is an error", in: line1 + "\n" + `{"url":"x",` + "\n", wantLines: []int64{1}, wantGood: int64(len(line1) + 1), wantErr: "line 2: invalid record"},
+		{name: "null last line is an error", in: line1 + "\nnull\n", wantLines: []int64{1}, wantGood: int64(len(line1) + 1), wantErr: "line 2: invalid record: not a JSON object"},
+		{name: "text last line is an error", in: line1 + "\nError: something\n", wantLines: []int64{1}, wantGood: int64(len(line1) + 1), wantErr: "line 2: invalid record"},
+		{name: "only text", in: "hello\n", wantErr: "line 1: invalid record"},
+		{name: "empty object", in: "{}\n", wantErr: `line 1: invalid record: no "url"`},
+		{name: "object of other fields", in: `{"foo":1}` + "\n", wantErr: `line 1: invalid record: no "url"`},
+		{name: "empty url", in: `{"url":"","line":1,"ok":true,"time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record: no "url"`},
+		{name: "no line", in: `{"url":"https://a/","ok":true,"time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record: no "line" of 1 or more`},
+		{name: "line 0", in: `{"url":"https://a/","line":0,"ok":true,"time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record: no "line" of 1 or more`},
+		{name: "negative line", in: `{"url":"https://a/","line":-3,"ok":true,"time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record: no "line" of 1 or more`},
+		{name: "fractional line", in: `{"url":"https://a/","line":1.5,"ok":true,"time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record`},
+		{name: "line past int64", in: `{"url":"https://a/","line":9223372036854775808,"ok":true,"time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record`},
+		{name: "largest line", in: `{"url":"https://a/","line":9223372036854775807,"ok":true,"time":"2025-11-25T20:46:01Z"}` + "\n", wantLines: []int64{9223372036854775807}, wantGood: -1},
+		{name: "no ok", in: `{"url":"https://a/","line":1,"time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record: no "ok"`},
+		{name: "null ok", in: `{"url":"https://a/","line":1,"ok":null,"time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record: no "ok"`},
+		{name: "no time", in: `{"url":"https://a/","line":1,"ok":true}` + "\n", wantErr: `line 1: invalid record: no "time"`},
+		{name: "bad time", in: `{"url":"https://a/","line":1,"ok":true,"time":"yesterday"}` + "\n", wantErr: `line 1: invalid record`},
+		{name: "minimal record", in: `{"url":"https://a/","line":7,"ok":false,"time":"2025-11-25T20:46:01Z"}` + "\n", wantLines: []int64{7}, wantGood: -1},
+		{name: "unknown fields are kept out", in: `{"url":"https://a/","line":7,"ok":false,"time":"2025-11-25T20:46:01Z","later":{"x":[1]}}` + "\n", wantLines: []int64{7}, wantGood: -1},
+		{name: "error after the last good line", in: line1 + "\n" + line2 + "\n{}\n" + line1 + "\n", wantLines: []int64{1, 2}, wantGood: int64(len(line1) + len(line2) + 2), wantErr: "line 3: invalid record"},
 		{name: "invalid middle line", in: line1 + "\n" + `{"url":` + "\n" + line2 + "\n", wantLines: []int64{1}, wantGood: int64(len(line1) + 1), wantErr: "line 2: invalid record"},
 		{name: "array in the middle", in: "[1]\n" + line1 + "\n", wantErr: "line 1: invalid record: not a JSON object"},
 		{name: "wrong field type in the middle", in: `{"url":1}` + "\n" + line1 + "\n", wantErr: "line 1: invalid record"},
@@ -99,6 +118,18 @@ func TestReadRecordsResetsBetweenLines(t *testing.T) {
 	}
 }
 
+func TestReadNumbered(t *testing.T) {
+	t.Parallel()
+	var got [][2]int64
+	_, err := ReadNumbered(strings.NewReader("\n"+line2+"\n\n"+line1+"\n"), func(n int64, r *Record) error {
+		got = append(got, [2]int64{n, r.Line})
+		return nil
+	})
+	if want := [][2]int64{{2, 2}, {4, 1}}; err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("file lines and record lines %v, %v; want %v", got, err, want)
+	}
+}
+
 func TestReadRecordsStopsOnCallbackError(t *testing.T) {
 	t.Parallel()
 	stop := errors.New("stop")
@@ -149,26 +180,71 @@ func TestReadRecordsRoundTrip(t *testing.T) {
 	}
 }
 
+// FuzzReadRecords checks that the reader accepts only records, names the
+// line of anything else, and that what it keeps reads back the same.
 func FuzzReadRecords(f *testing.F) {
 	f.Add([]byte(line1 + "\n" + line2 + "\n"))
 	f.Add([]byte(line1 + "\n" + line2[:17]))
+	f.Add([]byte(`{"url":"https://a/","line":9223372036854775807,"ok":true,"time":"2025-11-25T20:46:01Z"}` + "\n"))
+	f.Add([]byte("{}\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		st, err := ReadRecords(bytes.NewReader(in), func(*Record) error { return nil })
+		var recs [][]byte
+		st, err := ReadRecords(bytes.NewReader(in), func(r *Record) error {
+			if r.URL == "" || r.Line < 1 {
+				t.Fatalf("record without url or line: %+v", r)
+			}
+			recs = append(recs, AppendJSON(nil, r))
+			return nil
+		})
 		if st.GoodSize < 0 || st.GoodSize > int64(len(in)) || st.TornBytes < 0 || st.Records < 0 {
 			t.Fatalf("stats %+v out of range for %d bytes", st, len(in))
 		}
+		if st.Records != int64(len(recs)) {
+			t.Fatalf("stats say %d records, fn got %d", st.Records, len(recs))
+		}
+		if st.GoodSize > 0 && in[st.GoodSize-1] != '\n' {
+			t.Fatalf("good part of %d bytes does not end a line", st.GoodSize)
+		}
 		if err != nil {
-			return
+			// The line named is the one after the good part.
+			want := fmt.Sprintf("line %d: invalid record", bytes.Count(in[:st.GoodSize], []byte("\n"))+1)
+			if !strings.HasPrefix(err.Error(), want) {
+				t.Fatalf("error %q, want one starting %q", err, want)
+			}
+			if st.TornBytes != 0 {
+				t.Fatalf("error %v with %d torn bytes", err, st.TornBytes)
+			}
+		} else {
+			if st.GoodSize+st.TornBytes != int64(len(in)) {
+				t.Fatalf("good %d + torn %d bytes != input %d", st.GoodSize, st.TornBytes, len(in))
+			}
+			if bytes.IndexByte(in[st.GoodSize:], '\n') >= 0 {
+				t.Fatalf("torn part %q holds a newline", in[st.GoodSize:])
+			}
 		}
-		if st.GoodSize+st.TornBytes != int64(len(in)) {
-			t.Fatalf("good %d + torn %d bytes != input %d", st.GoodSize, st.TornBytes, len(in))
-		}
-		again, err := ReadRecords(bytes.NewReader(in[:st.GoodSize]), func(*Record) error { return nil })
+		// The good part reads again, with the same records, and what the
+		// writer makes of them reads back as itself.
+		var again [][]byte
+		st2, err := ReadRecords(bytes.NewReader(in[:st.GoodSize]), func(r *Record) error {
+			again = append(again, AppendJSON(nil, r))
+			return nil
+		})
 		if err != nil {
 			t.Fatalf("reading the good part again: %v", err)
 		}
-		if again.Records != st.Records || again.TornBytes != 0 || again.GoodSize != st.GoodSize {
-			t.Fatalf("good part read again gives %+v, want %d records, no torn bytes, size %d", again, st.Records, st.GoodSize)
+		if st2.TornBytes != 0 || st2.GoodSize != st.GoodSize || !reflect.DeepEqual(again, recs) {
+			t.Fatalf("good part read again gives %+v, want %d records, no torn bytes, size %d", st2, st.Records, st.GoodSize)
+		}
+		written := bytes.Join(append(recs, nil), []byte("\n"))
+		var back [][]byte
+		if _, err := ReadRecords(bytes.NewReader(written), func(r *Record) error {
+			back = append(back, AppendJSON(nil, r))
+			return nil
+		}); err != nil {
+			t.Fatalf("records as written do not read back: %v\n%s", err, written)
+		}
+		if !reflect.DeepEqual(back, recs) {
+			t.Fatalf("records as written read back as\n%s\nwant\n%s", bytes.Join(back, []byte("\n")), written)
 		}
 	})
 }

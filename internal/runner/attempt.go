@@ -403,7 +403,7 @@ func bodyFileName(j Job, multi bool) string {
 // finish builds the record of a task whose last attempt is res.
 func (d *dispatcher) finish(t *task, res *result, now time.Time) {
 	rec := &report.Record{
-		URL:         report.RedactURL(t.job.URL),
+		URL:         t.job.RecordURL(),
 		Line:        t.job.Line,
 		OK:          res.ok,
 		Status:      res.status,
@@ -440,7 +440,7 @@ func (d *dispatcher) finish(t *task, res *result, now time.Time) {
 
 func (d *dispatcher) emitInvalid(j Job) {
 	rec := &report.Record{
-		URL:   report.RedactURL(j.URL),
+		URL:   j.RecordURL(),
 		Line:  j.Line,
 		Time:  time.Now().UTC(),
 		Error: &report.Error{Kind: report.KindInvalidURL, Message: report.RedactText(j.Err.Error(), d.opts.Secrets...)},

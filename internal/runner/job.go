@@ -32,6 +32,10 @@ type Job struct {
 // Host returns the host key of a valid job: lower-case host and port.
 func (j *Job) Host() string { return j.host }
 
+// RecordURL returns the URL as the job's record holds it: its password, if
+// any, masked.
+func (j *Job) RecordURL() string { return report.RedactURL(j.URL) }
+
 // InvalidURLError says why an input line is not a usable URL.
 type InvalidURLError struct {
 	Reason string
@@ -141,9 +145,11 @@ type Input struct {
 // ReadOptions filter what [ReadJobs] sends.
 type ReadOptions struct {
 	Shard Shard
-	// Skip, when set, drops the lines it returns true for (lines already
-	// recorded, on --resume). It is called from the reading goroutine only.
-	Skip func(input string, line int64) bool
+	// Recorded, when set, is asked about every line that gets a record,
+	// before the shard filter: true drops the line (it has a record already,
+	// on --resume); an error stops ReadJobs, which returns it, before the
+	// line is sent. It is called from the reading goroutine only.
+	Recorded func(j *Job) (bool, error)
 }
 
 // ReadJobs reads every input in order, line by line with no length limit, and
@@ -190,7 +196,11 @@ func readOne(ctx context.Context, in Input, opts ReadOptions, out chan<- Job) er
 		} else {
 			text = string(chunk)
 		}
-		if job, ok := makeJob(in.Name, lineNo, text, opts); ok {
+		job, ok, jerr := makeJob(in.Name, lineNo, text, opts)
+		if jerr != nil {
+			return jerr
+		}
+		if ok {
 			select {
 			case out <- job:
 			case <-ctx.Done():
@@ -206,10 +216,10 @@ func readOne(ctx context.Context, in Input, opts ReadOptions, out chan<- Job) er
 	}
 }
 
-func makeJob(input string, line int64, text string, opts ReadOptions) (Job, bool) {
+func makeJob(input string, line int64, text string, opts ReadOptions) (Job, bool, error) {
 	u, raw, skip, err := ParseLine(text)
 	if skip {
-		return Job{}, false
+		return Job{}, false, nil
 	}
 	job := Job{Input: input, Line: line, URL: raw, Err: err}
 	if err == nil {
@@ -219,11 +229,14 @@ func makeJob(input string, line int64, text string, opts ReadOptions) (Job, bool
 		// The record keeps the start of an over-long line: enough to find it.
 		job.URL = strings.ToValidUTF8(job.URL[:1024], "") + "..."
 	}
+	if opts.Recorded != nil {
+		done, err := opts.Recorded(&job)
+		if err != nil || done {
+			return Job{}, false, err
+		}
+	}
 	if !opts.Shard.Keeps(job.host) {
-		return Job{}, false
+		return Job{}, false, nil
 	}
-	if opts.Skip != nil && opts.Skip(input, line) {
-		return Job{}, false
-	}
-	return job, true
+	return job, true, nil
 }

@@ -3,6 +3,8 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -128,12 +130,49 @@ func TestReadJobsSeveralInputs(t *testing.T) {
 	jobs := readAll(t, []Input{
 		{Name: "a", R: strings.NewReader("http://x.example/1\nhttp://x.example/2\n")},
 		{Name: "-", R: strings.NewReader("\nhttp://y.example/1\n")},
-	}, ReadOptions{Skip: func(in string, line int64) bool { return in == "a" && line == 1 }})
+	}, ReadOptions{Recorded: func(j *Job) (bool, error) { return j.Input == "a" && j.Line == 1, nil }})
 	if len(jobs) != 2 {
 		t.Fatalf("got %d jobs, want 2", len(jobs))
 	}
 	if jobs[0].Input != "a" || jobs[0].Line != 2 || jobs[1].Input != "-" || jobs[1].Line != 2 {
 		t.Errorf("jobs = %+v", jobs)
+	}
+}
+
+// TestReadJobsRecorded checks that Recorded sees every line that gets a
+// record, outside the shard too, with the URL as its record holds it, and
+// that its error stops the read before that line is sent.
+func TestReadJobsRecorded(t *testing.T) {
+	t.Parallel()
+	in := "http://u:hunter2@x.example/1\n# note\n\nftp://bad/\nhttp://y.example/5\nhttp://z.example/6\n"
+	stop := errors.New("stop")
+	var asked []string
+	out := make(chan Job, 10)
+	err := ReadJobs(context.Background(), []Input{{Name: "a", R: strings.NewReader(in)}},
+		ReadOptions{
+			Shard: Shard{K: 0, N: 1000},
+			Recorded: func(j *Job) (bool, error) {
+				asked = append(asked, fmt.Sprintf("%d %s", j.Line, j.RecordURL()))
+				if j.Line == 5 {
+					return false, stop
+				}
+				return j.Line == 1, nil
+			},
+		}, out)
+	close(out)
+	if !errors.Is(err, stop) {
+		t.Fatalf("ReadJobs = %v, want the callback's error", err)
+	}
+	want := []string{"1 http://u:***@x.example/1", "4 ftp://bad/", "5 http://y.example/5"}
+	if !reflect.DeepEqual(asked, want) {
+		t.Errorf("Recorded asked about %q, want %q", asked, want)
+	}
+	var sent []int64
+	for j := range out {
+		sent = append(sent, j.Line)
+	}
+	if !reflect.DeepEqual(sent, []int64{4}) {
+		t.Errorf("sent lines %v, want [4] (the invalid line, shard 0's; 1 recorded, 5 stopped)", sent)
 	}
 }
 

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"math"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/fetchctl/fetchctl/internal/report"
+	"github.com/fetchctl/fetchctl/internal/runner"
+)
+
+// TestKeptRecordsHugeLines: line numbers that no input has take no memory
+// of their own, and are a mismatch, not a panic. Not parallel: it measures
+// what it allocates.
+func TestKeptRecordsHugeLines(t *testing.T) {
+	inputs := []runner.Input{{Name: "urls.txt", R: strings.NewReader("")}}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	k := newKeptRecords("out.ndjson", inputs)
+	for i, line := range []int64{math.MaxInt64, 10_000_000_000, 2} {
+		if err := k.add(int64(i+1), &report.Record{URL: "https://a.example/", Line: line}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := k.done(); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+		t.Errorf("three records took %d bytes, want well under 1 MiB", got)
+	}
+	for _, line := range []int64{1, 2, 3} {
+		skip, err := k.check(&runner.Job{Input: "urls.txt", Line: line, URL: "https://a.example/"})
+		if want := line == 2; skip != want || err != nil {
+			t.Errorf("line %d: skip %v, %v; want %v, no error", line, skip, err, want)
+		}
+	}
+	err := k.unseen()
+	if err == nil || !strings.Contains(err.Error(), "out.ndjson line 1 holds a record of line 9223372036854775807") {
+		t.Errorf("unseen = %v, want it to name the record of line 9223372036854775807", err)
+	}
+}
+
+// TestKeptRecordsMatchAsWritten: a line's URL matches its record as the
+// writer wrote it and the reader read it back: password masked, bytes that
+// are not UTF-8 replaced.
+func TestKeptRecordsMatchAsWritten(t *testing.T) {
+	t.Parallel()
+	lines := []string{
+		"https://a.example/plain",
+		"http://user:hunter2@a.example/secret",
+		"https://a.example/\xff\xfe-not-utf8",
+		"ftp://a.example/\xc3(",
+	}
+	var buf bytes.Buffer
+	for i, l := range lines {
+		j := runner.Job{Line: int64(i + 1), URL: l}
+		buf.Write(report.AppendJSON(nil, &report.Record{URL: j.RecordURL(), Line: j.Line}))
+		buf.WriteByte('\n')
+	}
+	k := newKeptRecords("out.ndjson", []runner.Input{{Name: "-"}})
+	if _, err := report.ReadNumbered(&buf, k.add); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.done(); err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range lines {
+		skip, err := k.check(&runner.Job{Input: "-", Line: int64(i + 1), URL: l})
+		if !skip || err != nil {
+			t.Errorf("line %d %q: skip %v, %v; want its record kept", i+1, l, skip, err)
+		}
+	}
+	_, err := k.check(&runner.Job{Input: "-", Line: 2, URL: "http://user:hunter2@a.example/other"})
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "user:***@a.example/other") {
+		t.Errorf("another URL on line 2: %v; want a mismatch with the password masked", err)
+	}
+	if err := k.unseen(); err != nil {
+		t.Errorf("unseen = %v, want none", err)
+	}
+}
