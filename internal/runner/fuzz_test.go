@@ -1,8 +1,10 @@
 package runner
 
 import (
+	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/fetchctl/fetchctl/internal/report"
@@ -17,6 +19,8 @@ func FuzzParseLine(f *testing.F) {
 		"http://[::1]:8080/x", "HTTP://EXAMPLE.COM", "ftp://x/", "https://user:pw@host/",
 		"http://%zz/", "http://exa mple.com/", "https://" + strings.Repeat("a", 9000),
 		"http://host:99999/", "//no-scheme/path", "mailto:a@b", "http://h/\u2028",
+		"http://bob:Usec/ret1@host/", "\ufeffhttp://h/", "http://h/a b", `"http://h/"`,
+		"http://h:0/", "http://h:65536/", "http://h/a\u00a0b", "u:p@h:1/",
 	} {
 		f.Add(seed)
 	}
@@ -35,6 +39,18 @@ func FuzzParseLine(f *testing.F) {
 			if err.Error() == "" {
 				t.Fatalf("invalid line without a reason: %q", line)
 			}
+			// Whatever the parser quotes, the reason never shows a password:
+			// the masked form of the line is all it may draw from.
+			masked := report.RedactURL(raw)
+			if masked != raw {
+				if i := strings.Index(masked, report.Redacted); i >= 0 {
+					start := i
+					end := len(raw) - (len(masked) - i - len(report.Redacted))
+					if pw := raw[start:end]; len(pw) >= 4 && strings.Contains(err.Error(), pw) {
+						t.Fatalf("reason %q shows the password %q of %q", err, pw, line)
+					}
+				}
+			}
 		default:
 			if u.Scheme != "http" && u.Scheme != "https" {
 				t.Fatalf("scheme %q accepted for %q", u.Scheme, line)
@@ -44,6 +60,16 @@ func FuzzParseLine(f *testing.F) {
 			}
 			if len(raw) > MaxURLLength+len("https://") || !utf8.ValidString(raw) {
 				t.Fatalf("accepted an over-long or invalid UTF-8 line: %q", line)
+			}
+			for _, r := range raw {
+				if unicode.IsSpace(r) {
+					t.Fatalf("accepted a line holding white space: %q", line)
+				}
+			}
+			if p := u.Port(); p != "" {
+				if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+					t.Fatalf("accepted port %q in %q", p, line)
+				}
 			}
 			if report.URLHostKey(u) == "" {
 				t.Fatalf("empty host key for %q", line)

@@ -8,7 +8,9 @@ import (
 	"hash/fnv"
 	"io"
 	"net/url"
+	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/fetchctl/fetchctl/internal/report"
@@ -64,9 +66,19 @@ func ParseLine(line string) (u *url.URL, raw string, skip bool, err error) {
 	if !utf8.ValidString(s) {
 		return nil, s, false, invalid("line is not valid UTF-8")
 	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f {
-			return nil, s, false, invalid("line holds control character %#02x at byte %d", c, i)
+	if c := s[0]; c == '"' || c == '\'' || c == '`' {
+		return nil, s, false, invalid("line is wrapped in quotes: write the URL without them")
+	}
+	for i, r := range s {
+		switch {
+		case unicode.IsSpace(r):
+			return nil, s, false, invalid("line holds white space (%U) at byte %d: a URL has none (percent-encode a space as %%20)", r, i)
+		case r < 0x20 || r == 0x7f:
+			return nil, s, false, invalid("line holds control character %#02x at byte %d", r, i)
+		case unicode.Is(unicode.Cf, r):
+			// Invisible marks such as U+FEFF and U+200B, which editors leave
+			// behind and a terminal does not show.
+			return nil, s, false, invalid("line holds the invisible character %U at byte %d", r, i)
 		}
 	}
 	if !hasScheme(s) {
@@ -74,11 +86,7 @@ func ParseLine(line string) (u *url.URL, raw string, skip bool, err error) {
 	}
 	u, err = url.Parse(s)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, s, false, invalid("cannot parse URL: %v", err)
+		return nil, s, false, parseError(s, err)
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	if u.Scheme != "http" && u.Scheme != "https" {
@@ -90,7 +98,35 @@ func ParseLine(line string) (u *url.URL, raw string, skip bool, err error) {
 	if strings.ContainsAny(u.Hostname(), " %") {
 		return nil, s, false, invalid("host %q is not a valid host name", u.Hostname())
 	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, s, false, invalid("port %s is out of range: a port is 1 to 65535", p)
+		}
+	}
 	return u, s, false, nil
+}
+
+// parseError words why s does not parse as a URL. The parser quotes the part
+// it stumbled on, which for malformed user info can be a piece of the
+// password, so when s holds a password the reason is found on the line with
+// the password masked, or is a plain statement that the user info is
+// malformed.
+func parseError(s string, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	masked := report.RedactURL(s)
+	if masked == s {
+		return invalid("cannot parse URL: %v", err)
+	}
+	if _, err := url.Parse(masked); err != nil {
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return invalid("cannot parse URL: %v", err)
+	}
+	return invalid("cannot parse URL: the user info before @ is malformed (percent-encode reserved characters in the password)")
 }
 
 // hasScheme reports whether s starts with "scheme://".
@@ -165,6 +201,21 @@ func ReadJobs(ctx context.Context, inputs []Input, opts ReadOptions, out chan<- 
 	return nil
 }
 
+// trimLeadingMarks drops the byte-order marks and zero-width spaces that
+// editors and some exports put before a file's first line.
+func trimLeadingMarks(s string) string {
+	for {
+		switch {
+		case strings.HasPrefix(s, "\ufeff"):
+			s = s[len("\ufeff"):]
+		case strings.HasPrefix(s, "\u200b"):
+			s = s[len("\u200b"):]
+		default:
+			return s
+		}
+	}
+}
+
 func readOne(ctx context.Context, in Input, opts ReadOptions, out chan<- Job) error {
 	br := bufio.NewReaderSize(in.R, 64<<10)
 	var lineNo int64
@@ -195,6 +246,9 @@ func readOne(ctx context.Context, in Input, opts ReadOptions, out chan<- Job) er
 			long = nil
 		} else {
 			text = string(chunk)
+		}
+		if lineNo == 1 {
+			text = trimLeadingMarks(text)
 		}
 		job, ok, jerr := makeJob(in.Name, lineNo, text, opts)
 		if jerr != nil {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/fetchctl/fetchctl/internal/report"
 )
 
 func TestParseLine(t *testing.T) {
@@ -36,6 +38,15 @@ func TestParseLine(t *testing.T) {
 		{name: "invalid utf8", line: "http://example.com/\xff\xfe", invalid: "UTF-8"},
 		{name: "too long", line: "http://example.com/" + strings.Repeat("a", MaxURLLength), invalid: "longer than"},
 		{name: "space in host", line: "http://exa mple.com/", invalid: ""},
+		{name: "space in path", line: "http://host/a 123", invalid: "white space"},
+		{name: "tab in path", line: "http://host/a\tb", invalid: "white space"},
+		{name: "no-break space", line: "http://host/a\u00a0b", invalid: "white space"},
+		{name: "double quoted", line: `"http://host/a"`, invalid: "quotes"},
+		{name: "single quoted", line: "'http://host/a'", invalid: "quotes"},
+		{name: "port too large", line: "http://host:70000/", invalid: "port 70000"},
+		{name: "port zero", line: "http://host:0/", invalid: "port 0"},
+		{name: "port 65535", line: "http://host:65535/", want: "http://host:65535/"},
+		{name: "bom", line: "\ufeffhttp://host/a", invalid: "U+FEFF"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -238,3 +249,50 @@ func TestShardOfIsStable(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestParseLineHidesPassword checks that the reason for a line that does not
+// parse never echoes any part of the password in its user info.
+func TestParseLineHidesPassword(t *testing.T) {
+	t.Parallel()
+	for _, line := range []string{
+		"http://bob:Usec/ret1@host/",
+		"http://bob:Usec@ret1@host:x/",
+		"https://bob:Usec ret1@host/",
+		"bob:Usec%zzret1@host/",
+		"http://bob:Usec[ret1@host/",
+	} {
+		_, raw, _, err := ParseLine(line)
+		if err == nil {
+			t.Errorf("ParseLine(%q) accepted it", line)
+			continue
+		}
+		for _, part := range []string{"Usec", "ret1"} {
+			if strings.Contains(err.Error(), part) {
+				t.Errorf("ParseLine(%q): reason %q shows %q", line, err, part)
+			}
+			if strings.Contains(report.RedactURL(raw), part) {
+				t.Errorf("ParseLine(%q): redacted url %q shows %q", line, report.RedactURL(raw), part)
+			}
+		}
+	}
+}
+
+// TestReadJobsStripsBOM checks that a byte-order mark, or a zero-width space,
+// before an input's first line is not part of its URL, and that one on a later
+// line is an invalid line.
+func TestReadJobsStripsBOM(t *testing.T) {
+	t.Parallel()
+	for _, prefix := range []string{"\ufeff", "\u200b", "\ufeff\u200b"} {
+		in := Input{Name: "-", R: strings.NewReader(prefix + "http://a.example/1\n\ufeffhttp://a.example/2\n")}
+		jobs := readAll(t, []Input{in}, ReadOptions{})
+		if len(jobs) != 2 {
+			t.Fatalf("%q: got %d jobs, want 2", prefix, len(jobs))
+		}
+		if jobs[0].Err != nil || jobs[0].URL != "http://a.example/1" || jobs[0].Host() != "a.example:80" {
+			t.Errorf("%q: first job = %+v, want http://a.example/1 on a.example:80", prefix, jobs[0])
+		}
+		if jobs[1].Err == nil {
+			t.Errorf("%q: a mark on line 2 was accepted: %+v", prefix, jobs[1])
+		}
+	}
+}
