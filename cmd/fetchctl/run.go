@@ -208,9 +208,15 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	}
 	runErr := runner.Run(ctx, cfg.Runner, jobs, emit)
 	stopReading()
-	if rerr := <-readErr; rerr != nil && !errors.Is(rerr, context.Canceled) && runErr == nil {
-		runErr = rerr
+	if runErr == nil && ctx.Err() == nil {
+		// The run took every job, so the reader has finished and said how.
+		if rerr := <-readErr; rerr != nil && !errors.Is(rerr, context.Canceled) {
+			runErr = rerr
+		}
 	}
+	// Otherwise the run was interrupted or stopped: a reader blocked in Read
+	// on a stdin that its producer keeps open cannot be woken, and must not
+	// hold up the shutdown. It ends with the process.
 	flushErr := writer.Close()
 	bar.finish()
 	interrupted := ctx.Err() != nil
