@@ -148,6 +148,9 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		skip, allChecked = kept, all
 	}
 	writer := report.NewWriter(out, time.Second)
+	// The summary counts a record once its line is written out, so that a
+	// run stopped by a write error counts exactly what the output holds.
+	writer.OnWritten(summary.Add)
 
 	var logMu sync.Mutex
 	logf := func(format string, args ...any) {
@@ -197,7 +200,6 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		if err := writer.Write(rec); err != nil {
 			return err
 		}
-		summary.Add(rec)
 		if rec.OK {
 			ok++
 		} else {
@@ -222,15 +224,15 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	interrupted := ctx.Err() != nil
 	res := summary.Result(time.Since(start), interrupted)
 
+	if runErr == nil && flushErr != nil {
+		runErr = flushErr
+	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		// A run that could not go on (output lost, every proxy down) still
-		// reports what it did.
+		// reports what it did, and says why it stopped.
+		res.MarkStopped(d.redact.text(runErr.Error()))
 		writeSummaries(d, cfg, res, logf)
 		return fmt.Errorf("run stopped: %w", runErr)
-	}
-	if flushErr != nil {
-		writeSummaries(d, cfg, res, logf)
-		return flushErr
 	}
 	if err := writeSummaries(d, cfg, res, logf); err != nil {
 		return err

@@ -204,8 +204,20 @@ type Result struct {
 	RatePerS     float64          `json:"rate_per_s"`
 	LatencyMS    Latency          `json:"latency_ms"`
 	Interrupted  bool             `json:"interrupted"`
+	Stopped      string           `json:"stopped,omitempty"`
 	ByHost       []Group          `json:"by_host"`
 	ByProxy      []Group          `json:"by_proxy,omitempty"`
+}
+
+// MarkStopped records that the run stopped on a failure of its own (its
+// output not writable, every proxy failing), for the reason given: such a
+// run is interrupted, and with no record its success ratio is 0.
+func (res *Result) MarkStopped(reason string) {
+	res.Interrupted = true
+	res.Stopped = reason
+	if res.Total == 0 {
+		res.SuccessRatio = 0
+	}
 }
 
 // Latency holds percentiles (nearest rank) and the maximum of the durations
@@ -256,8 +268,12 @@ func (s *Summary) Result(elapsed time.Duration, interrupted bool) Result {
 		LatencyMS:    s.latency.latency(),
 		Interrupted:  interrupted,
 	}
-	if s.total > 0 {
+	switch {
+	case s.total > 0:
 		res.SuccessRatio = float64(s.ok) / float64(s.total)
+	case interrupted:
+		// A run cut short before any record proves nothing went well.
+		res.SuccessRatio = 0
 	}
 	if secs := elapsed.Seconds(); secs > 0 {
 		res.RatePerS = math.Round(float64(s.thisRun)/secs*1000) / 1000

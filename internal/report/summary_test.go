@@ -103,12 +103,21 @@ func TestSummaryTotals(t *testing.T) {
 
 func TestSummaryEmptyJSON(t *testing.T) {
 	t.Parallel()
-	res := NewSummary().Result(1500*time.Millisecond, true)
+	res := NewSummary().Result(1500*time.Millisecond, false)
 	got, err := json.Marshal(res)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"total":0,"ok":0,"failed":0,"success_ratio":1,"status":{},"errors":{},"attempts":0,"retries":0,"bytes":0,"elapsed_ms":1500,"rate_per_s":0,"latency_ms":{"p50":0,"p90":0,"p99":0,"max":0},"interrupted":true,"by_host":[]}`
+	want := `{"total":0,"ok":0,"failed":0,"success_ratio":1,"status":{},"errors":{},"attempts":0,"retries":0,"bytes":0,"elapsed_ms":1500,"rate_per_s":0,"latency_ms":{"p50":0,"p90":0,"p99":0,"max":0},"interrupted":false,"by_host":[]}`
+	if string(got) != want {
+		t.Errorf("empty summary JSON:\n got %s\nwant %s", got, want)
+	}
+	// Interrupted before any record: nothing proves the URLs went well.
+	res = NewSummary().Result(1500*time.Millisecond, true)
+	if got, err = json.Marshal(res); err != nil {
+		t.Fatal(err)
+	}
+	want = `{"total":0,"ok":0,"failed":0,"success_ratio":0,"status":{},"errors":{},"attempts":0,"retries":0,"bytes":0,"elapsed_ms":1500,"rate_per_s":0,"latency_ms":{"p50":0,"p90":0,"p99":0,"max":0},"interrupted":true,"by_host":[]}`
 	if string(got) != want {
 		t.Errorf("empty summary JSON:\n got %s\nwant %s", got, want)
 	}

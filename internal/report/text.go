@@ -15,7 +15,8 @@ const textHosts = 5
 
 // WriteText writes the human summary: the status counts, error kinds,
 // retries and latency percentiles, the hosts with the most failures, a
-// warning when the input held no URL or the run was interrupted, and last a
+// warning when a finished run had no record, why the run stopped or that it
+// was interrupted, and last a
 // line of the form
 //
 //	fetchctl: 1982/2000 ok (99.10%) in 12.3s, 161.0/s
@@ -36,14 +37,21 @@ func (res Result) WriteText(w io.Writer) error {
 				formatMS(l.P50), formatMS(l.P90), formatMS(l.P99), formatMS(l.Max))
 		}
 		writeFailingHosts(bw, res.ByHost)
-	} else {
+	} else if !res.Interrupted {
 		fmt.Fprintln(bw, "fetchctl: warning: the input held no URL")
 	}
-	if res.Interrupted {
+	switch {
+	case res.Stopped != "":
+		fmt.Fprintf(bw, "fetchctl: stopped: %s: these counts cover only the records written before it stopped\n", res.Stopped)
+	case res.Interrupted:
 		fmt.Fprintln(bw, "fetchctl: interrupted: these counts cover only the URLs finished before the signal")
 	}
+	pct := percent(res.OK, res.Total)
+	if res.Total == 0 && res.Interrupted {
+		pct = "0.00"
+	}
 	fmt.Fprintf(bw, "fetchctl: %d/%d ok (%s%%) in %.1fs, %.1f/s\n",
-		res.OK, res.Total, percent(res.OK, res.Total), res.ElapsedMS/1000, res.RatePerS)
+		res.OK, res.Total, pct, res.ElapsedMS/1000, res.RatePerS)
 	return bw.Flush()
 }
 

@@ -153,3 +153,30 @@ func TestWriteTextError(t *testing.T) {
 		t.Errorf("WriteText = %v, want %v", err, want)
 	}
 }
+
+// TestWriteTextStopped checks what a stopped run's summary says: why, no
+// warning that the input held no URL, and no 100% for a run with no record.
+func TestWriteTextStopped(t *testing.T) {
+	t.Parallel()
+	res := NewSummary().Result(time.Second, false)
+	res.MarkStopped("every proxy is failing")
+	if !res.Interrupted || res.Stopped != "every proxy is failing" || res.SuccessRatio != 0 {
+		t.Fatalf("MarkStopped: interrupted %v, stopped %q, ratio %v; want true, the reason, 0", res.Interrupted, res.Stopped, res.SuccessRatio)
+	}
+	var b strings.Builder
+	if err := res.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	got := b.String()
+	for _, want := range []string{"fetchctl: stopped: every proxy is failing", "fetchctl: 0/0 ok (0.00%)"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("summary %q lacks %q", got, want)
+		}
+	}
+	if strings.Contains(got, "held no URL") || strings.Contains(got, "100.00%") {
+		t.Errorf("summary of a stopped run %q claims the input was empty or all ok", got)
+	}
+	if res := NewSummary().Result(time.Second, true); res.SuccessRatio != 0 {
+		t.Errorf("interrupted with no record: ratio %v, want 0", res.SuccessRatio)
+	}
+}

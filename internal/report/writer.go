@@ -33,6 +33,9 @@ type Writer struct {
 	closed bool
 	stop   chan struct{}
 	done   chan struct{}
+
+	onWritten func(*Record)
+	pending   []*Record // records in buf, kept only for onWritten
 }
 
 // NewWriter returns a Writer to w. When flushEvery is positive, a goroutine
@@ -51,9 +54,21 @@ func NewWriter(w io.Writer, flushEvery time.Duration) *Writer {
 	return wr
 }
 
+// OnWritten sets f to be called with each record once its line has been
+// written to the underlying writer, in the order written; a record whose
+// line was lost to a write error is never passed to f. f is called with the
+// Writer's lock held, from Write, Flush, Close or the flushing goroutine, one
+// call at a time. Call OnWritten before the first Write.
+func (w *Writer) OnWritten(f func(*Record)) {
+	w.mu.Lock()
+	w.onWritten = f
+	w.mu.Unlock()
+}
+
 // Write encodes r (see [AppendJSON]) as one line and buffers it, writing out
 // the buffer first when the line would not fit. A line larger than the
-// buffer is written on its own, in one call. It does not keep r.
+// buffer is written on its own, in one call. It keeps r only when
+// [Writer.OnWritten] is set, until r's line is written.
 func (w *Writer) Write(r *Record) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -72,9 +87,15 @@ func (w *Writer) Write(r *Record) error {
 	}
 	if len(w.line) <= cap(w.buf) {
 		w.buf = append(w.buf, w.line...)
+		if w.onWritten != nil {
+			w.pending = append(w.pending, r)
+		}
 		return nil
 	}
 	err := w.writeLocked(w.line)
+	if err == nil && w.onWritten != nil {
+		w.onWritten(r)
+	}
 	if cap(w.line) > bufSize {
 		// Do not hold on to the memory of one outsized record.
 		w.line = nil
@@ -132,6 +153,13 @@ func (w *Writer) flushLocked() error {
 	}
 	err := w.writeLocked(w.buf)
 	w.buf = w.buf[:0]
+	if err == nil {
+		for _, r := range w.pending {
+			w.onWritten(r)
+		}
+	}
+	clear(w.pending)
+	w.pending = w.pending[:0]
 	return err
 }
 

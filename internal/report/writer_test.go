@@ -297,3 +297,56 @@ func BenchmarkWriter(b *testing.B) {
 		}
 	}
 }
+
+// TestWriterOnWritten checks that OnWritten sees exactly the records whose
+// lines reached the underlying writer: none of a batch lost to an error, and
+// an oversized line once it is written.
+func TestWriterOnWritten(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name   string
+		target *failingWriter
+	}{
+		{"all written", &failingWriter{limit: 1 << 30}},
+		{"nothing written", &failingWriter{err: syscall.ENOSPC}},
+		{"some written", &failingWriter{limit: 2 * bufSize, err: syscall.ENOSPC}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var out bytes.Buffer
+			sink := &failingWriter{limit: tt.target.limit, err: tt.target.err}
+			w := NewWriter(io.MultiWriter(sink, &out), 0)
+			var seen []int64
+			w.OnWritten(func(r *Record) { seen = append(seen, r.Line) })
+			big := sampleRecord()
+			big.URL = strings.Repeat("u", 2*bufSize)
+			for i := int64(1); i <= 2000; i++ {
+				r := sampleRecord()
+				if i == 700 {
+					r = big
+				}
+				r.Line = i
+				if w.Write(r) != nil {
+					break
+				}
+			}
+			_ = w.Close()
+			var written []int64
+			for _, line := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+				if line == "" {
+					continue
+				}
+				var r Record
+				if err := json.Unmarshal([]byte(line), &r); err != nil {
+					t.Fatalf("output line %q: %v", line, err)
+				}
+				written = append(written, r.Line)
+			}
+			if !slices.Equal(seen, written) {
+				t.Errorf("OnWritten saw %d records (%v...), the output holds %d (%v...)", len(seen), head(seen), len(written), head(written))
+			}
+		})
+	}
+}
+
+func head(s []int64) []int64 { return s[:min(len(s), 5)] }
