@@ -47,6 +47,7 @@ type result struct {
 	sent          bool   // the request may have reached the server
 	canceled      bool   // the run was cancelled: no record
 	panicked      string // the attempt panicked: this is what it said
+	saveErr       error  // the body could not be saved: the run ends
 
 	// clock is the attempt's trace, kept here to save an allocation; only
 	// the attempt itself reads it.
@@ -243,9 +244,12 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	res.sent = clock.wrote
 	clock.mu.Unlock()
 
+	var saveErr *SaveError
 	switch {
 	case d.ctx.Err() != nil:
 		res.canceled = true
+	case errors.As(err, &saveErr):
+		res.saveErr = saveErr
 	case err != nil && context.Cause(ctx) == errAttemptTimeout:
 		res.kind = report.KindTimeout
 		res.msg = fmt.Sprintf("attempt took longer than --timeout %s", d.opts.Timeout)
@@ -317,7 +321,7 @@ func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res
 	var (
 		w    io.Writer = io.Discard
 		sum  hash.Hash
-		file *os.File
+		file bodyFile
 	)
 	var writers []io.Writer
 	if d.opts.Hash {
@@ -325,14 +329,15 @@ func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res
 		writers = append(writers, sum)
 	}
 	if d.opts.SaveDir != "" {
-		name := bodyFileName(t.job, d.opts.MultiInput)
-		f, err := os.Create(filepath.Join(d.opts.SaveDir, name))
+		// The body goes to a new file of its own, renamed into place once
+		// whole: a link or file planted under the final name is replaced,
+		// never written through, and no partial body is ever left there.
+		f, err := d.opts.saveFile(d.opts.SaveDir, ".fetchctl-*.tmp")
 		if err != nil {
-			return fmt.Errorf("save body: %w", err)
+			return d.saveError(err)
 		}
 		file = f
-		writers = append(writers, f)
-		res.bodyFile = f.Name()
+		writers = append(writers, savingWriter{f})
 	}
 	switch len(writers) {
 	case 0:
@@ -349,19 +354,102 @@ func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res
 	n, err := io.CopyBuffer(&ws.out, src, ws.buf)
 	ws.body.R, ws.out.Writer = nil, nil
 	res.bytes = n
+	tooLarge := err == nil && d.opts.MaxBody > 0 && n > d.opts.MaxBody
+	if tooLarge {
+		res.bytes = d.opts.MaxBody
+	}
 	if file != nil {
-		if cerr := file.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("save body: %w", cerr)
+		if ferr := d.keepBody(file, t, res, err == nil, tooLarge); ferr != nil {
+			return ferr
 		}
 	}
-	if err == nil && d.opts.MaxBody > 0 && n > d.opts.MaxBody {
-		res.bytes = d.opts.MaxBody
+	if tooLarge {
 		return &bodyTooLargeError{limit: d.opts.MaxBody}
+	}
+	var se *SaveError
+	if errors.As(err, &se) {
+		return d.saveError(err)
 	}
 	if sum != nil && err == nil {
 		res.sha256 = hex.EncodeToString(sum.Sum(nil))
 	}
 	return err
+}
+
+// keepBody closes the temporary body file and renames it into place when the
+// body was read whole (cut to --max-body when it was larger, so that the file
+// holds the record's bytes), or removes it. It returns a [SaveError] when the
+// file could not be kept.
+func (d *dispatcher) keepBody(f bodyFile, t *task, res *result, whole, tooLarge bool) error {
+	tmp := f.Name()
+	var err error
+	if whole && tooLarge {
+		err = f.Truncate(d.opts.MaxBody)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && whole {
+		final := filepath.Join(d.opts.SaveDir, bodyFileName(t.job, d.opts.MultiInput))
+		if err = os.Rename(tmp, final); err == nil {
+			res.bodyFile = final
+			return nil
+		}
+	}
+	os.Remove(tmp)
+	if err != nil {
+		return d.saveError(err)
+	}
+	return nil
+}
+
+// bodyFile is where a body is saved; *os.File is one.
+type bodyFile interface {
+	io.Writer
+	Name() string
+	Truncate(size int64) error
+	Close() error
+}
+
+func createTemp(dir, pattern string) (bodyFile, error) { return os.CreateTemp(dir, pattern) }
+
+// savingWriter marks the errors of writing a body file as the run's own, so
+// that a full disk is not taken for a failure of the target.
+type savingWriter struct{ f bodyFile }
+
+func (s savingWriter) Write(p []byte) (int, error) {
+	n, err := s.f.Write(p)
+	if err != nil {
+		err = &SaveError{Err: err}
+	}
+	return n, err
+}
+
+// SaveError is a body that could not be written under --save-bodies (a full
+// disk, say). It ends the run: the URL gets no record, so that --resume
+// fetches it again.
+type SaveError struct {
+	Dir string // the --save-bodies folder
+	Err error
+}
+
+func (e *SaveError) Error() string {
+	return fmt.Sprintf("cannot save bodies in %s: %v", e.Dir, e.Err)
+}
+
+func (e *SaveError) Unwrap() error { return e.Err }
+
+func (d *dispatcher) saveError(err error) error {
+	var se *SaveError
+	if errors.As(err, &se) {
+		err = se.Err
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		// The folder is named once; the file names say nothing more.
+		err = pe.Err
+	}
+	return &SaveError{Dir: d.opts.SaveDir, Err: err}
 }
 
 // gunzip returns the worker's gzip decoder reading body, made or reset.
@@ -380,8 +468,10 @@ func (ws *workerState) gunzip(body io.Reader) (*gzip.Reader, error) {
 // onlyWriter hides io.ReaderFrom so that CopyBuffer uses the worker's buffer.
 type onlyWriter struct{ io.Writer }
 
-// bodyFileName is "<line>.body", or "<input>-<line>.body" with several
-// inputs, the input's base name made safe for a file name.
+// bodyFileName is "<line>.body", or with several inputs
+// "<position>-<input>-<line>.body": the input's position among the inputs
+// (from 1) keeps two inputs of one base name, or one named twice, apart, and
+// its base name, made safe for a file name, says which it is.
 func bodyFileName(j Job, multi bool) string {
 	name := strconv.FormatInt(j.Line, 10) + ".body"
 	if !multi {
@@ -397,7 +487,7 @@ func bodyFileName(j Job, multi bool) string {
 		}
 		return r
 	}, in)
-	return in + "-" + name
+	return strconv.Itoa(j.index) + "-" + in + "-" + name
 }
 
 // finish builds the record of a task whose last attempt is res.
@@ -426,6 +516,11 @@ func (d *dispatcher) finish(t *task, res *result, now time.Time) {
 	}
 	if d.opts.MultiInput {
 		rec.Input = t.job.Input
+	}
+	if d.opts.SaveDir != "" && res.bodyFile == "" {
+		// No body kept for this URL: a file from an earlier attempt (a 503
+		// retried, say) or run under its name is not its body.
+		os.Remove(filepath.Join(d.opts.SaveDir, bodyFileName(t.job, d.opts.MultiInput)))
 	}
 	if !res.ok {
 		rec.Error = &report.Error{Kind: res.kind, Message: res.msg}

@@ -605,6 +605,11 @@ func (d *dispatcher) complete(res *result) {
 		d.pending--
 		return
 	}
+	if res.saveErr != nil {
+		d.pending--
+		d.fatal = res.saveErr
+		return
+	}
 	if res.panicked != "" {
 		d.pending--
 		d.fatal = fmt.Errorf("internal error while fetching %s: %s", report.RedactURL(t.job.URL), res.panicked)

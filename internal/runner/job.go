@@ -29,6 +29,7 @@ type Job struct {
 
 	parsed *url.URL
 	host   string
+	index  int // 1-based position of Input among the inputs
 }
 
 // Host returns the host key of a valid job: lower-case host and port.
@@ -193,8 +194,8 @@ type ReadOptions struct {
 // the inputs are exhausted, with the first read error, or with ctx's error.
 // It does not close out.
 func ReadJobs(ctx context.Context, inputs []Input, opts ReadOptions, out chan<- Job) error {
-	for _, in := range inputs {
-		if err := readOne(ctx, in, opts, out); err != nil {
+	for i, in := range inputs {
+		if err := readOne(ctx, i+1, in, opts, out); err != nil {
 			return err
 		}
 	}
@@ -216,7 +217,7 @@ func trimLeadingMarks(s string) string {
 	}
 }
 
-func readOne(ctx context.Context, in Input, opts ReadOptions, out chan<- Job) error {
+func readOne(ctx context.Context, index int, in Input, opts ReadOptions, out chan<- Job) error {
 	br := bufio.NewReaderSize(in.R, 64<<10)
 	var lineNo int64
 	var long []byte
@@ -251,6 +252,7 @@ func readOne(ctx context.Context, in Input, opts ReadOptions, out chan<- Job) er
 			text = trimLeadingMarks(text)
 		}
 		job, ok, jerr := makeJob(in.Name, lineNo, text, opts)
+		job.index = index
 		if jerr != nil {
 			return jerr
 		}

@@ -39,14 +39,16 @@ type Options struct {
 	PerHost int     // requests in flight per host, per route
 	Routes  []Route // at least one
 
-	Method    string      // "" is GET
-	Header    http.Header // sent with every request; read-only once Run starts
-	gunzip    bool        // Header asks for gzip on the caller's behalf
-	Body      []byte      // request body, nil for none
-	Timeout   time.Duration
-	MaxBody   int64 // body bytes read; more is body_too_large; 0 is no limit
-	Hash      bool
-	SaveDir   string // write each body to a file here when set
+	Method  string      // "" is GET
+	Header  http.Header // sent with every request; read-only once Run starts
+	gunzip  bool        // Header asks for gzip on the caller's behalf
+	Body    []byte      // request body, nil for none
+	Timeout time.Duration
+	MaxBody int64 // body bytes read; more is body_too_large; 0 is no limit
+	Hash    bool
+	SaveDir string // write each body to a file here when set
+	// saveFile creates a temporary body file; tests replace it.
+	saveFile  func(dir, pattern string) (bodyFile, error)
 	OKStatus  StatusSet
 	RetryOn   RetryOn
 	Retries   int
@@ -86,6 +88,9 @@ var ErrAllProxiesDown = errors.New("every proxy is failing")
 func (o *Options) setDefaults() {
 	if o.Method == "" {
 		o.Method = http.MethodGet
+	}
+	if o.saveFile == nil {
+		o.saveFile = createTemp
 	}
 	if o.Limit < 1 {
 		o.Limit = 1

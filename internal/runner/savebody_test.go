@@ -1,0 +1,161 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestSaveBodyNeverThroughALink checks that a link planted where a body file
+// goes is replaced, not followed: its target keeps its content.
+func TestSaveBodyNeverThroughALink(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, 0, nil)
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(dir, "1.body")); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := runJobs(t, context.Background(), Options{Limit: 1, PerHost: 1, SaveDir: dir}, []string{srv.URL + "/a"})
+	if err != nil || len(recs) != 1 || !recs[0].OK {
+		t.Fatalf("run: %v, %d records", err, len(recs))
+	}
+	if got, _ := os.ReadFile(victim); string(got) != "precious" {
+		t.Errorf("the link's target now holds %q", got)
+	}
+	fi, err := os.Lstat(filepath.Join(dir, "1.body"))
+	if err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("1.body: %v, mode %v; want a regular file", err, fi.Mode())
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "1.body")); string(got) != "hello" {
+		t.Errorf("1.body holds %q, want hello", got)
+	}
+}
+
+// TestSaveBodyHoldsExactlyBytes checks that each record's body file holds
+// exactly its bytes: a body over --max-body keeps the bytes counted, and a
+// failed last attempt leaves no file from an earlier one.
+func TestSaveBodyHoldsExactlyBytes(t *testing.T) {
+	t.Parallel()
+	var calls int
+	srv := newTestServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/big":
+			fmt.Fprint(w, strings.Repeat("x", 100))
+		case "/flaky":
+			// A 503 with a body, then a cut connection.
+			calls++
+			if calls == 1 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprint(w, "busy")
+				return
+			}
+			w.Header().Set("Content-Length", "100")
+			w.WriteHeader(http.StatusOK)
+			fmt.Fprint(w, "short")
+			w.(http.Flusher).Flush()
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+		}
+	})
+	dir := t.TempDir()
+	opts := Options{Limit: 1, PerHost: 1, SaveDir: dir, MaxBody: 10, Retries: 1, RetryOn: mustRetryOn(t, "503"), Backoff: 1}
+	recs, err := runJobs(t, context.Background(), opts, []string{srv.URL + "/big", srv.URL + "/flaky"})
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("run: %v, %d records", err, len(recs))
+	}
+	for _, rec := range recs {
+		if rec.BodyFile == "" {
+			if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("%d.body", rec.Line))); err == nil {
+				t.Errorf("line %d (%s): no body_file, but a file from an earlier attempt is left", rec.Line, rec.Error.Kind)
+			}
+			continue
+		}
+		fi, err := os.Stat(rec.BodyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() != rec.Bytes {
+			t.Errorf("line %d: body_file holds %d bytes, the record says %d", rec.Line, fi.Size(), rec.Bytes)
+		}
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "*"))
+	for _, f := range left {
+		if !strings.HasSuffix(f, ".body") {
+			t.Errorf("left behind: %s", f)
+		}
+	}
+}
+
+// TestBodyFileNamesUnique checks that two inputs with one base name, or one
+// file named twice, give every record its own body file.
+func TestBodyFileNamesUnique(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	for _, j := range []Job{
+		{Input: "d1/u.txt", Line: 1, index: 1},
+		{Input: "d2/u.txt", Line: 1, index: 2},
+		{Input: "d1/u.txt", Line: 1, index: 3},
+		{Input: "-", Line: 1, index: 4},
+	} {
+		name := bodyFileName(j, true)
+		if seen[name] {
+			t.Errorf("%s line %d (input %d): name %q given twice", j.Input, j.Line, j.index, name)
+		}
+		seen[name] = true
+		if strings.ContainsAny(name, "/\\") {
+			t.Errorf("name %q holds a separator", name)
+		}
+	}
+	if got := bodyFileName(Job{Input: "u.txt", Line: 7, index: 1}, false); got != "7.body" {
+		t.Errorf("single input: %q, want 7.body", got)
+	}
+}
+
+// TestSaveBodyFailureStopsTheRun checks that a body that cannot be kept (a
+// full disk) ends the run with an error of its own: the URL gets no record,
+// no partial file is left, and the error is not blamed on the target.
+func TestSaveBodyFailureStopsTheRun(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, 0, nil)
+	dir := t.TempDir()
+	opts := Options{Limit: 1, PerHost: 1, SaveDir: dir}
+	opts.saveFile = func(dir, pattern string) (bodyFile, error) {
+		f, err := os.CreateTemp(dir, pattern)
+		return fullFile{f}, err
+	}
+	var lines []string
+	for i := 0; i < 20; i++ {
+		lines = append(lines, fmt.Sprintf("%s/%d", srv.URL, i))
+	}
+	recs, err := runJobs(t, context.Background(), opts, lines)
+	var se *SaveError
+	if !errors.As(err, &se) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Run = %v, want a *SaveError wrapping ENOSPC", err)
+	}
+	for _, rec := range recs {
+		t.Errorf("a record for a body that was not kept: %+v", rec)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	if !strings.Contains(err.Error(), dir) {
+		t.Errorf("error %q does not name the folder", err)
+	}
+}
+
+// fullFile is a body file on a full disk.
+type fullFile struct{ *os.File }
+
+func (f fullFile) Write([]byte) (int, error) {
+	return 0, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
+}
