@@ -27,7 +27,16 @@ type dialer struct {
 	// track wraps every connection in a *trackedConn, for the connect
 	// deadline and for counting requests per connection.
 	track bool
+	// dialAddr dials one resolved address; nil is net.DialContext.
+	dialAddr func(ctx context.Context, network, addr string) (net.Conn, error)
+	// fallbackDelay is how long the first address family gets before the
+	// other is raced against it; 0 is defaultFallbackDelay.
+	fallbackDelay time.Duration
 }
+
+// defaultFallbackDelay is net.Dialer's head start for the first family
+// (RFC 8305's "Connection Attempt Delay").
+const defaultFallbackDelay = 300 * time.Millisecond
 
 // DialContext dials addr for the request whose state ctx carries. With a
 // ConnectTimeout, a connection that still needs a CONNECT exchange or a TLS
@@ -179,9 +188,106 @@ func isIP(host string) bool {
 	return err == nil
 }
 
-// dialAddrs tries each address in turn, giving each a share of the time left
-// as net.Dialer does, and returns the first error when all fail.
+// dialAddrs connects to one of ips, as net.Dialer does with the addresses of
+// a fresh lookup: the addresses of the first one's family are tried in turn,
+// and when the list holds the other family too, those are raced against them
+// after a short head start, or at once when the first family fails (RFC
+// 8305). The first connection wins; the other dial is cancelled.
 func (d *dialer) dialAddrs(ctx context.Context, network string, ips []net.IPAddr, port string) (net.Conn, error) {
+	primaries, fallbacks := splitFamilies(ips)
+	if len(fallbacks) == 0 {
+		return d.dialSerial(ctx, network, primaries, port)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type dialResult struct {
+		conn    net.Conn
+		err     error
+		primary bool
+	}
+	results := make(chan dialResult, 2)
+	race := func(ips []net.IPAddr, primary bool) {
+		conn, err := d.dialSerial(ctx, network, ips, port)
+		results <- dialResult{conn, err, primary}
+	}
+	go race(primaries, true)
+	delay := d.fallbackDelay
+	if delay <= 0 {
+		delay = defaultFallbackDelay
+	}
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	var primaryErr, fallbackErr error
+	running, fallbackStarted := 1, false
+	startFallback := func() {
+		if !fallbackStarted {
+			fallbackStarted = true
+			running++
+			go race(fallbacks, false)
+		}
+	}
+	for {
+		select {
+		case <-timer.C:
+			startFallback()
+		case res := <-results:
+			running--
+			if res.err == nil {
+				if running > 0 {
+					// The loser's dial is cancelled; a connection it made
+					// all the same is closed.
+					cancel()
+					go func() {
+						if r := <-results; r.conn != nil {
+							r.conn.Close()
+						}
+					}()
+				}
+				return res.conn, nil
+			}
+			if res.primary {
+				primaryErr = res.err
+			} else {
+				fallbackErr = res.err
+			}
+			if res.primary && !fallbackStarted {
+				startFallback()
+				continue
+			}
+			if running == 0 {
+				if primaryErr != nil {
+					return nil, primaryErr
+				}
+				return nil, fallbackErr
+			}
+		}
+	}
+}
+
+// splitFamilies parts ips into those of the first address's family and the
+// others, each in its order.
+func splitFamilies(ips []net.IPAddr) (primaries, fallbacks []net.IPAddr) {
+	if len(ips) == 0 {
+		return nil, nil
+	}
+	first4 := ips[0].IP.To4() != nil
+	for _, ip := range ips {
+		if (ip.IP.To4() != nil) == first4 {
+			primaries = append(primaries, ip)
+		} else {
+			fallbacks = append(fallbacks, ip)
+		}
+	}
+	return primaries, fallbacks
+}
+
+// dialSerial tries each address in turn, giving each a share of the time
+// left as net.Dialer does, and returns the first error when all fail.
+func (d *dialer) dialSerial(ctx context.Context, network string, ips []net.IPAddr, port string) (net.Conn, error) {
+	dial := d.dialAddr
+	if dial == nil {
+		dial = d.net.DialContext
+	}
 	deadline, _ := ctx.Deadline()
 	var first error
 	for i, ip := range ips {
@@ -191,7 +297,7 @@ func (d *dialer) dialAddrs(ctx context.Context, network string, ips []net.IPAddr
 			actx, cancel = context.WithDeadline(ctx, pd)
 			defer cancel()
 		}
-		conn, err := d.net.DialContext(actx, network, net.JoinHostPort(ip.String(), port))
+		conn, err := dial(actx, network, net.JoinHostPort(ip.String(), port))
 		if err == nil {
 			return conn, nil
 		}
