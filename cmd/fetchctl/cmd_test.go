@@ -49,12 +49,14 @@ func TestProgressOnlyOnATerminal(t *testing.T) {
 	tests := []struct {
 		name     string
 		tty      bool
+		same     bool // stdout is the same terminal
 		ci       string
 		progress string
 		wantBar  bool
 	}{
 		{name: "auto, not a terminal", tty: false, progress: "auto", wantBar: false},
 		{name: "auto, terminal", tty: true, progress: "auto", wantBar: true},
+		{name: "auto, records on the same terminal", tty: true, same: true, progress: "auto", wantBar: false},
 		{name: "auto, terminal under CI", tty: true, ci: "true", progress: "auto", wantBar: false},
 		{name: "never, terminal", tty: true, progress: "never", wantBar: false},
 		{name: "always, not a terminal", tty: false, progress: "always", wantBar: true},
@@ -63,6 +65,7 @@ func TestProgressOnlyOnATerminal(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			streams, _, stdout, stderr := testStreams()
 			streams.SetStderrTTY(tt.tty)
+			streams.sameTerminal = tt.same
 			code := mainWith([]string{"run", "--progress", tt.progress, list}, streams, env(t, map[string]string{"CI": tt.ci}))
 			if code != 0 {
 				t.Fatalf("exit %d, stderr %s", code, stderr)
@@ -142,6 +145,23 @@ func TestParseSize(t *testing.T) {
 		got, err := parseSize(tt.in)
 		if (err != nil) != tt.bad || got != tt.want {
 			t.Errorf("parseSize(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.bad)
+		}
+	}
+}
+
+// TestStdinHint checks that a run reading a terminal says so, as cat users
+// expect, and that a pipe gets no such line.
+func TestStdinHint(t *testing.T) {
+	for _, tty := range []bool{true, false} {
+		streams, _, _, stderr := testStreams()
+		streams.stdinTTY, streams.stderrTTY = tty, tty
+		code := mainWith([]string{"run", "--progress", "never"}, streams, env(t, nil))
+		if code != 0 {
+			t.Fatalf("exit %d, stderr %s", code, stderr)
+		}
+		hint := strings.Contains(stderr.String(), "reading URLs from stdin, one a line (Ctrl-D to end)")
+		if hint != tty {
+			t.Errorf("stdin a terminal: %v; hint shown: %v; stderr %q", tty, hint, stderr)
 		}
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -102,6 +101,10 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	if err := checkOutputs(cfg, inputs); err != nil {
 		return err
 	}
+	if readsStdin(inputs) && d.io.IsStdinTTY() && d.io.IsStderrTTY() && !cfg.Quiet {
+		// As cat users expect: a prompt-less wait would look like a hang.
+		fmt.Fprintln(d.io.ErrOut, "fetchctl: reading URLs from stdin, one a line (Ctrl-D to end)")
+	}
 	if opts.dryRun {
 		return dryRun(ctx, d, r, cfg, inputs)
 	}
@@ -152,12 +155,9 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	// run stopped by a write error counts exactly what the output holds.
 	writer.OnWritten(summary.Add)
 
-	var logMu sync.Mutex
+	bar := newProgress(d, cfg, inputs, skip)
 	logf := func(format string, args ...any) {
-		msg := d.redact.text(fmt.Sprintf(format, args...))
-		logMu.Lock()
-		fmt.Fprintf(d.io.ErrOut, "fetchctl: %s\n", msg)
-		logMu.Unlock()
+		bar.println("fetchctl: " + d.redact.text(fmt.Sprintf(format, args...)))
 	}
 	if cfg.Verbose {
 		cfg.Runner.Logf = logf
@@ -165,8 +165,6 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	if cfg.Runner.Adaptive {
 		cfg.Runner.OnHostLimit = summary.SetHostLimit
 	}
-
-	bar := newProgress(d, cfg, inputs, skip)
 
 	jobs := make(chan runner.Job, 1024)
 	readCtx, stopReading := context.WithCancel(ctx)
@@ -187,7 +185,6 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	}()
 
 	start := time.Now()
-	var ok, failed int64
 	emit := func(rec *report.Record) (err error) {
 		// emit runs on the runner's goroutine, out of reach of Main's
 		// recover: a panic here ends the run like a write error, and its
@@ -200,12 +197,7 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		if err := writer.Write(rec); err != nil {
 			return err
 		}
-		if rec.OK {
-			ok++
-		} else {
-			failed++
-		}
-		bar.tick(ok, failed)
+		bar.tick(rec.OK)
 		return nil
 	}
 	runErr := runner.Run(ctx, cfg.Runner, jobs, emit)
@@ -222,6 +214,11 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	flushErr := writer.Close()
 	bar.finish()
 	interrupted := ctx.Err() != nil
+	if interrupted && d.io.IsStderrTTY() && bar.stop == nil && !cfg.Quiet {
+		// The terminal echoed ^C where the cursor was; the summary starts
+		// on a line of its own. (A bar's line, ^C included, is cleared.)
+		fmt.Fprintln(d.io.ErrOut)
+	}
 	res := summary.Result(time.Since(start), interrupted)
 
 	if runErr == nil && flushErr != nil {
@@ -421,6 +418,15 @@ func loosePassword(raw string) string {
 		return ""
 	}
 	return pw
+}
+
+func readsStdin(inputs []runner.Input) bool {
+	for _, in := range inputs {
+		if in.Name == "-" {
+			return true
+		}
+	}
+	return false
 }
 
 // openInputs opens the named files, or stdin when there are none or for "-".
