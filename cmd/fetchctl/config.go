@@ -71,9 +71,10 @@ func buildConfig(r resolved) (*Config, error) {
 	if err != nil {
 		return nil, bad("retry-on", "%v", err)
 	}
-	method := strings.ToUpper(r.str("method"))
-	if method == "" || strings.ContainsAny(method, " \t\r\n:/") {
-		return nil, bad("method", "%q is not an HTTP method", r.str("method"))
+	// The method is sent as written, as curl sends -X: "head" is not HEAD.
+	method := r.str("method")
+	if !isToken(method) {
+		return nil, bad("method", "%q is not an HTTP method", method)
 	}
 	header, err := parseHeaders(r.strings("header"))
 	if err != nil {
@@ -91,6 +92,15 @@ func buildConfig(r resolved) (*Config, error) {
 			}
 		} else {
 			body = []byte(data)
+		}
+		if r.sourceOf("method") == srcDefault {
+			// As with curl, a body without -X makes a POST, sent as a form
+			// unless a Content-Type says otherwise.
+			method = http.MethodPost
+			r["method"] = value{V: method, Source: r.sourceOf("data")}
+			if header.Get("Content-Type") == "" {
+				header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
 		}
 	}
 	switch p := r.str("progress"); p {
@@ -229,4 +239,21 @@ func redactHeaders(v any) any {
 		out[i] = name + ": " + report.RedactHeader(strings.TrimSpace(name), strings.TrimSpace(val))
 	}
 	return out
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110), as a method must be.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
