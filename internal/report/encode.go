@@ -57,6 +57,10 @@ func AppendJSON(dst []byte, r *Record) []byte {
 		dst = append(dst, `,"content_type":`...)
 		dst = appendString(dst, r.ContentType)
 	}
+	if r.ContentEncoding != "" {
+		dst = append(dst, `,"content_encoding":`...)
+		dst = appendString(dst, r.ContentEncoding)
+	}
 	dst = append(dst, `,"attempts":`...)
 	dst = strconv.AppendInt(dst, int64(r.Attempts), 10)
 	dst = append(dst, `,"duration_ms":`...)

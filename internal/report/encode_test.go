@@ -115,6 +115,11 @@ func TestAppendJSON(t *testing.T) {
 			want: `{"url":"https://example.com/a/b?q=1","line":1234,"input":"urls.txt","ok":true,"status":200,"final_url":"https://www.example.com/a/b?q=1","proto":"HTTP/2.0","bytes":48213,"content_type":"text/html; charset=utf-8","attempts":2,"duration_ms":412.337,"timings":{"dns_ms":1.25,"connect_ms":10.5,"tls_ms":22.125,"ttfb_ms":84.002,"reused":false},"history":[{"status":503,"ms":80.5,"wait_ms":250,"retry_after":0.25},{"status":200,"ms":82.125}],"sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","body_file":"bodies/1234","proxy":"http://bob:***@proxy.example:8080","time":"2025-11-25T20:46:01.123456789Z"}`,
 		},
 		{
+			name: "body kept encoded",
+			rec:  &Record{ContentType: "text/plain", ContentEncoding: "br", Bytes: 9},
+			want: `{"url":"","line":0,"ok":false,"bytes":9,"content_type":"text/plain","content_encoding":"br","attempts":0,"duration_ms":0,"time":"0001-01-01T00:00:00Z"}`,
+		},
+		{
 			name: "reused connection has only ttfb",
 			rec:  &Record{Timings: &Timings{TTFBMS: ptr(3.0), Reused: true}},
 			want: `{"url":"","line":0,"ok":false,"bytes":0,"attempts":0,"duration_ms":0,"timings":{"ttfb_ms":3,"reused":true},"time":"0001-01-01T00:00:00Z"}`,

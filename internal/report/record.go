@@ -27,24 +27,28 @@ const (
 // presence rules are the contract's. The zero value encodes as a record with
 // ok false and no optional fields.
 type Record struct {
-	URL         string    `json:"url"`
-	Line        int64     `json:"line"`
-	Input       string    `json:"input,omitempty"`
-	OK          bool      `json:"ok"`
-	Status      int       `json:"status,omitempty"`
-	FinalURL    string    `json:"final_url,omitempty"`
-	Proto       string    `json:"proto,omitempty"`
-	Bytes       int64     `json:"bytes"`
-	ContentType string    `json:"content_type,omitempty"`
-	Attempts    int       `json:"attempts"`
-	DurationMS  float64   `json:"duration_ms"`
-	Timings     *Timings  `json:"timings,omitempty"`
-	Error       *Error    `json:"error,omitempty"`
-	History     []Attempt `json:"history,omitempty"`
-	SHA256      string    `json:"sha256,omitempty"`
-	BodyFile    string    `json:"body_file,omitempty"`
-	Proxy       string    `json:"proxy,omitempty"`
-	Time        time.Time `json:"time"`
+	URL         string `json:"url"`
+	Line        int64  `json:"line"`
+	Input       string `json:"input,omitempty"`
+	OK          bool   `json:"ok"`
+	Status      int    `json:"status,omitempty"`
+	FinalURL    string `json:"final_url,omitempty"`
+	Proto       string `json:"proto,omitempty"`
+	Bytes       int64  `json:"bytes"`
+	ContentType string `json:"content_type,omitempty"`
+	// ContentEncoding is the response's Content-Encoding when the body was
+	// kept as received, not decoded: Bytes, SHA256 and BodyFile are then
+	// of the encoded body.
+	ContentEncoding string    `json:"content_encoding,omitempty"`
+	Attempts        int       `json:"attempts"`
+	DurationMS      float64   `json:"duration_ms"`
+	Timings         *Timings  `json:"timings,omitempty"`
+	Error           *Error    `json:"error,omitempty"`
+	History         []Attempt `json:"history,omitempty"`
+	SHA256          string    `json:"sha256,omitempty"`
+	BodyFile        string    `json:"body_file,omitempty"`
+	Proxy           string    `json:"proxy,omitempty"`
+	Time            time.Time `json:"time"`
 }
 
 // Timings are the phases of the last attempt, from net/http/httptrace. A nil

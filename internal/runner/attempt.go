@@ -31,15 +31,16 @@ type result struct {
 	start time.Time
 	dur   time.Duration
 
-	ok          bool
-	status      int
-	proto       string
-	finalURL    string
-	contentType string
-	bytes       int64
-	sha256      string
-	bodyFile    string
-	timings     *report.Timings
+	ok              bool
+	status          int
+	proto           string
+	finalURL        string
+	contentType     string
+	contentEncoding string
+	bytes           int64
+	sha256          string
+	bodyFile        string
+	timings         *report.Timings
 
 	kind, msg     string
 	retryAfter    time.Duration
@@ -306,7 +307,10 @@ func (d *dispatcher) newRequest(ctx context.Context, t *task) *http.Request {
 // readBody reads at most MaxBody bytes into the hash and the body file.
 func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res *result) error {
 	var src io.Reader = resp.Body
-	if d.opts.gunzip && strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+	enc := resp.Header.Get("Content-Encoding")
+	switch {
+	case enc == "" || strings.EqualFold(enc, "identity"):
+	case d.opts.gunzip && strings.EqualFold(enc, "gzip"):
 		gz, err := ws.gunzip(resp.Body)
 		switch {
 		case err == io.EOF:
@@ -317,6 +321,10 @@ func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res
 		default:
 			src = gz
 		}
+	default:
+		// Kept as received: the record says so, since its bytes and hash
+		// are not of the decoded body.
+		res.contentEncoding = enc
 	}
 	var (
 		w    io.Writer = io.Discard
@@ -493,20 +501,21 @@ func bodyFileName(j Job, multi bool) string {
 // finish builds the record of a task whose last attempt is res.
 func (d *dispatcher) finish(t *task, res *result, now time.Time) {
 	rec := &report.Record{
-		URL:         t.job.RecordURL(),
-		Line:        t.job.Line,
-		OK:          res.ok,
-		Status:      res.status,
-		FinalURL:    res.finalURL,
-		Bytes:       res.bytes,
-		ContentType: res.contentType,
-		Attempts:    t.attempts,
-		DurationMS:  ms(now.Sub(t.start)),
-		Timings:     res.timings,
-		SHA256:      res.sha256,
-		BodyFile:    res.bodyFile,
-		Proxy:       res.route.Proxy,
-		Time:        t.start.UTC(),
+		URL:             t.job.RecordURL(),
+		Line:            t.job.Line,
+		OK:              res.ok,
+		Status:          res.status,
+		FinalURL:        res.finalURL,
+		Bytes:           res.bytes,
+		ContentType:     res.contentType,
+		ContentEncoding: res.contentEncoding,
+		Attempts:        t.attempts,
+		DurationMS:      ms(now.Sub(t.start)),
+		Timings:         res.timings,
+		SHA256:          res.sha256,
+		BodyFile:        res.bodyFile,
+		Proxy:           res.route.Proxy,
+		Time:            t.start.UTC(),
 	}
 	if rec.Proxy == "" && res.route.ProxyFor != nil {
 		rec.Proxy = res.route.ProxyFor(t.job.parsed)

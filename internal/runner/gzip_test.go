@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -105,5 +106,40 @@ func TestRunDecodesGzip(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRunRecordsContentEncoding checks that a body fetchctl did not decode
+// says so: bytes and sha256 are then of the encoded body as received.
+func TestRunRecordsContentEncoding(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/deflate":
+			w.Header().Set("Content-Encoding", "deflate")
+			io.WriteString(w, "\x78\x9c\xcb\x48\xcd\xc9\xc9\x07\x00\x06\x2c\x02\x15")
+		case "/identity":
+			w.Header().Set("Content-Encoding", "identity")
+			io.WriteString(w, "hello")
+		default:
+			io.WriteString(w, "hello")
+		}
+	})
+	recs, err := runJobs(t, context.Background(), Options{Limit: 2, PerHost: 2, Hash: true},
+		[]string{srv.URL + "/deflate", srv.URL + "/identity", srv.URL + "/plain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range recs {
+		want := ""
+		if strings.HasSuffix(rec.URL, "/deflate") {
+			want = "deflate"
+			if rec.Bytes != 13 {
+				t.Errorf("deflate: bytes %d, want the 13 bytes as received", rec.Bytes)
+			}
+		}
+		if rec.ContentEncoding != want {
+			t.Errorf("%s: content_encoding %q, want %q", rec.URL, rec.ContentEncoding, want)
+		}
 	}
 }
