@@ -101,10 +101,16 @@ func (c *phaseClock) mark(f func()) {
 func (c *phaseClock) trace(watchWrite bool) *httptrace.ClientTrace {
 	now := time.Now
 	tr := &httptrace.ClientTrace{
-		GetConn:              func(string) { c.mark(func() { c.dialed = true }) },
-		TLSHandshakeStart:    func() { t := now(); c.mark(func() { c.tlsStart = t }) },
-		TLSHandshakeDone:     func(tls.ConnectionState, error) { t := now(); c.mark(func() { c.tlsDone = t }) },
-		GotConn:              func(i httptrace.GotConnInfo) { c.mark(func() { c.gotConn, c.reused = true, i.Reused }) },
+		GetConn:           func(string) { c.mark(func() { c.dialed = true }) },
+		TLSHandshakeStart: func() { t := now(); c.mark(func() { c.tlsStart = t }) },
+		TLSHandshakeDone:  func(tls.ConnectionState, error) { t := now(); c.mark(func() { c.tlsDone = t }) },
+		GotConn: func(i httptrace.GotConnInfo) {
+			reused := i.Reused
+			if r, ok := transport.ConnReused(i.Conn); ok {
+				reused = r
+			}
+			c.mark(func() { c.gotConn, c.reused = true, reused })
+		},
 		GotFirstResponseByte: func() { t := now(); c.mark(func() { c.firstByte = t }) },
 		PutIdleConn: func(error) {
 			c.mark(func() {
@@ -158,11 +164,16 @@ func (c *phaseClock) timings() *report.Timings {
 	}
 	b := &timingsBox{}
 	b.t = report.Timings{
-		DNSMS:     span(&b.dns, c.dnsStart, c.dnsDone),
-		ConnectMS: span(&b.conn, c.connStart, c.connDone),
-		TLSMS:     span(&b.tls, c.tlsStart, c.tlsDone),
-		TTFBMS:    span(&b.fb, c.start, c.firstByte),
-		Reused:    c.reused,
+		TTFBMS: span(&b.fb, c.start, c.firstByte),
+		Reused: c.reused,
+	}
+	if !c.reused {
+		// A request that took a connection that had carried others may
+		// still have started a dial (net/http dials and takes whichever is
+		// ready first); those phases are another connection's.
+		b.t.DNSMS = span(&b.dns, c.dnsStart, c.dnsDone)
+		b.t.ConnectMS = span(&b.conn, c.connStart, c.connDone)
+		b.t.TLSMS = span(&b.tls, c.tlsStart, c.tlsDone)
 	}
 	return &b.t
 }

@@ -360,6 +360,7 @@ type trackedConn struct {
 	armed    atomic.Bool  // the connect deadline is set
 	retired  atomic.Bool  // writes fail
 	requests atomic.Int64 // requests handed this connection
+	served   atomic.Int64 // requests that took it, for ConnReused
 
 	// A direct connection dialed with no word of its target's scheme
 	// learns it from what is written to it (writes come one after another:
@@ -456,6 +457,20 @@ func (c *trackedConn) disarm() {
 	if c.armed.CompareAndSwap(true, false) {
 		_ = c.Conn.SetDeadline(time.Time{})
 	}
+}
+
+// ConnReused counts one more request handed c (the connection of an
+// httptrace GotConn hook, under whatever TLS net/http added) and reports
+// whether c carried an earlier one: net/http's own GotConnInfo.Reused is
+// also true for a connection that was dialled for another request and
+// waited in the idle pool unused. ok is false for a connection this package
+// did not dial. Call it once per request. Safe for concurrent use.
+func ConnReused(c net.Conn) (reused, ok bool) {
+	tc := trackedOf(c)
+	if tc == nil {
+		return false, false
+	}
+	return tc.served.Add(1) > 1, true
 }
 
 // trackedOf finds the *trackedConn under the TLS layers of a connection

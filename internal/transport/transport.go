@@ -217,7 +217,7 @@ func newClient(opts Options, cache *dnsCache) (*http.Client, error) {
 		net:            net.Dialer{KeepAlive: 30 * time.Second},
 		proxyTLS:       proxyTLS,
 		connectTimeout: opts.ConnectTimeout,
-		track:          opts.ConnectTimeout > 0 || opts.MaxConnRequests > 0,
+		track:          true, // for the connect deadline, requests per connection and ConnReused
 	}
 
 	tr := http.DefaultTransport.(*http.Transport).Clone()
