@@ -165,3 +165,23 @@ func TestStdinHint(t *testing.T) {
 		}
 	}
 }
+
+// TestDryRunIndentsForATerminal checks that --dry-run's JSON is indented for
+// a person at a terminal and one line for a pipe.
+func TestDryRunIndentsForATerminal(t *testing.T) {
+	for _, tty := range []bool{true, false} {
+		streams, _, stdout, stderr := testStreams()
+		streams.SetStdoutTTY(tty)
+		if code := mainWith([]string{"run", "--dry-run"}, streams, env(t, nil)); code != 0 {
+			t.Fatalf("exit %d, stderr %s", code, stderr)
+		}
+		var v map[string]any
+		if err := json.Unmarshal(stdout.Bytes(), &v); err != nil {
+			t.Fatalf("not JSON: %v: %s", err, stdout)
+		}
+		lines := strings.Count(strings.TrimSpace(stdout.String()), "\n") + 1
+		if indented := lines > 1; indented != tty {
+			t.Errorf("stdout a terminal: %v; %d lines of JSON", tty, lines)
+		}
+	}
+}

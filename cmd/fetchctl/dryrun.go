@@ -15,8 +15,9 @@ type inputStats struct {
 }
 
 // dryRun validates the input and prints the effective settings with their
-// sources; it fetches nothing and writes no file.
-func dryRun(ctx context.Context, d *deps, r resolved, cfg *Config, inputs []runner.Input) error {
+// sources (indented when stdout is a terminal) and the config file read; it
+// fetches nothing and writes no file.
+func dryRun(ctx context.Context, d *deps, r resolved, cfgFile string, cfg *Config, inputs []runner.Input) error {
 	if _, err := buildRoutes(cfg); err != nil {
 		return usageErrorf("%v", err)
 	}
@@ -42,8 +43,16 @@ func dryRun(ctx context.Context, d *deps, r resolved, cfg *Config, inputs []runn
 	st.Hosts = len(hosts)
 	enc := json.NewEncoder(d.io.Out)
 	enc.SetEscapeHTML(false)
+	if d.io.IsStdoutTTY() {
+		enc.SetIndent("", "  ")
+	}
+	var file *string // null: no config file was read
+	if cfgFile != "" {
+		file = &cfgFile
+	}
 	return enc.Encode(struct {
-		Settings map[string]value `json:"settings"`
-		Input    inputStats       `json:"input"`
-	}{settingsJSON(r, runSettings()), st})
+		Settings   map[string]value `json:"settings"`
+		Input      inputStats       `json:"input"`
+		ConfigFile *string          `json:"config_file"`
+	}{settingsJSON(r, runSettings()), st, file})
 }

@@ -60,27 +60,29 @@ config file and the --pool preset, in that order of precedence.`,
 }
 
 // settingsFor resolves the run settings of cmd with their sources.
-func settingsFor(c *cobra.Command, d *deps) (resolved, presets.Set, error) {
+// settingsFor resolves the run settings of cmd with their sources, and names
+// the config file it read ("" for none).
+func settingsFor(c *cobra.Command, d *deps) (resolved, string, error) {
 	cfgPath, _ := c.Flags().GetString("config")
-	v, _, err := loadConfig(cfgPath, d.getenv)
+	v, file, err := loadConfig(cfgPath, d.getenv)
 	if err != nil {
-		return nil, nil, usageErrorf("%v", err)
+		return nil, "", usageErrorf("%v", err)
 	}
 	extra, err := configPresets(v)
 	if err != nil {
-		return nil, nil, usageErrorf("%v", err)
+		return nil, "", usageErrorf("%v", err)
 	}
 	set := presets.Merge(extra)
 	r, _, err := resolve(c.Flags(), runSettings(), v, set, d.getenv)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", err
 	}
-	return r, set, nil
+	return r, file, nil
 }
 
 func runRun(ctx context.Context, opts *runOptions) error {
 	d := opts.deps
-	r, _, err := settingsFor(opts.cmd, d)
+	r, cfgFile, err := settingsFor(opts.cmd, d)
 	if err != nil {
 		return err
 	}
@@ -105,8 +107,27 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		// As cat users expect: a prompt-less wait would look like a hang.
 		fmt.Fprintln(d.io.ErrOut, "fetchctl: reading URLs from stdin, one a line (Ctrl-D to end)")
 	}
+	nRoutes := max(1, len(cfg.Proxies))
+	lowered, idleBudget, notice := fitOpenFiles(openFileLimit(), cfg.Runner.Limit, nRoutes, cfg.Transport.MaxIdle)
+	if notice != "" {
+		fmt.Fprintf(d.io.ErrOut, "fetchctl: %s\n", notice)
+	}
+	if lowered != cfg.Runner.Limit {
+		// --dry-run shows the limit the run will have.
+		lim := r["limit"]
+		lim.Requested = lim.V
+		lim.V = lowered
+		r["limit"] = lim
+	}
+	cfg.Runner.Limit = lowered
+	cfg.Transport.InFlight = lowered
+	cfg.Transport.IdleBudget = idleBudget
+	if cfg.Runner.PerHost > cfg.Runner.Limit {
+		fmt.Fprintf(d.io.ErrOut, "fetchctl: warning: --per-host %d is above --limit %d: no host gets more than %d requests at once\n",
+			cfg.Runner.PerHost, cfg.Runner.Limit, cfg.Runner.Limit)
+	}
 	if opts.dryRun {
-		return dryRun(ctx, d, r, cfg, inputs)
+		return dryRun(ctx, d, r, cfgFile, cfg, inputs)
 	}
 
 	if dir := cfg.Runner.SaveDir; dir != "" {
@@ -114,14 +135,6 @@ func runRun(ctx context.Context, opts *runOptions) error {
 			return usageErrorf("--save-bodies: cannot create the folder: %v", unwrapPathErr(err))
 		}
 	}
-	nRoutes := max(1, len(cfg.Proxies))
-	lowered, idleBudget, notice := fitOpenFiles(openFileLimit(), cfg.Runner.Limit, nRoutes, cfg.Transport.MaxIdle)
-	if notice != "" {
-		fmt.Fprintf(d.io.ErrOut, "fetchctl: %s\n", notice)
-	}
-	cfg.Runner.Limit = lowered
-	cfg.Transport.InFlight = lowered
-	cfg.Transport.IdleBudget = idleBudget
 	if len(cfg.Proxies) == 0 && cfg.Transport.ProxyFromEnv && (d.getenv("HTTP_PROXY") != "" || d.getenv("http_proxy") != "") {
 		cfg.Transport = proxiedTransport(cfg.Transport, cfg.Runner.Limit)
 	}
