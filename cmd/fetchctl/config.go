@@ -131,22 +131,30 @@ func buildConfig(r resolved) (*Config, error) {
 		return nil, bad("overwrite", "cannot go with --resume: one keeps the records in -o FILE, the other throws them away")
 	}
 
+	if ca := r.str("cacert"); ca != "" {
+		if _, err := transport.LoadCAFile(ca); err != nil {
+			return nil, bad("cacert", "%s: %v", ca, err)
+		}
+	}
+
 	// Proxies: --proxy-file, else --proxy, else the environment.
 	var proxySecrets []string
 	if pf := r.str("proxy-file"); pf != "" {
 		f, err := os.Open(pf)
 		if err != nil {
-			return nil, bad("proxy-file", "%v", unwrapPathErr(err))
+			return nil, bad("proxy-file", "%s: %v", pf, unwrapPathErr(err))
 		}
 		c.Proxies, err = transport.ReadProxyFile(f)
 		f.Close()
 		if err != nil {
-			return nil, bad("proxy-file", "%v", err)
+			return nil, bad("proxy-file", "%s: %v", pf, err)
 		}
 	} else if p := r.str("proxy"); p != "" {
 		u, err := transport.ParseProxy(p)
 		if err != nil {
-			return nil, bad("proxy", "%s", report.RedactText(err.Error(), p))
+			// The message names the proxy with its password masked; mask
+			// it again in case the URL was too malformed to tell.
+			return nil, bad("proxy", "%s", report.RedactText(err.Error(), loosePassword(p)))
 		}
 		c.Proxies = []*url.URL{u}
 	}

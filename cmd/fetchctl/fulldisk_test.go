@@ -61,7 +61,7 @@ func TestSaveBodiesFullDisk(t *testing.T) {
 	}
 	out := filepath.Join(dir, "out.ndjson")
 	run := func(extra ...string) (int, string) {
-		args := append([]string{"run", "--progress", "never", "-q", "--limit", "4", "--save-bodies", bodies, "-o", out, urls}, extra...)
+		args := append([]string{"run", "--progress", "never", "-q", "--limit", "4", "--per-host", "4", "--save-bodies", bodies, "-o", out, urls}, extra...)
 		cmd := exec.Command(bin, args...)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir)

@@ -59,7 +59,7 @@ func runPresets(opts *presetsOptions, set presets.Set) error {
 	if opts.name != "" {
 		p, ok := set.Lookup(opts.name)
 		if !ok {
-			return usageErrorf("unknown preset %q: want one of %v", opts.name, set.Names())
+			return usageErrorf("%v", unknownPreset(opts.name, set))
 		}
 		list = []presets.Preset{p}
 	}

@@ -313,6 +313,12 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
+// unknownPreset is the error for a preset name that is neither built in nor
+// in the config file, listing those that are.
+func unknownPreset(name string, set presets.Set) error {
+	return fmt.Errorf("unknown preset %q: want one of %s", name, strings.Join(set.Names(), ", "))
+}
+
 func unwrapPathErr(err error) error {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
@@ -427,7 +433,7 @@ func resolve(fs *pflag.FlagSet, list []setting, v *viper.Viper, set presets.Set,
 			name := out.str("pool")
 			p, found := set.Lookup(name)
 			if !found {
-				return nil, pool, &settingError{"pool", out.sourceOf("pool"), fmt.Errorf("unknown preset %q: want one of %s", name, strings.Join(set.Names(), ", "))}
+				return nil, pool, &settingError{"pool", out.sourceOf("pool"), unknownPreset(name, set)}
 			}
 			pool = p
 		}

@@ -48,11 +48,7 @@ func (e *ProxyError) ErrorKind() string { return "proxy" }
 // http://. A missing port means the scheme's default (80, 443, 1080). Errors
 // name the proxy with its password as ***.
 func ParseProxy(raw string) (*url.URL, error) {
-	u, err := parseProxy(raw)
-	if err != nil {
-		return nil, fmt.Errorf("transport: %w", err)
-	}
-	return u, nil
+	return parseProxy(raw)
 }
 
 func parseProxy(raw string) (*url.URL, error) {
@@ -125,7 +121,7 @@ func ReadProxyFile(r io.Reader) ([]*url.URL, error) {
 			if s != "" && !strings.HasPrefix(s, "#") {
 				u, perr := parseProxy(s)
 				if perr != nil {
-					return nil, fmt.Errorf("transport: proxy file line %d: %w", line, perr)
+					return nil, fmt.Errorf("line %d: %w", line, perr)
 				}
 				proxies = append(proxies, u)
 			}
@@ -134,11 +130,11 @@ func ReadProxyFile(r io.Reader) ([]*url.URL, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("transport: read proxy file: %w", err)
+			return nil, fmt.Errorf("read: %w", err)
 		}
 	}
 	if len(proxies) == 0 {
-		return nil, errors.New("transport: proxy file holds no proxy")
+		return nil, errors.New("holds no proxy")
 	}
 	return proxies, nil
 }
@@ -206,14 +202,14 @@ func proxySelector(opts Options) (func(*url.URL) (*url.URL, error), error) {
 			continue
 		}
 		if _, err := parseProxy(v.value); err != nil {
-			return nil, fmt.Errorf("transport: %s: %w", v.name, err)
+			return nil, fmt.Errorf("%s: %w", v.name, err)
 		}
 	}
 	pf := cfg.ProxyFunc()
 	return func(u *url.URL) (*url.URL, error) {
 		p, err := pf(u)
 		if err != nil {
-			return nil, errors.New("transport: the proxy set in the environment is not a valid URL")
+			return nil, errors.New("the proxy set in the environment is not a valid URL")
 		}
 		return p, nil
 	}, nil

@@ -103,7 +103,7 @@ func TestReadProxyFile(t *testing.T) {
 			in:   "\uFEFF# pool A\r\nhttp://u:p@10.0.0.1:3128\r\n\r\n  socks5://10.0.0.2:1080  \n#last\n10.0.0.3:8080",
 			want: []string{"http://u:***@10.0.0.1:3128", "socks5://10.0.0.2:1080", "http://10.0.0.3:8080"},
 		},
-		{name: "bad line named", in: "http://a:1\n\n# x\nftp://u:hunter2@b:2\n", wantErr: "proxy file line 4: proxy ftp://u:***@b:2: unsupported scheme"},
+		{name: "bad line named", in: "http://a:1\n\n# x\nftp://u:hunter2@b:2\n", wantErr: "line 4: proxy ftp://u:***@b:2: unsupported scheme"},
 		{name: "only comments", in: "# nothing\n\n", wantErr: "holds no proxy"},
 		{name: "empty", in: "", wantErr: "holds no proxy"},
 	}

@@ -144,7 +144,7 @@ func New(opts Options) (*http.Client, error) {
 // or holds a nil or unsupported URL.
 func NewForProxies(opts Options, proxies []*url.URL) ([]*http.Client, error) {
 	if len(proxies) == 0 {
-		return nil, errors.New("transport: no proxy given")
+		return nil, errors.New("no proxy given")
 	}
 	if err := opts.validate(); err != nil {
 		return nil, err
@@ -153,7 +153,7 @@ func NewForProxies(opts Options, proxies []*url.URL) ([]*http.Client, error) {
 	clients := make([]*http.Client, len(proxies))
 	for i, p := range proxies {
 		if p == nil {
-			return nil, fmt.Errorf("transport: proxy %d of %d is nil", i+1, len(proxies))
+			return nil, fmt.Errorf("proxy %d of %d is nil", i+1, len(proxies))
 		}
 		o := opts
 		o.Proxy = p
@@ -183,12 +183,12 @@ func (o *Options) validate() error {
 		{"MaxConnRequests", o.MaxConnRequests < 0},
 	} {
 		if f.neg {
-			return fmt.Errorf("transport: %s must not be negative", f.name)
+			return fmt.Errorf("%s must not be negative", f.name)
 		}
 	}
 	if o.Proxy != nil {
 		if err := checkProxyURL(o.Proxy); err != nil {
-			return fmt.Errorf("transport: %w", err)
+			return err
 		}
 	}
 	return nil
@@ -277,17 +277,42 @@ func tlsConfig(opts Options) (*tls.Config, error) {
 	if opts.CACertFile == "" {
 		return conf, nil
 	}
-	pem, err := os.ReadFile(opts.CACertFile)
+	pool, err := LoadCAFile(opts.CACertFile)
 	if err != nil {
-		return nil, fmt.Errorf("transport: read CA file: %w", err)
+		return nil, &CAFileError{File: opts.CACertFile, Err: err}
+	}
+	conf.RootCAs = pool
+	return conf, nil
+}
+
+// CAFileError is a CA file (Options.CACertFile) that could not be used.
+type CAFileError struct {
+	File string
+	Err  error
+}
+
+func (e *CAFileError) Error() string { return "CA file " + e.File + ": " + e.Err.Error() }
+
+func (e *CAFileError) Unwrap() error { return e.Err }
+
+// LoadCAFile returns the system's certificate pool with the certificates of
+// the PEM file at path added. Its errors do not repeat path: "no such file
+// or directory", "holds no PEM certificate".
+func LoadCAFile(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, err
 	}
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
 	}
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("transport: CA file %s holds no PEM certificate", opts.CACertFile)
+		return nil, errors.New("holds no PEM certificate")
 	}
-	conf.RootCAs = pool
-	return conf, nil
+	return pool, nil
 }

@@ -214,7 +214,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"negative dns ttl", Options{DNSTTL: -time.Second}, "DNSTTL"},
 		{"negative conn requests", Options{MaxConnRequests: -1}, "MaxConnRequests"},
 		{"proxy with ftp scheme", Options{Proxy: &url.URL{Scheme: "ftp", Host: "h:21", User: url.UserPassword("u", "hunter2")}}, "unsupported scheme"},
-		{"missing CA file", Options{CACertFile: filepath.Join(t.TempDir(), "none.pem")}, "read CA file"},
+		{"missing CA file", Options{CACertFile: filepath.Join(t.TempDir(), "none.pem")}, "none.pem: no such file or directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
