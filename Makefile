@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ACTIONLINT  := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 GORELEASER  := github.com/goreleaser/goreleaser/v2@v2.15.1
 
-.PHONY: all build test race lint actionlint tidy-check release-check release-snapshot image bench bench-go demo clean
+.PHONY: man all build test race lint actionlint tidy-check release-check release-snapshot image bench bench-go demo clean
 
 all: build
 
@@ -53,8 +53,12 @@ bench-go:
 bench: build
 	./scripts/bench.sh
 
+# man/fetchctl.1, man/fetchctl-run.1, ...: generated from the commands.
+man:
+	go run -tags mangen ./cmd/fetchctl gen-man man
+
 demo: build
 	./scripts/demo.sh
 
 clean:
-	rm -rf bin bench-out dist
+	rm -rf bin bench-out man dist

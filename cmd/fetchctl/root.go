@@ -201,13 +201,24 @@ func exitCode(err error, d *deps, streams *IOStreams) int {
 	return exitBelowMin
 }
 
+// extraCommands are added to the root by builds with extra tags (mangen).
+var extraCommands []func(*deps) *cobra.Command
+
 func newRootCmd(d *deps) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "fetchctl",
 		Short: "Fetch long URL lists through proxy pools, one NDJSON record per URL",
 		Long: `fetchctl fetches every URL of a list through a bounded worker pool with per-host
 limits, using a proxy-pool preset or explicit settings, and writes one NDJSON record
-per URL to stdout plus a success-ratio summary to stderr.`,
+per URL to stdout plus a success-ratio summary to stderr.
+
+Exit codes:
+  0    the run finished at or above --min-success (default 0)
+  1    below --min-success, no record with --min-success above 0, or the run
+       stopped on a failure of its own (output or body not writable, every
+       proxy failing); the summary then says "stopped"
+  2    usage, configuration or input-file error, before anything was fetched
+  130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version,
@@ -220,6 +231,9 @@ per URL to stdout plus a success-ratio summary to stderr.`,
 		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
 	})
 	root.AddCommand(newRunCmd(d, nil), newPresetsCmd(d), newSummarizeCmd(d), newVersionCmd(d))
+	for _, newCmd := range extraCommands {
+		root.AddCommand(newCmd(d))
+	}
 	// Unknown commands and bad arguments are usage errors too.
 	root.Args = func(c *cobra.Command, args []string) error {
 		if len(args) > 0 {

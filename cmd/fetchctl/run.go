@@ -56,7 +56,36 @@ config file and the --pool preset, in that order of precedence.`,
 	}
 	addFlags(cmd.Flags(), runSettings())
 	cmd.Flags().BoolVar(&opts.dryRun, "dry-run", false, "fetch nothing: print the effective settings and input counts as JSON")
+	registerCompletions(cmd, d)
 	return cmd
+}
+
+// registerCompletions offers the values of --pool (built-in presets and the
+// config file's), --progress and the --retry-on kinds to shell completion.
+func registerCompletions(cmd *cobra.Command, d *deps) {
+	_ = cmd.RegisterFlagCompletionFunc("pool", func(c *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
+		set := presets.Merge(nil)
+		cfgPath, _ := c.Flags().GetString("config")
+		if v, _, err := loadConfig(cfgPath, d.getenv); err == nil {
+			if extra, err := configPresets(v); err == nil {
+				set = presets.Merge(extra)
+			}
+		}
+		return set.Names(), cobra.ShellCompDirectiveNoFileComp
+	})
+	_ = cmd.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions([]string{"auto", "always", "never"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("retry-on", func(_ *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		// A comma-separated list: complete its last element.
+		done := ""
+		if i := strings.LastIndexByte(toComplete, ','); i >= 0 {
+			done = toComplete[:i+1]
+		}
+		var out []string
+		for _, k := range append(runner.RetryKinds(), "429", "5xx") {
+			out = append(out, done+k)
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
+	})
 }
 
 // settingsFor resolves the run settings of cmd with their sources.

@@ -31,7 +31,8 @@ stderr, --json for the JSON on stdout, --summary FILE to write it, and the exit
 codes of run, so a final CI step can gate on the merged result. Files are
 streamed: memory stays flat however many records they hold. elapsed_ms spans
 the earliest record's start to the latest record's end.`,
-		Example: `  fetchctl summarize shard-*.ndjson --min-success 0.98 --summary summary.json`,
+		Example: `  fetchctl summarize shard-0.ndjson shard-1.ndjson shard-2.ndjson shard-3.ndjson \
+    --min-success 0.98 --summary summary.json`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageErrorf("summarize needs at least one result file")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -74,6 +75,16 @@ type RetryOn struct {
 
 var retryableKinds = map[string]bool{
 	"timeout": true, "reset": true, "connect": true, "dns": true, "tls": true, "proxy": true,
+}
+
+// RetryKinds returns the error kinds --retry-on may name, sorted.
+func RetryKinds() []string {
+	kinds := make([]string, 0, len(retryableKinds))
+	for k := range retryableKinds {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	return kinds
 }
 
 // ParseRetryOn parses a list such as "429,5xx,timeout,reset,connect".

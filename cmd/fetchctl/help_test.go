@@ -1,0 +1,59 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestManPages checks that make man's generator writes a page for the
+// command and each subcommand.
+func TestManPages(t *testing.T) {
+	d := &deps{getenv: func(string) string { return "" }}
+	dir := t.TempDir()
+	if err := writeManPages(newRootCmd(d), dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"fetchctl.1", "fetchctl-run.1", "fetchctl-summarize.1", "fetchctl-presets.1"} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), ".TH") {
+			t.Errorf("%s is not a man page", name)
+		}
+	}
+	page, _ := os.ReadFile(filepath.Join(dir, "fetchctl-run.1"))
+	if !strings.Contains(string(page), "min-success") {
+		t.Error("fetchctl-run.1 does not document --min-success")
+	}
+}
+
+// TestHelpAndREADMEAgree checks that --help lists the exit codes and that
+// summarize's example is the README's.
+func TestHelpAndREADMEAgree(t *testing.T) {
+	streams, _, stdout, _ := testStreams()
+	if code := mainWith([]string{"--help"}, streams, env(t, nil)); code != 0 {
+		t.Fatalf("--help: exit %d", code)
+	}
+	for _, code := range []string{"0 ", "1 ", "2 ", "130", "143"} {
+		if !strings.Contains(stdout.String(), "\n  "+code) && !strings.Contains(stdout.String(), "; "+code) {
+			t.Errorf("--help does not list exit code %s:\n%s", code, stdout)
+		}
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &deps{getenv: func(string) string { return "" }}
+	for _, c := range newRootCmd(d).Commands() {
+		if c.Name() != "summarize" {
+			continue
+		}
+		example := strings.Join(strings.Fields(c.Example), " ")
+		if !strings.Contains(strings.Join(strings.Fields(string(readme)), " "), example) {
+			t.Errorf("summarize's example %q is not the README's", example)
+		}
+	}
+}
