@@ -79,6 +79,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.stats, "stats", "", "file for the counters as JSON on exit and on SIGUSR1 (- for stdout)")
 	fs.StringVar(&o.ready, "ready", "", "file written with the addresses as JSON once listening")
 	fs.StringVar(&o.certFile, "cert", "", "with -tls, file for the certificate in PEM (for fetchctl --cacert)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage of fetchtarget:\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\n%s", target.PathsHelp)
+	}
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -176,5 +177,18 @@ func TestWriteFile(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("dir holds %d entries, want 1", len(ents))
+	}
+}
+
+// TestHelpListsPaths checks that -help names the paths the target serves.
+func TestHelpListsPaths(t *testing.T) {
+	var stderr strings.Builder
+	if _, err := parseFlags([]string{"-help"}, &stderr); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("parseFlags(-help) = %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"-hosts", "/status/NNN", "/flaky?fail=K", "/429?after", "/reset", "/stall?for=", "/echo"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("help does not list %s:\n%s", want, stderr.String())
+		}
 	}
 }

@@ -16,6 +16,29 @@ import (
 	"time"
 )
 
+// PathsHelp lists the paths the target serves, one a line, for a command's
+// help.
+const PathsHelp = `Paths (each takes latency=DURATION; the default path also size= and status=):
+  /                       200 with the default body (-body)
+  /status/NNN             status NNN (200-599)
+  /slow?ms=50             the default path after ms milliseconds
+  /echo                   the request as JSON (method, uri, header, body)
+  /flaky?fail=K&status=503&key=X
+                          the status for the first K requests of key X, then 200
+  /429?after=1&times=1&key=X[&date=1]
+                          429 with Retry-After for the first requests of key X
+  /redirect?n=3           a chain of n redirects to /
+  /redirect-host?to=HOST:PORT&path=/x
+                          302 to another host of this server
+  /loop                   302 to itself, forever
+  /reset                  the connection reset before any answer
+  /reset-mid              reset in the middle of the head
+  /short                  Content-Length 1000 and only 10 body bytes
+  /stall?for=10s          nothing until the duration has passed
+  /drip?bytes=10&every=1s one body byte per interval
+  /big?size=20MiB         a streamed body of that size
+`
+
 // The fault paths. Unless a path says otherwise, it waits the latency query
 // parameter (default [Options.Latency]) before answering and ignores the
 // other parameters of the default path. Parameters that do not parse get a
