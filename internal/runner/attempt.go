@@ -205,9 +205,11 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	if err == nil {
 		res.status = resp.StatusCode
 		res.proto = resp.Proto
-		res.contentType = resp.Header.Get("Content-Type")
+		// The content type and a redirect's location are the server's:
+		// a record holds at most report.MaxServerText of either.
+		res.contentType = report.Clip(resp.Header.Get("Content-Type"))
 		if resp.Request != nil && resp.Request.URL != req.URL && resp.Request.URL.String() != req.URL.String() {
-			res.finalURL = report.RedactURL(resp.Request.URL.String())
+			res.finalURL = report.Clip(report.RedactURL(resp.Request.URL.String()))
 		}
 		if v := resp.Header.Get("Retry-After"); v != "" {
 			res.retryAfter, res.hasRetryAfter = parseRetryAfter(v, time.Now())
