@@ -84,6 +84,31 @@ type phaseClock struct {
 	dialed                 bool
 	idled                  bool          // the connection is back in the pool
 	idle                   chan struct{} // made by a waiter for idled; closed with it
+
+	// sent counts the requests of the attempt (net/http's own retries
+	// and redirects included), answered those that got a response.
+	sent, answered int
+	// ws is the worker whose attempt this is, while it runs: the attempt
+	// is stopped through it when too many requests go unanswered.
+	ws *workerState
+}
+
+// maxUnanswered is how many requests of one attempt may go without an
+// answer. net/http sends a request again by itself when an HTTP/2 server
+// resets its stream with PROTOCOL_ERROR, and may do so without end
+// (golang/go#52459): nginx's `return 444` on an http2 listener got
+// thousands of requests from one attempt.
+const maxUnanswered = 3
+
+// connected counts a request about to be sent, and stops the attempt when
+// too many went unanswered. c.mu is held.
+func (c *phaseClock) connected(reused bool) {
+	c.gotConn, c.reused = true, reused
+	c.sent++
+	if c.sent-c.answered > maxUnanswered && c.ws != nil {
+		c.ws.abort(errUnanswered)
+		c.ws = nil
+	}
 }
 
 func (c *phaseClock) mark(f func()) {
@@ -101,8 +126,8 @@ func (c *phaseClock) trace(watchWrite bool) *httptrace.ClientTrace {
 		GetConn:              func(string) { c.mark(func() { c.dialed = true }) },
 		TLSHandshakeStart:    func() { t := now(); c.mark(func() { c.tlsStart = t }) },
 		TLSHandshakeDone:     func(tls.ConnectionState, error) { t := now(); c.mark(func() { c.tlsDone = t }) },
-		GotConn:              func(i httptrace.GotConnInfo) { c.mark(func() { c.gotConn, c.reused = true, i.Reused }) },
-		GotFirstResponseByte: func() { t := now(); c.mark(func() { c.firstByte = t }) },
+		GotConn:              func(i httptrace.GotConnInfo) { c.mark(func() { c.connected(i.Reused) }) },
+		GotFirstResponseByte: func() { t := now(); c.mark(func() { c.firstByte = t; c.answered++ }) },
 		PutIdleConn: func(error) {
 			c.mark(func() {
 				if !c.idled {
@@ -196,6 +221,7 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	defer ws.end()
 	clock := &res.clock
 	clock.start = start
+	clock.ws = ws
 	// The lookups and connects of a dial come from the transport's dialer
 	// (see transport.DialObserver), the rest from net/http's trace.
 	ctx = transport.WithDialObserver(httptrace.WithClientTrace(ctx, clock.trace(!idempotent(d.opts.Method))), clock)
@@ -229,6 +255,8 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	res.timings = clock.timings()
 	clock.mu.Lock()
 	res.sent = clock.wrote
+	unanswered := clock.sent - clock.answered
+	clock.ws = nil
 	clock.mu.Unlock()
 
 	switch {
@@ -240,6 +268,9 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 		if res.status != 0 {
 			res.msg += fmt.Sprintf(" (status %d received, %d body bytes read)", res.status, res.bytes)
 		}
+	case err != nil && context.Cause(ctx) == errUnanswered:
+		res.kind = report.KindProtocol
+		res.msg = fmt.Sprintf("the server answered none of %d requests in a row (HTTP/2 streams reset?); attempt stopped", unanswered)
 	case err != nil:
 		res.kind, res.msg = Classify(err)
 		if res.kind == report.KindReset && res.status != 0 {

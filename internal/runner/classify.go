@@ -99,13 +99,28 @@ func isTLS(err error) bool {
 	return strings.Contains(err.Error(), "TLS handshake timeout")
 }
 
-// isProtocol reports a response head that net/http refused: malformed, or
-// longer than the transport's MaxResponseHeaderBytes (over HTTP/1 or as an
-// HTTP/2 header list).
+// h2StreamError has the fields of an HTTP/2 stream error. net/http's
+// bundled (unexported) http2StreamError fills any struct with these field
+// names and convertible types through its As method (net/http h2_error.go).
+type h2StreamError struct {
+	StreamID uint32
+	Code     uint32
+	Cause    error
+}
+
+func (e h2StreamError) Error() string { return "stream error" }
+
+// isProtocol reports a response head that net/http refused (malformed, or
+// longer than the transport's MaxResponseHeaderBytes over HTTP/1 or as an
+// HTTP/2 header list) and an HTTP/2 stream that the server reset.
 func isProtocol(err error) bool {
 	var pe textproto.ProtocolError
 	if errors.As(err, &pe) {
 		return !cutInName(string(pe))
+	}
+	var se h2StreamError
+	if errors.As(err, &se) {
+		return true
 	}
 	// net/http reports these with unexported error types whose text is
 	// fixed: "server response headers exceeded" (transport.go), "malformed
