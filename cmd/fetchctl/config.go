@@ -57,6 +57,9 @@ func buildConfig(r resolved) (*Config, error) {
 	if r.dur("timeout") <= 0 {
 		return nil, bad("timeout", "must be positive, got %s", r.dur("timeout"))
 	}
+	if r.size("max-header-size") <= 0 {
+		return nil, bad("max-header-size", "must be positive, got %d", r.size("max-header-size"))
+	}
 	if r.float("rate") < 0 {
 		return nil, bad("rate", "must not be negative, got %g", r.float("rate"))
 	}
@@ -175,6 +178,7 @@ func buildConfig(r resolved) (*Config, error) {
 		CACertFile:      r.str("cacert"),
 		MaxRedirects:    r.int("max-redirects"),
 		LocationTrusted: r.bool("location-trusted"),
+		MaxHeaderBytes:  r.size("max-header-size"),
 		ProxyFromEnv:    len(c.Proxies) == 0,
 		DNSTTL:          r.dur("dns-ttl"),
 		MaxConnRequests: r.int("max-conn-requests"),

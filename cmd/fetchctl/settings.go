@@ -88,6 +88,7 @@ func runSettings() []setting {
 		{name: "max-redirects", kind: kindInt, def: 10, usage: "redirects followed; 0 follows none"},
 		{name: "location-trusted", kind: kindBool, def: false, usage: "send Authorization, Cookie and Proxy-Authorization on redirects to other origins too"},
 		{name: "max-body", kind: kindSize, def: int64(10 << 20), usage: "body bytes read; more is body_too_large (10MiB-style units)"},
+		{name: "max-header-size", kind: kindSize, def: int64(1 << 20), usage: "response head bytes (status line and headers) read; more is protocol"},
 		{name: "hash", kind: kindBool, def: false, usage: "add the sha256 of each body"},
 		{name: "save-bodies", kind: kindString, def: "", usage: "write each body to a file under this folder"},
 		{name: "ok-status", kind: kindString, def: "200-299", usage: "statuses that count as ok, e.g. 200-399,404"},

@@ -76,7 +76,9 @@ func TestTerminalScreen(t *testing.T) {
 			}
 			return string(out)
 		}
-		shell := fmt.Sprintf("cd %s && unset CI && %s; echo EXIT=$?; exec cat", dir, command)
+		// The shell outlives a Ctrl-C (a trap, not an ignored signal, which
+		// fetchctl would inherit) to print the exit code and keep the pane.
+		shell := fmt.Sprintf("trap 'true' INT; cd %s && unset CI && %s; echo EXIT=$?; exec cat", dir, command)
 		tm("new-session", "-d", "-x", fmt.Sprint(width), "-y", "30", "-s", "t", shell)
 		t.Cleanup(func() { exec.Command(tmux, "-S", sock, "kill-server").Run() })
 		screen := func() string { return tm("capture-pane", "-p", "-t", "t", "-S", "-3000") }

@@ -6,7 +6,10 @@
 // the network.
 package report
 
-import "time"
+import (
+	"time"
+	"unicode/utf8"
+)
 
 // Error kinds, as the contract names them.
 const (
@@ -20,8 +23,28 @@ const (
 	KindRedirect     = "redirect"
 	KindBodyTooLarge = "body_too_large"
 	KindStatus       = "status"
+	KindProtocol     = "protocol" // a malformed or oversized response head, an HTTP/2 stream reset
 	KindOther        = "other"
 )
+
+// MaxServerText bounds, in bytes, a string that comes from a server (a
+// content type, a location, an error quoting the server's bytes) in
+// records, messages and log lines.
+const MaxServerText = 1 << 10
+
+// Clip returns s cut to at most [MaxServerText] bytes, without splitting a
+// UTF-8 sequence, with "..." after a cut. Anything a server sent goes
+// through it before a record, message or log line holds it.
+func Clip(s string) string {
+	if len(s) <= MaxServerText {
+		return s
+	}
+	n := MaxServerText
+	for n > 0 && n > MaxServerText-utf8.UTFMax && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}
 
 // Record is the outcome of one input URL: one NDJSON line. Field names and
 // presence rules are the contract's. The zero value encodes as a record with

@@ -14,7 +14,7 @@ import (
 // not know (from a hand-edited file, say) is counted as [KindOther].
 var kinds = [...]string{
 	KindInvalidURL, KindDNS, KindConnect, KindTLS, KindTimeout, KindReset,
-	KindProxy, KindRedirect, KindBodyTooLarge, KindStatus, KindOther,
+	KindProxy, KindRedirect, KindBodyTooLarge, KindStatus, KindProtocol, KindOther,
 }
 
 const (

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"os"
@@ -87,6 +88,43 @@ type phaseClock struct {
 	dialed                 bool
 	idled                  bool          // the connection is back in the pool
 	idle                   chan struct{} // made by a waiter for idled; closed with it
+
+	// sent counts the requests of the attempt (net/http's own retries
+	// and redirects included), answered those that got a response.
+	sent, answered int
+	// ws is the worker whose attempt this is, while it runs: the attempt
+	// is stopped through it when too many requests go unanswered.
+	ws *workerState
+}
+
+// isHTTP2 reports whether conn speaks HTTP/2 (negotiated by ALPN).
+func isHTTP2(conn net.Conn) bool {
+	tc, ok := conn.(*tls.Conn)
+	return ok && tc.ConnectionState().NegotiatedProtocol == "h2"
+}
+
+// maxUnanswered is how many requests of one attempt may go without an
+// answer. net/http sends a request again by itself when an HTTP/2 server
+// resets its stream with PROTOCOL_ERROR, and may do so without end
+// (golang/go#52459): nginx's `return 444` on an http2 listener got
+// thousands of requests from one attempt.
+const maxUnanswered = 3
+
+// connected counts a request about to be sent over HTTP/2, and stops the
+// attempt when too many went unanswered. HTTP/1 requests are not counted:
+// net/http sends one again only on a reused connection that failed before
+// any answer, at most once per idle connection, and such a failure is a
+// reset. c.mu is held.
+func (c *phaseClock) connected(reused, h2 bool) {
+	c.gotConn, c.reused = true, reused
+	if !h2 {
+		return
+	}
+	c.sent++
+	if c.sent-c.answered > maxUnanswered && c.ws != nil {
+		c.ws.abort(errUnanswered)
+		c.ws = nil
+	}
 }
 
 func (c *phaseClock) mark(f func()) {
@@ -109,9 +147,10 @@ func (c *phaseClock) trace(watchWrite bool) *httptrace.ClientTrace {
 			if r, ok := transport.ConnReused(i.Conn); ok {
 				reused = r
 			}
-			c.mark(func() { c.gotConn, c.reused = true, reused })
+			h2 := isHTTP2(i.Conn)
+			c.mark(func() { c.connected(reused, h2) })
 		},
-		GotFirstResponseByte: func() { t := now(); c.mark(func() { c.firstByte = t }) },
+		GotFirstResponseByte: func() { t := now(); c.mark(func() { c.firstByte = t; c.answered++ }) },
 		PutIdleConn: func(error) {
 			c.mark(func() {
 				if !c.idled {
@@ -210,6 +249,7 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	defer ws.end()
 	clock := &res.clock
 	clock.start = start
+	clock.ws = ws
 	// The lookups and connects of a dial come from the transport's dialer
 	// (see transport.DialObserver), the rest from net/http's trace.
 	ctx = transport.WithDialObserver(httptrace.WithClientTrace(ctx, clock.trace(!idempotent(d.opts.Method))), clock)
@@ -234,7 +274,9 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	} else {
 		res.status = resp.StatusCode
 		res.proto = resp.Proto
-		res.contentType = resp.Header.Get("Content-Type")
+		// The content type and a redirect's location are the server's:
+		// a record holds at most report.MaxServerText of either.
+		res.contentType = report.Clip(resp.Header.Get("Content-Type"))
 		res.finalURL = finalURL(req, resp)
 		if v := resp.Header.Get("Retry-After"); v != "" {
 			res.retryAfter, res.hasRetryAfter = parseRetryAfter(v, time.Now())
@@ -254,6 +296,8 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	res.timings = clock.timings()
 	clock.mu.Lock()
 	res.sent = clock.wrote
+	unanswered := clock.sent - clock.answered
+	clock.ws = nil
 	clock.mu.Unlock()
 
 	var saveErr *SaveError
@@ -268,6 +312,9 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 		if res.status != 0 {
 			res.msg += fmt.Sprintf(" (status %d received, %d body bytes read)", res.status, res.bytes)
 		}
+	case err != nil && context.Cause(ctx) == errUnanswered:
+		res.kind = report.KindProtocol
+		res.msg = fmt.Sprintf("the server answered none of %d requests in a row (HTTP/2 streams reset?); attempt stopped", unanswered)
 	case err != nil:
 		res.kind, res.msg = Classify(err)
 		if res.kind == report.KindReset && res.status != 0 {
@@ -291,7 +338,7 @@ func finalURL(req *http.Request, resp *http.Response) string {
 	if resp.Request == nil || resp.Request.URL == req.URL || resp.Request.URL.String() == req.URL.String() {
 		return ""
 	}
-	return report.RedactURL(resp.Request.URL.String())
+	return report.Clip(report.RedactURL(resp.Request.URL.String()))
 }
 
 func (d *dispatcher) newRequest(ctx context.Context, t *task) *http.Request {

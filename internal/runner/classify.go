@@ -8,10 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/textproto"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/fetchctl/fetchctl/internal/report"
 )
 
 // kinder is implemented by errors that know their contract kind: invalid
@@ -30,10 +34,11 @@ func (e *bodyTooLargeError) Error() string {
 func (e *bodyTooLargeError) ErrorKind() string { return "body_too_large" }
 
 // Classify maps a failed attempt's error to one of the contract's error kinds
-// and a message a person can act on.
+// and a message a person can act on. The message may quote what the server
+// sent, so it is cut to [report.MaxServerText].
 func Classify(err error) (kind, message string) {
 	kind = classifyKind(err)
-	return kind, message0(err)
+	return kind, report.Clip(message0(err))
 }
 
 func classifyKind(err error) string {
@@ -59,6 +64,9 @@ func classifyKind(err error) string {
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return "timeout"
+	}
+	if isProtocol(err) {
+		return report.KindProtocol
 	}
 	if isReset(err) {
 		return "reset"
@@ -89,6 +97,64 @@ func isTLS(err error) bool {
 	// net/http reports a handshake that overran TLSHandshakeTimeout with an
 	// unexported type whose text is fixed (net/http transport.go).
 	return strings.Contains(err.Error(), "TLS handshake timeout")
+}
+
+// h2StreamError has the fields of an HTTP/2 stream error. net/http's
+// bundled (unexported) http2StreamError fills any struct with these field
+// names and convertible types through its As method (net/http h2_error.go).
+type h2StreamError struct {
+	StreamID uint32
+	Code     uint32
+	Cause    error
+}
+
+func (e h2StreamError) Error() string { return "stream error" }
+
+// isProtocol reports a response head that net/http refused (malformed, or
+// longer than the transport's MaxResponseHeaderBytes over HTTP/1 or as an
+// HTTP/2 header list) and an HTTP/2 stream that the server reset.
+func isProtocol(err error) bool {
+	var pe textproto.ProtocolError
+	if errors.As(err, &pe) {
+		return !cutInName(string(pe))
+	}
+	var se h2StreamError
+	if errors.As(err, &se) {
+		return true
+	}
+	// net/http reports these with unexported error types whose text is
+	// fixed: "server response headers exceeded" (transport.go), "malformed
+	// HTTP response", "malformed HTTP status code", "malformed HTTP version"
+	// (response.go) and "http2: response header list larger than advertised
+	// limit" (h2_bundle.go).
+	msg := err.Error()
+	return strings.Contains(msg, "server response headers exceeded") ||
+		strings.Contains(msg, "malformed HTTP ") ||
+		strings.Contains(msg, "response header list larger")
+}
+
+// cutInName reports a textproto "missing colon" error on a short line of
+// header-name characters alone: what a head cut off inside a header name
+// leaves (bufio hands over the bytes before the peer's FIN or RST without
+// an error), so the connection broke rather than the server sending a
+// malformed line.
+func cutInName(msg string) bool {
+	const prefix = "malformed MIME header: missing colon: "
+	q, ok := strings.CutPrefix(msg, prefix)
+	if !ok || len(q) > 256 {
+		return false
+	}
+	line, err := strconv.Unquote(q)
+	if err != nil {
+		return false
+	}
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func isReset(err error) bool {

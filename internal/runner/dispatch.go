@@ -481,6 +481,10 @@ type workerState struct {
 // errAttemptTimeout is the cause of a context cancelled by --timeout.
 var errAttemptTimeout = errors.New("attempt timed out")
 
+// errUnanswered is the cause of a context cancelled because too many
+// requests of the attempt went unanswered (see maxUnanswered).
+var errUnanswered = errors.New("requests unanswered")
+
 func newWorkerState(parent context.Context, timeout time.Duration) *workerState {
 	ws := &workerState{buf: make([]byte, 32<<10), parent: parent, timeout: timeout}
 	ws.ctx, ws.cancel = context.WithCancelCause(parent)
@@ -496,7 +500,7 @@ func newWorkerState(parent context.Context, timeout time.Duration) *workerState 
 func (ws *workerState) begin() context.Context {
 	ws.mu.Lock()
 	if ws.ctx.Err() != nil && ws.parent.Err() == nil {
-		// The last attempt timed out.
+		// The last attempt timed out or was stopped.
 		ws.ctx, ws.cancel = context.WithCancelCause(ws.parent)
 	}
 	ctx := ws.ctx
@@ -517,6 +521,14 @@ func (ws *workerState) end() {
 	ws.timer.Stop()
 	ws.mu.Lock()
 	ws.armed = false
+	ws.mu.Unlock()
+}
+
+// abort stops the attempt in progress with cause. Its caller makes sure
+// that the attempt has not ended.
+func (ws *workerState) abort(cause error) {
+	ws.mu.Lock()
+	ws.cancel(cause)
 	ws.mu.Unlock()
 }
 

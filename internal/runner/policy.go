@@ -74,7 +74,7 @@ type RetryOn struct {
 }
 
 var retryableKinds = map[string]bool{
-	"timeout": true, "reset": true, "connect": true, "dns": true, "tls": true, "proxy": true,
+	"timeout": true, "reset": true, "connect": true, "dns": true, "tls": true, "proxy": true, "protocol": true,
 }
 
 // RetryKinds returns the error kinds --retry-on may name, sorted.
@@ -102,7 +102,7 @@ func ParseRetryOn(s string) (RetryOn, error) {
 		default:
 			set, err := ParseStatusSet(part)
 			if err != nil {
-				return RetryOn{}, fmt.Errorf("bad retry condition %q: want a status (429), a class (5xx), a range, or one of timeout, reset, connect, dns, tls, proxy", part)
+				return RetryOn{}, fmt.Errorf("bad retry condition %q: want a status (429), a class (5xx), a range, or one of timeout, reset, connect, dns, tls, proxy, protocol", part)
 			}
 			r.statuses.ranges = append(r.statuses.ranges, set.ranges...)
 		}

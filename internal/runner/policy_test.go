@@ -65,10 +65,13 @@ func TestParseRetryOn(t *testing.T) {
 			t.Errorf("kind %s not retried", k)
 		}
 	}
-	for _, k := range []string{"dns", "tls", "status", "body_too_large", "redirect"} {
+	for _, k := range []string{"dns", "tls", "status", "body_too_large", "redirect", "protocol"} {
 		if r.Kind(k) {
 			t.Errorf("kind %s retried", k)
 		}
+	}
+	if p, err := ParseRetryOn("protocol"); err != nil || !p.Kind("protocol") {
+		t.Errorf("ParseRetryOn(protocol) = %v, %v; want protocol retried", p, err)
 	}
 	for _, bad := range []string{"6xx", "sometimes", "429,nope"} {
 		if _, err := ParseRetryOn(bad); err == nil {

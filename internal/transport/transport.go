@@ -56,6 +56,10 @@ type Options struct {
 	// CACertFile names a PEM file whose certificates are trusted as well as
 	// the system's.
 	CACertFile string
+	// MaxHeaderBytes bounds a response head (the status line and headers,
+	// or an HTTP/2 header list); a longer one fails the request. 0 is
+	// net/http's default of 10 MiB.
+	MaxHeaderBytes int64
 	// MaxRedirects is how many redirects are followed; 0 follows none and
 	// returns the 3xx response itself (with a Location that does not parse
 	// removed, so that it comes back all the same). A response that would
@@ -179,6 +183,7 @@ func (o *Options) validate() error {
 		{"KeepAlive", o.KeepAlive < 0},
 		{"ConnectTimeout", o.ConnectTimeout < 0},
 		{"MaxRedirects", o.MaxRedirects < 0},
+		{"MaxHeaderBytes", o.MaxHeaderBytes < 0},
 		{"DNSTTL", o.DNSTTL < 0},
 		{"MaxConnRequests", o.MaxConnRequests < 0},
 	} {
@@ -258,6 +263,8 @@ func newClient(opts Options, cache *dnsCache) (*http.Client, error) {
 	tr.TLSHandshakeTimeout = 0
 	tr.TLSClientConfig = tlsConf
 	tr.ForceAttemptHTTP2 = opts.HTTP2
+	// net/http applies the same bound to HTTP/2 header lists.
+	tr.MaxResponseHeaderBytes = opts.MaxHeaderBytes
 	if !opts.HTTP2 {
 		// A non-nil empty map keeps net/http from enabling HTTP/2.
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
