@@ -17,7 +17,7 @@ build:
 
 # The tests that drive real servers from Debian's packages skip themselves
 # when a package is missing (and fail under CI=true); say which, once.
-REAL_SERVERS := tinyproxy microsocks tmux
+REAL_SERVERS := tinyproxy microsocks tmux nginx
 
 test:
 	@missing=""; for p in $(REAL_SERVERS); do \
