@@ -1,59 +1,24 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
+
+	"github.com/fetchctl/fetchctl/internal/target"
 )
 
-// headServer answers every request on 127.0.0.1 with head and closes the
-// connection, counting the requests it read.
-type headServer struct {
-	url      string
-	requests atomic.Int64
-}
-
-func startHeadServer(t *testing.T, head string) *headServer {
+// startHeadServer starts a target.RawServer answering with head.
+func startHeadServer(t *testing.T, head string) *target.RawServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := target.StartRaw(head)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &headServer{url: "http://" + ln.Addr().String() + "/"}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
-					return
-				}
-				s.requests.Add(1)
-				io.WriteString(c, head)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
+	t.Cleanup(s.Close)
 	return s
 }
 
@@ -91,7 +56,7 @@ func TestHostileHeadsEndToEnd(t *testing.T) {
 			t.Parallel()
 			srv := startHeadServer(t, tt.head)
 			dir := t.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, "urls.txt"), []byte(srv.url+"\n"), 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, "urls.txt"), []byte(srv.URL+"\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			args := []string{"run", "-v", "--retries", "2", "--progress", "never", "-o", "out.ndjson", "--summary", "sum.json"}
@@ -108,7 +73,7 @@ func TestHostileHeadsEndToEnd(t *testing.T) {
 				t.Fatalf("%d records; stderr %.500q", len(recs), res.stderr)
 			}
 			r := recs[0]
-			if got := srv.requests.Load(); got != tt.tries || int64(r.Attempts) != tt.tries {
+			if got := srv.Requests(); got != tt.tries || int64(r.Attempts) != tt.tries {
 				t.Errorf("%d requests, %d attempts; want %d", got, r.Attempts, tt.tries)
 			}
 			if tt.kind == "" {

@@ -1,61 +1,26 @@
 package runner
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fetchctl/fetchctl/internal/report"
+	"github.com/fetchctl/fetchctl/internal/target"
 	"github.com/fetchctl/fetchctl/internal/transport"
 )
 
-// rawServer answers every request on 127.0.0.1 with the bytes of head and
-// closes the connection. It counts the requests it read.
-type rawServer struct {
-	url      string
-	requests atomic.Int64
-}
-
-func newRawServer(t *testing.T, head string) *rawServer {
+// newRawServer starts a target.RawServer answering with head.
+func newRawServer(t *testing.T, head string) *target.RawServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := target.StartRaw(head)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &rawServer{url: "http://" + ln.Addr().String() + "/"}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
-					return
-				}
-				s.requests.Add(1)
-				io.WriteString(c, head)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
+	t.Cleanup(s.Close)
 	return s
 }
 
@@ -104,7 +69,7 @@ func TestHostileHeads(t *testing.T) {
 					logged = append(logged, fmt.Sprintf(format, args...))
 				},
 			}
-			recs, err := runJobs(t, context.Background(), opts, []string{srv.url})
+			recs, err := runJobs(t, context.Background(), opts, []string{srv.URL})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,8 +86,8 @@ func TestHostileHeads(t *testing.T) {
 			if r.Error == nil || r.Error.Kind != tt.want {
 				t.Fatalf("error %.300q, want kind %s", fmt.Sprint(r.Error), tt.want)
 			}
-			if r.Attempts != tt.tries || srv.requests.Load() != int64(tt.tries) {
-				t.Errorf("%d attempts, %d requests; want %d", r.Attempts, srv.requests.Load(), tt.tries)
+			if r.Attempts != tt.tries || srv.Requests() != int64(tt.tries) {
+				t.Errorf("%d attempts, %d requests; want %d", r.Attempts, srv.Requests(), tt.tries)
 			}
 			// The message may name the limit and what went wrong; what the
 			// server sent is cut to MaxServerText.

@@ -10,6 +10,8 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -55,4 +57,32 @@ func (s *Server) CertPEM() []byte {
 		return nil
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.cert.Raw})
+}
+
+// LoopbackCert returns a fresh self-signed certificate for 127.0.0.1, ::1
+// and localhost, for test servers of other packages.
+func LoopbackCert() (tls.Certificate, error) {
+	cert, _, err := selfSigned()
+	return cert, err
+}
+
+// WriteLoopbackCert writes a fresh [LoopbackCert] and its key as PEM files
+// cert.pem and key.pem in dir, for a server that reads files (nginx).
+func WriteLoopbackCert(dir string) (certFile, keyFile string, err error) {
+	cert, _, err := selfSigned()
+	if err != nil {
+		return "", "", err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		return "", "", err
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o644); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, nil
 }

@@ -1,50 +1,22 @@
 package transport
 
 import (
-	"bufio"
-	"io"
-	"net"
-	"net/http"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/fetchctl/fetchctl/internal/target"
 )
 
 // headServer answers every request on 127.0.0.1 with a 200 whose head holds
 // one header of n bytes, and closes the connection.
 func headServer(t *testing.T, n int) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := target.StartRaw("HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", n) + "\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 	if err != nil {
 		t.Fatal(err)
 	}
-	head := "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", n) + "\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				io.WriteString(c, head)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	return "http://" + ln.Addr().String() + "/"
+	t.Cleanup(s.Close)
+	return s.URL
 }
 
 func TestMaxHeaderBytes(t *testing.T) {
