@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -195,7 +196,18 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	writer := report.NewWriter(out, time.Second)
 	// The summary counts a record once its line is written out, so that a
 	// run stopped by a write error counts exactly what the output holds.
-	writer.OnWritten(summary.Add)
+	// The writer's flushing goroutine runs this too, out of reach of every
+	// recover: a panic in it ends the run as one in emit does, masked.
+	var countErr atomic.Pointer[error]
+	writer.OnWritten(func(rec *report.Record) {
+		defer func() {
+			if v := recover(); v != nil {
+				err := fmt.Errorf("internal error: %v\n%s", v, debug.Stack())
+				countErr.CompareAndSwap(nil, &err)
+			}
+		}()
+		summary.Add(rec)
+	})
 
 	bar := newProgress(d, cfg, inputs, skip)
 	logf := func(format string, args ...any) {
@@ -236,6 +248,9 @@ func runRun(ctx context.Context, opts *runOptions) error {
 				err = fmt.Errorf("internal error: %v\n%s", v, debug.Stack())
 			}
 		}()
+		if err := countErr.Load(); err != nil {
+			return *err
+		}
 		if err := writer.Write(rec); err != nil {
 			return err
 		}
@@ -266,10 +281,15 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	if runErr == nil && flushErr != nil {
 		runErr = flushErr
 	}
+	if err := countErr.Load(); runErr == nil && err != nil {
+		runErr = *err
+	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		// A run that could not go on (output lost, every proxy down) still
 		// reports what it did, and says why it stopped.
-		res.MarkStopped(d.redact.text(runErr.Error()))
+		// One line: an internal error's stack goes to stderr only.
+		reason, _, _ := strings.Cut(runErr.Error(), "\n")
+		res.MarkStopped(d.redact.text(reason))
 		writeSummaries(d, cfg, res, logf)
 		return fmt.Errorf("run stopped: %w", runErr)
 	}
