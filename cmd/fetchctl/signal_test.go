@@ -2,15 +2,19 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -106,5 +110,101 @@ func TestSignalWithStdinOpen(t *testing.T) {
 				t.Errorf("summary = %s, want total %d and interrupted", data, n)
 			}
 		})
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a process's writes and the test's
+// reads at once.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestStoppedWithStdinOpen checks that a run stopped on a failure of its own
+// (here its one proxy refusing) ends at once even though stdin stays open,
+// with exit 1 and the reason in the summary.
+func TestStoppedWithStdinOpen(t *testing.T) {
+	t.Parallel()
+	bin, err := exec.LookPath("fetchctl")
+	if err != nil {
+		t.Fatalf("fetchctl not in PATH: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+
+	dir := t.TempDir()
+	sumFile := filepath.Join(dir, "sum.json")
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inW.Close() })
+	cmd := exec.Command(bin, "run", "-", "-q", "--progress", "never", "--limit", "1",
+		"--proxy", "http://user:pw-dead@"+dead, "--summary", sumFile)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "XDG_CONFIG_HOME=" + dir}
+	cmd.Stdin = inR
+	var stdout, stderr lockedBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	inR.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	for i := range 3 {
+		fmt.Fprintf(inW, "http://127.0.0.1:1/u%d\n", i)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var waitErr error
+	select {
+	case waitErr = <-done:
+	case <-ctx.Done():
+		t.Fatalf("fetchctl still running 5s after its proxy failed, with stdin open; stderr:\n%s", stderr.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(waitErr, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want exit code 1; stderr:\n%s", waitErr, stderr.String())
+	}
+	data, err := os.ReadFile(sumFile)
+	if err != nil {
+		t.Fatalf("summary: %v", err)
+	}
+	var sum struct {
+		Total       int64  `json:"total"`
+		Interrupted bool   `json:"interrupted"`
+		Stopped     string `json:"stopped"`
+	}
+	if err := json.Unmarshal(data, &sum); err != nil {
+		t.Fatalf("summary %s: %v", data, err)
+	}
+	if !sum.Interrupted || !strings.HasPrefix(sum.Stopped, "every proxy is failing: ") || strings.Contains(sum.Stopped, "pw-dead") {
+		t.Errorf("summary interrupted=%v stopped=%q, want true and the reason, password masked", sum.Interrupted, sum.Stopped)
+	}
+	if got := int64(strings.Count(stdout.String(), "\n")); got != sum.Total || got != 3 {
+		t.Errorf("%d records written, summary total %d, want 3 and 3", got, sum.Total)
 	}
 }
