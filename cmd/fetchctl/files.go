@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/fetchctl/fetchctl/internal/report"
+	"github.com/fetchctl/fetchctl/internal/runner"
+)
+
+// readsStdin reports whether one of the inputs is stdin.
+func readsStdin(inputs []runner.Input) bool {
+	for _, in := range inputs {
+		if in.Name == "-" {
+			return true
+		}
+	}
+	return false
+}
+
+// openInputs opens the named files, or stdin when there are none or for "-".
+// Every file is opened before anything is fetched, so a missing one is a
+// usage error.
+func openInputs(files []string, stdin io.Reader) ([]runner.Input, func(), error) {
+	if len(files) == 0 {
+		files = []string{"-"}
+	}
+	var inputs []runner.Input
+	var closers []io.Closer
+	closeAll := func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}
+	stdinUsed := false
+	for _, name := range files {
+		if name == "-" {
+			if stdinUsed {
+				closeAll()
+				return nil, nil, usageErrorf("stdin (-) is named more than once")
+			}
+			stdinUsed = true
+			inputs = append(inputs, runner.Input{Name: "-", R: stdin})
+			continue
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			closeAll()
+			return nil, nil, usageErrorf("input %s: %v", name, unwrapPathErr(err))
+		}
+		if st, err := f.Stat(); err == nil && st.IsDir() {
+			f.Close()
+			closeAll()
+			return nil, nil, usageErrorf("input %s is a directory, not a URL list", name)
+		}
+		closers = append(closers, f)
+		inputs = append(inputs, runner.Input{Name: name, R: f})
+	}
+	return inputs, closeAll, nil
+}
+
+// checkOutputs refuses, before anything is touched, an -o or --summary
+// that would destroy an input or earlier results: -o or --summary naming an
+// input (by the file itself, so links count too), --summary naming the
+// output, and -o naming a regular file that holds something, unless
+// --resume or --overwrite says what to do with it. Files that are not
+// regular (/dev/null, a FIFO, a terminal) are never refused.
+func checkOutputs(cfg *Config, inputs []runner.Input) error {
+	type named struct {
+		name string
+		fi   os.FileInfo
+	}
+	var ins []named
+	for _, in := range inputs {
+		f, ok := in.R.(*os.File)
+		if !ok {
+			continue
+		}
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			name := in.Name
+			if name == "-" {
+				name = "stdin"
+			}
+			ins = append(ins, named{name, fi})
+		}
+	}
+	regular := func(path string) os.FileInfo {
+		fi, err := os.Stat(path)
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil
+		}
+		return fi
+	}
+	isInput := func(flag, path string) error {
+		fi := regular(path)
+		if fi == nil {
+			return nil
+		}
+		for _, in := range ins {
+			if os.SameFile(fi, in.fi) {
+				return usageErrorf("%s %s is the input %s: writing it would destroy the list; name another file", flag, path, in.name)
+			}
+		}
+		return nil
+	}
+	if cfg.Output != "" {
+		if err := isInput("-o", cfg.Output); err != nil {
+			return err
+		}
+		outFI := regular(cfg.Output)
+		if outFI != nil && outFI.Size() > 0 && !cfg.Resume && !cfg.Overwrite {
+			return usageErrorf("-o %s already holds results: add --resume to go on with them, or --overwrite to start again", cfg.Output)
+		}
+	}
+	if cfg.SummaryOut != "" {
+		if err := isInput("--summary", cfg.SummaryOut); err != nil {
+			return err
+		}
+		if cfg.Output != "" {
+			sumFI, sumErr := os.Stat(cfg.SummaryOut)
+			outFI, outErr := os.Stat(cfg.Output)
+			same := false
+			switch {
+			case sumErr == nil && outErr == nil:
+				same = os.SameFile(sumFI, outFI) && outFI.Mode().IsRegular()
+			case errors.Is(sumErr, fs.ErrNotExist) && errors.Is(outErr, fs.ErrNotExist):
+				// Neither is there yet: the same name is the same file.
+				a, err1 := filepath.Abs(cfg.SummaryOut)
+				b, err2 := filepath.Abs(cfg.Output)
+				same = err1 == nil && err2 == nil && a == b
+			}
+			if same {
+				return usageErrorf("--summary %s is the output -o %s: name another file", cfg.SummaryOut, cfg.Output)
+			}
+		}
+	}
+	return nil
+}
+
+// openOutput opens -o FILE. With --resume it reads the records already
+// there (adding them to the summary) and checks them against the inputs
+// that are regular files, which it reads once and rewinds; only then, when
+// they all match, does it cut a torn last line. It returns the records to
+// keep and whether every input was checked, none being a stream.
+func openOutput(ctx context.Context, cfg *Config, summary *report.Summary, inputs []runner.Input) (*os.File, *keptRecords, bool, error) {
+	if !cfg.Resume {
+		f, err := os.Create(cfg.Output)
+		if err != nil {
+			return nil, nil, false, usageErrorf("output %s: %v", cfg.Output, unwrapPathErr(err))
+		}
+		return f, nil, false, nil
+	}
+	f, err := os.OpenFile(cfg.Output, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, nil, false, usageErrorf("output %s: %v", cfg.Output, unwrapPathErr(err))
+	}
+	fail := func(err error) (*os.File, *keptRecords, bool, error) {
+		f.Close()
+		return nil, nil, false, err
+	}
+	kept := newKeptRecords(cfg.Output, inputs)
+	stats, err := report.ReadNumbered(bufio.NewReaderSize(f, 256<<10), func(n int64, rec *report.Record) error {
+		if err := kept.add(n, rec); err != nil {
+			return err
+		}
+		summary.AddOld(rec)
+		return nil
+	})
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return fail(err)
+	}
+	if err != nil {
+		return fail(usageErrorf("--resume: %s: %v", cfg.Output, err))
+	}
+	if err := kept.done(); err != nil {
+		return fail(err)
+	}
+	all, err := precheck(ctx, kept, inputs)
+	if err != nil {
+		return fail(err)
+	}
+	if stats.TornBytes > 0 {
+		if err := f.Truncate(stats.GoodSize); err != nil {
+			return fail(fmt.Errorf("--resume: cut the torn last line of %s: %w", cfg.Output, err))
+		}
+	}
+	if _, err := f.Seek(stats.GoodSize, io.SeekStart); err != nil {
+		return fail(fmt.Errorf("--resume: %w", err))
+	}
+	return f, kept, all, nil
+}
+
+// precheck compares the inputs that are regular files with the kept
+// records before anything is fetched, reading each once and putting it back
+// where it was. A stream (stdin as a pipe) cannot be read twice: its lines
+// are checked as the run reads them. It reports whether every input was
+// checked here, and when so, also refuses records of lines that no input
+// has.
+func precheck(ctx context.Context, kept *keptRecords, inputs []runner.Input) (bool, error) {
+	if kept.count == 0 {
+		return true, nil
+	}
+	all := true
+	var files []runner.Input
+	var offsets []int64
+	for _, in := range inputs {
+		f, ok := in.R.(*os.File)
+		if !ok {
+			all = false
+			continue
+		}
+		fi, err := f.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			all = false
+			continue
+		}
+		off, err := f.Seek(0, io.SeekCurrent)
+		if err != nil {
+			all = false
+			continue
+		}
+		files = append(files, in)
+		offsets = append(offsets, off)
+	}
+	jobs := make(chan runner.Job, 256)
+	drained := make(chan struct{})
+	go func() {
+		for range jobs {
+		}
+		close(drained)
+	}()
+	err := runner.ReadJobs(ctx, files, runner.ReadOptions{Recorded: kept.check}, jobs)
+	close(jobs)
+	<-drained
+	for i, in := range files {
+		if _, serr := in.R.(*os.File).Seek(offsets[i], io.SeekStart); serr != nil && err == nil {
+			err = usageErrorf("input %s: %v", in.Name, serr)
+		}
+	}
+	if err == nil && all {
+		err = kept.unseen()
+	}
+	return all, err
+}

@@ -1,0 +1,210 @@
+package runner
+
+import (
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// readBody reads at most MaxBody bytes into the hash and the body file.
+func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res *result) error {
+	var src io.Reader = resp.Body
+	enc := resp.Header.Get("Content-Encoding")
+	switch {
+	case enc == "" || strings.EqualFold(enc, "identity"):
+	case d.opts.gunzip && strings.EqualFold(enc, "gzip"):
+		gz, err := ws.gunzip(resp.Body)
+		switch {
+		case err == io.EOF:
+			// No body at all, as for a 204 or a 304.
+			src = http.NoBody
+		case err != nil:
+			return err
+		default:
+			src = gz
+		}
+	default:
+		// Kept as received: the record says so, since its bytes and hash
+		// are not of the decoded body.
+		res.contentEncoding = enc
+	}
+	var (
+		w    io.Writer = io.Discard
+		sum  hash.Hash
+		file bodyFile
+	)
+	var writers []io.Writer
+	if d.opts.Hash {
+		sum = sha256.New()
+		writers = append(writers, sum)
+	}
+	if d.opts.SaveDir != "" {
+		// The body goes to a new file of its own, renamed into place once
+		// whole: a link or file planted under the final name is replaced,
+		// never written through, and no partial body is ever left there.
+		f, err := d.opts.saveFile(d.opts.SaveDir, ".fetchctl-*.tmp")
+		if err != nil {
+			return d.saveError(err)
+		}
+		file = f
+		writers = append(writers, savingWriter{f})
+	}
+	switch len(writers) {
+	case 0:
+	case 1:
+		w = writers[0]
+	default:
+		w = io.MultiWriter(writers...)
+	}
+	if d.opts.MaxBody > 0 {
+		ws.body = io.LimitedReader{R: src, N: d.opts.MaxBody + 1}
+		src = &ws.body
+	}
+	ws.out.Writer = w
+	n, err := io.CopyBuffer(&ws.out, src, ws.buf)
+	ws.body.R, ws.out.Writer = nil, nil
+	res.bytes = n
+	tooLarge := err == nil && d.opts.MaxBody > 0 && n > d.opts.MaxBody
+	if tooLarge {
+		res.bytes = d.opts.MaxBody
+	}
+	if file != nil {
+		if ferr := d.keepBody(file, t, res, err == nil, tooLarge); ferr != nil {
+			return ferr
+		}
+	}
+	if tooLarge {
+		return &bodyTooLargeError{limit: d.opts.MaxBody}
+	}
+	var se *SaveError
+	if errors.As(err, &se) {
+		return d.saveError(err)
+	}
+	if sum != nil && err == nil {
+		res.sha256 = hex.EncodeToString(sum.Sum(nil))
+	}
+	return err
+}
+
+// keepBody closes the temporary body file and renames it into place when the
+// body was read whole (cut to --max-body when it was larger, so that the file
+// holds the record's bytes), or removes it. It returns a [SaveError] when the
+// file could not be kept.
+func (d *dispatcher) keepBody(f bodyFile, t *task, res *result, whole, tooLarge bool) error {
+	tmp := f.Name()
+	var err error
+	if whole && tooLarge {
+		err = f.Truncate(d.opts.MaxBody)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && whole {
+		final := filepath.Join(d.opts.SaveDir, bodyFileName(t.job, d.opts.MultiInput))
+		if err = os.Rename(tmp, final); err == nil {
+			res.bodyFile = final
+			return nil
+		}
+	}
+	os.Remove(tmp)
+	if err != nil {
+		return d.saveError(err)
+	}
+	return nil
+}
+
+// bodyFile is where a body is saved; *os.File is one.
+type bodyFile interface {
+	io.Writer
+	Name() string
+	Truncate(size int64) error
+	Close() error
+}
+
+func createTemp(dir, pattern string) (bodyFile, error) { return os.CreateTemp(dir, pattern) }
+
+// savingWriter marks the errors of writing a body file as the run's own, so
+// that a full disk is not taken for a failure of the target.
+type savingWriter struct{ f bodyFile }
+
+func (s savingWriter) Write(p []byte) (int, error) {
+	n, err := s.f.Write(p)
+	if err != nil {
+		err = &SaveError{Err: err}
+	}
+	return n, err
+}
+
+// SaveError is a body that could not be written under --save-bodies (a full
+// disk, say). It ends the run: the URL gets no record, so that --resume
+// fetches it again.
+type SaveError struct {
+	Dir string // the --save-bodies folder
+	Err error
+}
+
+func (e *SaveError) Error() string {
+	return fmt.Sprintf("cannot save bodies in %s: %v", e.Dir, e.Err)
+}
+
+func (e *SaveError) Unwrap() error { return e.Err }
+
+func (d *dispatcher) saveError(err error) error {
+	var se *SaveError
+	if errors.As(err, &se) {
+		err = se.Err
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		// The folder is named once; the file names say nothing more.
+		err = pe.Err
+	}
+	return &SaveError{Dir: d.opts.SaveDir, Err: err}
+}
+
+// gunzip returns the worker's gzip decoder reading body, made or reset.
+func (ws *workerState) gunzip(body io.Reader) (*gzip.Reader, error) {
+	if ws.gz == nil {
+		gz, err := gzip.NewReader(body)
+		if err != nil {
+			return nil, err
+		}
+		ws.gz = gz
+		return gz, nil
+	}
+	return ws.gz, ws.gz.Reset(body)
+}
+
+// onlyWriter hides io.ReaderFrom so that CopyBuffer uses the worker's buffer.
+type onlyWriter struct{ io.Writer }
+
+// bodyFileName is "<line>.body", or with several inputs
+// "<position>-<input>-<line>.body": the input's position among the inputs
+// (from 1) keeps two inputs of one base name, or one named twice, apart, and
+// its base name, made safe for a file name, says which it is.
+func bodyFileName(j Job, multi bool) string {
+	name := strconv.FormatInt(j.Line, 10) + ".body"
+	if !multi {
+		return name
+	}
+	in := filepath.Base(j.Input)
+	if in == "-" {
+		in = "stdin"
+	}
+	in = strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r < 0x20 {
+			return '_'
+		}
+		return r
+	}, in)
+	return strconv.Itoa(j.index) + "-" + in + "-" + name
+}
