@@ -2,10 +2,11 @@ package main
 
 import (
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/fetchctl/fetchctl/internal/target"
 )
 
 func TestFrame(t *testing.T) {
@@ -60,7 +61,7 @@ func TestFrame(t *testing.T) {
 // finish leaves no frame behind.
 func TestProgressLines(t *testing.T) {
 	t.Parallel()
-	var b safeBuilder
+	var b target.LockedBuffer
 	p := &progress{w: &b, total: 10, width: func() int { return 60 }, now: time.Now, stop: make(chan struct{}), done: make(chan struct{})}
 	p.start = p.now()
 	p.draw()
@@ -80,21 +81,4 @@ func TestProgressLines(t *testing.T) {
 	if !strings.HasSuffix(out, "\r\033[K") {
 		t.Errorf("output ends %q, want the bar cleared", out[max(0, len(out)-20):])
 	}
-}
-
-type safeBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *safeBuilder) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuilder) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

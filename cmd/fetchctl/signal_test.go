@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,10 +13,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fetchctl/fetchctl/internal/target"
 )
 
 // TestSignalWithStdinOpen checks that SIGINT and SIGTERM end a run whose
@@ -113,25 +113,6 @@ func TestSignalWithStdinOpen(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for a process's writes and the test's
-// reads at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestStoppedWithStdinOpen checks that a run stopped on a failure of its own
 // (here its one proxy refusing) ends at once even though stdin stays open,
 // with exit 1 and the reason in the summary.
@@ -160,7 +141,7 @@ func TestStoppedWithStdinOpen(t *testing.T) {
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "XDG_CONFIG_HOME=" + dir}
 	cmd.Stdin = inR
-	var stdout, stderr lockedBuffer
+	var stdout, stderr target.LockedBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

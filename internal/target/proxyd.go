@@ -83,19 +83,21 @@ func ClosedAddr() (string, error) {
 	return addr, nil
 }
 
-// lockedBuffer gathers a daemon's output for error messages.
-type lockedBuffer struct {
+// LockedBuffer is a bytes.Buffer that one goroutine (a daemon's output, a
+// process's stdout) may write while another reads it. The zero value is
+// ready to use.
+type LockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
@@ -109,7 +111,7 @@ func startDaemon(name string, args func(port int) ([]string, error)) (*Daemon, e
 	if err != nil {
 		return nil, err
 	}
-	var out *lockedBuffer
+	var out *LockedBuffer
 	for range 3 {
 		addr, err := ClosedAddr()
 		if err != nil {
@@ -121,7 +123,7 @@ func startDaemon(name string, args func(port int) ([]string, error)) (*Daemon, e
 		if err != nil {
 			return nil, err
 		}
-		out = &lockedBuffer{}
+		out = &LockedBuffer{}
 		cmd := exec.Command(bin, argv...)
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
