@@ -1,6 +1,10 @@
 package runner
 
-import "time"
+import (
+	"time"
+
+	"github.com/fetchctl/fetchctl/internal/report"
+)
 
 // timeNow stamps adaptive cuts; outcomes of attempts started before a cut
 // are ignored.
@@ -58,7 +62,7 @@ func (h *host) limit(o Options) int {
 // congested reports whether an attempt's outcome asks the host's window to
 // shrink.
 func congested(res *result) bool {
-	return res.status == 429 || res.status == 503 || res.kind == "timeout"
+	return res.status == 429 || res.status == 503 || res.kind == report.KindTimeout
 }
 
 // windowFull reports whether the host had at least limit requests in flight

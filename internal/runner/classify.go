@@ -48,37 +48,37 @@ func classifyKind(err error) string {
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
-		return "dns"
+		return report.KindDNS
 	}
 	if isTLS(err) {
-		return "tls"
+		return report.KindTLS
 	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) {
 		switch opErr.Op {
 		case "proxyconnect", "socks connect":
-			return "proxy"
+			return report.KindProxy
 		case "dial":
-			return "connect"
+			return report.KindConnect
 		}
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
-		return "timeout"
+		return report.KindTimeout
 	}
 	if isProtocol(err) {
 		return report.KindProtocol
 	}
 	if isReset(err) {
-		return "reset"
+		return report.KindReset
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return "timeout"
+		return report.KindTimeout
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
-		return "connect"
+		return report.KindConnect
 	}
-	return "other"
+	return report.KindOther
 }
 
 func isTLS(err error) bool {

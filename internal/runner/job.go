@@ -47,7 +47,7 @@ type InvalidURLError struct {
 func (e *InvalidURLError) Error() string { return e.Reason }
 
 // ErrorKind reports the contract's error kind for e.
-func (e *InvalidURLError) ErrorKind() string { return "invalid_url" }
+func (e *InvalidURLError) ErrorKind() string { return report.KindInvalidURL }
 
 func invalid(format string, args ...any) error {
 	return &InvalidURLError{Reason: fmt.Sprintf(format, args...)}

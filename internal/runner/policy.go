@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fetchctl/fetchctl/internal/report"
 )
 
 // StatusSet is a set of HTTP status codes, parsed from a list such as
@@ -74,7 +76,8 @@ type RetryOn struct {
 }
 
 var retryableKinds = map[string]bool{
-	"timeout": true, "reset": true, "connect": true, "dns": true, "tls": true, "proxy": true, "protocol": true,
+	report.KindTimeout: true, report.KindReset: true, report.KindConnect: true, report.KindDNS: true,
+	report.KindTLS: true, report.KindProxy: true, report.KindProtocol: true,
 }
 
 // RetryKinds returns the error kinds --retry-on may name, sorted.
