@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -130,7 +131,26 @@ type bodyFile interface {
 	Close() error
 }
 
-func createTemp(dir, pattern string) (bodyFile, error) { return os.CreateTemp(dir, pattern) }
+// createTemp creates a new file in dir named by pattern, its "*" replaced
+// by a random string, as os.CreateTemp does, but with the mode os.Create
+// gives (0666 less the umask) rather than 0600: a saved body is as readable
+// as any file the user makes. O_EXCL keeps it from taking over a file or
+// link that is already there.
+func createTemp(dir, pattern string) (bodyFile, error) {
+	prefix, suffix, _ := strings.Cut(pattern, "*")
+	for try := 0; ; try++ {
+		name := filepath.Join(dir, prefix+strconv.FormatUint(rand.Uint64(), 36)+suffix)
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		switch {
+		case err == nil:
+			return f, nil
+		case os.IsExist(err) && try < 100:
+			continue
+		default:
+			return nil, err
+		}
+	}
+}
 
 // savingWriter marks the errors of writing a body file as the run's own, so
 // that a full disk is not taken for a failure of the target.

@@ -159,3 +159,29 @@ type fullFile struct{ *os.File }
 func (f fullFile) Write([]byte) (int, error) {
 	return 0, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
 }
+
+// TestSaveBodyMode checks that a body file gets the mode any new file gets
+// under the user's umask (0644 under the usual 022), as before bodies were
+// written through a temporary file, not the 0600 of os.CreateTemp.
+func TestSaveBodyMode(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, 0, nil)
+	dir := t.TempDir()
+	recs, err := runJobs(t, context.Background(), Options{Limit: 1, PerHost: 1, SaveDir: dir}, []string{srv.URL + "/a"})
+	if err != nil || len(recs) != 1 || recs[0].BodyFile == "" {
+		t.Fatalf("run: %v, %d records", err, len(recs))
+	}
+	ref, err := os.Create(filepath.Join(t.TempDir(), "ref"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref.Close()
+	want, _ := os.Stat(ref.Name())
+	got, err := os.Stat(recs[0].BodyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Mode().Perm() != want.Mode().Perm() {
+		t.Errorf("body file mode %v, want %v as os.Create gives", got.Mode().Perm(), want.Mode().Perm())
+	}
+}
