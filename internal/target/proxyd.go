@@ -72,17 +72,6 @@ func StartMicrosocks(user, pass string) (*Daemon, error) {
 	})
 }
 
-// ClosedAddr returns a loopback address where nothing listens.
-func ClosedAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr, nil
-}
-
 // LockedBuffer is a bytes.Buffer that one goroutine (a daemon's output, a
 // process's stdout) may write while another reads it. The zero value is
 // ready to use.
@@ -103,6 +92,18 @@ func (b *LockedBuffer) String() string {
 	return b.buf.String()
 }
 
+// freeAddr returns a loopback address free at the time of the call, for a
+// program that binds it itself.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr, nil
+}
+
 // startDaemon runs the named binary with args(port) on a free loopback port
 // and returns once it accepts connections. A port taken by someone else
 // between the pick and the bind gets another try.
@@ -113,7 +114,7 @@ func startDaemon(name string, args func(port int) ([]string, error)) (*Daemon, e
 	}
 	var out *LockedBuffer
 	for range 3 {
-		addr, err := ClosedAddr()
+		addr, err := freeAddr()
 		if err != nil {
 			return nil, err
 		}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fetchctl/fetchctl/internal/target"
 )
 
 func TestParseProxy(t *testing.T) {
@@ -285,12 +287,10 @@ func basic(user, pass string) string {
 // closedAddr is a loopback address where nothing listens.
 func closedAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := target.ClosedAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	return addr
 }
 
