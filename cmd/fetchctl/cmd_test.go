@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -50,6 +51,7 @@ func TestProgressOnlyOnATerminal(t *testing.T) {
 		name     string
 		tty      bool
 		same     bool // stdout is the same terminal
+		toFile   bool // records go to -o FILE, not to stdout
 		ci       string
 		progress string
 		wantBar  bool
@@ -57,6 +59,7 @@ func TestProgressOnlyOnATerminal(t *testing.T) {
 		{name: "auto, not a terminal", tty: false, progress: "auto", wantBar: false},
 		{name: "auto, terminal", tty: true, progress: "auto", wantBar: true},
 		{name: "auto, records on the same terminal", tty: true, same: true, progress: "auto", wantBar: false},
+		{name: "auto, same terminal, records to a file", tty: true, same: true, toFile: true, progress: "auto", wantBar: true},
 		{name: "auto, terminal under CI", tty: true, ci: "true", progress: "auto", wantBar: false},
 		{name: "never, terminal", tty: true, progress: "never", wantBar: false},
 		{name: "always, not a terminal", tty: false, progress: "always", wantBar: true},
@@ -66,12 +69,28 @@ func TestProgressOnlyOnATerminal(t *testing.T) {
 			streams, _, stdout, stderr := testStreams()
 			streams.SetStderrTTY(tt.tty)
 			streams.sameTerminal = tt.same
-			code := mainWith([]string{"run", "--progress", tt.progress, list}, streams, env(t, map[string]string{"CI": tt.ci}))
+			args := []string{"run", "--progress", tt.progress, list}
+			out := filepath.Join(t.TempDir(), "out.ndjson")
+			if tt.toFile {
+				args = append(args, "-o", out)
+			}
+			code := mainWith(args, streams, env(t, map[string]string{"CI": tt.ci}))
 			if code != 0 {
 				t.Fatalf("exit %d, stderr %s", code, stderr)
 			}
+			records := stdout.Bytes()
+			if tt.toFile {
+				if stdout.Len() != 0 {
+					t.Errorf("stdout %q, want nothing with -o", stdout)
+				}
+				b, err := os.ReadFile(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				records = b
+			}
 			n := 0
-			sc := bufio.NewScanner(stdout)
+			sc := bufio.NewScanner(bytes.NewReader(records))
 			for sc.Scan() {
 				var rec report.Record
 				if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {

@@ -41,20 +41,24 @@ type progress struct {
 const frameEvery = 100 * time.Millisecond
 
 // showProgress applies --progress: auto shows the bar only when stderr is a
-// terminal that stdout does not write to as well (records would scroll the
-// bar away) and CI is unset.
-func showProgress(d *deps, mode string) bool {
+// terminal, the records do not go to that terminal as well (they would
+// scroll the bar away: stdout is that terminal and there is no -o) and CI is
+// unset.
+func showProgress(d *deps, mode string, recordsToStdout bool) bool {
 	switch mode {
 	case "always":
 		return true
 	case "never":
 		return false
 	}
-	return d.io.IsStderrTTY() && !d.io.sameTerminal && d.getenv("CI") == ""
+	if recordsToStdout && d.io.sameTerminal {
+		return false
+	}
+	return d.io.IsStderrTTY() && d.getenv("CI") == ""
 }
 
 func newProgress(d *deps, cfg *Config, inputs []runner.Input, skip *keptRecords) *progress {
-	if !showProgress(d, cfg.Progress) {
+	if !showProgress(d, cfg.Progress, cfg.Output == "") {
 		return &progress{w: d.io.ErrOut}
 	}
 	total := int64(-1)

@@ -7,9 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // TestTerminalScreen runs fetchctl in a real pseudo-terminal (a tmux pane of
@@ -82,26 +85,49 @@ func TestTerminalScreen(t *testing.T) {
 		tm("new-session", "-d", "-x", fmt.Sprint(width), "-y", "30", "-s", "t", shell)
 		t.Cleanup(func() { exec.Command(tmux, "-S", sock, "kill-server").Run() })
 		screen := func() string { return tm("capture-pane", "-p", "-t", "t", "-S", "-3000") }
-		wait := func(what string) string {
+		wait := func(what string, shows func(string) bool) string {
 			deadline := time.Now().Add(30 * time.Second)
 			tick := time.NewTicker(20 * time.Millisecond)
 			defer tick.Stop()
 			for {
 				s := screen()
-				if strings.Contains(s, what) {
+				if shows(s) {
 					return s
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("the screen never showed %q:\n%s", what, s)
+					t.Fatalf("the screen never showed %s:\n%s", what, s)
 				}
 				<-tick.C
 			}
 		}
 		if interrupt {
-			wait(" · ")
+			// A frame that has counted something: it adds up and fits.
+			s := wait("a frame counting a URL", func(s string) bool {
+				for _, l := range strings.Split(s, "\n") {
+					if m := frameRE.FindStringSubmatch(l); m != nil && m[3] != "0" {
+						return true
+					}
+				}
+				return false
+			})
+			for _, l := range strings.Split(s, "\n") {
+				m := frameRE.FindStringSubmatch(l)
+				if m == nil {
+					continue
+				}
+				ok, _ := strconv.Atoi(m[1])
+				failed, _ := strconv.Atoi(m[2])
+				done, _ := strconv.Atoi(m[3])
+				if ok+failed != done {
+					t.Errorf("frame %q: ok %d + failed %d is not %d", l, ok, failed, done)
+				}
+				if n := utf8.RuneCountInString(strings.TrimRight(l, " ")); n >= width {
+					t.Errorf("frame %q is %d columns in a %d-column pane", l, n, width)
+				}
+			}
 			tm("send-keys", "-t", "t", "C-c")
 		}
-		s := wait("EXIT=")
+		s := wait("the exit code", func(s string) bool { return strings.Contains(s, "EXIT=") })
 		tm("kill-server")
 		var lines []string
 		for _, l := range strings.Split(s, "\n") {
@@ -121,7 +147,7 @@ func TestTerminalScreen(t *testing.T) {
 				}
 			})
 			t.Run("bar and -v lines", func(t *testing.T) {
-				lines := run(t, width, "fetchctl run -v --progress always --overwrite -o out.ndjson urls.txt", false)
+				lines := run(t, width, "fetchctl run -v --overwrite -o out.ndjson urls.txt", false)
 				assertScreen(t, lines, "EXIT=0")
 				fails := 0
 				for _, l := range lines {
@@ -137,7 +163,9 @@ func TestTerminalScreen(t *testing.T) {
 				}
 			})
 			t.Run("interrupted", func(t *testing.T) {
-				lines := run(t, width, "fetchctl run --progress always --overwrite --limit 2 -o slow.ndjson slow.txt", true)
+				// --progress auto: stdout is the terminal, but the records
+				// go to a file, so the bar shows.
+				lines := run(t, width, "fetchctl run --overwrite --limit 2 -o slow.ndjson slow.txt", true)
 				assertScreen(t, lines, "EXIT=130")
 				for _, l := range lines {
 					if i := strings.Index(l, "^C"); i >= 0 && strings.TrimSpace(l[i+2:]) != "" {
@@ -148,6 +176,9 @@ func TestTerminalScreen(t *testing.T) {
 		})
 	}
 }
+
+// frameRE matches a frame of the bar: its counts and its done count.
+var frameRE = regexp.MustCompile(`ok (\d+) failed (\d+) · (\d+)`)
 
 // assertScreen checks what every run must leave: no frame of the bar, a
 // summary whose last line starts at the first column, and the exit code.
