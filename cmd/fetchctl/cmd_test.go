@@ -171,17 +171,33 @@ func TestParseSize(t *testing.T) {
 // TestStdinHint checks that a run reading a terminal says so, as cat users
 // expect, and that a pipe gets no such line.
 func TestStdinHint(t *testing.T) {
-	for _, tty := range []bool{true, false} {
-		streams, _, _, stderr := testStreams()
-		streams.stdinTTY, streams.stderrTTY = tty, tty
-		code := mainWith([]string{"run", "--progress", "never"}, streams, env(t, nil))
-		if code != 0 {
-			t.Fatalf("exit %d, stderr %s", code, stderr)
-		}
-		hint := strings.Contains(stderr.String(), "reading URLs from stdin, one a line (Ctrl-D to end)")
-		if hint != tty {
-			t.Errorf("stdin a terminal: %v; hint shown: %v; stderr %q", tty, hint, stderr)
-		}
+	tests := []struct {
+		name                string
+		stdinTTY, stderrTTY bool
+		quiet, want         bool
+	}{
+		{name: "both terminals", stdinTTY: true, stderrTTY: true, want: true},
+		{name: "both terminals, -q", stdinTTY: true, stderrTTY: true, quiet: true},
+		{name: "stdin a pipe", stderrTTY: true},
+		{name: "stderr redirected", stdinTTY: true},
+		{name: "neither"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			streams, _, _, stderr := testStreams()
+			streams.stdinTTY, streams.stderrTTY = tt.stdinTTY, tt.stderrTTY
+			args := []string{"run", "--progress", "never"}
+			if tt.quiet {
+				args = append(args, "-q")
+			}
+			if code := mainWith(args, streams, env(t, nil)); code != 0 {
+				t.Fatalf("exit %d, stderr %s", code, stderr)
+			}
+			hint := strings.Contains(stderr.String(), "reading URLs from stdin, one a line (Ctrl-D to end)")
+			if hint != tt.want {
+				t.Errorf("hint shown: %v, want %v; stderr %q", hint, tt.want, stderr)
+			}
+		})
 	}
 }
 
