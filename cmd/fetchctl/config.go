@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/fetchctl/fetchctl/internal/report"
 	"github.com/fetchctl/fetchctl/internal/runner"
+	"github.com/fetchctl/fetchctl/internal/secret"
 	"github.com/fetchctl/fetchctl/internal/transport"
 )
 
@@ -157,7 +157,7 @@ func buildConfig(r resolved) (*Config, error) {
 		if err != nil {
 			// The message names the proxy with its password masked; mask
 			// it again in case the URL was too malformed to tell.
-			return nil, bad("proxy", "%s", report.RedactText(err.Error(), loosePassword(p)))
+			return nil, bad("proxy", "%s", secret.Text(err.Error(), secret.Password(p)))
 		}
 		c.Proxies = []*url.URL{u}
 	}
@@ -202,7 +202,7 @@ func buildConfig(r resolved) (*Config, error) {
 		Adaptive:  r.bool("adaptive"),
 		KeepAlive: r.dur("keepalive") > 0,
 		// The --proxy, environment-proxy and header secrets come from
-		// settingSecrets; those of --proxy-file are known only here.
+		// addSettingSecrets; those of --proxy-file are known only here.
 		Secrets: proxySecrets,
 	}
 	c.SummaryOut = r.str("summary")
@@ -219,7 +219,7 @@ func parseHeaders(lines []string) (http.Header, error) {
 		name, val, ok := strings.Cut(line, ":")
 		name = strings.TrimSpace(name)
 		if !ok || name == "" || strings.ContainsAny(name, " \t\r\n") {
-			return nil, fmt.Errorf("%q is not 'Name: value'", report.RedactHeader(name, line))
+			return nil, fmt.Errorf("%q is not 'Name: value'", secret.Header(name, line))
 		}
 		val = strings.TrimSpace(val)
 		if strings.ContainsAny(val, "\r\n") {
@@ -230,25 +230,20 @@ func parseHeaders(lines []string) (http.Header, error) {
 	return h, nil
 }
 
-// redactAny hides the password of a proxy URL setting.
-func redactAny(v any) any {
+// maskProxy hides the password of a proxy URL setting.
+func maskProxy(v any) any {
 	if s, ok := v.(string); ok && s != "" {
-		return report.RedactURL(s)
+		return secret.URL(s)
 	}
 	return v
 }
 
-// redactHeaders hides secret header values.
-func redactHeaders(v any) any {
+// maskHeaders hides secret header values.
+func maskHeaders(v any) any {
 	list, _ := v.([]string)
 	out := make([]string, len(list))
 	for i, line := range list {
-		name, val, ok := strings.Cut(line, ":")
-		if !ok {
-			out[i] = line
-			continue
-		}
-		out[i] = name + ": " + report.RedactHeader(strings.TrimSpace(name), strings.TrimSpace(val))
+		out[i] = secret.HeaderLine(line)
 	}
 	return out
 }

@@ -798,21 +798,3 @@ func TestPanicReportIsRedacted(t *testing.T) {
 		})
 	}
 }
-
-func TestRedactURLs(t *testing.T) {
-	t.Parallel()
-	tests := []struct{ in, want string }{
-		{"no URL here", "no URL here"},
-		{`input http://u:pw@h/x: no such file`, `input http://u:***@h/x: no such file`},
-		{`unknown command "https://u:p%40w@h:8080/" for fetchctl`, `unknown command "https://u:***@h:8080/" for fetchctl`},
-		{"proxy socks5://bob:x/y@h:1080 failed", "proxy socks5://bob:***@h:1080 failed"},
-		{"two: http://a:1@h and http://b:2@i", "two: http://a:***@h and http://b:***@i"},
-		{"http://h/?next=http://c:d@e", "http://h/?next=http://c:***@e"},
-		{"user only http://u@h/", "user only http://u@h/"},
-	}
-	for _, tt := range tests {
-		if got := redactURLs(tt.in); got != tt.want {
-			t.Errorf("redactURLs(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}

@@ -8,15 +8,12 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 
+	"github.com/fetchctl/fetchctl/internal/secret"
 	"github.com/spf13/cobra"
-
-	"github.com/fetchctl/fetchctl/internal/report"
 )
 
 // Exit codes, as the contract defines them.
@@ -59,70 +56,7 @@ type deps struct {
 	// (bad flag, bad argument count, unknown command) is a usage error.
 	started bool
 	// redact masks secrets in every message written outside the records.
-	redact *redactor
-}
-
-// redactor masks secrets in text that fetchctl writes outside its records:
-// error messages, log lines and crash reports. It hides the password of any
-// URL in the text, and every secret it has been told of (proxy passwords,
-// Authorization, Proxy-Authorization and Cookie values) as soon as the
-// settings naming them are resolved. The zero value is usable; it is safe
-// for concurrent use.
-type redactor struct {
-	mu      sync.Mutex
-	secrets []string
-}
-
-// add makes secrets known; empty strings are ignored.
-func (r *redactor) add(secrets ...string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, s := range secrets {
-		if s != "" && !slices.Contains(r.secrets, s) {
-			r.secrets = append(r.secrets, s)
-		}
-	}
-}
-
-// known returns the secrets added so far.
-func (r *redactor) known() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.secrets)
-}
-
-// text returns s with the known secrets and URL passwords as ***.
-func (r *redactor) text(s string) string {
-	return redactURLs(report.RedactText(s, r.known()...))
-}
-
-// redactURLs hides the password of every URL in s. A URL runs from its
-// scheme's "://" to the next white space or quote; a URL inside another
-// (in its query, say) is masked as well.
-func redactURLs(s string) string {
-	if !strings.Contains(s, "://") {
-		return s
-	}
-	var b strings.Builder
-	for len(s) > 0 {
-		end := strings.IndexAny(s, " \t\r\n\"'`")
-		if end < 0 {
-			end = len(s)
-		}
-		tok := s[:end]
-		// Right to left, so that an inner URL is masked before the one
-		// around it is read.
-		for i := strings.LastIndex(tok, "://"); i >= 0; i = strings.LastIndex(tok[:i], "://") {
-			tok = tok[:i] + report.RedactURL("x" + tok[i:])[1:]
-		}
-		b.WriteString(tok)
-		if end < len(s) {
-			b.WriteByte(s[end])
-			end++
-		}
-		s = s[end:]
-	}
-	return b.String()
+	redact *secret.Set
 }
 
 // Main runs fetchctl with the process's arguments and streams and returns the
@@ -132,12 +66,12 @@ func Main() int {
 }
 
 func mainWith(args []string, streams *IOStreams, getenv func(string) string) (code int) {
-	red := &redactor{}
+	red := &secret.Set{}
 	defer func() {
 		// A panic is a bug; its report must not leak what the settings
 		// hold, so it goes through the same redaction as every message.
 		if v := recover(); v != nil {
-			fmt.Fprintf(streams.ErrOut, "fetchctl: internal error: %s\n%s", red.text(fmt.Sprint(v)), red.text(string(debug.Stack())))
+			fmt.Fprintf(streams.ErrOut, "fetchctl: internal error: %s\n%s", red.Mask(fmt.Sprint(v)), red.Mask(string(debug.Stack())))
 			code = exitInternal
 		}
 	}()
@@ -176,7 +110,7 @@ func exitCode(err error, d *deps, streams *IOStreams) int {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			var ee *exitError
 			if !errors.As(err, &ee) {
-				fmt.Fprintf(streams.ErrOut, "fetchctl: %s\n", d.redact.text(err.Error()))
+				fmt.Fprintf(streams.ErrOut, "fetchctl: %s\n", d.redact.Mask(err.Error()))
 			}
 		}
 		if s == syscall.SIGTERM {
@@ -192,7 +126,7 @@ func exitCode(err error, d *deps, streams *IOStreams) int {
 		return ee.code
 	}
 	msg := strings.TrimSpace(err.Error())
-	fmt.Fprintf(streams.ErrOut, "fetchctl: %s\n", d.redact.text(msg))
+	fmt.Fprintf(streams.ErrOut, "fetchctl: %s\n", d.redact.Mask(msg))
 	var ue *usageError
 	var se *settingError
 	if errors.As(err, &ue) || errors.As(err, &se) || !d.started {

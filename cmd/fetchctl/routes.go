@@ -4,10 +4,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 
-	"github.com/fetchctl/fetchctl/internal/report"
 	"github.com/fetchctl/fetchctl/internal/runner"
+	"github.com/fetchctl/fetchctl/internal/secret"
 	"github.com/fetchctl/fetchctl/internal/transport"
 	"golang.org/x/net/http/httpproxy"
 )
@@ -27,7 +26,7 @@ func buildRoutes(cfg *Config) ([]runner.Route, error) {
 	}
 	routes := make([]runner.Route, len(clients))
 	for i, c := range clients {
-		name := transport.Redact(cfg.Proxies[i])
+		name := secret.URLOf(cfg.Proxies[i])
 		routes[i] = runner.Route{
 			Proxy:  name,
 			Client: proxyAuthCheck{next: c, proxyFor: func(*url.URL) string { return name }},
@@ -113,64 +112,20 @@ func envProxy(getenv func(string) string) func(*url.URL) string {
 		if err != nil || p == nil {
 			return ""
 		}
-		return transport.Redact(p)
+		return secret.URLOf(p)
 	}
 }
 
-// settingSecrets returns the secrets that the raw settings hold, read
-// loosely so that a malformed value is covered too: the password of
+// addSettingSecrets makes known the secrets that the raw settings hold,
+// read loosely so that a malformed value is covered too: the password of
 // --proxy and of the proxy variables, and the values of -H Authorization,
 // Proxy-Authorization and Cookie, however the header line is punctuated.
-func settingSecrets(r resolved, getenv func(string) string) []string {
-	var out []string
-	addPassword := func(raw string) {
-		pw := loosePassword(raw)
-		if pw == "" {
-			return
-		}
-		out = append(out, pw)
-		if un, err := url.PathUnescape(pw); err == nil && un != pw {
-			out = append(out, un)
-		}
-	}
-	addPassword(r.str("proxy"))
+func addSettingSecrets(set *secret.Set, r resolved, getenv func(string) string) {
+	set.AddPassword(r.str("proxy"))
 	for _, name := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
-		addPassword(getenv(name))
+		set.AddPassword(getenv(name))
 	}
 	for _, line := range r.strings("header") {
-		line = strings.TrimSpace(line)
-		end := strings.IndexAny(line, ": \t=")
-		if end < 0 {
-			continue
-		}
-		if report.RedactHeader(line[:end], "x") != report.Redacted {
-			continue
-		}
-		if v := strings.TrimLeft(line[end:], ": \t="); v != "" {
-			out = append(out, strings.TrimSpace(v))
-		}
+		set.Add(secret.HeaderLineValue(line))
 	}
-	return out
-}
-
-// loosePassword returns the password of a URL, or when it does not parse,
-// what sits between the first ':' and the last '@' after its scheme.
-func loosePassword(raw string) string {
-	rest := strings.TrimSpace(raw)
-	if u, err := url.Parse(rest); err == nil && strings.Contains(rest, "://") {
-		pw, _ := u.User.Password()
-		return pw
-	}
-	if i := strings.Index(rest, "://"); i >= 0 {
-		rest = rest[i+3:]
-	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return ""
-	}
-	_, pw, ok := strings.Cut(rest[:at], ":")
-	if !ok {
-		return ""
-	}
-	return pw
 }

@@ -110,13 +110,13 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	}
 	// Known before the settings are checked, so that an error about a
 	// malformed one does not show the secret it holds.
-	d.redact.add(settingSecrets(r, d.getenv)...)
+	addSettingSecrets(d.redact, r, d.getenv)
 	cfg, err := buildConfig(r)
 	if err != nil {
 		return err
 	}
-	d.redact.add(cfg.Runner.Secrets...)
-	cfg.Runner.Secrets = d.redact.known()
+	d.redact.Add(cfg.Runner.Secrets...)
+	cfg.Runner.Secrets = d.redact.List()
 	inputs, closeInputs, err := openInputs(opts.files, d.io.In)
 	if err != nil {
 		return err
@@ -203,7 +203,7 @@ func runRun(ctx context.Context, opts *runOptions) error {
 
 	bar := newProgress(d, cfg, inputs, skip)
 	logf := func(format string, args ...any) {
-		bar.println("fetchctl: " + d.redact.text(fmt.Sprintf(format, args...)))
+		bar.println("fetchctl: " + d.redact.Mask(fmt.Sprintf(format, args...)))
 	}
 	if cfg.Verbose {
 		cfg.Runner.Logf = logf
@@ -281,7 +281,7 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		// reports what it did, and says why it stopped.
 		// One line: an internal error's stack goes to stderr only.
 		reason, _, _ := strings.Cut(runErr.Error(), "\n")
-		res.MarkStopped(d.redact.text(reason))
+		res.MarkStopped(d.redact.Mask(reason))
 		writeSummaries(d, cfg, res, logf)
 		return fmt.Errorf("run stopped: %w", runErr)
 	}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fetchctl/fetchctl/internal/secret"
 )
 
 // kinds lists the error kinds in the contract's order; a kind a summary does
@@ -290,7 +292,7 @@ func (s *Summary) Result(elapsed time.Duration, interrupted bool) Result {
 	}
 	res.ByHost = s.hosts.top(TopHosts, func(g *Group, key string) { g.Host = key })
 	if len(s.proxies.heap) > 0 {
-		res.ByProxy = s.proxies.top(len(s.proxies.heap), func(g *Group, key string) { g.Proxy = RedactURL(key) })
+		res.ByProxy = s.proxies.top(len(s.proxies.heap), func(g *Group, key string) { g.Proxy = secret.URL(key) })
 	}
 	return res
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fetchctl/fetchctl/internal/report"
+	"github.com/fetchctl/fetchctl/internal/secret"
 	"github.com/fetchctl/fetchctl/internal/transport"
 )
 
@@ -152,7 +153,7 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 		res.msg = fmt.Sprintf("status %d is not in --ok-status %s", res.status, d.opts.OKStatus)
 	}
 	if res.msg != "" {
-		res.msg = report.RedactText(res.msg, d.opts.Secrets...)
+		res.msg = secret.Text(res.msg, d.opts.Secrets...)
 	}
 	return res
 }
@@ -163,7 +164,7 @@ func finalURL(req *http.Request, resp *http.Response) string {
 	if resp.Request == nil || resp.Request.URL == req.URL || resp.Request.URL.String() == req.URL.String() {
 		return ""
 	}
-	return report.Clip(report.RedactURL(resp.Request.URL.String()))
+	return report.Clip(secret.URL(resp.Request.URL.String()))
 }
 
 func (d *dispatcher) newRequest(ctx context.Context, t *task) *http.Request {
@@ -236,7 +237,7 @@ func (d *dispatcher) emitInvalid(j Job) {
 		URL:   j.RecordURL(),
 		Line:  j.Line,
 		Time:  time.Now().UTC(),
-		Error: &report.Error{Kind: report.KindInvalidURL, Message: report.RedactText(j.Err.Error(), d.opts.Secrets...)},
+		Error: &report.Error{Kind: report.KindInvalidURL, Message: secret.Text(j.Err.Error(), d.opts.Secrets...)},
 	}
 	if d.opts.MultiInput {
 		rec.Input = j.Input

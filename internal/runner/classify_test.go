@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fetchctl/fetchctl/internal/report"
+	"github.com/fetchctl/fetchctl/internal/secret"
 	"github.com/fetchctl/fetchctl/internal/target"
 )
 
@@ -100,7 +100,7 @@ func TestClassifyRealFaults(t *testing.T) {
 			t.Parallel()
 			route := Route{Client: newClient(tt.proxy)}
 			if tt.proxy != "" {
-				route.Proxy = report.RedactURL(tt.proxy)
+				route.Proxy = secret.URL(tt.proxy)
 			}
 			opts := Options{Limit: 1, PerHost: 1, Timeout: 5 * time.Second, Routes: []Route{route}, Secrets: []string{"pw"}}
 			if tt.opts != nil {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/fetchctl/fetchctl/internal/report"
+	"github.com/fetchctl/fetchctl/internal/secret"
 )
 
 // task is one job on its way through the dispatcher, across its attempts.
@@ -554,7 +555,7 @@ func (ws *workerState) close() {
 func (d *dispatcher) safeAttempt(ws *workerState, w work) (res *result) {
 	defer func() {
 		if p := recover(); p != nil {
-			msg := report.RedactText(fmt.Sprintf("%v\n%s", p, debug.Stack()), d.opts.Secrets...)
+			msg := secret.Text(fmt.Sprintf("%v\n%s", p, debug.Stack()), d.opts.Secrets...)
 			res = &result{task: w.t, route: w.r, start: w.start, panicked: msg}
 		}
 	}()
@@ -624,7 +625,7 @@ func (d *dispatcher) complete(res *result) {
 	}
 	if res.panicked != "" {
 		d.pending--
-		d.fatal = fmt.Errorf("internal error while fetching %s: %s", report.RedactURL(t.job.URL), res.panicked)
+		d.fatal = fmt.Errorf("internal error while fetching %s: %s", secret.URL(t.job.URL), res.panicked)
 		return
 	}
 	now := time.Now()
@@ -650,9 +651,9 @@ func (d *dispatcher) complete(res *result) {
 		}
 		t.history = append(t.history, entry)
 		if moved {
-			d.logf("move %s off proxy %s: %s", report.RedactURL(t.job.URL), r.Proxy, res.msg)
+			d.logf("move %s off proxy %s: %s", secret.URL(t.job.URL), r.Proxy, res.msg)
 		} else {
-			d.logf("retry %d/%d %s: %s; waiting %s", t.attempts-t.reroutes, d.opts.Retries, report.RedactURL(t.job.URL), res.brief(), wait.Round(time.Millisecond))
+			d.logf("retry %d/%d %s: %s; waiting %s", t.attempts-t.reroutes, d.opts.Retries, secret.URL(t.job.URL), res.brief(), wait.Round(time.Millisecond))
 		}
 		if wait <= 0 {
 			h.pushFront(t)

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/fetchctl/fetchctl/internal/report"
+	"github.com/fetchctl/fetchctl/internal/secret"
 )
 
 // FuzzParseLine checks that any line either is skipped, or is an invalid_url
@@ -41,11 +42,11 @@ func FuzzParseLine(f *testing.F) {
 			}
 			// Whatever the parser quotes, the reason never shows a password:
 			// the masked form of the line is all it may draw from.
-			masked := report.RedactURL(raw)
+			masked := secret.URL(raw)
 			if masked != raw {
-				if i := strings.Index(masked, report.Redacted); i >= 0 {
+				if i := strings.Index(masked, secret.Mask); i >= 0 {
 					start := i
-					end := len(raw) - (len(masked) - i - len(report.Redacted))
+					end := len(raw) - (len(masked) - i - len(secret.Mask))
 					if pw := raw[start:end]; len(pw) >= 4 && strings.Contains(err.Error(), pw) {
 						t.Fatalf("reason %q shows the password %q of %q", err, pw, line)
 					}

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/fetchctl/fetchctl/internal/report"
+	"github.com/fetchctl/fetchctl/internal/secret"
 )
 
 // MaxURLLength is the longest line, in bytes, that is taken as a URL.
@@ -37,7 +38,7 @@ func (j *Job) Host() string { return j.host }
 
 // RecordURL returns the URL as the job's record holds it: its password, if
 // any, masked.
-func (j *Job) RecordURL() string { return report.RedactURL(j.URL) }
+func (j *Job) RecordURL() string { return secret.URL(j.URL) }
 
 // InvalidURLError says why an input line is not a usable URL.
 type InvalidURLError struct {
@@ -117,7 +118,7 @@ func parseError(s string, err error) error {
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	masked := report.RedactURL(s)
+	masked := secret.URL(s)
 	if masked == s {
 		return invalid("cannot parse URL: %v", err)
 	}

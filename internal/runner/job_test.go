@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fetchctl/fetchctl/internal/report"
+	"github.com/fetchctl/fetchctl/internal/secret"
 )
 
 func TestParseLine(t *testing.T) {
@@ -270,8 +270,8 @@ func TestParseLineHidesPassword(t *testing.T) {
 			if strings.Contains(err.Error(), part) {
 				t.Errorf("ParseLine(%q): reason %q shows %q", line, err, part)
 			}
-			if strings.Contains(report.RedactURL(raw), part) {
-				t.Errorf("ParseLine(%q): redacted url %q shows %q", line, report.RedactURL(raw), part)
+			if strings.Contains(secret.URL(raw), part) {
+				t.Errorf("ParseLine(%q): redacted url %q shows %q", line, secret.URL(raw), part)
 			}
 		}
 	}

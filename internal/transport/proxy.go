@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fetchctl/fetchctl/internal/secret"
 	"golang.org/x/net/http/httpproxy"
 	"golang.org/x/net/proxy"
 )
@@ -65,7 +66,7 @@ func parseProxy(raw string) (*url.URL, error) {
 		// there are no credentials to leak.
 		var ue *url.Error
 		if strings.Contains(s, "@") || !errors.As(err, &ue) {
-			return nil, fmt.Errorf("proxy %s: not a valid URL", redactRaw(s))
+			return nil, fmt.Errorf("proxy %s: not a valid URL", secret.URL(s))
 		}
 		return nil, fmt.Errorf("proxy %s: not a valid URL: %v", s, ue.Err)
 	}
@@ -80,7 +81,7 @@ func parseProxy(raw string) (*url.URL, error) {
 
 // checkProxyURL reports what makes u unusable as a proxy.
 func checkProxyURL(u *url.URL) error {
-	name := Redact(u)
+	name := secret.URLOf(u)
 	switch u.Scheme {
 	case "http", "https", "socks5", "socks5h":
 	default:
@@ -139,43 +140,6 @@ func ReadProxyFile(r io.Reader) ([]*url.URL, error) {
 	return proxies, nil
 }
 
-// Redact returns u as a string with its password, if any, as ***. It
-// returns "" for nil.
-func Redact(u *url.URL) string {
-	if u == nil {
-		return ""
-	}
-	if _, ok := u.User.Password(); !ok {
-		return u.String()
-	}
-	c := *u
-	c.User = nil
-	s := c.String()
-	creds := url.User(u.User.Username()).String() + ":***@"
-	if i := strings.Index(s, "//"); i >= 0 {
-		return s[:i+2] + creds + s[i+2:]
-	}
-	return creds + s
-}
-
-// redactRaw masks the password of a proxy URL that did not parse: whatever
-// lies between the first ':' and the last '@' after the scheme.
-func redactRaw(s string) string {
-	rest, scheme := s, ""
-	if i := strings.Index(s, "://"); i >= 0 {
-		scheme, rest = s[:i+3], s[i+3:]
-	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return s
-	}
-	user := rest[:at]
-	if c := strings.Index(user, ":"); c >= 0 {
-		user = user[:c] + ":***"
-	}
-	return scheme + user + rest[at:]
-}
-
 func isSOCKS(u *url.URL) bool { return u.Scheme == "socks5" || u.Scheme == "socks5h" }
 
 // proxySelector returns the function that picks a request's proxy, or nil
@@ -220,7 +184,7 @@ func proxySelector(opts Options) (func(*url.URL) (*url.URL, error), error) {
 // socks5h:// the proxy resolves it. Every failure past name resolution is a
 // *ProxyError.
 func (d *dialer) dialSOCKS(ctx context.Context, p *url.URL, network, addr string) (net.Conn, error) {
-	name := Redact(p)
+	name := secret.URLOf(p)
 	var auth *proxy.Auth
 	if p.User != nil {
 		pw, _ := p.User.Password()

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fetchctl/fetchctl/internal/secret"
 	"github.com/fetchctl/fetchctl/internal/target"
 )
 
@@ -61,32 +62,8 @@ func TestParseProxy(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseProxy(%q): %v", tt.raw, err)
 			}
-			if got := Redact(u); got != tt.want {
-				t.Errorf("Redact(ParseProxy(%q)) = %q, want %q", tt.raw, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestRedact(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name string
-		u    *url.URL
-		want string
-	}{
-		{"nil", nil, ""},
-		{"no user", &url.URL{Scheme: "http", Host: "h:1"}, "http://h:1"},
-		{"user only", &url.URL{Scheme: "http", Host: "h:1", User: url.User("alice")}, "http://alice@h:1"},
-		{"password", &url.URL{Scheme: "socks5", Host: "h:1", User: url.UserPassword("alice", "s3cret")}, "socks5://alice:***@h:1"},
-		{"escaped user", &url.URL{Scheme: "http", Host: "h:1", User: url.UserPassword("a@b", "p:w")}, "http://a%40b:***@h:1"},
-		{"empty password", &url.URL{Scheme: "http", Host: "h:1", User: url.UserPassword("alice", "")}, "http://alice:***@h:1"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			if got := Redact(tt.u); got != tt.want {
-				t.Errorf("Redact = %q, want %q", got, tt.want)
+			if got := secret.URLOf(u); got != tt.want {
+				t.Errorf("secret.URLOf(ParseProxy(%q)) = %q, want %q", tt.raw, got, tt.want)
 			}
 		})
 	}
@@ -129,7 +106,7 @@ func TestReadProxyFile(t *testing.T) {
 				t.Fatalf("got %d proxies, want %d", len(got), len(tt.want))
 			}
 			for i := range got {
-				if r := Redact(got[i]); r != tt.want[i] {
+				if r := secret.URLOf(got[i]); r != tt.want[i] {
 					t.Errorf("proxy %d = %q, want %q", i, r, tt.want[i])
 				}
 			}
@@ -467,14 +444,14 @@ func TestProxyFailuresAreProxyErrors(t *testing.T) {
 			if kindOf(err) != "proxy" {
 				t.Errorf("ErrorKind = %q, want proxy", kindOf(err))
 			}
-			if pe.Proxy != Redact(p) {
-				t.Errorf("ProxyError.Proxy = %q, want %q", pe.Proxy, Redact(p))
+			if pe.Proxy != secret.URLOf(p) {
+				t.Errorf("ProxyError.Proxy = %q, want %q", pe.Proxy, secret.URLOf(p))
 			}
 			if !strings.Contains(err.Error(), tt.wantInErr) {
 				t.Errorf("error %q does not mention %q", err, tt.wantInErr)
 			}
 			if tt.exact != "" {
-				if want := fmt.Sprintf(tt.exact, Redact(p)); pe.Error() != want {
+				if want := fmt.Sprintf(tt.exact, secret.URLOf(p)); pe.Error() != want {
 					t.Errorf("ProxyError = %q, want %q", pe.Error(), want)
 				}
 			}

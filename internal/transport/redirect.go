@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/fetchctl/fetchctl/internal/secret"
 )
 
 // RedirectError is a redirect that was not followed because the Location of
@@ -77,7 +79,7 @@ func checkRedirect(opts Options, proxyFor func(*url.URL) (*url.URL, error)) func
 func notFollowed(req *http.Request, why string) error {
 	return &RedirectError{
 		Response: req.Response,
-		msg:      fmt.Sprintf("redirect to %s not followed: %s", Redact(req.URL), why),
+		msg:      fmt.Sprintf("redirect to %s not followed: %s", secret.URLOf(req.URL), why),
 	}
 }
 
@@ -153,7 +155,7 @@ func checkLocation(req *http.Request, resp *http.Response, follow bool) error {
 // added only when loc holds no password: it may quote a piece of one (a
 // password with a "/" in it reads as a port, say).
 func invalidLocation(loc string, err error) string {
-	shown := redactRaw(loc)
+	shown := secret.URL(loc)
 	msg := fmt.Sprintf("redirect not followed: Location %q is not a valid URL", shown)
 	var ue *url.Error
 	if shown == loc && errors.As(err, &ue) {

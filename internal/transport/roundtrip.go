@@ -10,6 +10,8 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"sync/atomic"
+
+	"github.com/fetchctl/fetchctl/internal/secret"
 )
 
 // roundTripper sits in front of the *http.Transport. Per request it picks the
@@ -81,7 +83,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	st := &reqState{target: req.URL.Scheme}
 	var hdr http.Header
 	if p != nil {
-		st.proxy, st.proxyName, st.netProxy = p, Redact(p), p
+		st.proxy, st.proxyName, st.netProxy = p, secret.URLOf(p), p
 		if p.Scheme == "https" {
 			np := *p
 			np.Scheme = "http"
@@ -249,7 +251,7 @@ func connectStarting(ctx context.Context, _ *url.URL, _ string) (http.Header, er
 
 // connectAnswered is the Transport's OnProxyConnectResponse.
 func connectAnswered(ctx context.Context, proxyURL *url.URL, _ *http.Request, res *http.Response) error {
-	name := Redact(proxyURL)
+	name := secret.URLOf(proxyURL)
 	if st := stateFrom(ctx); st != nil {
 		st.connecting.Store(false)
 		name = st.proxyName

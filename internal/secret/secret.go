@@ -1,0 +1,234 @@
+// Package secret owns what fetchctl treats as a secret and how it reads once
+// masked: the password of a URL's user info (proxies above all), the values
+// of the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers,
+// and any string a caller registers in a [Set]. Every record, message, log
+// line and summary goes through these functions; nothing else masks.
+//
+// It imports no other package of fetchctl.
+package secret
+
+import (
+	"cmp"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Mask is what a secret reads as wherever fetchctl shows it.
+const Mask = "***"
+
+// URL returns raw with the password of its user info replaced by [Mask],
+// keeping the user name: "http://bob:pw@proxy:8080" reads
+// "http://bob:***@proxy:8080". A URL without a password is returned as is.
+//
+// It scans the string rather than parsing it, so it also works on text that
+// is not a valid URL. When the user info cannot be told apart from the rest
+// (a password holding an unescaped "/", say) it errs towards hiding too much.
+// A string without "://" is read as starting with the user info, as proxy
+// settings sometimes are. Safe for concurrent use.
+func URL(raw string) string {
+	start := 0
+	if i := strings.Index(raw, "://"); i >= 0 {
+		start = i + len("://")
+	}
+	rest := raw[start:]
+	auth := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		auth = rest[:i]
+	}
+	at := strings.LastIndexByte(auth, '@')
+	if at < 0 {
+		// The authority holds no user info, unless an unescaped "/", "?" or
+		// "#" in the password cut it short; a URL that parses was read right.
+		at = strings.LastIndexByte(rest, '@')
+		if at < 0 {
+			return raw
+		}
+		if _, err := url.Parse(raw); err == nil {
+			return raw
+		}
+	}
+	colon := strings.IndexByte(rest[:at], ':')
+	if colon < 0 || rest[colon+1:at] == Mask {
+		return raw
+	}
+	return raw[:start+colon+1] + Mask + raw[start+at:]
+}
+
+// URLOf is [URL] for a parsed URL; it returns "" for nil. A password that is
+// present but empty is masked too.
+func URLOf(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	return URL(u.String())
+}
+
+// URLsIn hides the password of every URL in free text. A URL runs from its
+// scheme's "://" to the next white space or quote; a URL inside another (in
+// its query, say) is masked as well.
+func URLsIn(s string) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	var b strings.Builder
+	for len(s) > 0 {
+		end := strings.IndexAny(s, " \t\r\n\"'`")
+		if end < 0 {
+			end = len(s)
+		}
+		tok := s[:end]
+		// Right to left, so that an inner URL is masked before the one
+		// around it is read.
+		for i := strings.LastIndex(tok, "://"); i >= 0; i = strings.LastIndex(tok[:i], "://") {
+			tok = tok[:i] + URL("x" + tok[i:])[1:]
+		}
+		b.WriteString(tok)
+		if end < len(s) {
+			b.WriteByte(s[end])
+			end++
+		}
+		s = s[end:]
+	}
+	return b.String()
+}
+
+// Password returns the password of a URL, or, when raw does not parse, what
+// sits between the first ':' and the last '@' after its scheme: a malformed
+// proxy setting still has its secret found. It returns "" for none.
+func Password(raw string) string {
+	rest := strings.TrimSpace(raw)
+	if u, err := url.Parse(rest); err == nil && strings.Contains(rest, "://") {
+		pw, _ := u.User.Password()
+		return pw
+	}
+	if i := strings.Index(rest, "://"); i >= 0 {
+		rest = rest[i+3:]
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return ""
+	}
+	_, pw, ok := strings.Cut(rest[:at], ":")
+	if !ok {
+		return ""
+	}
+	return pw
+}
+
+// IsHeader reports whether a header of this name (in any case) carries a
+// secret: Authorization, Proxy-Authorization, Cookie or Set-Cookie.
+func IsHeader(name string) bool {
+	for _, s := range [...]string{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie"} {
+		if strings.EqualFold(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Header returns value, or [Mask] when the header name carries a secret.
+func Header(name, value string) string {
+	if IsHeader(name) {
+		return Mask
+	}
+	return value
+}
+
+// HeaderLine masks the value of a "Name: value" line whose name carries a
+// secret. A line without a colon is returned as is.
+func HeaderLine(line string) string {
+	name, val, ok := strings.Cut(line, ":")
+	if !ok {
+		return line
+	}
+	return name + ": " + Header(strings.TrimSpace(name), strings.TrimSpace(val))
+}
+
+// HeaderLineValue returns the value of a header line that carries a secret,
+// read loosely ("Name: v", "Name v", "Name=v") so that a malformed line is
+// covered too; "" when the line carries none.
+func HeaderLineValue(line string) string {
+	line = strings.TrimSpace(line)
+	end := strings.IndexAny(line, ": \t=")
+	if end < 0 || !IsHeader(line[:end]) {
+		return ""
+	}
+	return strings.TrimSpace(strings.TrimLeft(line[end:], ": \t="))
+}
+
+// Text returns s with every occurrence of each non-empty secret, and of its
+// percent-escaped forms as they appear in a URL's user info or query,
+// replaced by [Mask]. Longer secrets are replaced first, so a secret that
+// contains another is hidden whole. Safe for concurrent use.
+func Text(s string, secrets ...string) string {
+	if s == "" {
+		return s
+	}
+	var forms []string
+	for _, secret := range secrets {
+		if secret == "" {
+			continue
+		}
+		forms = append(forms, secret)
+		// url.UserPassword escapes as a URL's user info does; drop its ":".
+		if e := url.UserPassword("", secret).String()[1:]; e != secret {
+			forms = append(forms, e)
+		}
+		if e := url.QueryEscape(secret); e != secret {
+			forms = append(forms, e)
+		}
+	}
+	slices.SortFunc(forms, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
+	for _, f := range forms {
+		s = strings.ReplaceAll(s, f, Mask)
+	}
+	return s
+}
+
+// Set is the secrets a run has learnt of (proxy passwords, header values),
+// for masking free text: error messages, log lines and crash reports. The
+// zero value is usable; it is safe for concurrent use.
+type Set struct {
+	mu   sync.Mutex
+	list []string
+}
+
+// Add makes secrets known, and for a password, its unescaped form too;
+// empty strings are ignored.
+func (s *Set) Add(secrets ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range secrets {
+		if v != "" && !slices.Contains(s.list, v) {
+			s.list = append(s.list, v)
+		}
+	}
+}
+
+// AddPassword adds the password of a URL setting (see [Password]), as
+// written and unescaped.
+func (s *Set) AddPassword(raw string) {
+	pw := Password(raw)
+	if pw == "" {
+		return
+	}
+	s.Add(pw)
+	if un, err := url.PathUnescape(pw); err == nil {
+		s.Add(un)
+	}
+}
+
+// List returns the secrets added so far.
+func (s *Set) List() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.list)
+}
+
+// Mask returns text with the known secrets and every URL's password as
+// [Mask].
+func (s *Set) Mask(text string) string {
+	return URLsIn(Text(text, s.List()...))
+}
