@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spf13/viper"
-
 	"github.com/fetchctl/fetchctl/internal/report"
 	"github.com/fetchctl/fetchctl/internal/target"
 )
@@ -110,61 +108,6 @@ func TestProgressOnlyOnATerminal(t *testing.T) {
 				t.Errorf("last stderr line %q", last)
 			}
 		})
-	}
-}
-
-func TestExampleConfigNamesOnlyKnownSettings(t *testing.T) {
-	v := viper.New()
-	v.SetConfigFile("../../configs/fetchctl.yaml")
-	if err := v.ReadInConfig(); err != nil {
-		t.Fatal(err)
-	}
-	known := map[string]bool{"presets": true}
-	for _, s := range runSettings() {
-		known[s.key()] = true
-	}
-	for _, key := range v.AllKeys() {
-		top, _, _ := strings.Cut(key, ".")
-		if !known[top] {
-			t.Errorf("configs/fetchctl.yaml has key %q, which is no setting", key)
-		}
-	}
-	// It documents every setting.
-	for _, s := range runSettings() {
-		if !v.InConfig(s.key()) {
-			t.Errorf("configs/fetchctl.yaml does not document %s", s.key())
-		}
-	}
-	extra, err := configPresets(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(extra) != 2 || extra[0].Name != "gateway-eu" || extra[0].Limit != 120 || extra[0].KeepAlive.String() != "30s" {
-		t.Errorf("config presets = %+v", extra)
-	}
-}
-
-func TestParseSize(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		in   string
-		want int64
-		bad  bool
-	}{
-		{"10MiB", 10 << 20, false},
-		{"512KiB", 512 << 10, false},
-		{"1GB", 1e9, false},
-		{"2048", 2048, false},
-		{"1.5MiB", 3 << 19, false},
-		{"10mib", 10 << 20, false},
-		{"ten", 0, true},
-		{"-1KiB", 0, true},
-	}
-	for _, tt := range tests {
-		got, err := parseSize(tt.in)
-		if (err != nil) != tt.bad || got != tt.want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.bad)
-		}
 	}
 }
 

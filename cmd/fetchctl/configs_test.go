@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fetchctl/fetchctl/internal/settings"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 	batchv1 "k8s.io/api/batch/v1"
@@ -234,9 +235,9 @@ func shellCommands(script string) [][]string {
 // checkSettingEnv checks that every FETCHCTL_* variable names a setting.
 func checkSettingEnv(t *testing.T, where string, names []string) {
 	t.Helper()
-	known := map[string]bool{"FETCHCTL_CONFIG": true}
-	for _, s := range runSettings() {
-		known[s.envName()] = true
+	known := map[string]bool{}
+	for _, name := range settings.EnvNames() {
+		known[name] = true
 	}
 	for _, n := range names {
 		if strings.HasPrefix(n, "FETCHCTL_") && !known[n] {

@@ -3,11 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fetchctl/fetchctl/internal/presets"
+	"github.com/fetchctl/fetchctl/internal/settings"
 )
 
 type presetsOptions struct {
@@ -27,15 +29,11 @@ func newPresetsCmd(d *deps) *cobra.Command {
 				opts.name = args[0]
 			}
 			cfgPath, _ := c.Flags().GetString("config")
-			v, _, err := loadConfig(cfgPath, d.getenv)
+			set, err := settings.LoadPresets(cfgPath, d.getenv)
 			if err != nil {
 				return usageErrorf("%v", err)
 			}
-			extra, err := configPresets(v)
-			if err != nil {
-				return usageErrorf("%v", err)
-			}
-			return runPresets(opts, presets.Merge(extra))
+			return runPresets(opts, set)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print a JSON array")
@@ -59,7 +57,7 @@ func runPresets(opts *presetsOptions, set presets.Set) error {
 	if opts.name != "" {
 		p, ok := set.Lookup(opts.name)
 		if !ok {
-			return usageErrorf("%v", unknownPreset(opts.name, set))
+			return usageErrorf("unknown preset %q: want one of %s", opts.name, strings.Join(set.Names(), ", "))
 		}
 		list = []presets.Preset{p}
 	}

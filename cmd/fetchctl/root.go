@@ -12,7 +12,9 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/fetchctl/fetchctl/internal/batch"
 	"github.com/fetchctl/fetchctl/internal/secret"
+	"github.com/fetchctl/fetchctl/internal/settings"
 	"github.com/spf13/cobra"
 )
 
@@ -128,8 +130,9 @@ func exitCode(err error, d *deps, streams *IOStreams) int {
 	msg := strings.TrimSpace(err.Error())
 	fmt.Fprintf(streams.ErrOut, "fetchctl: %s\n", d.redact.Mask(msg))
 	var ue *usageError
-	var se *settingError
-	if errors.As(err, &ue) || errors.As(err, &se) || !d.started {
+	var se *settings.Error
+	var be *batch.SetupError
+	if errors.As(err, &ue) || errors.As(err, &se) || errors.As(err, &be) || !d.started {
 		return exitUsage
 	}
 	return exitBelowMin
@@ -164,7 +167,7 @@ Exit codes:
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
 	})
-	root.AddCommand(newRunCmd(d, nil), newPresetsCmd(d), newSummarizeCmd(d), newVersionCmd(d))
+	root.AddCommand(newRunCmd(d), newPresetsCmd(d), newSummarizeCmd(d), newVersionCmd(d))
 	for _, newCmd := range extraCommands {
 		root.AddCommand(newCmd(d))
 	}

@@ -9,7 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fetchctl/fetchctl/internal/batch"
 	"github.com/fetchctl/fetchctl/internal/report"
+	"github.com/fetchctl/fetchctl/internal/settings"
 )
 
 type summarizeOptions struct {
@@ -65,7 +67,7 @@ func runSummarize(opts *summarizeOptions) error {
 	for _, name := range opts.files {
 		f, err := os.Open(name)
 		if err != nil {
-			return usageErrorf("summarize: %s: %v", name, unwrapPathErr(err))
+			return usageErrorf("summarize: %s: %v", name, settings.PathError(err))
 		}
 		files = append(files, f)
 	}
@@ -110,22 +112,5 @@ func runSummarize(opts *summarizeOptions) error {
 			}
 		}
 	}
-	return checkMinSuccess(res, opts.minSuccess)
-}
-
-// checkMinSuccess is the --min-success gate of a finished run: an error
-// (exit 1) when the ratio is below min, or when min is above 0 and there is
-// no record at all, so that a gate never passes on nothing. Its message
-// gives the ratio and the threshold.
-func checkMinSuccess(res report.Result, min float64) error {
-	if min <= 0 {
-		return nil
-	}
-	if res.Total == 0 {
-		return fmt.Errorf("no record: --min-success %g needs at least one", min)
-	}
-	if res.SuccessRatio < min {
-		return fmt.Errorf("success ratio %.4f is below --min-success %g", res.SuccessRatio, min)
-	}
-	return nil
+	return batch.CheckMinSuccess(res, opts.minSuccess)
 }

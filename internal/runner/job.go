@@ -54,14 +54,20 @@ func invalid(format string, args ...any) error {
 	return &InvalidURLError{Reason: fmt.Sprintf(format, args...)}
 }
 
+// skipped reports whether a line gets no record: blank, or a comment.
+func skipped(line string) bool {
+	s := strings.TrimSpace(line)
+	return s == "" || s[0] == '#'
+}
+
 // ParseLine turns one input line into a URL. skip is true for lines that get
 // no record (blank, or a # comment). A line without a scheme gets "https://"
 // in front; only http and https are accepted.
 func ParseLine(line string) (u *url.URL, raw string, skip bool, err error) {
-	s := strings.TrimSpace(line)
-	if s == "" || s[0] == '#' {
+	if skipped(line) {
 		return nil, "", true, nil
 	}
+	s := strings.TrimSpace(line)
 	if len(s) > MaxURLLength {
 		return nil, s, false, invalid("line is %d bytes, longer than the %d-byte limit", len(s), MaxURLLength)
 	}
@@ -219,6 +225,26 @@ func trimLeadingMarks(s string) string {
 }
 
 func readOne(ctx context.Context, index int, in Input, opts ReadOptions, out chan<- Job) error {
+	return readLines(in, func(lineNo int64, text string) error {
+		job, ok, err := makeJob(in.Name, lineNo, text, opts)
+		job.index = index
+		if err != nil || !ok {
+			return err
+		}
+		select {
+		case out <- job:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+}
+
+// readLines calls fn with each line of in, numbered from 1, with no length
+// limit (a line past twice MaxURLLength is cut: it is invalid whatever its
+// end), and the marks before the first line dropped. It stops at the first
+// error fn returns.
+func readLines(in Input, fn func(lineNo int64, text string) error) error {
 	br := bufio.NewReaderSize(in.R, 64<<10)
 	var lineNo int64
 	var long []byte
@@ -252,17 +278,8 @@ func readOne(ctx context.Context, index int, in Input, opts ReadOptions, out cha
 		if lineNo == 1 {
 			text = trimLeadingMarks(text)
 		}
-		job, ok, jerr := makeJob(in.Name, lineNo, text, opts)
-		job.index = index
-		if jerr != nil {
-			return jerr
-		}
-		if ok {
-			select {
-			case out <- job:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+		if ferr := fn(lineNo, text); ferr != nil {
+			return ferr
 		}
 		if err != nil {
 			if err == io.EOF {

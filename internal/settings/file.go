@@ -1,4 +1,4 @@
-package main
+package settings
 
 import (
 	"errors"
@@ -6,21 +6,25 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/viper"
+
+	"github.com/fetchctl/fetchctl/internal/presets"
 )
 
 // readConfig reads the config file at path into v and checks that it
 // names known keys only.
-func readConfig(v *viper.Viper, path string) error {
+func readFile(v *viper.Viper, path string) error {
 	v.SetConfigFile(path)
 	if err := v.ReadInConfig(); err != nil {
 		var pe viper.ConfigParseError
 		if errors.As(err, &pe) {
 			return fmt.Errorf("config file %s: %s", path, yamlMessage(path, pe.Unwrap()))
 		}
-		return fmt.Errorf("config file %s: %w", path, unwrapPathErr(err))
+		return fmt.Errorf("config file %s: %w", path, PathError(err))
 	}
 	return checkConfigKeys(v, path)
 }
@@ -48,8 +52,9 @@ var presetKeys = []string{"base", "limit", "per_host", "keepalive", "max_idle", 
 // presets:), naming the nearest known key when one is close.
 func checkConfigKeys(v *viper.Viper, path string) error {
 	known := []string{"presets"}
-	for _, s := range runSettings() {
-		known = append(known, s.key())
+	var s Settings
+	for _, f := range s.fields("") {
+		known = append(known, f.key())
 	}
 	keys := v.AllKeys()
 	sort.Strings(keys)
@@ -57,7 +62,7 @@ func checkConfigKeys(v *viper.Viper, path string) error {
 		top, rest, _ := strings.Cut(key, ".")
 		if top != "presets" {
 			if !slices.Contains(known, top) {
-				return usageErrorf("config file %s: unknown key %q%s", path, top, didYouMean(top, known))
+				return fmt.Errorf("config file %s: unknown key %q%s", path, top, didYouMean(top, known))
 			}
 			continue
 		}
@@ -67,7 +72,7 @@ func checkConfigKeys(v *viper.Viper, path string) error {
 		}
 		field, _, _ = strings.Cut(field, ".")
 		if !slices.Contains(presetKeys, field) {
-			return usageErrorf("config file %s: unknown key %q%s", path, key, didYouMean(field, presetKeys))
+			return fmt.Errorf("config file %s: unknown key %q%s", path, key, didYouMean(field, presetKeys))
 		}
 	}
 	return nil
@@ -108,3 +113,58 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// configPresets reads the presets: section of the config file. Each user
+// preset starts from the built-in one named by its "base" key (datacenter by
+// default) and overrides what it names.
+func configPresets(v *viper.Viper) ([]presets.Preset, error) {
+	raw := v.GetStringMap("presets")
+	names := make([]string, 0, len(raw))
+	for name := range raw {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var out []presets.Preset
+	for _, name := range names {
+		sub := v.Sub("presets." + name)
+		if sub == nil {
+			return nil, fmt.Errorf("config presets.%s: want a map of settings", name)
+		}
+		baseName := presets.Default
+		if sub.IsSet("base") {
+			baseName = sub.GetString("base")
+		}
+		base, ok := presets.Lookup(baseName)
+		if !ok {
+			return nil, fmt.Errorf("config presets.%s: base %q is not a built-in preset (%s)", name, baseName, strings.Join(presets.Names(), ", "))
+		}
+		p := base
+		p.Name = name
+		p.Description = "from the config file, based on " + base.Name
+		for _, f := range []struct {
+			key string
+			set func(string) error
+		}{
+			{"limit", func(s string) (err error) { p.Limit, err = strconv.Atoi(s); return }},
+			{"per_host", func(s string) (err error) { p.PerHost, err = strconv.Atoi(s); return }},
+			{"keepalive", func(s string) (err error) { p.KeepAlive, err = time.ParseDuration(s); return }},
+			{"max_idle", func(s string) (err error) { p.MaxIdle, err = strconv.Atoi(s); return }},
+			{"http2", func(s string) (err error) { p.HTTP2, err = strconv.ParseBool(s); return }},
+			{"timeout", func(s string) (err error) { p.Timeout, err = time.ParseDuration(s); return }},
+			{"retries", func(s string) (err error) { p.Retries, err = strconv.Atoi(s); return }},
+		} {
+			if !sub.IsSet(f.key) {
+				continue
+			}
+			if err := f.set(fmt.Sprint(sub.Get(f.key))); err != nil {
+				return nil, fmt.Errorf("config presets.%s.%s: %v", name, f.key, err)
+			}
+		}
+		if err := p.Validate(); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+

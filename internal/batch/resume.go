@@ -1,4 +1,4 @@
-package main
+package batch
 
 import (
 	"cmp"
@@ -97,7 +97,7 @@ func (k *keptRecords) add(fileNo int64, rec *report.Record) error {
 				why = "this run does not read " + rec.Input
 			}
 		}
-		return usageErrorf("--resume: %s line %d holds a record of %s, but %s: results of another run? Resume with the inputs it read, or start again with --overwrite",
+		return setupErrorf("--resume: %s line %d holds a record of %s, but %s: results of another run? Resume with the inputs it read, or start again with --overwrite",
 			k.file, fileNo, of(rec.Input, rec.Line), why)
 	}
 	k.entries = append(k.entries, keptEntry{line: rec.Line, url: urlHash(rec.URL), fileNo: fileNo, in: in})
@@ -112,7 +112,7 @@ func (k *keptRecords) done() error {
 	for i := 1; i < len(k.entries); i++ {
 		a, b := k.entries[i-1], k.entries[i]
 		if a.in == b.in && a.line == b.line {
-			return usageErrorf("--resume: %s line %d holds a second record of %s (the first is on line %d)",
+			return setupErrorf("--resume: %s line %d holds a second record of %s (the first is on line %d)",
 				k.file, b.fileNo, of(k.recordInput(b.in), b.line), a.fileNo)
 		}
 	}
@@ -153,7 +153,7 @@ func (k *keptRecords) check(j *runner.Job) (bool, error) {
 	e := k.entries[i]
 	url := j.RecordURL()
 	if urlHash(url) != e.url {
-		return false, usageErrorf("--resume: %s line %d holds a record of %s for %s, but %s line %d reads %s: results of another list? Resume with the list they came from, or start again with --overwrite",
+		return false, setupErrorf("--resume: %s line %d holds a record of %s for %s, but %s line %d reads %s: results of another list? Resume with the list they came from, or start again with --overwrite",
 			k.file, e.fileNo, of(name, e.line), k.recordURL(e.fileNo), inputName(j.Input), j.Line, url)
 	}
 	k.seen[i/64] |= 1 << (i % 64)
@@ -173,7 +173,7 @@ func (k *keptRecords) unseen() error {
 		return nil
 	}
 	e := k.entries[first]
-	return usageErrorf("--resume: %s line %d holds a record of %s for %s, but %s has no URL on that line: results of another list? Resume with the list they came from, or start again with --overwrite",
+	return setupErrorf("--resume: %s line %d holds a record of %s for %s, but %s has no URL on that line: results of another list? Resume with the list they came from, or start again with --overwrite",
 		k.file, e.fileNo, of(k.recordInput(e.in), e.line), k.recordURL(e.fileNo), inputName(k.names[e.in]))
 }
 

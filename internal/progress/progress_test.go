@@ -1,4 +1,4 @@
-package main
+package progress
 
 import (
 	"strings"
@@ -58,17 +58,18 @@ func TestFrame(t *testing.T) {
 
 // TestProgressLines checks that a line of the run's own clears the bar, is
 // written whole on a line of its own, and that the bar comes back after it;
-// finish leaves no frame behind.
+// Finish leaves no frame behind.
 func TestProgressLines(t *testing.T) {
 	t.Parallel()
 	var b target.LockedBuffer
-	p := &progress{w: &b, total: 10, width: func() int { return 60 }, now: time.Now, stop: make(chan struct{}), done: make(chan struct{})}
+	p := &Bar{w: &b, width: func() int { return 60 }, now: time.Now, stop: make(chan struct{}), done: make(chan struct{})}
+	p.total.Store(10)
 	p.start = p.now()
 	p.draw()
 	go p.loop()
-	p.tick(true)
-	p.println("fetchctl: fail http://x/: status 404")
-	p.finish()
+	p.Tick(true)
+	p.Println("fetchctl: fail http://x/: status 404")
+	p.Finish()
 	out := b.String()
 	want := "\r\033[K" + "fetchctl: fail http://x/: status 404\n"
 	if !strings.Contains(out, want) {

@@ -1,30 +1,27 @@
-package main
+// Package progress draws the run's progress bar on a terminal and lets the
+// run's own lines through around it.
+package progress
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/fetchctl/fetchctl/internal/runner"
 )
 
-// progress draws a one-line progress bar on stderr and lets the run's own
+// Bar draws a one-line progress bar on stderr and lets the run's own
 // stderr lines (-v, warnings) through without mixing with it: a line clears
 // the bar, is written whole, and the bar is drawn again below it. Frames are
 // drawn on a ticker, never wider than the terminal, so that nothing wraps and
 // nothing of a frame is left in the scrollback; the bar is cleared when the
 // run ends. The zero value draws nothing and passes lines straight through.
 // It is safe for concurrent use.
-type progress struct {
+type Bar struct {
 	w     io.Writer
-	total int64 // -1 when unknown
+	total atomic.Int64 // -1 until known
 	width func() int
 	start time.Time
 	now   func() time.Time
@@ -40,49 +37,33 @@ type progress struct {
 // frameEvery is how often the bar is drawn.
 const frameEvery = 100 * time.Millisecond
 
-// showProgress applies --progress: auto shows the bar only when stderr is a
-// terminal, the records do not go to that terminal as well (they would
-// scroll the bar away: stdout is that terminal and there is no -o) and CI is
-// unset.
-func showProgress(d *deps, mode string, recordsToStdout bool) bool {
-	switch mode {
-	case "always":
-		return true
-	case "never":
-		return false
-	}
-	if recordsToStdout && d.io.sameTerminal {
-		return false
-	}
-	return d.io.IsStderrTTY() && d.getenv("CI") == ""
-}
-
-func newProgress(d *deps, cfg *Config, inputs []runner.Input, skip *keptRecords) *progress {
-	if !showProgress(d, cfg.Progress, cfg.Output == "") {
-		return &progress{w: d.io.ErrOut}
-	}
-	total := int64(-1)
-	if cfg.Shard.N <= 1 {
-		total = countURLs(inputs)
-		if total >= 0 && skip != nil {
-			total -= skip.count
-		}
-	}
-	p := &progress{
-		w:     d.io.ErrOut,
-		total: total,
-		width: d.io.TerminalWidth,
+// New starts drawing a bar of total URLs (-1 until known) on w, a terminal
+// width columns wide.
+func New(w io.Writer, total int64, width func() int) *Bar {
+	p := &Bar{
+		w:     w,
+		width: width,
 		now:   time.Now,
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
+	p.total.Store(total)
 	p.start = p.now()
 	p.draw()
 	go p.loop()
 	return p
 }
 
-func (p *progress) loop() {
+// SetTotal sets the URLs the run will finish, -1 for unknown.
+func (p *Bar) SetTotal(n int64) { p.total.Store(n) }
+
+// Plain is a Bar that draws nothing and passes lines straight to w.
+func Plain(w io.Writer) *Bar { return &Bar{w: w} }
+
+// Drawing reports whether the bar is drawn.
+func (p *Bar) Drawing() bool { return p.stop != nil }
+
+func (p *Bar) loop() {
 	defer close(p.done)
 	t := time.NewTicker(frameEvery)
 	defer t.Stop()
@@ -96,8 +77,8 @@ func (p *progress) loop() {
 	}
 }
 
-// tick counts one finished URL.
-func (p *progress) tick(ok bool) {
+// Tick counts one finished URL.
+func (p *Bar) Tick(ok bool) {
 	if ok {
 		p.ok.Add(1)
 	} else {
@@ -105,8 +86,8 @@ func (p *progress) tick(ok bool) {
 	}
 }
 
-// println writes one line of the run's own to stderr, around the bar.
-func (p *progress) println(line string) {
+// Println writes one line of the run's own to stderr, around the bar.
+func (p *Bar) Println(line string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.shown {
@@ -118,9 +99,9 @@ func (p *progress) println(line string) {
 	}
 }
 
-// finish stops drawing and clears the bar, and with it whatever the terminal
+// Finish stops drawing and clears the bar, and with it whatever the terminal
 // echoed on its line (the ^C of an interrupt).
-func (p *progress) finish() {
+func (p *Bar) Finish() {
 	if p.stop == nil {
 		return
 	}
@@ -134,14 +115,14 @@ func (p *progress) finish() {
 	}
 }
 
-func (p *progress) draw() {
+func (p *Bar) draw() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.drawLocked()
 }
 
-func (p *progress) drawLocked() {
-	f := frame(p.ok.Load(), p.failed.Load(), p.total, p.now().Sub(p.start), p.width())
+func (p *Bar) drawLocked() {
+	f := frame(p.ok.Load(), p.failed.Load(), p.total.Load(), p.now().Sub(p.start), p.width())
 	io.WriteString(p.w, "\r"+f+"\033[K")
 	p.shown = true
 }
@@ -235,52 +216,4 @@ func formatDur(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%dh%02dm", s/3600, s%3600/60)
 	}
-}
-
-// countURLs counts the lines that are neither blank nor comments when every
-// input is a regular file, rewinding each; -1 when the total is unknown.
-func countURLs(inputs []runner.Input) int64 {
-	var n int64
-	for _, in := range inputs {
-		f, ok := in.R.(*os.File)
-		if !ok || in.Name == "-" {
-			return -1
-		}
-		if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-			return -1
-		}
-		br := bufio.NewReaderSize(f, 256<<10)
-		atStart := true
-		counted := false
-		for {
-			chunk, err := br.ReadSlice('\n')
-			for _, c := range chunk {
-				if atStart && (c == ' ' || c == '\t' || c == '\r') {
-					continue
-				}
-				if atStart && c != '\n' {
-					atStart = false
-					if c != '#' {
-						counted = true
-					}
-				}
-			}
-			if bytes.HasSuffix(chunk, []byte{'\n'}) || (err == io.EOF && len(chunk) > 0) {
-				if counted {
-					n++
-				}
-				atStart, counted = true, false
-			}
-			if err == bufio.ErrBufferFull {
-				continue
-			}
-			if err != nil {
-				break
-			}
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return -1
-		}
-	}
-	return n
 }

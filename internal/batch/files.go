@@ -1,4 +1,4 @@
-package main
+package batch
 
 import (
 	"bufio"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/fetchctl/fetchctl/internal/report"
 	"github.com/fetchctl/fetchctl/internal/runner"
+	"github.com/fetchctl/fetchctl/internal/settings"
 )
 
 // readsStdin reports whether one of the inputs is stdin.
@@ -43,7 +44,7 @@ func openInputs(files []string, stdin io.Reader) ([]runner.Input, func(), error)
 		if name == "-" {
 			if stdinUsed {
 				closeAll()
-				return nil, nil, usageErrorf("stdin (-) is named more than once")
+				return nil, nil, setupErrorf("stdin (-) is named more than once")
 			}
 			stdinUsed = true
 			inputs = append(inputs, runner.Input{Name: "-", R: stdin})
@@ -52,12 +53,12 @@ func openInputs(files []string, stdin io.Reader) ([]runner.Input, func(), error)
 		f, err := os.Open(name)
 		if err != nil {
 			closeAll()
-			return nil, nil, usageErrorf("input %s: %v", name, unwrapPathErr(err))
+			return nil, nil, setupErrorf("input %s: %v", name, settings.PathError(err))
 		}
 		if st, err := f.Stat(); err == nil && st.IsDir() {
 			f.Close()
 			closeAll()
-			return nil, nil, usageErrorf("input %s is a directory, not a URL list", name)
+			return nil, nil, setupErrorf("input %s is a directory, not a URL list", name)
 		}
 		closers = append(closers, f)
 		inputs = append(inputs, runner.Input{Name: name, R: f})
@@ -104,7 +105,7 @@ func checkOutputs(cfg *Config, inputs []runner.Input) error {
 		}
 		for _, in := range ins {
 			if os.SameFile(fi, in.fi) {
-				return usageErrorf("%s %s is the input %s: writing it would destroy the list; name another file", flag, path, in.name)
+				return setupErrorf("%s %s is the input %s: writing it would destroy the list; name another file", flag, path, in.name)
 			}
 		}
 		return nil
@@ -115,7 +116,7 @@ func checkOutputs(cfg *Config, inputs []runner.Input) error {
 		}
 		outFI := regular(cfg.Output)
 		if outFI != nil && outFI.Size() > 0 && !cfg.Resume && !cfg.Overwrite {
-			return usageErrorf("-o %s already holds results: add --resume to go on with them, or --overwrite to start again", cfg.Output)
+			return setupErrorf("-o %s already holds results: add --resume to go on with them, or --overwrite to start again", cfg.Output)
 		}
 	}
 	if cfg.SummaryOut != "" {
@@ -136,7 +137,7 @@ func checkOutputs(cfg *Config, inputs []runner.Input) error {
 				same = err1 == nil && err2 == nil && a == b
 			}
 			if same {
-				return usageErrorf("--summary %s is the output -o %s: name another file", cfg.SummaryOut, cfg.Output)
+				return setupErrorf("--summary %s is the output -o %s: name another file", cfg.SummaryOut, cfg.Output)
 			}
 		}
 	}
@@ -152,13 +153,13 @@ func openOutput(ctx context.Context, cfg *Config, summary *report.Summary, input
 	if !cfg.Resume {
 		f, err := os.Create(cfg.Output)
 		if err != nil {
-			return nil, nil, false, usageErrorf("output %s: %v", cfg.Output, unwrapPathErr(err))
+			return nil, nil, false, setupErrorf("output %s: %v", cfg.Output, settings.PathError(err))
 		}
 		return f, nil, false, nil
 	}
 	f, err := os.OpenFile(cfg.Output, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, nil, false, usageErrorf("output %s: %v", cfg.Output, unwrapPathErr(err))
+		return nil, nil, false, setupErrorf("output %s: %v", cfg.Output, settings.PathError(err))
 	}
 	fail := func(err error) (*os.File, *keptRecords, bool, error) {
 		f.Close()
@@ -172,12 +173,12 @@ func openOutput(ctx context.Context, cfg *Config, summary *report.Summary, input
 		summary.AddOld(rec)
 		return nil
 	})
-	var ue *usageError
+	var ue *SetupError
 	if errors.As(err, &ue) {
 		return fail(err)
 	}
 	if err != nil {
-		return fail(usageErrorf("--resume: %s: %v", cfg.Output, err))
+		return fail(setupErrorf("--resume: %s: %v", cfg.Output, err))
 	}
 	if err := kept.done(); err != nil {
 		return fail(err)
@@ -241,7 +242,7 @@ func precheck(ctx context.Context, kept *keptRecords, inputs []runner.Input) (bo
 	<-drained
 	for i, in := range files {
 		if _, serr := in.R.(*os.File).Seek(offsets[i], io.SeekStart); serr != nil && err == nil {
-			err = usageErrorf("input %s: %v", in.Name, serr)
+			err = setupErrorf("input %s: %v", in.Name, serr)
 		}
 	}
 	if err == nil && all {

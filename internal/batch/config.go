@@ -1,4 +1,4 @@
-package main
+package batch
 
 import (
 	"fmt"
@@ -8,14 +8,18 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fetchctl/fetchctl/internal/runner"
 	"github.com/fetchctl/fetchctl/internal/secret"
+	"github.com/fetchctl/fetchctl/internal/settings"
 	"github.com/fetchctl/fetchctl/internal/transport"
 )
 
 // Config is everything a run needs, resolved and validated.
 type Config struct {
+	// Inputs are the files to read, in order; none or "-" is stdin.
+	Inputs    []string
 	Transport transport.Options
 	Runner    runner.Options
 	Proxies   []*url.URL // from --proxy-file, or the one --proxy
@@ -26,93 +30,99 @@ type Config struct {
 	Resume     bool
 	Overwrite  bool
 	Shard      runner.Shard
-	Progress   string
 	Quiet      bool
 	Verbose    bool
-	DryRun     bool
+
+	// settings are what the config came from, for --dry-run.
+	settings *settings.Settings
 }
 
-// buildConfig turns resolved settings into a Config, checking every value.
-// Its errors name the setting and say how to fix it.
-func buildConfig(r resolved) (*Config, error) {
-	bad := func(name string, format string, args ...any) error {
-		return &settingError{Setting: name, Source: r.sourceOf(name), Err: fmt.Errorf(format, args...)}
-	}
-	c := &Config{}
-	for _, name := range []string{"limit", "per-host"} {
-		if r.int(name) < 1 {
-			return nil, bad(name, "must be at least 1, got %d", r.int(name))
+// FromSettings turns settings into a Config, checking every value. Its
+// errors are *settings.Error values that name the setting and say how to
+// fix it.
+func FromSettings(r *settings.Settings) (*Config, error) {
+	bad := r.Errorf
+	c := &Config{settings: r}
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"limit", r.Limit}, {"per-host", r.PerHost}} {
+		if v.n < 1 {
+			return nil, bad(v.name, "must be at least 1, got %d", v.n)
 		}
 	}
-	for _, name := range []string{"max-idle", "retries", "max-redirects", "max-conn-requests"} {
-		if r.int(name) < 0 {
-			return nil, bad(name, "must not be negative, got %d", r.int(name))
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"max-idle", r.MaxIdle}, {"retries", r.Retries}, {"max-redirects", r.MaxRedirects}, {"max-conn-requests", r.MaxConnRequests}} {
+		if v.n < 0 {
+			return nil, bad(v.name, "must not be negative, got %d", v.n)
 		}
 	}
-	for _, name := range []string{"keepalive", "connect-timeout", "backoff", "backoff-max", "dns-ttl"} {
-		if r.dur(name) < 0 {
-			return nil, bad(name, "must not be negative, got %s", r.dur(name))
+	for _, v := range []struct {
+		name string
+		d    time.Duration
+	}{{"keepalive", r.KeepAlive}, {"connect-timeout", r.ConnectTimeout}, {"backoff", r.Backoff}, {"backoff-max", r.BackoffMax}, {"dns-ttl", r.DNSTTL}} {
+		if v.d < 0 {
+			return nil, bad(v.name, "must not be negative, got %s", v.d)
 		}
 	}
-	if r.dur("timeout") <= 0 {
-		return nil, bad("timeout", "must be positive, got %s", r.dur("timeout"))
+	if r.Timeout <= 0 {
+		return nil, bad("timeout", "must be positive, got %s", r.Timeout)
 	}
-	if r.size("max-header-size") <= 0 {
-		return nil, bad("max-header-size", "must be positive, got %d", r.size("max-header-size"))
+	if r.MaxHeaderSize <= 0 {
+		return nil, bad("max-header-size", "must be positive, got %d", r.MaxHeaderSize)
 	}
-	if r.float("rate") < 0 {
-		return nil, bad("rate", "must not be negative, got %g", r.float("rate"))
+	if r.Rate < 0 {
+		return nil, bad("rate", "must not be negative, got %g", r.Rate)
 	}
-	if m := r.float("min-success"); m < 0 || m > 1 {
+	if m := r.MinSuccess; m < 0 || m > 1 {
 		return nil, bad("min-success", "must be a ratio from 0 to 1, got %g", m)
 	}
-	okStatus, err := runner.ParseStatusSet(r.str("ok-status"))
+	okStatus, err := runner.ParseStatusSet(r.OKStatus)
 	if err != nil {
 		return nil, bad("ok-status", "%v", err)
 	}
-	retryOn, err := runner.ParseRetryOn(r.str("retry-on"))
+	retryOn, err := runner.ParseRetryOn(r.RetryOn)
 	if err != nil {
 		return nil, bad("retry-on", "%v", err)
 	}
 	// The method is sent as written, as curl sends -X: "head" is not HEAD.
-	method := r.str("method")
+	method := r.Method
 	if !isToken(method) {
 		return nil, bad("method", "%q is not an HTTP method", method)
 	}
-	header, err := parseHeaders(r.strings("header"))
+	header, err := parseHeaders(r.Header)
 	if err != nil {
 		return nil, bad("header", "%v", err)
 	}
-	if ua := r.str("user-agent"); ua != "" && header.Get("User-Agent") == "" {
+	if ua := r.UserAgent; ua != "" && header.Get("User-Agent") == "" {
 		header.Set("User-Agent", ua)
 	}
 	var body []byte
-	if data := r.str("data"); data != "" {
+	if data := r.Data; data != "" {
 		if strings.HasPrefix(data, "@") {
 			body, err = os.ReadFile(data[1:])
 			if err != nil {
-				return nil, bad("data", "cannot read the body file: %v", unwrapPathErr(err))
+				return nil, bad("data", "cannot read the body file: %v", settings.PathError(err))
 			}
 		} else {
 			body = []byte(data)
 		}
-		if r.sourceOf("method") == srcDefault {
-			// As with curl, a body without -X makes a POST, sent as a form
+		if r.PostForData {
+			// As with curl, a body without -X is a POST sent as a form
 			// unless a Content-Type says otherwise.
-			method = http.MethodPost
-			r["method"] = value{V: method, Source: r.sourceOf("data")}
 			if header.Get("Content-Type") == "" {
 				header.Set("Content-Type", "application/x-www-form-urlencoded")
 			}
 		}
 	}
-	switch p := r.str("progress"); p {
+	switch p := r.Progress; p {
 	case "auto", "always", "never":
-		c.Progress = p
 	default:
 		return nil, bad("progress", "%q is not one of auto, always, never", p)
 	}
-	if s := r.str("shard"); s != "" {
+	if s := r.Shard; s != "" {
 		k, n, ok := strings.Cut(s, "/")
 		ki, err1 := strconv.Atoi(k)
 		ni, err2 := strconv.Atoi(n)
@@ -121,20 +131,20 @@ func buildConfig(r resolved) (*Config, error) {
 		}
 		c.Shard = runner.Shard{K: ki, N: ni}
 	}
-	c.Output = r.str("output")
+	c.Output = r.Output
 	if c.Output == "-" {
 		c.Output = ""
 	}
-	c.Resume = r.bool("resume")
+	c.Resume = r.Resume
 	if c.Resume && c.Output == "" {
 		return nil, bad("resume", "needs -o FILE: the records to keep are read from that file")
 	}
-	c.Overwrite = r.bool("overwrite")
+	c.Overwrite = r.Overwrite
 	if c.Resume && c.Overwrite {
 		return nil, bad("overwrite", "cannot go with --resume: one keeps the records in -o FILE, the other throws them away")
 	}
 
-	if ca := r.str("cacert"); ca != "" {
+	if ca := r.CACert; ca != "" {
 		if _, err := transport.LoadCAFile(ca); err != nil {
 			return nil, bad("cacert", "%s: %v", ca, err)
 		}
@@ -142,17 +152,17 @@ func buildConfig(r resolved) (*Config, error) {
 
 	// Proxies: --proxy-file, else --proxy, else the environment.
 	var proxySecrets []string
-	if pf := r.str("proxy-file"); pf != "" {
+	if pf := r.ProxyFile; pf != "" {
 		f, err := os.Open(pf)
 		if err != nil {
-			return nil, bad("proxy-file", "%s: %v", pf, unwrapPathErr(err))
+			return nil, bad("proxy-file", "%s: %v", pf, settings.PathError(err))
 		}
 		c.Proxies, err = transport.ReadProxyFile(f)
 		f.Close()
 		if err != nil {
 			return nil, bad("proxy-file", "%s: %v", pf, err)
 		}
-	} else if p := r.str("proxy"); p != "" {
+	} else if p := r.Proxy; p != "" {
 		u, err := transport.ParseProxy(p)
 		if err != nil {
 			// The message names the proxy with its password masked; mask
@@ -168,47 +178,47 @@ func buildConfig(r resolved) (*Config, error) {
 	}
 
 	c.Transport = transport.Options{
-		PerHost:         r.int("per-host"),
-		MaxIdle:         r.int("max-idle"),
-		InFlight:        r.int("limit"),
-		KeepAlive:       r.dur("keepalive"),
-		HTTP2:           r.bool("http2"),
-		ConnectTimeout:  r.dur("connect-timeout"),
-		Insecure:        r.bool("insecure"),
-		CACertFile:      r.str("cacert"),
-		MaxRedirects:    r.int("max-redirects"),
-		LocationTrusted: r.bool("location-trusted"),
-		MaxHeaderBytes:  r.size("max-header-size"),
+		PerHost:         r.PerHost,
+		MaxIdle:         r.MaxIdle,
+		InFlight:        r.Limit,
+		KeepAlive:       r.KeepAlive,
+		HTTP2:           r.HTTP2,
+		ConnectTimeout:  r.ConnectTimeout,
+		Insecure:        r.Insecure,
+		CACertFile:      r.CACert,
+		MaxRedirects:    r.MaxRedirects,
+		LocationTrusted: r.LocationTrusted,
+		MaxHeaderBytes:  int64(r.MaxHeaderSize),
 		ProxyFromEnv:    len(c.Proxies) == 0,
-		DNSTTL:          r.dur("dns-ttl"),
-		MaxConnRequests: r.int("max-conn-requests"),
+		DNSTTL:          r.DNSTTL,
+		MaxConnRequests: r.MaxConnRequests,
 	}
 	c.Runner = runner.Options{
-		Limit:     r.int("limit"),
-		PerHost:   r.int("per-host"),
+		Limit:     r.Limit,
+		PerHost:   r.PerHost,
 		Method:    method,
 		Header:    header,
 		Body:      body,
-		Timeout:   r.dur("timeout"),
-		MaxBody:   r.size("max-body"),
-		Hash:      r.bool("hash"),
-		SaveDir:   r.str("save-bodies"),
+		Timeout:   r.Timeout,
+		MaxBody:   int64(r.MaxBody),
+		Hash:      r.Hash,
+		SaveDir:   r.SaveBodies,
 		OKStatus:  okStatus,
 		RetryOn:   retryOn,
-		Retries:   r.int("retries"),
-		Backoff:   r.dur("backoff"),
-		BackoffMx: r.dur("backoff-max"),
-		Rate:      r.float("rate"),
-		Adaptive:  r.bool("adaptive"),
-		KeepAlive: r.dur("keepalive") > 0,
+		Retries:   r.Retries,
+		Backoff:   r.Backoff,
+		BackoffMx: r.BackoffMax,
+		Rate:      r.Rate,
+		Adaptive:  r.Adaptive,
+		KeepAlive: r.KeepAlive > 0,
 		// The --proxy, environment-proxy and header secrets come from
-		// addSettingSecrets; those of --proxy-file are known only here.
+		// Settings.Secrets; those of --proxy-file are known only here.
 		Secrets: proxySecrets,
 	}
-	c.SummaryOut = r.str("summary")
-	c.MinSuccess = r.float("min-success")
-	c.Quiet = r.bool("quiet")
-	c.Verbose = r.bool("verbose")
+	c.SummaryOut = r.Summary
+	c.MinSuccess = r.MinSuccess
+	c.Quiet = r.Quiet
+	c.Verbose = r.Verbose
 	return c, nil
 }
 
@@ -228,24 +238,6 @@ func parseHeaders(lines []string) (http.Header, error) {
 		h.Add(textproto.CanonicalMIMEHeaderKey(name), val)
 	}
 	return h, nil
-}
-
-// maskProxy hides the password of a proxy URL setting.
-func maskProxy(v any) any {
-	if s, ok := v.(string); ok && s != "" {
-		return secret.URL(s)
-	}
-	return v
-}
-
-// maskHeaders hides secret header values.
-func maskHeaders(v any) any {
-	list, _ := v.([]string)
-	out := make([]string, len(list))
-	for i, line := range list {
-		out[i] = secret.HeaderLine(line)
-	}
-	return out
 }
 
 // isToken reports whether s is an HTTP token (RFC 9110), as a method must be.

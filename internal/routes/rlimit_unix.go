@@ -1,12 +1,12 @@
 //go:build unix
 
-package main
+package routes
 
 import "syscall"
 
-// openFileLimit raises the soft open-file limit to the hard limit and returns
+// RaiseOpenFileLimit raises the soft open-file limit to the hard one and returns
 // the soft limit in force, or 0 when it cannot be read.
-func openFileLimit() uint64 {
+func RaiseOpenFileLimit() uint64 {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return 0

@@ -1,0 +1,273 @@
+package batch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/fetchctl/fetchctl/internal/report"
+	"github.com/fetchctl/fetchctl/internal/routes"
+	"github.com/fetchctl/fetchctl/internal/runner"
+	"github.com/fetchctl/fetchctl/internal/settings"
+)
+
+// Outcome is what a run did.
+type Outcome struct {
+	Result report.Result
+	// Interrupted: the context was cancelled (a signal) before the end.
+	Interrupted bool
+}
+
+// BelowMinError is a finished run whose success ratio is under
+// --min-success, or one with no record to judge.
+type BelowMinError struct{ Msg string }
+
+func (e *BelowMinError) Error() string { return e.Msg }
+
+// prepared is a run's inputs and routes, ready to go.
+type prepared struct {
+	inputs      []runner.Input
+	closeInputs func()
+}
+
+// prepare opens the inputs, checks the outputs and builds the routes,
+// lowering --limit to fit the open-file limit; nothing is written yet.
+func prepare(ctx context.Context, cfg *Config, env Env) (*prepared, error) {
+	s := cfg.settings
+	env.Secrets.Add(s.Secrets(env.Getenv)...)
+	env.Secrets.Add(cfg.Runner.Secrets...)
+	cfg.Runner.Secrets = env.Secrets.List()
+	inputs, closeInputs, err := openInputs(cfg.Inputs, env.Stdin)
+	if err != nil {
+		return nil, err
+	}
+	p := &prepared{inputs: inputs, closeInputs: closeInputs}
+	if err := checkOutputs(cfg, inputs); err != nil {
+		closeInputs()
+		return nil, err
+	}
+	if readsStdin(inputs) && env.StdinHint != "" {
+		fmt.Fprintln(env.Stderr, env.StdinHint)
+	}
+	plan, err := routes.Build(routes.Options{
+		Proxies:   cfg.Proxies,
+		Transport: cfg.Transport,
+		Limit:     cfg.Runner.Limit,
+		Getenv:    env.Getenv,
+		OpenFiles: env.OpenFiles,
+	})
+	if err != nil {
+		closeInputs()
+		return nil, setupErrorf("%v", err)
+	}
+	if plan.Notice != "" {
+		fmt.Fprintf(env.Stderr, "fetchctl: %s\n", plan.Notice)
+	}
+	if plan.Limit != cfg.Runner.Limit {
+		s.Lowered("limit", s.Limit)
+		s.Limit = plan.Limit
+		cfg.Runner.Limit = plan.Limit
+	}
+	if cfg.Runner.PerHost > cfg.Runner.Limit {
+		fmt.Fprintf(env.Stderr, "fetchctl: warning: --per-host %d is above --limit %d: no host gets more than %d requests at once\n",
+			cfg.Runner.PerHost, cfg.Runner.Limit, cfg.Runner.Limit)
+	}
+	cfg.Runner.Routes = plan.Routes
+	cfg.Runner.MultiInput = len(inputs) > 1
+	return p, nil
+}
+
+// Run fetches every URL of the inputs and writes a record for each, then
+// the summary. It returns what the run did; its error is a *SetupError
+// when nothing was fetched, a *BelowMinError when the run finished under
+// --min-success, or why the run stopped.
+func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
+	p, err := prepare(ctx, cfg, env)
+	if err != nil {
+		return nil, err
+	}
+	defer p.closeInputs()
+	if dir := cfg.Runner.SaveDir; dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, setupErrorf("--save-bodies: cannot create the folder: %v", settings.PathError(err))
+		}
+	}
+	summary := report.NewSummary()
+	var skip *keptRecords
+	allChecked := true
+	out := env.Stdout
+	if cfg.Output != "" {
+		f, kept, all, err := openOutput(ctx, cfg, summary, p.inputs)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		out = f
+		skip, allChecked = kept, all
+	}
+	var display Display = plainDisplay{env.Stderr}
+	if env.NewDisplay != nil {
+		if cfg.Shard.N > 1 {
+			// A shard's count parses every line: not worth a wait.
+			display = env.NewDisplay(-1)
+			go func() { display.SetTotal(countTotal(ctx, cfg, p.inputs, skip)) }()
+		} else {
+			display = env.NewDisplay(countTotal(ctx, cfg, p.inputs, skip))
+		}
+	}
+
+	writer := report.NewWriter(out, time.Second)
+	// The summary counts a record once its line is written out, so that a
+	// run stopped by a write error counts exactly what the output holds.
+	// The writer's flushing goroutine runs this too, out of reach of every
+	// recover: a panic in it ends the run as one in emit does, masked.
+	var countErr atomic.Pointer[error]
+	writer.OnWritten(func(rec *report.Record) {
+		defer func() {
+			if v := recover(); v != nil {
+				err := fmt.Errorf("internal error: %v\n%s", v, debug.Stack())
+				countErr.CompareAndSwap(nil, &err)
+			}
+		}()
+		summary.Add(rec)
+	})
+	if cfg.Runner.Adaptive {
+		cfg.Runner.OnHostLimit = summary.SetHostLimit
+	}
+	if cfg.Verbose {
+		cfg.Runner.Logf = func(format string, args ...any) {
+			display.Println("fetchctl: " + env.Secrets.Mask(fmt.Sprintf(format, args...)))
+		}
+	}
+
+	jobs := make(chan runner.Job, 1024)
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(jobs)
+		ro := runner.ReadOptions{Shard: cfg.Shard}
+		if skip != nil && skip.count > 0 {
+			ro.Recorded = skip.check
+		}
+		err := runner.ReadJobs(readCtx, p.inputs, ro, jobs)
+		if err == nil && ro.Recorded != nil && !allChecked {
+			// A stream was checked only now, as it was read.
+			err = skip.unseen()
+		}
+		readErr <- err
+	}()
+
+	start := time.Now()
+	emit := func(rec *report.Record) (err error) {
+		// emit runs on the runner's goroutine, out of reach of the
+		// command's recover: a panic here ends the run like a write error,
+		// and its report is masked like every message.
+		defer func() {
+			if v := recover(); v != nil {
+				err = fmt.Errorf("internal error: %v\n%s", v, debug.Stack())
+			}
+		}()
+		if err := countErr.Load(); err != nil {
+			return *err
+		}
+		if err := writer.Write(rec); err != nil {
+			return err
+		}
+		display.Tick(rec.OK)
+		return nil
+	}
+	runErr := runner.Run(ctx, cfg.Runner, jobs, emit)
+	stopReading()
+	if runErr == nil && ctx.Err() == nil {
+		// The run took every job, so the reader has finished and said how.
+		if rerr := <-readErr; rerr != nil && !errors.Is(rerr, context.Canceled) {
+			runErr = rerr
+		}
+	}
+	// Otherwise the run was interrupted or stopped: a reader blocked in Read
+	// on a stdin that its producer keeps open cannot be woken, and must not
+	// hold up the shutdown. It ends with the process.
+	flushErr := writer.Close()
+	display.Finish()
+	o := &Outcome{Interrupted: ctx.Err() != nil}
+	if o.Interrupted && env.EchoesInterrupt && !cfg.Quiet {
+		// The terminal echoed ^C where the cursor was; the summary starts
+		// on a line of its own.
+		fmt.Fprintln(env.Stderr)
+	}
+	o.Result = summary.Result(time.Since(start), o.Interrupted)
+	if runErr == nil && flushErr != nil {
+		runErr = flushErr
+	}
+	if err := countErr.Load(); runErr == nil && err != nil {
+		runErr = *err
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		// A run that could not go on (output lost, every proxy down) still
+		// reports what it did, and says why it stopped, in one line: an
+		// internal error's stack goes to stderr only.
+		reason, _, _ := strings.Cut(runErr.Error(), "\n")
+		o.Result.MarkStopped(env.Secrets.Mask(reason))
+		_ = writeSummaries(cfg, env, o.Result)
+		return o, fmt.Errorf("run stopped: %w", runErr)
+	}
+	if err := writeSummaries(cfg, env, o.Result); err != nil {
+		return o, err
+	}
+	if o.Interrupted {
+		return o, nil
+	}
+	return o, CheckMinSuccess(o.Result, cfg.MinSuccess)
+}
+
+// countTotal returns how many URLs the run will finish, by the reader's
+// own rule, when the inputs are files that can be read twice; else -1.
+func countTotal(ctx context.Context, cfg *Config, inputs []runner.Input, skip *keptRecords) int64 {
+	names := make([]string, len(inputs))
+	for i, in := range inputs {
+		names[i] = in.Name
+	}
+	n := runner.CountJobs(ctx, names, cfg.Shard)
+	if n >= 0 && skip != nil {
+		n -= skip.count
+	}
+	return n
+}
+
+func writeSummaries(cfg *Config, env Env, res report.Result) error {
+	if !cfg.Quiet {
+		_ = res.WriteText(env.Stderr)
+	}
+	if cfg.SummaryOut == "" {
+		return nil
+	}
+	data, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(cfg.SummaryOut, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write summary: %w", err)
+	}
+	return nil
+}
+
+// checkMinSuccess returns a *BelowMinError when res is under min.
+func CheckMinSuccess(res report.Result, min float64) error {
+	if min <= 0 {
+		return nil
+	}
+	if res.Total == 0 {
+		return &BelowMinError{fmt.Sprintf("no record: --min-success %g needs at least one", min)}
+	}
+	if res.SuccessRatio < min {
+		return &BelowMinError{fmt.Sprintf("success ratio %.4f is below --min-success %g", res.SuccessRatio, min)}
+	}
+	return nil
+}

@@ -1,0 +1,195 @@
+// Package routes owns proxy policy: from the proxy settings and the
+// environment it builds the ready ways out a run spreads its requests over
+// ([runner.Route] values), one per proxy or one direct. It decides which
+// proxy carries a request, when a proxy's answer is its own refusal rather
+// than the target's (the 407/401 rule), how many requests and idle
+// connections each route may hold within the open-file limit, and how a
+// proxy is named in records (password masked).
+package routes
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"golang.org/x/net/http/httpproxy"
+
+	"github.com/fetchctl/fetchctl/internal/runner"
+	"github.com/fetchctl/fetchctl/internal/secret"
+	"github.com/fetchctl/fetchctl/internal/transport"
+)
+
+// Options are what [Build] needs.
+type Options struct {
+	// Proxies are --proxy-file's, or --proxy alone; none is direct, or
+	// through the environment's proxies when Transport.ProxyFromEnv is set.
+	Proxies []*url.URL
+	// Transport is the transport every route starts from.
+	Transport transport.Options
+	// Limit is the requests in flight per route that the settings ask for.
+	Limit int
+	// Getenv reads HTTP_PROXY, HTTPS_PROXY and NO_PROXY.
+	Getenv func(string) string
+	// OpenFiles is the open-file limit, 0 for unknown (no budget).
+	OpenFiles uint64
+}
+
+// Plan is the routes of a run and the limit they hold.
+type Plan struct {
+	Routes []runner.Route
+	// Limit is the requests in flight per route: Options.Limit, lowered
+	// when the open-file limit cannot hold it.
+	Limit int
+	// Notice, when not "", says in one line why the limit was lowered and
+	// how to raise the open-file limit.
+	Notice string
+}
+
+// Build returns the run's routes: one client per proxy, or one direct
+// client, each within its share of the open-file limit.
+func Build(o Options) (*Plan, error) {
+	n := max(1, len(o.Proxies))
+	limit, idle, notice := fitOpenFiles(o.OpenFiles, o.Limit, n, o.Transport.MaxIdle)
+	t := o.Transport
+	t.InFlight = limit
+	t.IdleBudget = idle
+	plan := &Plan{Limit: limit, Notice: notice}
+	if len(o.Proxies) > 0 {
+		clients, err := transport.NewForProxies(proxied(t, limit), o.Proxies)
+		if err != nil {
+			return nil, err
+		}
+		for i, c := range clients {
+			name := secret.URLOf(o.Proxies[i])
+			plan.Routes = append(plan.Routes, runner.Route{
+				Proxy:  name,
+				Client: authCheck{next: c, proxyFor: func(*url.URL) string { return name }},
+			})
+		}
+		return plan, nil
+	}
+	getenv := o.Getenv
+	fromEnv := t.ProxyFromEnv && envHasProxy(getenv)
+	if fromEnv && (getenv("HTTP_PROXY") != "" || getenv("http_proxy") != "") {
+		t = proxied(t, limit)
+	}
+	c, err := transport.New(t)
+	if err != nil {
+		return nil, err
+	}
+	r := runner.Route{Client: c}
+	if fromEnv {
+		proxyFor := envProxy(getenv)
+		r.Client = authCheck{next: c, proxyFor: proxyFor}
+		r.ProxyFor = proxyFor
+	}
+	plan.Routes = []runner.Route{r}
+	return plan, nil
+}
+
+// proxied adapts transport options to a client whose requests go through a
+// proxy. Plain-http requests through an HTTP proxy share the connections to
+// the proxy whatever their target, and net/http counts those as one host:
+// its per-host cap must be the route's whole limit, or a proxy would carry
+// only --per-host requests at once. The dispatcher still holds --per-host
+// for each target.
+func proxied(o transport.Options, limit int) transport.Options {
+	o.PerHost = max(o.PerHost, limit)
+	return o
+}
+
+// authCheck makes a proxy's refusal of a forwarded plain-http request a
+// proxy failure, as a refused CONNECT already is: a 407, or a 401 that
+// carries a Proxy-Authenticate challenge. A 401 with only WWW-Authenticate
+// is the target's answer (or, indistinguishably, that of a proxy that gets
+// the status wrong, as tinyproxy 1.11 does) and stays a response.
+type authCheck struct {
+	next runner.Doer
+	// proxyFor names the proxy (masked) that carries a request for the URL,
+	// "" for none.
+	proxyFor func(*url.URL) string
+}
+
+func (c authCheck) Do(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.Do(req)
+	if err != nil {
+		return resp, err
+	}
+	refused := resp.StatusCode == http.StatusProxyAuthRequired ||
+		resp.StatusCode == http.StatusUnauthorized && resp.Header.Get("Proxy-Authenticate") != ""
+	if !refused {
+		return resp, nil
+	}
+	u := req.URL
+	if resp.Request != nil && resp.Request.URL != nil {
+		u = resp.Request.URL
+	}
+	name := c.proxyFor(u)
+	if name == "" {
+		return resp, nil
+	}
+	resp.Body.Close()
+	return nil, &transport.ProxyError{Proxy: name, Err: fmt.Errorf("answered %s", resp.Status)}
+}
+
+// envHasProxy reports whether the environment names a proxy for http or
+// https targets.
+func envHasProxy(getenv func(string) string) bool {
+	for _, name := range [...]string{"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"} {
+		if getenv(name) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// envProxy returns which proxy, by HTTPS_PROXY, HTTP_PROXY and NO_PROXY (as
+// the transport reads them), carries a request for a URL, masked.
+func envProxy(getenv func(string) string) func(*url.URL) string {
+	// The lower-case name wins, as in httpproxy.FromEnvironment.
+	either := func(lower, upper string) string {
+		if v := getenv(lower); v != "" {
+			return v
+		}
+		return getenv(upper)
+	}
+	pf := (&httpproxy.Config{
+		HTTPProxy:  either("http_proxy", "HTTP_PROXY"),
+		HTTPSProxy: either("https_proxy", "HTTPS_PROXY"),
+		NoProxy:    either("no_proxy", "NO_PROXY"),
+		CGI:        getenv("REQUEST_METHOD") != "",
+	}).ProxyFunc()
+	return func(u *url.URL) string {
+		p, err := pf(u)
+		if err != nil || p == nil {
+			return ""
+		}
+		return secret.URLOf(p)
+	}
+}
+
+// fdReserve is kept free for the inputs, the output, body files, DNS and
+// the runtime.
+const fdReserve = 64
+
+// fitOpenFiles lowers the limit when the open-file limit cannot hold the
+// connections it needs (one per request in flight on every route, plus
+// maxIdle idle ones), so a run never fails with EMFILE half-way. It returns
+// the limit to use, the open files each route may keep in its idle pool (0
+// when the open-file limit is unknown), and a one-line notice when it had
+// to lower the limit.
+func fitOpenFiles(fdLimit uint64, limit, routes, maxIdle int) (int, int, string) {
+	if fdLimit == 0 || routes < 1 {
+		return limit, 0, ""
+	}
+	budget := func(l int) int {
+		return max((int(fdLimit)-fdReserve-l*routes)/routes, 1)
+	}
+	need := uint64(limit*routes+maxIdle) + fdReserve
+	if need <= fdLimit {
+		return limit, budget(limit), ""
+	}
+	lowered := max((int(fdLimit)-fdReserve-maxIdle)/routes, 1)
+	return lowered, budget(lowered), fmt.Sprintf("open-file limit is %d, too low for --limit %d over %d route(s) and %d idle connections; using --limit %d (raise it with 'ulimit -n')",
+		fdLimit, limit, routes, maxIdle, lowered)
+}

@@ -1,0 +1,249 @@
+package settings
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/fetchctl/fetchctl/internal/presets"
+)
+
+// Error is a setting whose value is wrong, named as the user wrote it: the
+// flag, the variable or the config key.
+type Error struct {
+	Setting string
+	Source  Source
+	Err     error
+}
+
+func (e *Error) Error() string {
+	where := "--" + e.Setting
+	switch e.Source {
+	case FromEnv:
+		where = "FETCHCTL_" + strings.ToUpper(strings.ReplaceAll(e.Setting, "-", "_"))
+	case FromConfig:
+		where = "config key " + strings.ReplaceAll(e.Setting, "-", "_")
+	case FromPreset:
+		where = "preset value of " + e.Setting
+	}
+	return fmt.Sprintf("%s: %v", where, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an [Error] about the setting named by its flag, from the
+// source its value came from.
+func (s *Settings) Errorf(name, format string, args ...any) error {
+	return &Error{Setting: name, Source: s.sources[name], Err: fmt.Errorf(format, args...)}
+}
+
+// AddFlags registers the settings as flags. Help shows the built-in
+// defaults; a preset's value shows as "from --pool".
+func AddFlags(fs *pflag.FlagSet, version string) {
+	var s Settings
+	for _, f := range s.fields(version) {
+		switch p := f.ptr.(type) {
+		case *string:
+			fs.StringP(f.name, f.short, defOr(f.def, ""), f.usage)
+		case *int:
+			fs.IntP(f.name, f.short, defOr(f.def, 0), f.usage)
+		case *float64:
+			fs.Float64P(f.name, f.short, defOr(f.def, 0.0), f.usage)
+		case *bool:
+			fs.BoolP(f.name, f.short, defOr(f.def, false), f.usage)
+		case *time.Duration:
+			fs.DurationP(f.name, f.short, defOr(f.def, time.Duration(0)), f.usage)
+		case *Size:
+			fs.StringP(f.name, f.short, FormatSize(int64(defOr(f.def, Size(0)))), f.usage)
+		case *[]string:
+			fs.StringArrayP(f.name, f.short, nil, f.usage)
+		default:
+			panic(fmt.Sprintf("setting %s: unsupported type %T", f.name, p))
+		}
+	}
+}
+
+func defOr[T any](v any, zero T) T {
+	if t, ok := v.(T); ok {
+		return t
+	}
+	return zero
+}
+
+// Load resolves the settings from the flags of fs (registered by
+// [AddFlags]), the variables getenv returns and the config file:
+// --config's, else FETCHCTL_CONFIG's, else ./fetchctl.yaml, else
+// $XDG_CONFIG_HOME/fetchctl/config.yaml. Every error is the user's to fix.
+func Load(fs *pflag.FlagSet, getenv func(string) string, version string) (*Settings, error) {
+	cfgPath, _ := fs.GetString("config")
+	v, file, err := loadFile(cfgPath, getenv)
+	if err != nil {
+		return nil, err
+	}
+	set, err := Presets(v)
+	if err != nil {
+		return nil, err
+	}
+	s := &Settings{ConfigFile: file, sources: map[string]Source{}}
+	if err := s.resolve(fs, v, set, getenv, version); err != nil {
+		return nil, err
+	}
+	if s.Data != "" && s.sources["method"] == FromDefault {
+		// As with curl, a body without -X makes a POST.
+		s.Method = "POST"
+		s.sources["method"] = s.sources["data"]
+			s.PostForData = true
+	}
+	return s, nil
+}
+
+// Presets returns the built-in presets and those of the config file read
+// into v (nil for none).
+func Presets(v *viper.Viper) (presets.Set, error) {
+	if v == nil {
+		return presets.Merge(nil), nil
+	}
+	extra, err := configPresets(v)
+	if err != nil {
+		return nil, err
+	}
+	return presets.Merge(extra), nil
+}
+
+// PresetNames returns the presets that --pool takes, config file included
+// when it reads; for shell completion.
+func PresetNames(fs *pflag.FlagSet, getenv func(string) string) []string {
+	cfgPath, _ := fs.GetString("config")
+	v, _, err := loadFile(cfgPath, getenv)
+	if err != nil {
+		v = nil
+	}
+	set, err := Presets(v)
+	if err != nil {
+		set = presets.Merge(nil)
+	}
+	return set.Names()
+}
+
+// LoadPresets returns the presets with those of the config file named by
+// explicit (or found as [Load] finds it).
+func LoadPresets(explicit string, getenv func(string) string) (presets.Set, error) {
+	v, _, err := loadFile(explicit, getenv)
+	if err != nil {
+		return nil, err
+	}
+	return Presets(v)
+}
+
+// resolve sets every field with the precedence flag > env > config file >
+// preset > built-in default, keeping the source of each.
+func (s *Settings) resolve(fs *pflag.FlagSet, v *viper.Viper, set presets.Set, getenv func(string) string, version string) error {
+	var pool presets.Preset
+	for _, f := range s.fields(version) {
+		text, src, ok := "", FromDefault, false
+		var val any
+		_, list := f.ptr.(*[]string)
+		switch fl := fs.Lookup(f.name); {
+		case fl != nil && fl.Changed:
+			src, ok = FromFlag, true
+			if list {
+				val, _ = fs.GetStringArray(f.name)
+			} else {
+				text = fl.Value.String()
+			}
+		case getenv(f.envName()) != "":
+			src, ok = FromEnv, true
+			if list {
+				val = splitEnvList(getenv(f.envName()))
+			} else {
+				text = getenv(f.envName())
+			}
+		case v != nil && v.IsSet(f.key()):
+			src, ok = FromConfig, true
+			if list {
+				l, err := configStrings(v.Get(f.key()))
+				if err != nil {
+					return &Error{f.name, FromConfig, err}
+				}
+				val = l
+			} else {
+				text = configText(v.Get(f.key()))
+			}
+		}
+		switch {
+		case ok && val == nil:
+			parsed, err := parse(f.ptr, text)
+			if err != nil {
+				return &Error{f.name, src, err}
+			}
+			val = parsed
+		case !ok && f.preset != nil:
+			src, val = FromPreset, f.preset(pool)
+		case !ok:
+			val = f.def
+		}
+		set1(f.ptr, val)
+		s.sources[f.name] = src
+		if f.name == "pool" {
+			p, found := set.Lookup(s.Pool)
+			if !found {
+				return &Error{"pool", src, fmt.Errorf("unknown preset %q: want one of %s", s.Pool, strings.Join(set.Names(), ", "))}
+			}
+			pool = p
+		}
+	}
+	return nil
+}
+
+// loadFile reads the config file, explicit or found; a file named
+// explicitly must exist, the others are optional. It returns a viper with
+// no file when none is found.
+func loadFile(explicit string, getenv func(string) string) (*viper.Viper, string, error) {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	if explicit == "" {
+		explicit = getenv("FETCHCTL_CONFIG")
+	}
+	if explicit != "" {
+		if err := readFile(v, explicit); err != nil {
+			return nil, "", err
+		}
+		return v, explicit, nil
+	}
+	candidates := []string{"fetchctl.yaml"}
+	xdg := getenv("XDG_CONFIG_HOME")
+	if xdg == "" {
+		if home := getenv("HOME"); home != "" {
+			xdg = filepath.Join(home, ".config")
+		}
+	}
+	if xdg != "" {
+		candidates = append(candidates, filepath.Join(xdg, "fetchctl", "config.yaml"))
+	}
+	for _, c := range candidates {
+		if _, err := os.Stat(c); err != nil {
+			continue
+		}
+		if err := readFile(v, c); err != nil {
+			return nil, "", err
+		}
+		return v, c, nil
+	}
+	return v, "", nil
+}
+
+// PathError returns the reason of a *os.PathError without the path and
+// operation, which the caller words better.
+func PathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,211 @@
+package settings
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// load parses args as the run command's flags and resolves them with env.
+func load(t *testing.T, env map[string]string, args ...string) (*Settings, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	fs.String("config", "", "")
+	AddFlags(fs, "test")
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	if env == nil {
+		env = map[string]string{}
+	}
+	if _, ok := env["HOME"]; !ok {
+		env["HOME"] = t.TempDir() // no user config file
+	}
+	return Load(fs, func(k string) string { return env[k] }, "test")
+}
+
+func TestLoadPrecedenceAndSources(t *testing.T) {
+	t.Chdir(t.TempDir())
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfg, []byte("limit: 7\nper_host: 3\nretries: 4\nheader: ['X-A: 1']\nmax_body: 1KiB\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"FETCHCTL_PER_HOST": "5", "FETCHCTL_RETRIES": "6", "FETCHCTL_CONFIG": cfg}
+	s, err := load(t, env, "--retries", "9", "--pool", "mobile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name string
+		got  any
+		want any
+		src  Source
+	}{
+		{"pool", s.Pool, "mobile", FromFlag},
+		{"retries", s.Retries, 9, FromFlag},
+		{"per-host", s.PerHost, 5, FromEnv},
+		{"limit", s.Limit, 7, FromConfig},
+		{"header", strings.Join(s.Header, "|"), "X-A: 1", FromConfig},
+		{"max-body", s.MaxBody, Size(1024), FromConfig},
+		{"keepalive", s.KeepAlive > 0, true, FromPreset},
+		{"connect-timeout", s.ConnectTimeout, 10 * time.Second, FromDefault},
+		{"user-agent", s.UserAgent, "fetchctl/test", FromDefault},
+	}
+	for _, c := range checks {
+		if c.got != c.want || s.Source(c.name) != c.src {
+			t.Errorf("%s = %v from %s, want %v from %s", c.name, c.got, s.Source(c.name), c.want, c.src)
+		}
+	}
+	if s.ConfigFile != cfg {
+		t.Errorf("ConfigFile = %q, want %q", s.ConfigFile, cfg)
+	}
+}
+
+func TestLoadErrorsNameTheSource(t *testing.T) {
+	t.Chdir(t.TempDir())
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"flag", nil, []string{"--max-body", "ten"}, `--max-body: "ten" is not a size`},
+		{"env", map[string]string{"FETCHCTL_TIMEOUT": "5"}, nil, `FETCHCTL_TIMEOUT: "5" is not a duration`},
+		{"pool", nil, []string{"--pool", "nope"}, `--pool: unknown preset "nope": want one of datacenter`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := load(t, tt.env, tt.args...)
+			var se *Error
+			if !errors.As(err, &se) || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("err = %v, want a *settings.Error starting %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadConfigFileErrors(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, tt := range []struct{ name, yaml, want string }{
+		{"unknown key", "limt: 3\n", `unknown key "limt" (did you mean limit?)`},
+		{"unknown preset key", "presets:\n  x:\n    limt: 3\n", `unknown key "presets.x.limt" (did you mean limit?)`},
+		{"tab", "limit: 3\npresets:\n\tx: 1\n", "line 3: indented with a tab"},
+		{"bad value", "limit: many\n", `config key limit: "many" is not a whole number`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(path, []byte(tt.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := load(t, nil, "--config", path)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want it to say %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDataMakesAPost(t *testing.T) {
+	t.Chdir(t.TempDir())
+	s, err := load(t, nil, "-d", "a=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Method != "POST" || s.Source("method") != FromFlag {
+		t.Errorf("method = %s from %s, want POST from flag", s.Method, s.Source("method"))
+	}
+	s, err = load(t, nil, "-d", "a=1", "-X", "PUT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Method != "PUT" {
+		t.Errorf("method = %s, want PUT", s.Method)
+	}
+}
+
+func TestShownMasksSecretsAndKeepsRequested(t *testing.T) {
+	t.Chdir(t.TempDir())
+	s, err := load(t, nil, "--proxy", "http://bob:pw@p:1", "-H", "Cookie: c=1", "-H", "X-A: 2", "--limit", "900")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Lowered("limit", 900)
+	s.Limit = 100
+	shown := s.Shown()
+	if got := shown["proxy"].V; got != "http://bob:***@p:1" {
+		t.Errorf("proxy shown as %v", got)
+	}
+	if got := shown["header"].V.([]string); strings.Join(got, "|") != "Cookie: ***|X-A: 2" {
+		t.Errorf("header shown as %q", got)
+	}
+	if got := shown["limit"]; got.V != 100 || got.Requested != 900 || got.Source != FromFlag {
+		t.Errorf("limit shown as %+v", got)
+	}
+	if got := shown["max_body"].V; got != "10MiB" {
+		t.Errorf("max_body shown as %v", got)
+	}
+	if got := s.Secrets(func(string) string { return "" }); strings.Join(got, "|") != "pw|c=1" {
+		t.Errorf("Secrets() = %q", got)
+	}
+}
+
+func TestExampleConfigNamesOnlyKnownSettings(t *testing.T) {
+	v := viper.New()
+	v.SetConfigFile("../../configs/fetchctl.yaml")
+	if err := v.ReadInConfig(); err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{"presets": true}
+	for _, k := range Keys() {
+		known[k] = true
+	}
+	for _, key := range v.AllKeys() {
+		top, _, _ := strings.Cut(key, ".")
+		if !known[top] {
+			t.Errorf("configs/fetchctl.yaml has key %q, which is no setting", key)
+		}
+	}
+	// It documents every setting.
+	for _, k := range Keys() {
+		if !v.InConfig(k) {
+			t.Errorf("configs/fetchctl.yaml does not document %s", k)
+		}
+	}
+	extra, err := configPresets(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(extra) != 2 || extra[0].Name != "gateway-eu" || extra[0].Limit != 120 || extra[0].KeepAlive.String() != "30s" {
+		t.Errorf("config presets = %+v", extra)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		want int64
+		bad  bool
+	}{
+		{"10MiB", 10 << 20, false},
+		{"512KiB", 512 << 10, false},
+		{"1GB", 1e9, false},
+		{"2048", 2048, false},
+		{"1.5MiB", 3 << 19, false},
+		{"10mib", 10 << 20, false},
+		{"ten", 0, true},
+		{"-1KiB", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseSize(tt.in)
+		if (err != nil) != tt.bad || got != tt.want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.bad)
+		}
+	}
+}
