@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"io"
 	"os"
 
@@ -73,10 +72,4 @@ func systemStreams() *IOStreams {
 		s.sameTerminal = err1 == nil && err2 == nil && os.SameFile(out, errOut)
 	}
 	return s
-}
-
-// testStreams returns streams backed by buffers: stdin, stdout, stderr.
-func testStreams() (*IOStreams, *bytes.Buffer, *bytes.Buffer, *bytes.Buffer) {
-	in, out, errOut := &bytes.Buffer{}, &bytes.Buffer{}, &bytes.Buffer{}
-	return &IOStreams{In: in, Out: out, ErrOut: errOut}, in, out, errOut
 }

@@ -66,7 +66,7 @@ func set1(ptr, v any) {
 	case *[]string:
 		*p = v.([]string)
 	default:
-		panic(fmt.Sprintf("settings: unsupported type %T", ptr))
+		panic(fmt.Sprintf("unsupported setting type %T", ptr))
 	}
 }
 
@@ -88,7 +88,7 @@ func get(ptr any) any {
 	case *[]string:
 		return *p
 	}
-	panic(fmt.Sprintf("settings: unsupported type %T", ptr))
+	panic(fmt.Sprintf("unsupported setting type %T", ptr))
 }
 
 func splitEnvList(s string) []string {
