@@ -2,8 +2,8 @@
 // type and its encoding, the line-atomic writer, the streaming summary and the
 // reader of result files.
 //
-// It imports no other internal package and knows nothing of flags, terminals or
-// the network.
+// It imports no internal package but secret, and knows nothing of flags,
+// terminals or the network.
 package report
 
 import (
