@@ -167,4 +167,3 @@ func configPresets(v *viper.Viper) ([]presets.Preset, error) {
 	}
 	return out, nil
 }
-

@@ -98,7 +98,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) string, version string) (*Setti
 		// As with curl, a body without -X makes a POST.
 		s.Method = "POST"
 		s.sources["method"] = s.sources["data"]
-			s.PostForData = true
+		s.PostForData = true
 	}
 	return s, nil
 }
