@@ -47,3 +47,30 @@ func TestTLSSessionsResume(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedResumesAcrossClients: a client built with another's Shared (a
+// new proxy session, say) resumes the TLS sessions the other made.
+func TestSharedResumesAcrossClients(t *testing.T) {
+	t.Parallel()
+	var full, resumed atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.TLS = &tls.Config{VerifyConnection: func(cs tls.ConnectionState) error {
+		if cs.DidResume {
+			resumed.Add(1)
+		} else {
+			full.Add(1)
+		}
+		return nil
+	}}
+	srv.StartTLS()
+	defer srv.Close()
+	opts := Options{KeepAlive: time.Minute, Insecure: true, ConnectTimeout: 5 * time.Second}
+	opts.Shared = NewShared(opts)
+	for range 3 {
+		mustGet(t, testClient(t, opts), srv.URL)
+	}
+	mustGet(t, testClient(t, Options{KeepAlive: time.Minute, Insecure: true}), srv.URL)
+	if full.Load() != 2 || resumed.Load() != 2 {
+		t.Errorf("%d full and %d resumed handshakes, want 2 and 2 (the client without the Shared pays in full)", full.Load(), resumed.Load())
+	}
+}

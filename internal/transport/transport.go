@@ -104,8 +104,27 @@ type Options struct {
 	// Proxies still apply on top of it.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 
+	// Shared, when set, is the DNS cache and TLS session cache this client
+	// shares with the others built with the same one (see [NewShared]);
+	// nil gives the client its own.
+	Shared *Shared
+
 	// now is the DNS cache's clock; nil means time.Now.
 	now func() time.Time
+}
+
+// Shared is what the clients of one run share: the DNS cache (as
+// Options.DNSTTL says) and the TLS sessions kept for resumption, so that a
+// client built for a new proxy session neither looks names up again nor
+// pays a full handshake with a host met before. Safe for concurrent use.
+type Shared struct {
+	dns *dnsCache
+	tls tls.ClientSessionCache
+}
+
+// NewShared returns caches for the clients built from opts.
+func NewShared(opts Options) *Shared {
+	return &Shared{dns: newDNSCache(opts), tls: tls.NewLRUClientSessionCache(sessionCacheSize)}
 }
 
 // Resolver looks up the IP addresses of a host name. *net.Resolver
@@ -138,13 +157,19 @@ func (*redirectError) ErrorKind() string { return "redirect" }
 // credentials) of a proxied request as a proxy failure. Every other failure
 // at the proxy is a [*ProxyError].
 func New(opts Options) (*http.Client, error) {
-	return newClient(opts, nil)
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if opts.Shared == nil {
+		opts.Shared = NewShared(opts)
+	}
+	return newClient(opts)
 }
 
 // NewForProxies builds one client per proxy, in the same order, each as
 // [New] would build it with Options.Proxy set to that proxy (and ProxyFromEnv
 // ignored), so that requests can be spread over them. The clients are safe
-// for concurrent use and share one DNS cache. It fails when proxies is empty
+// for concurrent use and share one [Shared], opts's or a new one. It fails when proxies is empty
 // or holds a nil or unsupported URL.
 func NewForProxies(opts Options, proxies []*url.URL) ([]*http.Client, error) {
 	if len(proxies) == 0 {
@@ -153,7 +178,9 @@ func NewForProxies(opts Options, proxies []*url.URL) ([]*http.Client, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	cache := newDNSCache(opts)
+	if opts.Shared == nil {
+		opts.Shared = NewShared(opts)
+	}
 	clients := make([]*http.Client, len(proxies))
 	for i, p := range proxies {
 		if p == nil {
@@ -162,7 +189,7 @@ func NewForProxies(opts Options, proxies []*url.URL) ([]*http.Client, error) {
 		o := opts
 		o.Proxy = p
 		o.ProxyFromEnv = false
-		c, err := newClient(o, cache)
+		c, err := New(o)
 		if err != nil {
 			return nil, err
 		}
@@ -199,10 +226,7 @@ func (o *Options) validate() error {
 	return nil
 }
 
-func newClient(opts Options, cache *dnsCache) (*http.Client, error) {
-	if err := opts.validate(); err != nil {
-		return nil, err
-	}
+func newClient(opts Options) (*http.Client, error) {
 	tlsConf, err := tlsConfig(opts)
 	if err != nil {
 		return nil, err
@@ -211,9 +235,7 @@ func newClient(opts Options, cache *dnsCache) (*http.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cache == nil {
-		cache = newDNSCache(opts)
-	}
+	cache := opts.Shared.dns
 	proxyTLS := tlsConf.Clone()
 	proxyTLS.NextProtos = []string{"http/1.1"}
 	d := &dialer{
@@ -288,7 +310,7 @@ func tlsConfig(opts Options) (*tls.Config, error) {
 	// A new connection to a host met before (one a keep-alive closed, a
 	// rotation opened) resumes its TLS session: one round trip and no
 	// certificate checks instead of a full handshake.
-	conf.ClientSessionCache = tls.NewLRUClientSessionCache(sessionCacheSize)
+	conf.ClientSessionCache = opts.Shared.tls
 	if opts.CACertFile == "" {
 		return conf, nil
 	}
