@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fetchctl/fetchctl/internal/routes"
 	"github.com/fetchctl/fetchctl/internal/runner"
 	"github.com/fetchctl/fetchctl/internal/secret"
 	"github.com/fetchctl/fetchctl/internal/settings"
@@ -30,6 +31,9 @@ type Config struct {
 	Resume     bool
 	Overwrite  bool
 	Shard      runner.Shard
+	// Session and SessionTTL say when proxy sessions are renewed.
+	Session    routes.SessionMode
+	SessionTTL time.Duration
 	Quiet      bool
 	Verbose    bool
 
@@ -175,6 +179,9 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 		if pw, ok := u.User.Password(); ok && pw != "" {
 			proxySecrets = append(proxySecrets, pw)
 		}
+		// A password with a session placeholder is sent filled in: its
+		// fixed parts are what a message could show.
+		proxySecrets = append(proxySecrets, routes.TemplateSecrets(u)...)
 	}
 
 	c.Transport = transport.Options{
@@ -215,6 +222,13 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 		// Settings.Secrets; those of --proxy-file are known only here.
 		Secrets: proxySecrets,
 	}
+	if c.Session, err = routes.ParseSessionMode(r.Session); err != nil {
+		return nil, bad("session", "%v", err)
+	}
+	if r.SessionTTL < 0 {
+		return nil, bad("session-ttl", "must not be negative, got %s", r.SessionTTL)
+	}
+	c.SessionTTL = r.SessionTTL
 	c.SummaryOut = r.Summary
 	c.MinSuccess = r.MinSuccess
 	c.Quiet = r.Quiet

@@ -56,11 +56,13 @@ func prepare(ctx context.Context, cfg *Config, env Env) (*prepared, error) {
 		fmt.Fprintln(env.Stderr, env.StdinHint)
 	}
 	plan, err := routes.Build(routes.Options{
-		Proxies:   cfg.Proxies,
-		Transport: cfg.Transport,
-		Limit:     cfg.Runner.Limit,
-		Getenv:    env.Getenv,
-		OpenFiles: env.OpenFiles,
+		Proxies:    cfg.Proxies,
+		Transport:  cfg.Transport,
+		Limit:      cfg.Runner.Limit,
+		Getenv:     env.Getenv,
+		OpenFiles:  env.OpenFiles,
+		Session:    cfg.Session,
+		SessionTTL: cfg.SessionTTL,
 	})
 	if err != nil {
 		closeInputs()

@@ -8,9 +8,12 @@
 package routes
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
+	"time"
 
 	"golang.org/x/net/http/httpproxy"
 
@@ -32,6 +35,11 @@ type Options struct {
 	Getenv func(string) string
 	// OpenFiles is the open-file limit, 0 for unknown (no budget).
 	OpenFiles uint64
+	// Session says when the session of a proxy URL with a {session}
+	// placeholder is renewed; SessionTTL bounds a session's life (0: no
+	// bound).
+	Session    SessionMode
+	SessionTTL time.Duration
 }
 
 // Plan is the routes of a run and the limit they hold.
@@ -55,18 +63,10 @@ func Build(o Options) (*Plan, error) {
 	t.IdleBudget = idle
 	plan := &Plan{Limit: limit, Notice: notice}
 	if len(o.Proxies) > 0 {
-		clients, err := transport.NewForProxies(proxied(t, limit), o.Proxies)
-		if err != nil {
-			return nil, err
-		}
-		for i, c := range clients {
-			name := secret.URLOf(o.Proxies[i])
-			plan.Routes = append(plan.Routes, runner.Route{
-				Proxy:  name,
-				Client: authCheck{next: c, proxyFor: func(*url.URL) string { return name }},
-			})
-		}
-		return plan, nil
+		return plan, proxyRoutes(plan, o, proxied(t, limit))
+	}
+	if o.Session.On() {
+		return nil, errors.New("--session needs a proxy URL with {session} in its user name or password")
 	}
 	getenv := o.Getenv
 	fromEnv := t.ProxyFromEnv && envHasProxy(getenv)
@@ -85,6 +85,49 @@ func Build(o Options) (*Plan, error) {
 	}
 	plan.Routes = []runner.Route{r}
 	return plan, nil
+}
+
+// proxyRoutes adds one route per proxy to plan.
+func proxyRoutes(plan *Plan, o Options, t transport.Options) error {
+	t.Shared = transport.NewShared(t)
+	templates := 0
+	for _, p := range o.Proxies {
+		name := proxyName(p)
+		var c runner.Doer
+		if HasSession(p) {
+			templates++
+			if !o.Session.On() {
+				return fmt.Errorf("proxy %s holds {session}: say when a session is renewed with --session host, url or a number of requests", name)
+			}
+			if err := checkTemplate(p); err != nil {
+				return fmt.Errorf("proxy %s: %w", name, err)
+			}
+			c = newSessions(p, o.Session, o.SessionTTL, t)
+		} else {
+			pt := t
+			pt.Proxy = p
+			pt.ProxyFromEnv = false
+			client, err := transport.New(pt)
+			if err != nil {
+				return err
+			}
+			c = client
+		}
+		plan.Routes = append(plan.Routes, runner.Route{
+			Proxy:  name,
+			Client: authCheck{next: c, proxyFor: func(*url.URL) string { return name }},
+		})
+	}
+	if o.Session.On() && templates == 0 {
+		return errors.New("--session needs a proxy URL with {session} in its user name or password")
+	}
+	return nil
+}
+
+// proxyName is how records name a proxy: its URL with the password masked
+// and a session placeholder as written.
+func proxyName(p *url.URL) string {
+	return strings.NewReplacer("%7Bsession%3A", "{session:", "%7B", "{", "%7D", "}").Replace(secret.URLOf(p))
 }
 
 // proxied adapts transport options to a client whose requests go through a

@@ -48,6 +48,8 @@ type Settings struct {
 	Adaptive        bool
 	Proxy           string
 	ProxyFile       string
+	Session         string
+	SessionTTL      time.Duration
 	DNSTTL          time.Duration
 	MaxConnRequests int
 	Method          string
@@ -124,6 +126,8 @@ func (s *Settings) fields(version string) []field {
 		{name: "adaptive", ptr: &s.Adaptive, def: false, usage: "adapt per-host concurrency: cut on 429/503 and timeouts, grow on success, never above --per-host"},
 		{name: "proxy", ptr: &s.Proxy, def: "", mask: maskProxy, usage: "http://, https:// or socks5:// proxy, with user:pass@ if needed"},
 		{name: "proxy-file", ptr: &s.ProxyFile, def: "", usage: "file of proxies, one a line; requests are spread over them"},
+		{name: "session", ptr: &s.Session, def: "", usage: "renew the {session} of a proxy URL's user name: host (one per target host), url (one per request) or N (every N requests)"},
+		{name: "session-ttl", ptr: &s.SessionTTL, def: 5 * time.Minute, usage: "longest life of a proxy session; 0 is no limit"},
 		{name: "dns-ttl", ptr: &s.DNSTTL, def: 5 * time.Minute, usage: "how long a DNS answer is cached; 0 turns the cache off"},
 		{name: "max-conn-requests", ptr: &s.MaxConnRequests, def: 0, usage: "requests per connection before it is closed; 0 is no limit"},
 		{name: "method", short: "X", ptr: &s.Method, def: "GET", usage: "request method"},

@@ -47,7 +47,8 @@ func (e *ProxyError) ErrorKind() string { return "proxy" }
 // ParseProxy parses one proxy URL: http://, https://, socks5:// or socks5h://,
 // with optional user:pass@ credentials. A URL without a scheme is taken as
 // http://. A missing port means the scheme's default (80, 443, 1080). Errors
-// name the proxy with its password as ***.
+// name the proxy with its password as ***. A session placeholder in the user
+// info, {session} or {session:N}, is kept in the user name or password.
 func ParseProxy(raw string) (*url.URL, error) {
 	return parseProxy(raw)
 }
@@ -60,6 +61,10 @@ func parseProxy(raw string) (*url.URL, error) {
 	if !strings.Contains(s, "://") {
 		s = "http://" + s
 	}
+	// A session placeholder, {session} or {session:N} in the user info, is
+	// kept as written: braces are no user-info characters, and the colon
+	// must not end a user name, so they are escaped.
+	s = strings.NewReplacer("{session:", "%7Bsession%3A", "{", "%7B", "}", "%7D").Replace(s)
 	u, err := url.Parse(s)
 	if err != nil {
 		// url's own message may quote the password; it is only shown when

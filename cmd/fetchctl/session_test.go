@@ -1,0 +1,109 @@
+package main
+
+import (
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// userGateway is a loopback gateway that answers every forwarded request
+// itself, as a pool's gateway would through some exit, and records the user
+// name each request came with, by target host.
+type userGateway struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	byHost map[string][]string
+}
+
+func newUserGateway(t *testing.T) *userGateway {
+	g := &userGateway{byHost: map[string][]string{}}
+	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		creds, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(r.Header.Get("Proxy-Authorization"), "Basic "))
+		user, pass, _ := strings.Cut(string(creds), ":")
+		if pass != "S3cret" {
+			w.Header().Set("Proxy-Authenticate", "Basic")
+			w.WriteHeader(http.StatusProxyAuthRequired)
+			return
+		}
+		g.mu.Lock()
+		g.byHost[r.URL.Host] = append(g.byHost[r.URL.Host], user)
+		g.mu.Unlock()
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(g.srv.Close)
+	return g
+}
+
+func distinct(list []string) int {
+	m := map[string]bool{}
+	for _, s := range list {
+		m[s] = true
+	}
+	return len(m)
+}
+
+func TestProxySessions(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var urls strings.Builder
+	for i := range 4 {
+		urls.WriteString("http://a.example/" + string(rune('0'+i)) + "\nhttp://b.example/" + string(rune('0'+i)) + "\n")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "urls.txt"), []byte(urls.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		mode string
+		// sessions in all, and each host saw
+		total, perHost int
+	}{{"host", 2, 1}, {"url", 8, 4}, {"2", 4, 4}} {
+		t.Run(tt.mode, func(t *testing.T) {
+			g := newUserGateway(t)
+			proxy := "http://cust-x-session-{session}:S3cret@" + g.srv.Listener.Addr().String()
+			res := runFetchctl(t, dir, nil, "run", "-q", "--limit", "1", "--proxy", proxy, "--session", tt.mode, "urls.txt")
+			if res.code != 0 {
+				t.Fatalf("exit %d: %s", res.code, res.stderr)
+			}
+			if strings.Count(res.stdout, `"ok":true`) != 8 {
+				t.Errorf("not every URL ok:\n%s", res.stdout)
+			}
+			if strings.Contains(res.stdout, "S3cret") || !strings.Contains(res.stdout, `"proxy":"http://cust-x-session-{session}:***@`) {
+				t.Errorf("records name the proxy wrongly:\n%s", res.stdout)
+			}
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			all := append(append([]string(nil), g.byHost["a.example"]...), g.byHost["b.example"]...)
+			for _, u := range all {
+				if len(u) != len("cust-x-session-")+8 || !strings.HasPrefix(u, "cust-x-session-") {
+					t.Errorf("user %q, want the template filled with 8 characters", u)
+				}
+			}
+			for _, h := range []string{"a.example", "b.example"} {
+				if n := distinct(g.byHost[h]); n != tt.perHost {
+					t.Errorf("--session %s: %s saw %d sessions (%q), want %d", tt.mode, h, n, g.byHost[h], tt.perHost)
+				}
+			}
+			if n := distinct(all); n != tt.total {
+				t.Errorf("--session %s: %d sessions in all (%q), want %d", tt.mode, n, all, tt.total)
+			}
+		})
+	}
+	t.Run("placeholder without --session", func(t *testing.T) {
+		res := runFetchctl(t, dir, nil, "run", "--proxy", "http://u-{session}:S3cret@127.0.0.1:9", "urls.txt")
+		if res.code != 2 || !strings.Contains(res.stderr, "--session host, url or a number") || strings.Contains(res.stderr, "S3cret") {
+			t.Errorf("exit %d, stderr %q", res.code, res.stderr)
+		}
+	})
+	t.Run("--session without a placeholder", func(t *testing.T) {
+		res := runFetchctl(t, dir, nil, "run", "--proxy", "http://u:S3cret@127.0.0.1:9", "--session", "host", "urls.txt")
+		if res.code != 2 || !strings.Contains(res.stderr, "needs a proxy URL with {session}") {
+			t.Errorf("exit %d, stderr %q", res.code, res.stderr)
+		}
+	})
+}

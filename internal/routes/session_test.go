@@ -1,0 +1,209 @@
+package routes
+
+import (
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fetchctl/fetchctl/internal/transport"
+)
+
+// gateway is a loopback forward proxy that answers every request itself and
+// records the user name and the connection of each.
+type gateway struct {
+	*httptest.Server
+	mu    sync.Mutex
+	users []string
+	conns map[string]map[string]bool // user -> client addresses
+}
+
+func newGateway(t *testing.T) *gateway {
+	g := &gateway{conns: map[string]map[string]bool{}}
+	g.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := strings.TrimPrefix(r.Header.Get("Proxy-Authorization"), "Basic ")
+		creds, _ := base64.StdEncoding.DecodeString(auth)
+		user, _, _ := strings.Cut(string(creds), ":")
+		g.mu.Lock()
+		g.users = append(g.users, user)
+		if g.conns[user] == nil {
+			g.conns[user] = map[string]bool{}
+		}
+		g.conns[user][r.RemoteAddr] = true
+		g.mu.Unlock()
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(g.Close)
+	return g
+}
+
+func (g *gateway) seen() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.users...)
+}
+
+func sessionRoute(t *testing.T, g *gateway, mode SessionMode, ttl time.Duration, userinfo string) (*sessions, *time.Time) {
+	t.Helper()
+	p, err := transport.ParseProxy("http://" + userinfo + "@" + g.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !HasSession(p) {
+		t.Fatalf("%s holds no session placeholder", p)
+	}
+	opts := transport.Options{KeepAlive: time.Minute, PerHost: 10}
+	opts.Shared = transport.NewShared(opts)
+	s := newSessions(p, mode, ttl, opts)
+	now := time.Unix(1_000_000, 0)
+	s.now = func() time.Time { return now }
+	t.Cleanup(func() {
+		for _, sess := range s.byHost {
+			sess.client.CloseIdleConnections()
+		}
+	})
+	return s, &now
+}
+
+func get(t *testing.T, d interface {
+	Do(*http.Request) (*http.Response, error)
+}, rawURL string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", rawURL, nil)
+	resp, err := d.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+}
+
+func TestSessionPerHost(t *testing.T) {
+	t.Parallel()
+	g := newGateway(t)
+	s, now := sessionRoute(t, g, SessionMode{PerHost: true}, 90*time.Second, "cust-x-session-{session}:pw")
+	get(t, s, "http://a.example/1")
+	get(t, s, "http://a.example/2")
+	get(t, s, "http://b.example/1")
+	*now = now.Add(30 * time.Second)
+	get(t, s, "http://a.example/3")
+	s.Rotate("a.example")
+	get(t, s, "http://a.example/4")
+	*now = now.Add(50 * time.Second)
+	get(t, s, "http://b.example/2") // b idle 80 s: renewed
+	get(t, s, "http://a.example/5") // a 50 s old, idle 50 s: kept
+	*now = now.Add(45 * time.Second)
+	get(t, s, "http://a.example/6") // a 95 s old, past the TTL: renewed
+
+	u := g.seen()
+	for i, user := range u {
+		if !strings.HasPrefix(user, "cust-x-session-") || len(user) != len("cust-x-session-")+8 {
+			t.Errorf("request %d: user %q, want cust-x-session- and an 8-character id", i, user)
+		}
+	}
+	same := func(i, j int) bool { return u[i] == u[j] }
+	for _, c := range []struct {
+		i, j int
+		same bool
+		why  string
+	}{
+		{0, 1, true, "one host keeps its session"},
+		{0, 2, false, "another host gets another session"},
+		{0, 3, true, "30 s later the session holds"},
+		{3, 4, false, "a blocked session is renewed"},
+		{2, 5, false, "an idle session is renewed"},
+		{4, 6, true, "a session used within a minute holds"},
+		{6, 7, false, "a session past its TTL is renewed"},
+	} {
+		if same(c.i, c.j) != c.same {
+			t.Errorf("%s: requests %d and %d went as %q and %q", c.why, c.i, c.j, u[c.i], u[c.j])
+		}
+	}
+	// A session is a connection of its own: no two sessions share one.
+	owner := map[string]string{}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for user, addrs := range g.conns {
+		for a := range addrs {
+			if o, ok := owner[a]; ok {
+				t.Errorf("connection %s carried sessions %q and %q", a, o, user)
+			}
+			owner[a] = user
+		}
+	}
+}
+
+func TestSessionPerURLAndEveryN(t *testing.T) {
+	t.Parallel()
+	t.Run("url", func(t *testing.T) {
+		g := newGateway(t)
+		s, _ := sessionRoute(t, g, SessionMode{PerURL: true}, 0, "user:pw_session-{session:12}")
+		for range 4 {
+			get(t, s, "http://a.example/")
+		}
+		// The session sits in the password here: the gateway sees the same
+		// user name, and four connections.
+		if u := g.seen(); len(u) != 4 || u[0] != "user" {
+			t.Errorf("users %q", u)
+		}
+		g.mu.Lock()
+		if n := len(g.conns["user"]); n != 4 {
+			t.Errorf("4 requests with a session each used %d connections, want 4", n)
+		}
+		g.mu.Unlock()
+	})
+	t.Run("every 2", func(t *testing.T) {
+		g := newGateway(t)
+		s, _ := sessionRoute(t, g, SessionMode{Every: 2}, 0, "u-{session}")
+		for _, h := range []string{"a", "b", "a", "c", "d"} {
+			get(t, s, "http://"+h+".example/")
+		}
+		u := g.seen()
+		if !(u[0] == u[1] && u[1] != u[2] && u[2] == u[3] && u[3] != u[4]) {
+			t.Errorf("users %q, want a new session every 2 requests", u)
+		}
+	})
+}
+
+func TestFillAndParse(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ in, want string }{
+		{"http://u-{session}:pw@gw:1", "http://u-abcdefgh:pw@gw:1"},
+		{"http://u:pw-{session:3}@gw:1", "http://u:pw-abc@gw:1"},
+		{"http://sessid-{session:20}-x@gw:1", "http://sessid-abcdefghijabcdefghij-x@gw:1"},
+	} {
+		p, err := transport.ParseProxy(tt.in)
+		if err != nil {
+			t.Fatalf("ParseProxy(%q): %v", tt.in, err)
+		}
+		if got := fill(p, "abcdefghij").String(); got != tt.want {
+			t.Errorf("fill(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		if got := proxyName(p); strings.Contains(tt.in, "{session}:") && !strings.Contains(got, "{session}") {
+			t.Errorf("proxyName(%q) = %q, want the placeholder as written", tt.in, got)
+		}
+	}
+	if id := newSessionID(); len(id) != 64 || strings.Trim(id, "abcdefghijklmnopqrstuvwxyz0123456789") != "" {
+		t.Errorf("newSessionID() = %q, want 64 lower-case letters and digits", id)
+	}
+	if err := checkTemplate(mustParse(t, "http://u-{session:99}@gw:1")); err == nil {
+		t.Error("a 99-character session id was accepted")
+	}
+	if got := TemplateSecrets(mustParse(t, "http://u:pa-{session}-ss@gw:1")); strings.Join(got, "|") != "pa-|-ss" {
+		t.Errorf("TemplateSecrets = %q", got)
+	}
+}
+
+func mustParse(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	p, err := transport.ParseProxy(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
