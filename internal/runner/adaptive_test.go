@@ -37,6 +37,12 @@ func (o outcome) inFlight(n int) outcome { o.inflight = n; return o }
 func observeAll(w *adaptive, perHost int, outs []outcome) []int {
 	h := &host{}
 	var limits []int
+	// Each outcome comes back 1ms after it was sent, the next one sent 1ms
+	// after that: after any cut made so far, unless it is early.
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if w.cutAt > 0 {
+		now = time.Unix(0, w.cutAt).Add(time.Millisecond)
+	}
 	for _, o := range outs {
 		n := o.inflight
 		if n == 0 {
@@ -45,13 +51,12 @@ func observeAll(w *adaptive, perHost int, outs []outcome) []int {
 		// The dispatcher frees the attempt's slot before observing it.
 		h.inflight = n - 1
 		res := &result{task: &task{host: h}, status: o.status, kind: o.kind}
+		res.start = now
 		if o.early {
-			res.start = time.Now().Add(-time.Hour)
-		} else {
-			// Sent after any cut made so far.
-			res.start = time.Now().Add(time.Hour)
+			res.start = now.Add(-time.Hour)
 		}
-		w.observe(res, perHost)
+		w.observe(res, perHost, now.Add(time.Millisecond))
+		now = now.Add(2 * time.Millisecond)
 		limits = append(limits, w.limit())
 	}
 	return limits
@@ -205,8 +210,9 @@ func TestAdaptiveWindowPerRoute(t *testing.T) {
 			for _, n := range tt.perRoute {
 				h.inflight += n
 			}
-			res := &result{task: &task{host: h}, route: &route{index: tt.route}, status: 200, start: time.Now().Add(time.Hour)}
-			w.observe(res, 8)
+			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			res := &result{task: &task{host: h}, route: &route{index: tt.route}, status: 200, start: now}
+			w.observe(res, 8, now.Add(time.Millisecond))
 			if got := w.limit(); got != tt.want {
 				t.Errorf("limit = %d, want %d", got, tt.want)
 			}

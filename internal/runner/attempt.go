@@ -21,8 +21,8 @@ import (
 type result struct {
 	task  *task
 	route *route
-	start time.Time
-	dur   time.Duration
+	start time.Time     // when the dispatcher started the attempt, on its clock
+	dur   time.Duration // how long the attempt took, on the system's clock
 
 	ok              bool
 	status          int
@@ -48,15 +48,19 @@ type result struct {
 	clock phaseClock
 }
 
-func (r *result) brief() string {
+// failure names, for a retry's log line, what failed: "status 503" for a
+// status outside --ok-status, the error kind otherwise.
+func (r *result) failure() string {
 	if r.kind == report.KindStatus {
 		return "status " + strconv.Itoa(r.status)
 	}
 	return r.kind
 }
 
-// signal names what an adaptive change reacted to.
-func (r *result) signal() string {
+// adaptiveCause names, for the log line of a host's window changing, the
+// outcome it reacted to: the status when there was one (a 200 that opened
+// the window, a 429 that cut it), else the error kind, else "ok".
+func (r *result) adaptiveCause() string {
 	if r.status != 0 {
 		return "status " + strconv.Itoa(r.status)
 	}
@@ -72,8 +76,11 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	res := &result{task: t, route: r, start: start}
 	ctx := ws.begin()
 	defer ws.end()
+	// start is the dispatcher's clock; the attempt's own phases are
+	// measured on the system's.
+	began := time.Now()
 	clock := &res.clock
-	clock.start = start
+	clock.start = began
 	clock.ws = ws
 	// The lookups and connects of a dial come from the transport's dialer
 	// (see transport.DialObserver), the rest from net/http's trace.
@@ -117,7 +124,7 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 			clock.waitIdle()
 		}
 	}
-	res.dur = time.Since(start)
+	res.dur = time.Since(began)
 	res.timings = clock.timings()
 	clock.mu.Lock()
 	res.sent = clock.wrote
@@ -235,7 +242,7 @@ func (d *dispatcher) emitInvalid(j Job) {
 	rec := &report.Record{
 		URL:   j.RecordURL(),
 		Line:  j.Line,
-		Time:  time.Now().UTC(),
+		Time:  d.clock.Now().UTC(),
 		Error: &report.Error{Kind: report.KindInvalidURL, Message: report.RedactText(j.Err.Error(), d.opts.Secrets...)},
 	}
 	if d.opts.MultiInput {

@@ -7,66 +7,21 @@ import (
 	"github.com/fetchctl/fetchctl/internal/report"
 )
 
-// complete takes a finished attempt: it frees the slots, then retries the
-// task later or finishes it with a record.
+// complete takes a finished attempt, in steps: it frees the attempt's
+// slots, ends the run or drops the task when the attempt says so, lets the
+// host's window and the proxy's streak learn from it, then retries the task
+// later or finishes it with a record.
 func (d *dispatcher) complete(res *result) {
-	t, r, h := res.task, res.route, res.task.host
-	d.inflight--
-	r.inflight--
-	h.inflight--
-	if h.perRoute != nil {
-		h.perRoute[r.index]--
-	}
-	if len(d.parked) > 0 {
-		d.unpark()
-	}
-	if res.canceled {
-		d.pending--
+	d.release(res)
+	if d.stopped(res) {
 		return
 	}
-	if res.saveErr != nil {
-		d.pending--
-		d.fatal = res.saveErr
-		return
-	}
-	if res.panicked != "" {
-		d.pending--
-		d.fatal = fmt.Errorf("internal error while fetching %s: %s", report.RedactURL(t.job.URL), res.panicked)
-		return
-	}
-	now := time.Now()
-	if d.opts.Adaptive {
-		if old, updated := h.adapt.observe(res, d.opts.PerHost); updated {
-			d.logf("adaptive: %s limit %d -> %d (%s)", h.key, old, h.adapt.limit(), res.signal())
-		}
-	}
-	d.trackProxy(res, r, now)
-
-	entry := report.Attempt{MS: ms(res.dur)}
-	if res.status != 0 && res.kind == "" || res.kind == report.KindStatus {
-		entry.Status = res.status
-	} else {
-		entry.Error = res.kind
-	}
-	reroutes := t.reroutes
-	if wait, ok := d.retryWait(t, res); ok {
-		moved := t.reroutes > reroutes
-		entry.WaitMS = ms(wait)
-		if res.hasRetryAfter {
-			entry.RetryAfter = res.retryAfter.Seconds()
-		}
-		t.history = append(t.history, entry)
-		if moved {
-			d.logf("move %s off proxy %s: %s", report.RedactURL(t.job.URL), r.Proxy, res.msg)
-		} else {
-			d.logf("retry %d/%d %s: %s; waiting %s", t.attempts-t.reroutes, d.opts.Retries, report.RedactURL(t.job.URL), res.brief(), wait.Round(time.Millisecond))
-		}
-		if wait <= 0 {
-			h.pushFront(t)
-		} else {
-			h.waiting++
-			d.schedule(timerEntry{at: now.Add(wait), kind: wakeTask, task: t})
-		}
+	now := d.clock.Now()
+	d.adapt(res)
+	d.trackProxy(res, res.route, now)
+	t, h := res.task, res.task.host
+	entry := historyEntry(res)
+	if d.retry(t, res, entry, now) {
 		d.markReady(h)
 		return
 	}
@@ -77,6 +32,90 @@ func (d *dispatcher) complete(res *result) {
 	d.finish(t, res, now)
 	d.markReady(h)
 	d.maybeReclaim(h)
+}
+
+// release frees the slots the attempt held: the run's, its route's and its
+// host's, and lets the hosts parked for a route slot try again.
+func (d *dispatcher) release(res *result) {
+	r, h := res.route, res.task.host
+	d.inflight--
+	r.inflight--
+	h.inflight--
+	if h.perRoute != nil {
+		h.perRoute[r.index]--
+	}
+	if len(d.parked) > 0 {
+		d.unpark()
+	}
+}
+
+// stopped reports whether the attempt leaves its task without a record: the
+// run was cancelled, or the attempt failed in a way that ends the run (a
+// body that could not be saved, a panic), which it then sets in d.fatal.
+func (d *dispatcher) stopped(res *result) bool {
+	switch {
+	case res.canceled:
+	case res.saveErr != nil:
+		d.fatal = res.saveErr
+	case res.panicked != "":
+		d.fatal = fmt.Errorf("internal error while fetching %s: %s", report.RedactURL(res.task.job.URL), res.panicked)
+	default:
+		return false
+	}
+	d.pending--
+	return true
+}
+
+// adapt feeds the attempt's outcome to its host's window when --adaptive is
+// on, and logs a change of the limit.
+func (d *dispatcher) adapt(res *result) {
+	if !d.opts.Adaptive {
+		return
+	}
+	h := res.task.host
+	if old, updated := h.adapt.observe(res, d.opts.PerHost, d.clock.Now()); updated {
+		d.logf("adaptive: %s limit %d -> %d (%s)", h.key, old, h.adapt.limit(), res.adaptiveCause())
+	}
+}
+
+// historyEntry is the attempt as a record's history lists it.
+func historyEntry(res *result) report.Attempt {
+	entry := report.Attempt{MS: ms(res.dur)}
+	if res.status != 0 && res.kind == "" || res.kind == report.KindStatus {
+		entry.Status = res.status
+	} else {
+		entry.Error = res.kind
+	}
+	return entry
+}
+
+// retry puts the task back, at once or after a wait, when the policy lets it
+// try again, and reports whether it did. entry is the attempt just made,
+// which then joins the task's history with the wait.
+func (d *dispatcher) retry(t *task, res *result, entry report.Attempt, now time.Time) bool {
+	reroutes := t.reroutes
+	wait, ok := d.retryWait(t, res)
+	if !ok {
+		return false
+	}
+	entry.WaitMS = ms(wait)
+	if res.hasRetryAfter {
+		entry.RetryAfter = res.retryAfter.Seconds()
+	}
+	t.history = append(t.history, entry)
+	if t.reroutes > reroutes {
+		d.logf("move %s off proxy %s: %s", report.RedactURL(t.job.URL), res.route.Proxy, res.msg)
+	} else {
+		d.logf("retry %d/%d %s: %s; waiting %s", t.attempts-t.reroutes, d.opts.Retries, report.RedactURL(t.job.URL), res.failure(), wait.Round(time.Millisecond))
+	}
+	h := t.host
+	if wait <= 0 {
+		h.pushFront(t)
+	} else {
+		h.waiting++
+		d.schedule(timerEntry{at: now.Add(wait), kind: wakeTask, task: t})
+	}
+	return true
 }
 
 // retryWait decides whether the task is tried again and after how long. A

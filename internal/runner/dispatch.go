@@ -13,6 +13,7 @@ import (
 
 type dispatcher struct {
 	opts    Options
+	clock   clock
 	ctx     context.Context
 	hosts   map[string]*host
 	ready   []*host // round-robin queue of hosts that may be able to start
@@ -51,6 +52,7 @@ func Run(ctx context.Context, opts Options, jobs <-chan Job, emit func(*report.R
 	defer cancel()
 	d := &dispatcher{
 		opts:    opts,
+		clock:   opts.clock,
 		ctx:     ctx,
 		hosts:   make(map[string]*host),
 		results: make(chan *result, 64),
@@ -100,8 +102,7 @@ func Run(ctx context.Context, opts Options, jobs <-chan Job, emit func(*report.R
 }
 
 func (d *dispatcher) loop(jobs <-chan Job, emitErr <-chan error) error {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
+	timer := d.clock.NewTimer()
 	defer timer.Stop()
 	var timerAt time.Time
 	for {
@@ -119,10 +120,10 @@ func (d *dispatcher) loop(jobs <-chan Job, emitErr <-chan error) error {
 		var timerC <-chan time.Time
 		if len(d.timers) > 0 {
 			if at := d.timers[0].at; !at.Equal(timerAt) {
-				timer.Reset(time.Until(at))
+				timer.ResetAt(at)
 				timerAt = at
 			}
-			timerC = timer.C
+			timerC = timer.C()
 		}
 		select {
 		case job, ok := <-jobsC:
@@ -151,7 +152,7 @@ func (d *dispatcher) loop(jobs <-chan Job, emitErr <-chan error) error {
 			d.complete(res)
 		case <-timerC:
 			timerAt = time.Time{}
-			d.fireTimers(time.Now())
+			d.fireTimers(d.clock.Now())
 		case err := <-emitErr:
 			return err
 		case <-d.ctx.Done():
@@ -198,7 +199,7 @@ func (d *dispatcher) dispatch() {
 			continue
 		}
 		if h.limiter != nil {
-			now := time.Now()
+			now := d.clock.Now()
 			res := h.limiter.ReserveN(now, 1)
 			if delay := res.DelayFrom(now); delay > 0 {
 				res.CancelAt(now)
@@ -222,7 +223,7 @@ func (d *dispatcher) start(t *task, r *route) {
 	d.inflight++
 	t.attempts++
 	t.lastRoute = r
-	now := time.Now()
+	now := d.clock.Now()
 	if t.start.IsZero() {
 		t.start = now
 	}

@@ -103,7 +103,7 @@ func (d *dispatcher) maybeReclaim(h *host) {
 		return
 	}
 	if h.limiter != nil {
-		now := time.Now()
+		now := d.clock.Now()
 		if tokens := h.limiter.TokensAt(now); tokens < 1 {
 			h.reclaim = true
 			wait := time.Duration((1 - tokens) / d.opts.Rate * float64(time.Second))

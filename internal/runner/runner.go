@@ -48,7 +48,9 @@ type Options struct {
 	Hash    bool
 	SaveDir string // write each body to a file here when set
 	// saveFile creates a temporary body file; tests replace it.
-	saveFile  func(dir, pattern string) (bodyFile, error)
+	saveFile func(dir, pattern string) (bodyFile, error)
+	// clock is the dispatcher's; tests replace it.
+	clock     clock
 	OKStatus  StatusSet
 	RetryOn   RetryOn
 	Retries   int
@@ -88,6 +90,9 @@ var ErrAllProxiesDown = errors.New("every proxy is failing")
 func (o *Options) setDefaults() {
 	if o.Method == "" {
 		o.Method = http.MethodGet
+	}
+	if o.clock == nil {
+		o.clock = systemClock{}
 	}
 	if o.saveFile == nil {
 		o.saveFile = createTemp

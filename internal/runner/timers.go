@@ -5,6 +5,41 @@ import (
 	"time"
 )
 
+// clock is the time as the dispatcher reads it: when a task starts, when a
+// cut to a host's window was made, when rate limits, retry waits and a
+// proxy's cool-down end. Runs use the system's clock; tests use one whose
+// waits take no time, so that what the dispatcher schedules is exact.
+type clock interface {
+	Now() time.Time
+	// NewTimer returns a timer that is not set.
+	NewTimer() wakeTimer
+}
+
+// wakeTimer delivers on C once the time set with ResetAt has come.
+type wakeTimer interface {
+	C() <-chan time.Time
+	// ResetAt sets the timer to at, replacing any earlier setting.
+	ResetAt(at time.Time)
+	Stop()
+}
+
+// systemClock is the system's clock.
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+func (systemClock) NewTimer() wakeTimer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return systemTimer{t}
+}
+
+type systemTimer struct{ t *time.Timer }
+
+func (t systemTimer) C() <-chan time.Time  { return t.t.C }
+func (t systemTimer) ResetAt(at time.Time) { t.t.Reset(time.Until(at)) }
+func (t systemTimer) Stop()                { t.t.Stop() }
+
 // timer kinds
 const (
 	wakeTask = iota
