@@ -30,6 +30,7 @@ type fakeProxy struct {
 	name  string
 	delay time.Duration
 	fail  func(call int64) error
+	now   func() time.Time // stamps okAt and failAt; time.Now unless set
 
 	calls    atomic.Int64
 	inflight gauge
@@ -38,8 +39,8 @@ type fakeProxy struct {
 	mu      sync.Mutex
 	urls    map[string]int
 	perHost map[string]*gauge
-	okAt    []time.Time // when each successful call started
-	failAt  []time.Time // when each failed call returned
+	okAt    []time.Time // when each successful call started, by now
+	failAt  []time.Time // when each failed call returned, by now
 }
 
 func newFakeProxy(name string, delay time.Duration, fail func(int64) error) *fakeProxy {
@@ -48,8 +49,15 @@ func newFakeProxy(name string, delay time.Duration, fail func(int64) error) *fak
 
 func (f *fakeProxy) route() Route { return Route{Proxy: f.name, Client: f} }
 
+func (f *fakeProxy) clock() time.Time {
+	if f.now != nil {
+		return f.now()
+	}
+	return time.Now()
+}
+
 func (f *fakeProxy) Do(req *http.Request) (*http.Response, error) {
-	start := time.Now()
+	start := f.clock()
 	n := f.calls.Add(1)
 	f.mu.Lock()
 	f.urls[req.URL.String()]++
@@ -77,7 +85,7 @@ func (f *fakeProxy) Do(req *http.Request) (*http.Response, error) {
 	if f.fail != nil {
 		if err := f.fail(n); err != nil {
 			f.mu.Lock()
-			f.failAt = append(f.failAt, time.Now())
+			f.failAt = append(f.failAt, f.clock())
 			f.mu.Unlock()
 			return nil, err
 		}
@@ -185,10 +193,15 @@ func TestRoutesCooldown(t *testing.T) {
 		}
 		return nil
 	})
+	// The dispatcher's clock jumps over the cool-down; a's calls are
+	// stamped on it.
+	clk := newFakeClock(true)
+	a.now = clk.Now
 	b := newFakeProxy("http://b:8080", time.Millisecond, nil)
 	var logMu sync.Mutex
 	var logs []string
 	opts := Options{
+		clock: clk,
 		Limit: 1, PerHost: 1, ReadAhead: 4, ProxyFailures: 2, ProxyCooldown: cooldown,
 		Routes: []Route{a.route(), b.route()},
 		Logf: func(format string, args ...any) {
