@@ -35,13 +35,17 @@ type result struct {
 	bodyFile        string
 	timings         *report.Timings
 
-	kind, msg     string
-	retryAfter    time.Duration
-	hasRetryAfter bool
-	sent          bool   // the request may have reached the server
-	canceled      bool   // the run was cancelled: no record
-	panicked      string // the attempt panicked: this is what it said
-	saveErr       error  // the body could not be saved: the run ends
+	kind, msg string
+	// targetUnreachable is a proxy failure that the proxy put down to the
+	// target (see [transport.ProxyError]): it does not count against the
+	// proxy.
+	targetUnreachable bool
+	retryAfter        time.Duration
+	hasRetryAfter     bool
+	sent              bool   // the request may have reached the server
+	canceled          bool   // the run was cancelled: no record
+	panicked          string // the attempt panicked: this is what it said
+	saveErr           error  // the body could not be saved: the run ends
 
 	// clock is the attempt's trace, kept here to save an allocation; only
 	// the attempt itself reads it.
@@ -149,6 +153,8 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 		res.msg = fmt.Sprintf("the server answered none of %d requests in a row (HTTP/2 streams reset?); attempt stopped", unanswered)
 	case err != nil:
 		res.kind, res.msg = Classify(err)
+		var pe *transport.ProxyError
+		res.targetUnreachable = errors.As(err, &pe) && pe.TargetUnreachable
 		if res.kind == report.KindReset && res.status != 0 {
 			res.msg = fmt.Sprintf("connection closed after %d body bytes: %s", res.bytes, res.msg)
 		}

@@ -159,5 +159,3 @@ func (d *dispatcher) retryWait(t *task, res *result) (time.Duration, bool) {
 	}
 	return backoff(d.opts.Backoff, d.opts.BackoffMx, t.attempts-t.reroutes), true
 }
-
-// trackProxy counts a proxy's failures in a row and sets the proxy aside

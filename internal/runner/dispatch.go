@@ -184,6 +184,8 @@ func (d *dispatcher) accept(job Job) {
 	d.markReady(h)
 }
 
+// dispatch starts as many attempts as the free slots allow, round-robin over
+// the hosts that have queued work, so that no host waits behind another.
 func (d *dispatcher) dispatch() {
 	for d.rhead < len(d.ready) && d.ctx.Err() == nil && d.routeFree() {
 		h := d.popReady()

@@ -2,7 +2,6 @@ package runner
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/fetchctl/fetchctl/internal/report"
@@ -18,6 +17,7 @@ type route struct {
 	lastError string
 }
 
+// routeFree reports whether some route in use has a free slot.
 func (d *dispatcher) routeFree() bool {
 	for _, r := range d.routes {
 		if !r.down && r.inflight < d.opts.Limit {
@@ -78,9 +78,7 @@ func (d *dispatcher) failedRoute(h *host) *route {
 	return nil
 }
 
-// dispatch starts as many attempts as the free slots allow, round-robin over
-// the hosts that have queued work, so that no host waits behind another.
-
+// unpark makes the hosts that waited for a route slot ready again.
 func (d *dispatcher) unpark() {
 	for _, h := range d.parked {
 		h.parked = false
@@ -90,8 +88,7 @@ func (d *dispatcher) unpark() {
 	d.parked = d.parked[:0]
 }
 
-// complete takes a finished attempt: it frees the slots, then retries the
-
+// trackProxy counts a proxy's failures in a row and sets the proxy aside
 // for the cool-down when they reach Options.ProxyFailures; when no proxy is
 // left in use the run ends with [ErrAllProxiesDown]. A proxy that answered
 // for itself that the target could not be reached neither counts nor
@@ -104,7 +101,7 @@ func (d *dispatcher) trackProxy(res *result, r *route, now time.Time) {
 		r.fails = 0
 		return
 	}
-	if blamesTarget(res.msg) {
+	if res.targetUnreachable {
 		return
 	}
 	r.fails++
@@ -120,25 +117,6 @@ func (d *dispatcher) trackProxy(res *result, r *route, now time.Time) {
 	}
 	d.logf("proxy %s: set aside for %s after %d failures in a row: %s", r.Proxy, d.opts.ProxyCooldown, r.fails, r.lastError)
 	d.schedule(timerEntry{at: now.Add(d.opts.ProxyCooldown), kind: wakeRoute, route: r})
-}
-
-// blamesTarget reports whether a proxy failure's message says that the
-// proxy works but could not reach the target: a CONNECT answered with a 5xx
-// status (the text is the transport's ProxyError, "CONNECT answered 502 Bad
-// Gateway"; tinyproxy says "500 Unable to connect"), or a SOCKS5 reply of
-// network or host unreachable, connection refused or TTL expired (the text
-// is golang.org/x/net/internal/socks's "unknown error host unreachable").
-// The messages are all the runner sees of those failures.
-func blamesTarget(msg string) bool {
-	if strings.Contains(msg, "CONNECT answered 5") {
-		return true
-	}
-	for _, reply := range [...]string{"network unreachable", "host unreachable", "connection refused", "TTL expired"} {
-		if strings.Contains(msg, "socks connect") && strings.HasSuffix(msg, "unknown error "+reply) {
-			return true
-		}
-	}
-	return false
 }
 
 // maybeReclaim forgets an idle host, unless its rate limiter still has to
