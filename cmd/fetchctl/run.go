@@ -208,9 +208,6 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	if cfg.Verbose {
 		cfg.Runner.Logf = logf
 	}
-	if cfg.Runner.Adaptive {
-		cfg.Runner.OnHostLimit = summary.SetHostLimit
-	}
 
 	jobs := make(chan runner.Job, 1024)
 	readCtx, stopReading := context.WithCancel(ctx)

@@ -3,7 +3,7 @@ package runner
 import (
 	"context"
 	"fmt"
-	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -256,7 +256,7 @@ type adaptiveRun struct {
 	tooMany   int64 // 429s the target sent, by its own counter
 	requests  int64
 	elapsed   time.Duration
-	limits    map[string]int // OnHostLimit reports, the last per host
+	limits    map[string]int // the HostLimit of each host's last record
 }
 
 func (r adaptiveRun) perSecond() float64 { return float64(r.total) / r.elapsed.Seconds() }
@@ -271,13 +271,7 @@ func runAgainst(t testing.TB, srv *target.Server, n int, opts Options) (adaptive
 	for i := range lines {
 		lines[i] = srv.URL(i%hosts, fmt.Sprintf("/?i=%d", i))
 	}
-	var mu sync.Mutex
 	got := adaptiveRun{limits: map[string]int{}}
-	opts.OnHostLimit = func(host string, limit int) {
-		mu.Lock()
-		got.limits[host] = limit
-		mu.Unlock()
-	}
 	before := srv.Stats()
 	start := time.Now()
 	recs, err := runJobs(t, context.Background(), opts, lines)
@@ -292,6 +286,9 @@ func runAgainst(t testing.TB, srv *target.Server, n int, opts Options) (adaptive
 	for _, r := range recs {
 		if r.OK {
 			got.ok++
+		}
+		if r.HostLimit != 0 {
+			got.limits[r.HostKey] = r.HostLimit
 		}
 	}
 	if got.total != n {
@@ -356,5 +353,52 @@ func TestAdaptiveBacksOffA429Target(t *testing.T) {
 	}
 	if len(fixed.limits) != 0 {
 		t.Errorf("fixed run reported settled limits %v, want none", fixed.limits)
+	}
+}
+
+// TestAdaptiveOpensOnAHostThatNeverPushesBack runs adaptive and fixed lists
+// through proxies that answer at once: each record carries its host's key,
+// and with --adaptive the limit of the host's window, which must have
+// opened to PerHost by the host's last record.
+func TestAdaptiveOpensOnAHostThatNeverPushesBack(t *testing.T) {
+	t.Parallel()
+	const perHost, hosts, n = 4, 2, 300
+	for _, adaptive := range []bool{false, true} {
+		t.Run(fmt.Sprintf("adaptive=%v", adaptive), func(t *testing.T) {
+			t.Parallel()
+			f := newFakeProxy("", 0, nil)
+			lines := hostLines(n, hosts)
+			// Every job is queued before the run starts, so each host's
+			// window is in use until its last URL.
+			jobs := make(chan Job, n)
+			_ = ReadJobs(context.Background(), []Input{{Name: "-", R: strings.NewReader(strings.Join(lines, "\n"))}}, ReadOptions{}, jobs)
+			close(jobs)
+			last := map[string]int{}
+			opts := Options{Limit: 100, PerHost: perHost, Adaptive: adaptive, Routes: []Route{f.route()}}
+			err := Run(context.Background(), opts, jobs, func(r *report.Record) error {
+				if want := report.HostKey(r.URL); r.HostKey != want {
+					t.Errorf("%s: HostKey %q, want %q", r.URL, r.HostKey, want)
+				}
+				if !adaptive && r.HostLimit != 0 {
+					t.Errorf("%s: HostLimit %d without --adaptive, want 0", r.URL, r.HostLimit)
+				}
+				last[r.HostKey] = r.HostLimit
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(last) != hosts {
+				t.Fatalf("records of %d hosts, want %d", len(last), hosts)
+			}
+			if !adaptive {
+				return
+			}
+			for host, lim := range last {
+				if lim != perHost {
+					t.Errorf("host %s settled at %d, want %d (PerHost) on a host that never pushes back", host, lim, perHost)
+				}
+			}
+		})
 	}
 }

@@ -218,6 +218,11 @@ func (d *dispatcher) finish(t *task, res *result, now time.Time) {
 		BodyFile:        res.bodyFile,
 		Proxy:           res.route.Proxy,
 		Time:            t.start.UTC(),
+		HostKey:         t.job.host,
+	}
+	if d.opts.Adaptive {
+		// The summary reports the limit of each host's last record.
+		rec.HostLimit = t.host.adapt.limit()
 	}
 	if rec.Proxy == "" && res.route.ProxyFor != nil {
 		rec.Proxy = res.route.ProxyFor(t.job.parsed)

@@ -111,8 +111,5 @@ func (d *dispatcher) maybeReclaim(h *host) {
 			return
 		}
 	}
-	if d.opts.Adaptive && d.opts.OnHostLimit != nil {
-		d.opts.OnHostLimit(h.key, h.adapt.limit())
-	}
 	delete(d.hosts, h.key)
 }

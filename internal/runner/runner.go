@@ -78,10 +78,6 @@ type Options struct {
 	// Logf, when set, receives one line per retry, failure and adaptive
 	// limit change. It may be called from several goroutines at once.
 	Logf func(format string, args ...any)
-	// OnHostLimit, when set with Adaptive, receives the limit a host
-	// settled at each time the host goes idle. It is called from Run's
-	// goroutine.
-	OnHostLimit func(host string, limit int)
 }
 
 // ErrAllProxiesDown ends a run whose every proxy has been set aside.
