@@ -197,7 +197,6 @@ func buildConfig(r resolved) (*Config, error) {
 		RetryOn:   retryOn,
 		Retries:   r.int("retries"),
 		Backoff:   r.dur("backoff"),
-		BackoffMx: r.dur("backoff-max"),
 		Rate:      r.float("rate"),
 		Adaptive:  r.bool("adaptive"),
 		KeepAlive: r.dur("keepalive") > 0,
@@ -205,6 +204,7 @@ func buildConfig(r resolved) (*Config, error) {
 		// settingSecrets; those of --proxy-file are known only here.
 		Secrets: proxySecrets,
 	}
+	c.Runner.BackoffMax = r.dur("backoff-max")
 	c.SummaryOut = r.str("summary")
 	c.MinSuccess = r.float("min-success")
 	c.Quiet = r.bool("quiet")

@@ -319,7 +319,7 @@ func TestAdaptiveBacksOffA429Target(t *testing.T) {
 	const n = 300
 	base := Options{
 		Limit: 100, PerHost: 20,
-		Retries: 3, Backoff: 50 * time.Millisecond, BackoffMx: time.Second,
+		Retries: 3, Backoff: 50 * time.Millisecond, BackoffMax: time.Second,
 		RetryOn: mustRetryOn(t, "429,5xx,timeout,reset,connect"),
 	}
 	fixed, err := runAgainst(t, srv, n, base)

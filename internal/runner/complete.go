@@ -155,7 +155,7 @@ func (d *dispatcher) retryWait(t *task, res *result) (time.Duration, bool) {
 		}
 	}
 	if res.hasRetryAfter {
-		return min(res.retryAfter, d.opts.BackoffMx), true
+		return min(res.retryAfter, d.opts.BackoffMax), true
 	}
-	return backoff(d.opts.Backoff, d.opts.BackoffMx, t.attempts-t.reroutes), true
+	return backoff(d.opts.Backoff, d.opts.BackoffMax, t.attempts-t.reroutes), true
 }

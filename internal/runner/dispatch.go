@@ -2,7 +2,7 @@ package runner
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"sync"
 	"time"
 
@@ -45,7 +45,7 @@ type dispatcher struct {
 // behind; it does not drain jobs after it returns.
 func Run(ctx context.Context, opts Options, jobs <-chan Job, emit func(*report.Record) error) error {
 	if len(opts.Routes) == 0 {
-		return fmt.Errorf("runner: no route")
+		return errors.New("no route")
 	}
 	opts.setDefaults()
 	ctx, cancel := context.WithCancel(ctx)

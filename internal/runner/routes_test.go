@@ -425,7 +425,7 @@ func TestRoutesProxyRetriesEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := Options{Limit: 4, PerHost: 4, Retries: retries, RetryOn: retryOn, Backoff: time.Millisecond,
-		BackoffMx: time.Millisecond, Routes: []Route{a.route(), b.route()}}
+		BackoffMax: time.Millisecond, Routes: []Route{a.route(), b.route()}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	recs, err := runJobs(t, ctx, opts, hostLines(urls, 2))

@@ -50,14 +50,14 @@ type Options struct {
 	// saveFile creates a temporary body file; tests replace it.
 	saveFile func(dir, pattern string) (bodyFile, error)
 	// clock is the dispatcher's; tests replace it.
-	clock     clock
-	OKStatus  StatusSet
-	RetryOn   RetryOn
-	Retries   int
-	Backoff   time.Duration
-	BackoffMx time.Duration
-	Rate      float64 // requests per second per host; 0 is no limit
-	Adaptive  bool
+	clock      clock
+	OKStatus   StatusSet
+	RetryOn    RetryOn
+	Retries    int
+	Backoff    time.Duration
+	BackoffMax time.Duration
+	Rate       float64 // requests per second per host; 0 is no limit
+	Adaptive   bool
 	// KeepAlive says the clients keep connections alive: an attempt then
 	// returns once its HTTP/1 connection is back in the pool, so that the
 	// host's next request reuses it rather than dialling another.
@@ -108,8 +108,8 @@ func (o *Options) setDefaults() {
 	if o.ProxyCooldown <= 0 {
 		o.ProxyCooldown = 30 * time.Second
 	}
-	if o.BackoffMx <= 0 {
-		o.BackoffMx = 30 * time.Second
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = 30 * time.Second
 	}
 	if len(o.OKStatus.ranges) == 0 {
 		o.OKStatus = StatusSet{ranges: [][2]int{{200, 299}}}

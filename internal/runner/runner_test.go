@@ -428,3 +428,13 @@ func TestRunRateLimitSpacesRequests(t *testing.T) {
 		}
 	}
 }
+
+func TestRunWithoutARoute(t *testing.T) {
+	t.Parallel()
+	jobs := make(chan Job)
+	close(jobs)
+	err := Run(context.Background(), Options{Limit: 1, PerHost: 1}, jobs, func(*report.Record) error { return nil })
+	if err == nil || err.Error() != "no route" {
+		t.Errorf("err = %v, want \"no route\", with no package prefix", err)
+	}
+}
