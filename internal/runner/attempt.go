@@ -8,8 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -198,75 +196,4 @@ func (d *dispatcher) newRequest(ctx context.Context, t *task) *http.Request {
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	return req.WithContext(ctx)
-}
-
-// finish builds the record of a task whose last attempt is res.
-func (d *dispatcher) finish(t *task, res *result, now time.Time) {
-	rec := &report.Record{
-		URL:             t.job.RecordURL(),
-		Line:            t.job.Line,
-		OK:              res.ok,
-		Status:          res.status,
-		FinalURL:        res.finalURL,
-		Bytes:           res.bytes,
-		ContentType:     res.contentType,
-		ContentEncoding: res.contentEncoding,
-		Attempts:        t.attempts,
-		DurationMS:      ms(now.Sub(t.start)),
-		Timings:         res.timings,
-		SHA256:          res.sha256,
-		BodyFile:        res.bodyFile,
-		Proxy:           res.route.Proxy,
-		Time:            t.start.UTC(),
-		HostKey:         t.job.host,
-	}
-	if d.opts.Adaptive {
-		// The summary reports the limit of each host's last record.
-		rec.HostLimit = t.host.adapt.limit()
-	}
-	if rec.Proxy == "" && res.route.ProxyFor != nil {
-		rec.Proxy = res.route.ProxyFor(t.job.parsed)
-	}
-	if res.status != 0 {
-		rec.Proto = res.proto
-	}
-	if d.opts.MultiInput {
-		rec.Input = t.job.Input
-	}
-	if d.opts.SaveDir != "" && res.bodyFile == "" {
-		// No body kept for this URL: a file from an earlier attempt (a 503
-		// retried, say) or run under its name is not its body.
-		os.Remove(filepath.Join(d.opts.SaveDir, bodyFileName(t.job, d.opts.MultiInput)))
-	}
-	if !res.ok {
-		rec.Error = &report.Error{Kind: res.kind, Message: res.msg}
-		d.logf("fail %s: %s: %s", rec.URL, res.kind, res.msg)
-	}
-	if len(t.history) > 1 {
-		rec.History = t.history
-	}
-	d.pending--
-	d.send(rec)
-}
-
-func (d *dispatcher) emitInvalid(j Job) {
-	rec := &report.Record{
-		URL:   j.RecordURL(),
-		Line:  j.Line,
-		Time:  d.clock.Now().UTC(),
-		Error: &report.Error{Kind: report.KindInvalidURL, Message: report.RedactText(j.Err.Error(), d.opts.Secrets...)},
-	}
-	if d.opts.MultiInput {
-		rec.Input = j.Input
-	}
-	d.logf("fail line %d: invalid_url: %s", j.Line, rec.Error.Message)
-	d.pending--
-	d.send(rec)
-}
-
-// send hands a finished record to the writer. It waits for room even after
-// a cancel: the writer drains d.out to the end, and a record finished
-// before the cancel must not be lost.
-func (d *dispatcher) send(rec *report.Record) {
-	d.out <- rec
 }

@@ -11,6 +11,9 @@ import (
 	"github.com/fetchctl/fetchctl/internal/report"
 )
 
+// dispatcher is the state of one [Run]. Every field is owned by the
+// goroutine that runs loop; workers see only what is handed to them in a
+// work and hand back a result.
 type dispatcher struct {
 	opts    Options
 	clock   clock
