@@ -259,8 +259,6 @@ type adaptiveRun struct {
 	limits    map[string]int // the HostLimit of each host's last record
 }
 
-func (r adaptiveRun) perSecond() float64 { return float64(r.total) / r.elapsed.Seconds() }
-
 // runAgainst fetches n URLs spread over the target's hosts and reports what
 // the target saw. The target's counters are read before and after, so runs
 // may share a target as long as they do not overlap. It may be called from
