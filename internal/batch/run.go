@@ -139,9 +139,6 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 		}()
 		summary.Add(rec)
 	})
-	if cfg.Runner.Adaptive {
-		cfg.Runner.OnHostLimit = summary.SetHostLimit
-	}
 	if cfg.Verbose {
 		cfg.Runner.Logf = func(format string, args ...any) {
 			display.Println("fetchctl: " + env.Secrets.Mask(fmt.Sprintf(format, args...)))

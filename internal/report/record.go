@@ -72,6 +72,16 @@ type Record struct {
 	BodyFile        string    `json:"body_file,omitempty"`
 	Proxy           string    `json:"proxy,omitempty"`
 	Time            time.Time `json:"time"`
+
+	// What follows travels with a record from the dispatcher to the
+	// summary and is not written: a record read back has the zero values.
+
+	// HostKey is the URL's [HostKey] as the dispatcher computed it, ""
+	// when not known; the summary computes it from URL then.
+	HostKey string `json:"-"`
+	// HostLimit is the host's adaptive concurrency limit when the record
+	// was made, 0 when the limit is not adaptive.
+	HostLimit int `json:"-"`
 }
 
 // Timings are the phases of the last attempt, from net/http/httptrace. A nil

@@ -5,8 +5,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/fetchctl/fetchctl/internal/secret"
@@ -59,7 +57,6 @@ const maxGroups = 10000
 //
 // Use [NewSummary]; the zero value is not usable. A Summary is not safe for
 // concurrent use: it belongs to the single goroutine that writes records.
-// Only [Summary.SetHostLimit] may be called from other goroutines.
 type Summary struct {
 	total, ok    int64
 	thisRun      int64
@@ -72,18 +69,6 @@ type Summary struct {
 	hosts        groupTable
 	proxies      groupTable
 	keyBuf       []byte
-
-	// Host limits come from the dispatcher's goroutine; the owner applies
-	// them before its next record.
-	limitMu      sync.Mutex
-	limits       []hostLimit // pending, under limitMu
-	applying     []hostLimit // owned by the owner, reused
-	limitPending atomic.Bool
-}
-
-type hostLimit struct {
-	host  string
-	limit int
 }
 
 // NewSummary returns an empty summary.
@@ -110,7 +95,6 @@ func (s *Summary) AddOld(r *Record) {
 }
 
 func (s *Summary) add(r *Record) {
-	s.applyLimits()
 	s.total++
 	if r.OK {
 		s.ok++
@@ -140,11 +124,19 @@ func (s *Summary) add(r *Record) {
 	fine := bucketOf(ms)
 	s.latency.add(ms)
 
-	var ok bool
-	s.keyBuf, ok = appendHostKey(s.keyBuf[:0], r.URL)
+	ok := r.HostKey != ""
+	if ok {
+		s.keyBuf = append(s.keyBuf[:0], r.HostKey...)
+	} else {
+		s.keyBuf, ok = appendHostKey(s.keyBuf[:0], r.URL)
+	}
 	if ok {
 		g := s.hosts.get(s.keyBuf)
 		g.add(r, kind, fine, ms)
+		if r.HostLimit > 0 {
+			// The limit the host had when its last record was made.
+			g.limit = r.HostLimit
+		}
 		s.hosts.down(g.index)
 	}
 	if r.Proxy != "" {
@@ -153,36 +145,6 @@ func (s *Summary) add(r *Record) {
 		g.add(r, kind, fine, ms)
 		s.proxies.down(g.index)
 	}
-}
-
-// SetHostLimit records the concurrency limit that host (a [HostKey]) settled
-// at, reported as the host's "limit"; a later call for the same host wins.
-// Unlike the other methods it is safe for concurrent use, so the dispatcher
-// can report a limit while the writer adds records. It takes effect with the
-// next record added or the next [Summary.Result].
-func (s *Summary) SetHostLimit(host string, limit int) {
-	s.limitMu.Lock()
-	s.limits = append(s.limits, hostLimit{host: host, limit: limit})
-	s.limitPending.Store(true)
-	s.limitMu.Unlock()
-}
-
-// applyLimits moves the pending host limits into the host table.
-func (s *Summary) applyLimits() {
-	if !s.limitPending.Load() {
-		return
-	}
-	s.limitMu.Lock()
-	s.applying, s.limits = s.limits, s.applying[:0]
-	s.limitPending.Store(false)
-	s.limitMu.Unlock()
-	for _, hl := range s.applying {
-		s.keyBuf = append(s.keyBuf[:0], hl.host...)
-		g := s.hosts.get(s.keyBuf)
-		g.limit = hl.limit
-		s.hosts.down(g.index)
-	}
-	clear(s.applying)
 }
 
 // Result is the summary of a run, as the contract's summary JSON.
@@ -255,7 +217,6 @@ func (g *Group) Failed() int64 { return g.Total - g.OK }
 // gives elapsed_ms and, with the records passed to Add, rate_per_s. It may be
 // called again after more records.
 func (s *Summary) Result(elapsed time.Duration, interrupted bool) Result {
-	s.applyLimits()
 	res := Result{
 		Total:        s.total,
 		OK:           s.ok,

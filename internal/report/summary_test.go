@@ -128,8 +128,8 @@ func TestSummaryJSONShape(t *testing.T) {
 	s := NewSummary()
 	r := rec("https://example.com/", 200, "", 1, 84)
 	r.Proxy = "http://bob:pw@proxy.example:8080"
+	r.HostLimit = 7
 	s.Add(r)
-	s.SetHostLimit("example.com:443", 7)
 	got, err := json.Marshal(s.Result(time.Second, false))
 	if err != nil {
 		t.Fatal(err)
@@ -263,32 +263,49 @@ func TestSummaryProxies(t *testing.T) {
 	}
 }
 
-func TestSummaryHostLimitConcurrent(t *testing.T) {
+func TestSummaryHostLimitFromRecords(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		limits []int // HostLimit of the records of one host, in order
+		want   int
+	}{
+		{name: "no adaptive limit", limits: []int{0, 0}, want: 0},
+		{name: "the last record's limit", limits: []int{3, 8, 5}, want: 5},
+		{name: "a record without one keeps it", limits: []int{4, 0}, want: 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := NewSummary()
+			for _, l := range tt.limits {
+				r := rec("https://h.example/", 200, "", 1, 1)
+				r.HostLimit = l
+				s.Add(r)
+			}
+			res := s.Result(time.Second, false)
+			if len(res.ByHost) != 1 || res.ByHost[0].Limit != tt.want {
+				t.Errorf("by_host = %+v, want h.example:443 with limit %d", res.ByHost, tt.want)
+			}
+		})
+	}
+}
+
+func TestSummaryGroupsByTheRecordsHostKey(t *testing.T) {
 	t.Parallel()
 	s := NewSummary()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := range 200 {
-			s.SetHostLimit(fmt.Sprintf("h%d.example:443", i%20), i)
-		}
-	}()
-	for i := range 2000 {
-		s.Add(rec(fmt.Sprintf("https://h%d.example/", i%20), 200, "", 1, 1))
-	}
-	<-done
+	r := rec("https://h.example/", 200, "", 1, 1)
+	r.HostKey = "computed.example:443"
+	s.Add(r)
+	s.Add(rec("https://h.example/", 200, "", 1, 1))
 	res := s.Result(time.Second, false)
+	var hosts []string
 	for _, g := range res.ByHost {
-		var i int
-		if _, err := fmt.Sscanf(g.Host, "h%d.example:443", &i); err != nil {
-			t.Fatal(err)
-		}
-		if want := 180 + i; g.Limit != want {
-			t.Errorf("%s limit = %d, want the last one set, %d", g.Host, g.Limit, want)
-		}
-		if g.Total != 100 {
-			t.Errorf("%s total = %d, want 100", g.Host, g.Total)
-		}
+		hosts = append(hosts, g.Host)
+	}
+	want := []string{"computed.example:443", "h.example:443"}
+	if !reflect.DeepEqual(hosts, want) && !reflect.DeepEqual(hosts, []string{want[1], want[0]}) {
+		t.Errorf("hosts %v, want %v: the key a record carries, else the URL's", hosts, want)
 	}
 }
 

@@ -6,10 +6,6 @@ import (
 	"github.com/fetchctl/fetchctl/internal/report"
 )
 
-// timeNow stamps adaptive cuts; outcomes of attempts started before a cut
-// are ignored.
-var timeNow = time.Now
-
 // maxStrikes bounds how much slower the probe of a level that failed before
 // gets: 2^maxStrikes times the normal growth.
 const maxStrikes = 6
@@ -80,9 +76,11 @@ func windowFull(res *result, limit int) bool {
 	return n+1 >= limit
 }
 
-// observe updates the window from one attempt's outcome. It reports the old
-// limit and whether the limit changed.
-func (a *adaptive) observe(res *result, perHost int) (old int, changed bool) {
+// observe updates the window from one attempt's outcome, now being the
+// dispatcher's time: a cut is stamped with it, and the outcomes of attempts
+// started before the cut are ignored. It reports the old limit and whether
+// the limit changed.
+func (a *adaptive) observe(res *result, perHost int, now time.Time) (old int, changed bool) {
 	old = a.limit()
 	if res.start.UnixNano() <= a.cutAt {
 		// Sent under the window before the last cut.
@@ -98,7 +96,7 @@ func (a *adaptive) observe(res *result, perHost int) (old int, changed bool) {
 		a.heldOK, a.acked = 0, 0
 		a.ssthresh = max(a.cwnd/2, 1)
 		a.cwnd = a.ssthresh
-		a.cutAt = timeNow().UnixNano()
+		a.cutAt = now.UnixNano()
 	case res.status != 0:
 		if !windowFull(res, old) {
 			return old, false

@@ -8,8 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -22,8 +20,8 @@ import (
 type result struct {
 	task  *task
 	route *route
-	start time.Time
-	dur   time.Duration
+	start time.Time     // when the dispatcher started the attempt, on its clock
+	dur   time.Duration // how long the attempt took, on the system's clock
 
 	ok              bool
 	status          int
@@ -36,28 +34,36 @@ type result struct {
 	bodyFile        string
 	timings         *report.Timings
 
-	kind, msg     string
-	retryAfter    time.Duration
-	hasRetryAfter bool
-	sent          bool   // the request may have reached the server
-	canceled      bool   // the run was cancelled: no record
-	panicked      string // the attempt panicked: this is what it said
-	saveErr       error  // the body could not be saved: the run ends
+	kind, msg string
+	// targetUnreachable is a proxy failure that the proxy put down to the
+	// target (see [transport.ProxyError]): it does not count against the
+	// proxy.
+	targetUnreachable bool
+	retryAfter        time.Duration
+	hasRetryAfter     bool
+	sent              bool   // the request may have reached the server
+	canceled          bool   // the run was cancelled: no record
+	panicked          string // the attempt panicked: this is what it said
+	saveErr           error  // the body could not be saved: the run ends
 
 	// clock is the attempt's trace, kept here to save an allocation; only
 	// the attempt itself reads it.
 	clock phaseClock
 }
 
-func (r *result) brief() string {
+// failure names, for a retry's log line, what failed: "status 503" for a
+// status outside --ok-status, the error kind otherwise.
+func (r *result) failure() string {
 	if r.kind == report.KindStatus {
 		return "status " + strconv.Itoa(r.status)
 	}
 	return r.kind
 }
 
-// signal names what an adaptive change reacted to.
-func (r *result) signal() string {
+// adaptiveCause names, for the log line of a host's window changing, the
+// outcome it reacted to: the status when there was one (a 200 that opened
+// the window, a 429 that cut it), else the error kind, else "ok".
+func (r *result) adaptiveCause() string {
 	if r.status != 0 {
 		return "status " + strconv.Itoa(r.status)
 	}
@@ -73,8 +79,11 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	res := &result{task: t, route: r, start: start}
 	ctx := ws.begin()
 	defer ws.end()
+	// start is the dispatcher's clock; the attempt's own phases are
+	// measured on the system's.
+	began := time.Now()
 	clock := &res.clock
-	clock.start = start
+	clock.start = began
 	clock.ws = ws
 	// The lookups and connects of a dial come from the transport's dialer
 	// (see transport.DialObserver), the rest from net/http's trace.
@@ -118,7 +127,7 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 			clock.waitIdle()
 		}
 	}
-	res.dur = time.Since(start)
+	res.dur = time.Since(began)
 	res.timings = clock.timings()
 	clock.mu.Lock()
 	res.sent = clock.wrote
@@ -143,6 +152,8 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 		res.msg = fmt.Sprintf("the server answered none of %d requests in a row (HTTP/2 streams reset?); attempt stopped", unanswered)
 	case err != nil:
 		res.kind, res.msg = Classify(err)
+		var pe *transport.ProxyError
+		res.targetUnreachable = errors.As(err, &pe) && pe.TargetUnreachable
 		if res.kind == report.KindReset && res.status != 0 {
 			res.msg = fmt.Sprintf("connection closed after %d body bytes: %s", res.bytes, res.msg)
 		}
@@ -186,70 +197,4 @@ func (d *dispatcher) newRequest(ctx context.Context, t *task) *http.Request {
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	return req.WithContext(ctx)
-}
-
-// finish builds the record of a task whose last attempt is res.
-func (d *dispatcher) finish(t *task, res *result, now time.Time) {
-	rec := &report.Record{
-		URL:             t.job.RecordURL(),
-		Line:            t.job.Line,
-		OK:              res.ok,
-		Status:          res.status,
-		FinalURL:        res.finalURL,
-		Bytes:           res.bytes,
-		ContentType:     res.contentType,
-		ContentEncoding: res.contentEncoding,
-		Attempts:        t.attempts,
-		DurationMS:      ms(now.Sub(t.start)),
-		Timings:         res.timings,
-		SHA256:          res.sha256,
-		BodyFile:        res.bodyFile,
-		Proxy:           res.route.Proxy,
-		Time:            t.start.UTC(),
-	}
-	if rec.Proxy == "" && res.route.ProxyFor != nil {
-		rec.Proxy = res.route.ProxyFor(t.job.parsed)
-	}
-	if res.status != 0 {
-		rec.Proto = res.proto
-	}
-	if d.opts.MultiInput {
-		rec.Input = t.job.Input
-	}
-	if d.opts.SaveDir != "" && res.bodyFile == "" {
-		// No body kept for this URL: a file from an earlier attempt (a 503
-		// retried, say) or run under its name is not its body.
-		os.Remove(filepath.Join(d.opts.SaveDir, bodyFileName(t.job, d.opts.MultiInput)))
-	}
-	if !res.ok {
-		rec.Error = &report.Error{Kind: res.kind, Message: res.msg}
-		d.logf("fail %s: %s: %s", rec.URL, res.kind, res.msg)
-	}
-	if len(t.history) > 1 {
-		rec.History = t.history
-	}
-	d.pending--
-	d.send(rec)
-}
-
-func (d *dispatcher) emitInvalid(j Job) {
-	rec := &report.Record{
-		URL:   j.RecordURL(),
-		Line:  j.Line,
-		Time:  time.Now().UTC(),
-		Error: &report.Error{Kind: report.KindInvalidURL, Message: secret.Text(j.Err.Error(), d.opts.Secrets...)},
-	}
-	if d.opts.MultiInput {
-		rec.Input = j.Input
-	}
-	d.logf("fail line %d: invalid_url: %s", j.Line, rec.Error.Message)
-	d.pending--
-	d.send(rec)
-}
-
-// send hands a finished record to the writer. It waits for room even after
-// a cancel: the writer drains d.out to the end, and a record finished
-// before the cancel must not be lost.
-func (d *dispatcher) send(rec *report.Record) {
-	d.out <- rec
 }

@@ -9,8 +9,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fetchctl/fetchctl/internal/report"
+	"github.com/fetchctl/fetchctl/internal/target"
 )
 
 // instantDoer answers every request at once with a canned 200 and a small
@@ -174,4 +176,31 @@ func BenchmarkReadJobs(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// BenchmarkAdaptiveThroughput runs the same list fixed and adaptive against
+// hosts that never push back, one after the other, and reports the adaptive
+// run's throughput as a share of the fixed one's: the adaptive window must
+// open up to PerHost quickly enough to lose little (about 0.9 or more).
+func BenchmarkAdaptiveThroughput(b *testing.B) {
+	srv, err := target.Start(target.Options{Hosts: 2, Latency: 20 * time.Millisecond, BodySize: 64})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Close)
+	const n = 300
+	var fixed, adaptive time.Duration
+	for b.Loop() {
+		for i, took := range []*time.Duration{&fixed, &adaptive} {
+			run, err := runAgainst(b, srv, n, Options{Limit: 100, PerHost: 4, Adaptive: i == 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if run.ok != n {
+				b.Fatalf("adaptive=%v: %d/%d ok", i == 1, run.ok, n)
+			}
+			*took += run.elapsed
+		}
+	}
+	b.ReportMetric(fixed.Seconds()/adaptive.Seconds(), "adaptive/fixed")
 }

@@ -31,14 +31,14 @@ func (e *bodyTooLargeError) Error() string {
 	return fmt.Sprintf("body is larger than --max-body (%d bytes)", e.limit)
 }
 
-func (e *bodyTooLargeError) ErrorKind() string { return "body_too_large" }
+func (e *bodyTooLargeError) ErrorKind() string { return report.KindBodyTooLarge }
 
 // Classify maps a failed attempt's error to one of the contract's error kinds
 // and a message a person can act on. The message may quote what the server
 // sent, so it is cut to [report.MaxServerText].
 func Classify(err error) (kind, message string) {
 	kind = classifyKind(err)
-	return kind, report.Clip(message0(err))
+	return kind, report.Clip(causeText(err))
 }
 
 func classifyKind(err error) string {
@@ -171,9 +171,9 @@ func isReset(err error) bool {
 		strings.Contains(msg, "stream error") || strings.Contains(msg, "unexpected EOF")
 }
 
-// message0 strips the *url.Error wrapper, whose method and URL the record
-// already shows, and keeps the cause.
-func message0(err error) string {
+// causeText is err's text without the *url.Error wrapper, whose method and
+// URL the record already shows: the cause alone.
+func causeText(err error) string {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err

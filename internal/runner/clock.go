@@ -22,9 +22,11 @@ type phaseClock struct {
 	tlsStart, tlsDone      time.Time
 	firstByte              time.Time
 	gotConn, reused, wrote bool
-	dialed                 bool
-	idled                  bool          // the connection is back in the pool
-	idle                   chan struct{} // made by a waiter for idled; closed with it
+	// connAsked: net/http asked for a connection (its GetConn hook), to
+	// dial or to reuse; an attempt that never got that far has no timings.
+	connAsked bool
+	idled     bool          // the connection is back in the pool
+	idle      chan struct{} // made by a waiter for idled; closed with it
 
 	// sent counts the requests of the attempt (net/http's own retries
 	// and redirects included), answered those that got a response.
@@ -76,7 +78,7 @@ func (c *phaseClock) mark(f func()) {
 func (c *phaseClock) trace(watchWrite bool) *httptrace.ClientTrace {
 	now := time.Now
 	tr := &httptrace.ClientTrace{
-		GetConn:           func(string) { c.mark(func() { c.dialed = true }) },
+		GetConn:           func(string) { c.mark(func() { c.connAsked = true }) },
 		TLSHandshakeStart: func() { t := now(); c.mark(func() { c.tlsStart = t }) },
 		TLSHandshakeDone:  func(tls.ConnectionState, error) { t := now(); c.mark(func() { c.tlsDone = t }) },
 		GotConn: func(i httptrace.GotConnInfo) {
@@ -135,7 +137,7 @@ type timingsBox struct {
 func (c *phaseClock) timings() *report.Timings {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.dialed {
+	if !c.connAsked {
 		return nil
 	}
 	b := &timingsBox{}

@@ -48,14 +48,16 @@ type Options struct {
 	Hash    bool
 	SaveDir string // write each body to a file here when set
 	// saveFile creates a temporary body file; tests replace it.
-	saveFile  func(dir, pattern string) (bodyFile, error)
-	OKStatus  StatusSet
-	RetryOn   RetryOn
-	Retries   int
-	Backoff   time.Duration
-	BackoffMx time.Duration
-	Rate      float64 // requests per second per host; 0 is no limit
-	Adaptive  bool
+	saveFile func(dir, pattern string) (bodyFile, error)
+	// clock is the dispatcher's; tests replace it.
+	clock      clock
+	OKStatus   StatusSet
+	RetryOn    RetryOn
+	Retries    int
+	Backoff    time.Duration
+	BackoffMax time.Duration
+	Rate       float64 // requests per second per host; 0 is no limit
+	Adaptive   bool
 	// KeepAlive says the clients keep connections alive: an attempt then
 	// returns once its HTTP/1 connection is back in the pool, so that the
 	// host's next request reuses it rather than dialling another.
@@ -76,10 +78,6 @@ type Options struct {
 	// Logf, when set, receives one line per retry, failure and adaptive
 	// limit change. It may be called from several goroutines at once.
 	Logf func(format string, args ...any)
-	// OnHostLimit, when set with Adaptive, receives the limit a host
-	// settled at each time the host goes idle. It is called from Run's
-	// goroutine.
-	OnHostLimit func(host string, limit int)
 }
 
 // ErrAllProxiesDown ends a run whose every proxy has been set aside.
@@ -88,6 +86,9 @@ var ErrAllProxiesDown = errors.New("every proxy is failing")
 func (o *Options) setDefaults() {
 	if o.Method == "" {
 		o.Method = http.MethodGet
+	}
+	if o.clock == nil {
+		o.clock = systemClock{}
 	}
 	if o.saveFile == nil {
 		o.saveFile = createTemp
@@ -107,8 +108,8 @@ func (o *Options) setDefaults() {
 	if o.ProxyCooldown <= 0 {
 		o.ProxyCooldown = 30 * time.Second
 	}
-	if o.BackoffMx <= 0 {
-		o.BackoffMx = 30 * time.Second
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = 30 * time.Second
 	}
 	if len(o.OKStatus.ranges) == 0 {
 		o.OKStatus = StatusSet{ranges: [][2]int{{200, 299}}}

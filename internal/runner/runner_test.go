@@ -78,7 +78,7 @@ func client() *http.Client {
 }
 
 // runJobs feeds lines to Run and returns the records.
-func runJobs(t *testing.T, ctx context.Context, opts Options, lines []string) ([]*report.Record, error) {
+func runJobs(t testing.TB, ctx context.Context, opts Options, lines []string) ([]*report.Record, error) {
 	t.Helper()
 	if len(opts.Routes) == 0 {
 		c := client()
@@ -246,11 +246,13 @@ func TestRunNoHeadOfLineBlocking(t *testing.T) {
 func TestRunRetriesFreeTheirSlots(t *testing.T) {
 	t.Parallel()
 	// One slot. The flaky host answers each URL's first attempt with 503
-	// and Retry-After: 1; its retries then wait (up to 10 s) until the fast
-	// host has served all its URLs. That only happens if a URL waiting out
-	// its backoff holds no slot: otherwise the fast URLs queue behind the
-	// waits and the flaky URLs finish first.
+	// and Retry-After: 1, and the dispatcher's clock stands still until the
+	// fast host has served all its URLs: only then may the flaky URLs be
+	// tried again. The fast URLs get the slot only if a URL waiting out its
+	// backoff holds none; otherwise the run stalls, and the clock moves
+	// after 10 s with the flaky URLs finishing first.
 	const fastURLs = 40
+	clk := newFakeClock(false)
 	fastDone := make(chan struct{})
 	var fastServed atomic.Int64
 	fast := newTestServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
@@ -259,6 +261,13 @@ func TestRunRetriesFreeTheirSlots(t *testing.T) {
 		}
 		io.WriteString(w, "ok")
 	})
+	go func() {
+		select {
+		case <-fastDone:
+		case <-time.After(10 * time.Second):
+		}
+		clk.Advance(time.Second)
+	}()
 	var mu sync.Mutex
 	failed := map[string]bool{}
 	flaky := newTestServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
@@ -271,11 +280,6 @@ func TestRunRetriesFreeTheirSlots(t *testing.T) {
 			w.WriteHeader(503)
 			return
 		}
-		select {
-		case <-fastDone:
-		case <-time.After(10 * time.Second):
-		case <-r.Context().Done():
-		}
 		io.WriteString(w, "ok")
 	})
 	lines := []string{flaky.URL + "/a", flaky.URL + "/b"}
@@ -284,22 +288,21 @@ func TestRunRetriesFreeTheirSlots(t *testing.T) {
 	}
 	retryOn, _ := ParseRetryOn("5xx")
 	var order []string
-	opts := Options{Limit: 1, PerHost: 1, Retries: 2, RetryOn: retryOn, Backoff: time.Millisecond}
+	opts := Options{Limit: 1, PerHost: 1, Retries: 2, RetryOn: retryOn, Backoff: time.Millisecond, clock: clk}
 	c := client()
 	t.Cleanup(c.CloseIdleConnections)
 	opts.Routes = []Route{{Client: c}}
 	jobs := make(chan Job, len(lines))
 	_ = ReadJobs(context.Background(), []Input{{Name: "-", R: strings.NewReader(strings.Join(lines, "\n"))}}, ReadOptions{}, jobs)
 	close(jobs)
-	start := time.Now()
 	err := Run(context.Background(), opts, jobs, func(r *report.Record) error {
 		order = append(order, r.URL)
 		if strings.HasPrefix(r.URL, flaky.URL) {
 			if !r.OK || r.Attempts != 2 || len(r.History) != 2 || r.History[0].Status != 503 || r.History[0].RetryAfter != 1 {
 				t.Errorf("flaky record: %+v history %+v", r, r.History)
 			}
-			if d := time.Since(start); d < time.Second {
-				t.Errorf("flaky URL finished after %s, before its Retry-After of 1s", d)
+			if r.DurationMS < 1000 {
+				t.Errorf("flaky URL finished after %gms, before its Retry-After of 1s", r.DurationMS)
 			}
 		}
 		return nil
@@ -320,12 +323,15 @@ func TestRunRetriesFreeTheirSlots(t *testing.T) {
 func TestRunCancelLeavesNoRecordForUnfinished(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
+	threeStarted := make(chan struct{})
 	var started atomic.Int64
 	srv := newTestServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/fast" {
 			return
 		}
-		started.Add(1)
+		if started.Add(1) == 3 {
+			close(threeStarted)
+		}
 		select {
 		case <-release:
 		case <-r.Context().Done():
@@ -348,9 +354,7 @@ func TestRunCancelLeavesNoRecordForUnfinished(t *testing.T) {
 		// Once the fast URL is recorded, wait for the slow ones to be in
 		// flight, then cancel.
 		go func() {
-			for started.Load() < 3 {
-				time.Sleep(time.Millisecond)
-			}
+			<-threeStarted
 			cancel()
 		}()
 		return nil
@@ -402,24 +406,35 @@ func TestRunRateLimitSpacesRequests(t *testing.T) {
 	for i := 0; i < 11; i++ {
 		lines = append(lines, fmt.Sprintf("%s/%d", srv.URL, i))
 	}
-	start := time.Now()
-	recs, err := runJobs(t, context.Background(), Options{Limit: 10, PerHost: 10, Rate: 20}, lines)
+	// The dispatcher's clock jumps over each wait: the starts it stamps
+	// are where the rate limiter put them.
+	opts := Options{Limit: 10, PerHost: 10, Rate: 20, clock: newFakeClock(true)}
+	recs, err := runJobs(t, context.Background(), opts, lines)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 11 requests at 20/s with a burst of 1: the last starts 10 × 50 ms
-	// after the first.
-	if elapsed := time.Since(start); elapsed < 500*time.Millisecond {
-		t.Errorf("11 requests at --rate 20 took %s, want at least 500ms", elapsed)
+	if len(recs) != len(lines) {
+		t.Fatalf("%d records, want %d", len(recs), len(lines))
 	}
 	starts := make([]time.Time, len(recs))
 	for i, r := range recs {
 		starts[i] = r.Time
 	}
 	sort.Slice(starts, func(i, j int) bool { return starts[i].Before(starts[j]) })
+	// 11 requests at 20/s with a burst of 1: one every 50 ms.
 	for i := 1; i < len(starts); i++ {
-		if gap := starts[i].Sub(starts[i-1]); gap < 45*time.Millisecond {
-			t.Errorf("requests %d and %d started %s apart, want about 50ms", i-1, i, gap)
+		if gap := starts[i].Sub(starts[i-1]); gap < 50*time.Millisecond-time.Microsecond || gap > 51*time.Millisecond {
+			t.Errorf("requests %d and %d started %s apart, want 50ms", i-1, i, gap)
 		}
+	}
+}
+
+func TestRunWithoutARoute(t *testing.T) {
+	t.Parallel()
+	jobs := make(chan Job)
+	close(jobs)
+	err := Run(context.Background(), Options{Limit: 1, PerHost: 1}, jobs, func(*report.Record) error { return nil })
+	if err == nil || err.Error() != "no route" {
+		t.Errorf("err = %v, want \"no route\", with no package prefix", err)
 	}
 }

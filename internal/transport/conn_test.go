@@ -189,3 +189,16 @@ func TestMaxConnRequestsWhenServerIgnoresClose(t *testing.T) {
 		})
 	}
 }
+
+func TestRetiredConnWriteError(t *testing.T) {
+	t.Parallel()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	c := &trackedConn{Conn: a}
+	c.retired.Store(true)
+	_, err := c.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
+	if err == nil || err.Error() != "connection has carried MaxConnRequests requests" {
+		t.Errorf("err = %v, want the connection's reason, with no package prefix", err)
+	}
+}

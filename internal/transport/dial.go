@@ -351,7 +351,7 @@ func forNetwork(ips []net.IPAddr, network string) []net.IPAddr {
 // errConnRetired fails a write on a connection that has carried
 // MaxConnRequests requests; net/http retries a request that wrote nothing
 // on a new connection when it can replay it.
-var errConnRetired = errors.New("transport: connection has carried MaxConnRequests requests")
+var errConnRetired = errors.New("connection has carried MaxConnRequests requests")
 
 // trackedConn is a dialed connection, under any TLS that net/http adds.
 type trackedConn struct {

@@ -29,6 +29,12 @@ import (
 type ProxyError struct {
 	Proxy string
 	Err   error
+	// TargetUnreachable says that the proxy works and answered for itself
+	// that it could not reach the target: CONNECT answered with a 5xx
+	// status (502 Bad Gateway, tinyproxy's 500 Unable to connect...), or a
+	// SOCKS5 reply of network or host unreachable, connection refused or
+	// TTL expired. The failure is then the target's, not the proxy's.
+	TargetUnreachable bool
 }
 
 func (e *ProxyError) Error() string {
@@ -222,7 +228,26 @@ func (d *dialer) dialSOCKS(ctx context.Context, p *url.URL, network, addr string
 			break
 		}
 	}
-	return nil, &ProxyError{Proxy: name, Err: first}
+	return nil, &ProxyError{Proxy: name, Err: first, TargetUnreachable: socksTargetUnreachable(first)}
+}
+
+// socksTargetUnreachable reports whether err is a SOCKS5 reply saying that
+// the proxy could not reach the target: network or host unreachable,
+// connection refused, TTL expired. golang.org/x/net/internal/socks reports
+// a reply only as text ("unknown error host unreachable") inside a
+// "socks connect" *net.OpError.
+func socksTargetUnreachable(err error) bool {
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "socks connect" || oe.Err == nil {
+		return false
+	}
+	msg := oe.Err.Error()
+	for _, reply := range [...]string{"network unreachable", "host unreachable", "connection refused", "TTL expired"} {
+		if strings.HasSuffix(msg, "unknown error "+reply) {
+			return true
+		}
+	}
+	return false
 }
 
 // resolveTargets turns host:port into ip:port choices, through the DNS cache

@@ -339,6 +339,8 @@ func TestProxyFailuresAreProxyErrors(t *testing.T) {
 		wantInErr string
 		exact     string // the whole ProxyError text, with %s for the redacted proxy
 		stalls    bool
+		// the proxy answered that it could not reach the target
+		wantTargetUnreachable bool
 	}{
 		{
 			name: "CONNECT answered 407",
@@ -362,8 +364,18 @@ func TestProxyFailuresAreProxyErrors(t *testing.T) {
 			proxy: func(t *testing.T) *url.URL {
 				return newFakeProxy(t, false, func(p *fakeProxy) { p.upstream = closedAddr(t) }).url(nil)
 			},
-			target:    srv.URL,
-			wantInErr: "CONNECT answered 502 Bad Gateway",
+			target:                srv.URL,
+			wantInErr:             "CONNECT answered 502 Bad Gateway",
+			wantTargetUnreachable: true,
+		},
+		{
+			name: "CONNECT answered 500, as tinyproxy does for an unreachable target",
+			proxy: func(t *testing.T) *url.URL {
+				return newFakeProxy(t, false, func(p *fakeProxy) { p.status = 500 }).url(nil)
+			},
+			target:                srv.URL,
+			wantInErr:             "CONNECT answered 500 Internal Server Error",
+			wantTargetUnreachable: true,
 		},
 		{
 			name: "CONNECT dropped",
@@ -450,6 +462,9 @@ func TestProxyFailuresAreProxyErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.wantInErr) {
 				t.Errorf("error %q does not mention %q", err, tt.wantInErr)
 			}
+			if pe.TargetUnreachable != tt.wantTargetUnreachable {
+				t.Errorf("TargetUnreachable = %v, want %v (err %q)", pe.TargetUnreachable, tt.wantTargetUnreachable, err)
+			}
 			if tt.exact != "" {
 				if want := fmt.Sprintf(tt.exact, secret.URLOf(p)); pe.Error() != want {
 					t.Errorf("ProxyError = %q, want %q", pe.Error(), want)
@@ -457,6 +472,95 @@ func TestProxyFailuresAreProxyErrors(t *testing.T) {
 			}
 			if pw, ok := p.User.Password(); ok && strings.Contains(err.Error(), ":"+pw+"@") {
 				t.Errorf("error leaks the proxy password: %q", err)
+			}
+		})
+	}
+}
+
+// socksReplier is a SOCKS5 proxy that takes no credentials and answers
+// every CONNECT with the reply code reply. It returns its socks5:// URL.
+func socksReplier(t *testing.T, reply byte) *url.URL {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(5 * time.Second))
+				// Greeting: version, number of methods, the methods.
+				head := make([]byte, 2)
+				if _, err := io.ReadFull(conn, head); err != nil {
+					return
+				}
+				if _, err := io.ReadFull(conn, make([]byte, head[1])); err != nil {
+					return
+				}
+				conn.Write([]byte{5, 0})
+				// Request: version, command, reserved, address type.
+				req := make([]byte, 4)
+				if _, err := io.ReadFull(conn, req); err != nil {
+					return
+				}
+				var addr int
+				switch req[3] {
+				case 1:
+					addr = 4
+				case 4:
+					addr = 16
+				case 3:
+					n := make([]byte, 1)
+					if _, err := io.ReadFull(conn, n); err != nil {
+						return
+					}
+					addr = int(n[0])
+				}
+				if _, err := io.ReadFull(conn, make([]byte, addr+2)); err != nil {
+					return
+				}
+				conn.Write([]byte{5, reply, 0, 1, 0, 0, 0, 0, 0, 0})
+			}()
+		}
+	}()
+	return &url.URL{Scheme: "socks5", Host: ln.Addr().String()}
+}
+
+func TestSOCKSRepliesSayWhetherTheTargetWasUnreachable(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		reply byte
+		text  string
+		want  bool
+	}{
+		{reply: 1, text: "general SOCKS server failure"},
+		{reply: 2, text: "connection not allowed by ruleset"},
+		{reply: 3, text: "network unreachable", want: true},
+		{reply: 4, text: "host unreachable", want: true},
+		{reply: 5, text: "connection refused", want: true},
+		{reply: 6, text: "TTL expired", want: true},
+		{reply: 7, text: "command not supported"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.text, func(t *testing.T) {
+			t.Parallel()
+			c := testClient(t, Options{Proxy: socksReplier(t, tt.reply), ConnectTimeout: 5 * time.Second})
+			_, _, err := get(t, c, "http://127.0.0.1:9/")
+			var pe *ProxyError
+			if !errors.As(err, &pe) {
+				t.Fatalf("err = %v (%T), want a *ProxyError inside", err, err)
+			}
+			if !strings.HasSuffix(err.Error(), "unknown error "+tt.text) {
+				t.Errorf("err = %q, want it to end with the reply %q", err, tt.text)
+			}
+			if pe.TargetUnreachable != tt.want {
+				t.Errorf("TargetUnreachable = %v, want %v", pe.TargetUnreachable, tt.want)
 			}
 		})
 	}

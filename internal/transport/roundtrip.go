@@ -257,7 +257,10 @@ func connectAnswered(ctx context.Context, proxyURL *url.URL, _ *http.Request, re
 		name = st.proxyName
 	}
 	if res.StatusCode != http.StatusOK {
-		return &ProxyError{Proxy: name, Err: fmt.Errorf("CONNECT answered %s", res.Status)}
+		return &ProxyError{
+			Proxy: name, Err: fmt.Errorf("CONNECT answered %s", res.Status),
+			TargetUnreachable: res.StatusCode >= 500 && res.StatusCode <= 599,
+		}
 	}
 	return nil
 }
