@@ -86,6 +86,7 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	var tc *trackedConn
 	if d.track {
 		tc = &trackedConn{Conn: conn, timeout: d.connectTimeout}
+		tc.wireTo, _ = observerFrom(ctx).(WireObserver)
 		conn = tc
 		if d.connectTimeout > 0 && st == nil {
 			// A direct request that carries no state: the connection
@@ -361,6 +362,14 @@ type trackedConn struct {
 	retired  atomic.Bool  // writes fail
 	requests atomic.Int64 // requests handed this connection
 	served   atomic.Int64 // requests that took it, for ConnReused
+	// out and in count the bytes written and read on the wire (TLS,
+	// CONNECT and proxy handshakes included) that no request has claimed
+	// yet (see ClaimWire).
+	out, in atomic.Int64
+	// wireTo, when set, learns the bytes of a connection that closes
+	// before any request took it (a refused CONNECT, a failed handshake):
+	// the request that dialled it pays for them.
+	wireTo WireObserver
 
 	// A direct connection dialed with no word of its target's scheme
 	// learns it from what is written to it (writes come one after another:
@@ -406,6 +415,7 @@ func (c *trackedConn) sniffWrite(p []byte) {
 
 func (c *trackedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
+	c.in.Add(int64(n))
 	if err != nil {
 		err = c.connectErr(err)
 	}
@@ -420,10 +430,46 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 		c.sniffWrite(p)
 	}
 	n, err := c.Conn.Write(p)
+	c.out.Add(int64(n))
 	if err != nil {
 		err = c.connectErr(err)
 	}
 	return n, err
+}
+
+// Close closes the connection; one that no request took reports its bytes
+// to the request that dialled it.
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	if c.wireTo != nil && c.served.Load() == 0 {
+		if out, in := c.out.Swap(0), c.in.Swap(0); out+in > 0 {
+			c.wireTo.ObserveWire(out, in)
+		}
+	}
+	return err
+}
+
+// WireObserver learns bytes on the wire that no request claimed with
+// [ClaimWire]: those of a connection that closed before a request took it,
+// reported to the request that dialled it. A [DialObserver] that is also a
+// WireObserver gets them. Calls come from any goroutine.
+type WireObserver interface {
+	ObserveWire(out, in int64)
+}
+
+// ClaimWire returns the bytes written and read on the wire by the
+// connection of an httptrace GotConn hook (TLS records, CONNECT and proxy
+// handshakes included) since the last claim, and resets them: each byte is
+// claimed once. A request claims its connection's bytes when it is done;
+// on an HTTP/2 connection that others share, it may claim some of theirs,
+// but the sum over requests is the connection's. ok is false for a
+// connection this package did not dial. Safe for concurrent use.
+func ClaimWire(c net.Conn) (out, in int64, ok bool) {
+	tc := trackedOf(c)
+	if tc == nil {
+		return 0, 0, false
+	}
+	return tc.out.Swap(0), tc.in.Swap(0), true
 }
 
 // connectErr says why a read or write timed out while the connect deadline
