@@ -6,6 +6,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -222,6 +223,15 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 		// Settings.Secrets; those of --proxy-file are known only here.
 		Secrets: proxySecrets,
 	}
+	if c.Runner.RotateOn, err = runner.ParseStatusSet(r.RotateOn); err != nil {
+		return nil, bad("rotate-on", "%v", err)
+	}
+	if r.BlockPattern != "" {
+		if c.Runner.BlockPattern, err = regexp.Compile(r.BlockPattern); err != nil {
+			return nil, bad("block-pattern", "not a regular expression: %v", err)
+		}
+	}
+	c.Runner.Budget = int64(r.Budget)
 	if c.Session, err = routes.ParseSessionMode(r.Session); err != nil {
 		return nil, bad("session", "%v", err)
 	}

@@ -13,13 +13,16 @@ import (
 
 // Error kinds, as the contract names them.
 const (
-	KindInvalidURL   = "invalid_url"
-	KindDNS          = "dns"
-	KindConnect      = "connect"
-	KindTLS          = "tls"
-	KindTimeout      = "timeout"
-	KindReset        = "reset"
-	KindProxy        = "proxy"
+	KindInvalidURL = "invalid_url"
+	KindDNS        = "dns"
+	KindConnect    = "connect"
+	KindTLS        = "tls"
+	KindTimeout    = "timeout"
+	KindReset      = "reset"
+	KindProxy      = "proxy"
+	// KindBlocked is an answer, through a proxy, by which the target said
+	// it blocked the exit (--rotate-on, --block-pattern).
+	KindBlocked      = "blocked"
 	KindRedirect     = "redirect"
 	KindBodyTooLarge = "body_too_large"
 	KindStatus       = "status"
@@ -71,7 +74,13 @@ type Record struct {
 	SHA256          string    `json:"sha256,omitempty"`
 	BodyFile        string    `json:"body_file,omitempty"`
 	Proxy           string    `json:"proxy,omitempty"`
-	Time            time.Time `json:"time"`
+	// Blocked: the last attempt was blocked by the target (KindBlocked).
+	Blocked bool `json:"blocked,omitempty"`
+	// BytesOut and BytesIn are the bytes on the wire of every attempt made
+	// through a proxy, TLS and CONNECT included: what the pool bills.
+	BytesOut int64     `json:"bytes_out,omitempty"`
+	BytesIn  int64     `json:"bytes_in,omitempty"`
+	Time     time.Time `json:"time"`
 
 	// What follows travels with a record from the dispatcher to the
 	// summary and is not written: a record read back has the zero values.
@@ -107,4 +116,9 @@ type Attempt struct {
 	MS         float64 `json:"ms"`
 	WaitMS     float64 `json:"wait_ms,omitempty"`
 	RetryAfter float64 `json:"retry_after,omitempty"`
+	// Proxy names the proxy that carried the attempt, "" for none.
+	Proxy    string `json:"proxy,omitempty"`
+	Blocked  bool   `json:"blocked,omitempty"`
+	BytesOut int64  `json:"bytes_out,omitempty"`
+	BytesIn  int64  `json:"bytes_in,omitempty"`
 }

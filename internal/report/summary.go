@@ -14,7 +14,7 @@ import (
 // not know (from a hand-edited file, say) is counted as [KindOther].
 var kinds = [...]string{
 	KindInvalidURL, KindDNS, KindConnect, KindTLS, KindTimeout, KindReset,
-	KindProxy, KindRedirect, KindBodyTooLarge, KindStatus, KindProtocol, KindOther,
+	KindProxy, KindBlocked, KindRedirect, KindBodyTooLarge, KindStatus, KindProtocol, KindOther,
 }
 
 const (
@@ -63,12 +63,14 @@ type Summary struct {
 	attempts     int64
 	withAttempts int64
 	bytes        int64
-	status       [maxStatus - minStatus + 1]int64
-	errs         [len(kinds)]int64
-	latency      histogram
-	hosts        groupTable
-	proxies      groupTable
-	keyBuf       []byte
+	// bytes on the wire through proxies, and those of retries
+	wireOut, wireIn, retryBytes int64
+	status                      [maxStatus - minStatus + 1]int64
+	errs                        [len(kinds)]int64
+	latency                     histogram
+	hosts                       groupTable
+	proxies                     groupTable
+	keyBuf                      []byte
 }
 
 // NewSummary returns an empty summary.
@@ -133,6 +135,7 @@ func (s *Summary) add(r *Record) {
 	if ok {
 		g := s.hosts.get(s.keyBuf)
 		g.add(r, kind, fine, ms)
+		g.blocks += blocks(r)
 		if r.HostLimit > 0 {
 			// The limit the host had when its last record was made.
 			g.limit = r.HostLimit
@@ -145,6 +148,7 @@ func (s *Summary) add(r *Record) {
 		g.add(r, kind, fine, ms)
 		s.proxies.down(g.index)
 	}
+	s.addAttempts(r)
 }
 
 // Result is the summary of a run, as the contract's summary JSON.
@@ -167,10 +171,15 @@ type Result struct {
 	ElapsedMS    float64          `json:"elapsed_ms"`
 	RatePerS     float64          `json:"rate_per_s"`
 	LatencyMS    Latency          `json:"latency_ms"`
-	Interrupted  bool             `json:"interrupted"`
-	Stopped      string           `json:"stopped,omitempty"`
-	ByHost       []Group          `json:"by_host"`
-	ByProxy      []Group          `json:"by_proxy,omitempty"`
+	// BytesOut and BytesIn are the bytes on the wire through proxies;
+	// RetryBytes those of the attempts that were retries.
+	BytesOut    int64   `json:"bytes_out,omitempty"`
+	BytesIn     int64   `json:"bytes_in,omitempty"`
+	RetryBytes  int64   `json:"retry_bytes,omitempty"`
+	Interrupted bool    `json:"interrupted"`
+	Stopped     string  `json:"stopped,omitempty"`
+	ByHost      []Group `json:"by_host"`
+	ByProxy     []Group `json:"by_proxy,omitempty"`
 }
 
 // MarkStopped records that the run stopped on a failure of its own (its
@@ -208,6 +217,17 @@ type Group struct {
 	Errors    map[string]int64 `json:"errors"`
 	LatencyMS Latency          `json:"latency_ms"`
 	Limit     int              `json:"limit,omitempty"`
+	// Blocks counts the attempts the target blocked (see KindBlocked).
+	Blocks int64 `json:"blocks,omitempty"`
+	// For a proxy: every attempt it carried, whichever proxy ended the
+	// URL (Total, OK, Status and Errors count the records it ended), the
+	// failed ones by kind, how many were retries, and the bytes on the
+	// wire.
+	Attempts int64            `json:"attempts,omitempty"`
+	Failures map[string]int64 `json:"failures,omitempty"`
+	Retries  int64            `json:"retries,omitempty"`
+	BytesOut int64            `json:"bytes_out,omitempty"`
+	BytesIn  int64            `json:"bytes_in,omitempty"`
 }
 
 // Failed returns the group's records that are not ok.
@@ -227,6 +247,9 @@ func (s *Summary) Result(elapsed time.Duration, interrupted bool) Result {
 		Attempts:     s.attempts,
 		Retries:      s.attempts - s.withAttempts,
 		Bytes:        s.bytes,
+		BytesOut:     s.wireOut,
+		BytesIn:      s.wireIn,
+		RetryBytes:   s.retryBytes,
 		ElapsedMS:    roundMS(float64(elapsed) / float64(time.Millisecond)),
 		LatencyMS:    s.latency.latency(),
 		Interrupted:  interrupted,
@@ -266,15 +289,20 @@ type statusCount struct {
 
 // group is the running summary of one host or proxy.
 type group struct {
-	key     string
-	total   int64
-	failed  int64
-	seen    uint64 // when last counted, to drop the longest unseen first
-	index   int    // in groupTable.heap
-	limit   int
-	status  []statusCount
-	errs    [len(kinds)]uint32
-	latency sparseHistogram
+	key    string
+	total  int64
+	failed int64
+	seen   uint64 // when last counted, to drop the longest unseen first
+	index  int    // in groupTable.heap
+	limit  int
+	// The attempts through a proxy (a proxy's group) and the blocks (a
+	// host's too); see addAttempts.
+	attempts, retries, blocks int64
+	bytesOut, bytesIn         int64
+	failures                  [len(kinds)]uint32
+	status                    []statusCount
+	errs                      [len(kinds)]uint32
+	latency                   sparseHistogram
 }
 
 func (g *group) add(r *Record, kind, fine int, ms float64) {
@@ -305,6 +333,19 @@ func (g *group) result() Group {
 		Errors:    make(map[string]int64),
 		LatencyMS: g.latency.latency(),
 		Limit:     g.limit,
+		Attempts:  g.attempts,
+		Retries:   g.retries,
+		Blocks:    g.blocks,
+		BytesOut:  g.bytesOut,
+		BytesIn:   g.bytesIn,
+	}
+	for i, n := range g.failures {
+		if n > 0 {
+			if out.Failures == nil {
+				out.Failures = map[string]int64{}
+			}
+			out.Failures[kinds[i]] = int64(n)
+		}
 	}
 	for _, c := range g.status {
 		out.Status[strconv.Itoa(int(c.status))] = int64(c.n)
@@ -414,7 +455,7 @@ func (t *groupTable) down(i int) {
 func (t *groupTable) top(n int, name func(g *Group, key string)) []Group {
 	groups := make([]*group, 0, len(t.heap))
 	for _, g := range t.heap {
-		if g.total > 0 {
+		if g.total > 0 || g.attempts > 0 {
 			groups = append(groups, g)
 		}
 	}

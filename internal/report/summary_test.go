@@ -136,7 +136,7 @@ func TestSummaryJSONShape(t *testing.T) {
 	}
 	want := `{"total":1,"ok":1,"failed":0,"success_ratio":1,"status":{"200":1},"errors":{},"attempts":1,"retries":0,"bytes":100,"elapsed_ms":1000,"rate_per_s":1,"latency_ms":{"p50":84,"p90":84,"p99":84,"max":84},"interrupted":false,` +
 		`"by_host":[{"host":"example.com:443","total":1,"ok":1,"status":{"200":1},"errors":{},"latency_ms":{"p50":84,"p90":84,"p99":84,"max":84},"limit":7}],` +
-		`"by_proxy":[{"proxy":"http://bob:***@proxy.example:8080","total":1,"ok":1,"status":{"200":1},"errors":{},"latency_ms":{"p50":84,"p90":84,"p99":84,"max":84}}]}`
+		`"by_proxy":[{"proxy":"http://bob:***@proxy.example:8080","total":1,"ok":1,"status":{"200":1},"errors":{},"latency_ms":{"p50":84,"p90":84,"p99":84,"max":84},"attempts":1}]}`
 	if string(got) != want {
 		t.Errorf("summary JSON:\n got %s\nwant %s", got, want)
 	}

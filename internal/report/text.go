@@ -36,6 +36,10 @@ func (res Result) WriteText(w io.Writer) error {
 			fmt.Fprintf(bw, "  latency   p50 %s  p90 %s  p99 %s  max %s\n",
 				formatMS(l.P50), formatMS(l.P90), formatMS(l.P99), formatMS(l.Max))
 		}
+		if wire := res.BytesOut + res.BytesIn; wire > 0 {
+			fmt.Fprintf(bw, "  proxies   %s on the wire (%s out, %s in), %s of it on retries\n",
+				formatBytes(wire), formatBytes(res.BytesOut), formatBytes(res.BytesIn), formatBytes(res.RetryBytes))
+		}
 		writeFailingHosts(bw, res.ByHost)
 	} else if !res.Interrupted {
 		fmt.Fprintln(bw, "fetchctl: warning: the input held no URL")
@@ -53,6 +57,20 @@ func (res Result) WriteText(w io.Writer) error {
 	fmt.Fprintf(bw, "fetchctl: %d/%d ok (%s%%) in %.1fs, %.1f/s\n",
 		res.OK, res.Total, pct, res.ElapsedMS/1000, res.RatePerS)
 	return bw.Flush()
+}
+
+// formatBytes writes n in B, KiB, MiB or GiB, with one decimal past B.
+func formatBytes(n int64) string {
+	switch {
+	case n < 1<<10:
+		return fmt.Sprintf("%d B", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	case n < 1<<30:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	default:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	}
 }
 
 func writeFailingHosts(w io.Writer, hosts []Group) {

@@ -175,6 +175,15 @@ func (c authCheck) Do(req *http.Request) (*http.Response, error) {
 	return nil, &transport.ProxyError{Proxy: name, Err: fmt.Errorf("answered %s", resp.Status)}
 }
 
+// Rotate passes a block on to a client with sessions (see
+// [runner.Rotator]); a plain proxy has no fresh exit to give.
+func (c authCheck) Rotate(host string) bool {
+	if r, ok := c.next.(runner.Rotator); ok {
+		return r.Rotate(host)
+	}
+	return false
+}
+
 // envHasProxy reports whether the environment names a proxy for http or
 // https targets.
 func envHasProxy(getenv func(string) string) bool {

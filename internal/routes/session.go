@@ -197,7 +197,8 @@ func (s *sessions) Do(req *http.Request) (*http.Response, error) {
 
 // Rotate retires the session that carries requests to host, so that the
 // next one goes out through a fresh session: the target blocked this one.
-func (s *sessions) Rotate(host string) {
+// It implements [runner.Rotator]: every mode has a fresh session to give.
+func (s *sessions) Rotate(host string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -212,6 +213,7 @@ func (s *sessions) Rotate(host string) {
 			s.current = nil
 		}
 	}
+	return true
 }
 
 func (s *sessions) acquire(host string) (*session, error) {

@@ -46,6 +46,15 @@ type result struct {
 	panicked          string // the attempt panicked: this is what it said
 	saveErr           error  // the body could not be saved: the run ends
 
+	// proxy names the proxy that carried the attempt, "" for none.
+	proxy string
+	// blocked: the target answered, through a proxy, with a status of
+	// Options.RotateOn or a body matching Options.BlockPattern.
+	blocked bool
+	// wireOut and wireIn are the bytes the attempt sent and received on
+	// the wire, counted when it went through a proxy.
+	wireOut, wireIn int64
+
 	// clock is the attempt's trace, kept here to save an allocation; only
 	// the attempt itself reads it.
 	clock phaseClock
@@ -76,7 +85,10 @@ func (r *result) adaptiveCause() string {
 // attempt makes one request and reads its body. It runs on a worker's
 // goroutine and touches no dispatcher state.
 func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time) *result {
-	res := &result{task: t, route: r, start: start}
+	res := &result{task: t, route: r, start: start, proxy: r.Proxy}
+	if res.proxy == "" && r.ProxyFor != nil {
+		res.proxy = r.ProxyFor(t.job.parsed)
+	}
 	ctx := ws.begin()
 	defer ws.end()
 	// start is the dispatcher's clock; the attempt's own phases are
@@ -116,7 +128,7 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 		if v := resp.Header.Get("Retry-After"); v != "" {
 			res.retryAfter, res.hasRetryAfter = parseRetryAfter(v, time.Now())
 		}
-		err = d.readBody(ws, resp, t, res)
+		err = d.readBody(ws, resp, t, res, res.proxy != "" && d.opts.BlockPattern != nil)
 		resp.Body.Close()
 		if err == nil && d.opts.KeepAlive && resp.ProtoMajor == 1 && !resp.Close {
 			// net/http hands an HTTP/1 connection back to its pool from
@@ -129,6 +141,9 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	}
 	res.dur = time.Since(began)
 	res.timings = clock.timings()
+	if res.proxy != "" {
+		res.wireOut, res.wireIn = clock.claimWire()
+	}
 	clock.mu.Lock()
 	res.sent = clock.wrote
 	unanswered := clock.sent - clock.answered
@@ -157,6 +172,14 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 		if res.kind == report.KindReset && res.status != 0 {
 			res.msg = fmt.Sprintf("connection closed after %d body bytes: %s", res.bytes, res.msg)
 		}
+	case res.proxy != "" && d.opts.RotateOn.Contains(res.status):
+		res.blocked = true
+		res.kind = report.KindBlocked
+		res.msg = fmt.Sprintf("status %d through proxy %s is in --rotate-on %s", res.status, res.proxy, d.opts.RotateOn)
+	case res.proxy != "" && d.opts.BlockPattern != nil && d.opts.BlockPattern.Match(ws.head):
+		res.blocked = true
+		res.kind = report.KindBlocked
+		res.msg = fmt.Sprintf("status %d through proxy %s: the body matches --block-pattern", res.status, res.proxy)
 	case d.opts.OKStatus.Contains(res.status):
 		res.ok = true
 	default:

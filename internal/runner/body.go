@@ -16,8 +16,13 @@ import (
 	"strings"
 )
 
-// readBody reads at most MaxBody bytes into the hash and the body file.
-func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res *result) error {
+// blockHead is how much of a body --block-pattern is matched against.
+const blockHead = 64 << 10
+
+// readBody reads at most MaxBody bytes into the hash and the body file, and
+// with keepHead, the first blockHead bytes into ws.head.
+func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res *result, keepHead bool) error {
+	ws.head = ws.head[:0]
 	var src io.Reader = resp.Body
 	enc := resp.Header.Get("Content-Encoding")
 	switch {
@@ -47,6 +52,9 @@ func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res
 	if d.opts.Hash {
 		sum = sha256.New()
 		writers = append(writers, sum)
+	}
+	if keepHead {
+		writers = append(writers, headWriter{ws})
 	}
 	if d.opts.SaveDir != "" {
 		// The body goes to a new file of its own, renamed into place once
@@ -94,6 +102,16 @@ func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res
 		res.sha256 = hex.EncodeToString(sum.Sum(nil))
 	}
 	return err
+}
+
+// headWriter keeps the first blockHead bytes written in ws.head.
+type headWriter struct{ ws *workerState }
+
+func (h headWriter) Write(p []byte) (int, error) {
+	if room := blockHead - len(h.ws.head); room > 0 {
+		h.ws.head = append(h.ws.head, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
 }
 
 // keepBody closes the temporary body file and renames it into place when the

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http/httptrace"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,6 +35,40 @@ type phaseClock struct {
 	// ws is the worker whose attempt this is, while it runs: the attempt
 	// is stopped through it when too many requests go unanswered.
 	ws *workerState
+
+	// conns are the connections the attempt's requests took (one, unless
+	// a redirect went elsewhere), whose bytes on the wire it claims when
+	// done; wireOut and wireIn add those of connections that closed before
+	// a request took them.
+	conn            net.Conn
+	moreConns       []net.Conn
+	wireOut, wireIn int64
+}
+
+// ObserveWire implements [transport.WireObserver].
+func (c *phaseClock) ObserveWire(out, in int64) {
+	c.mark(func() { c.wireOut += out; c.wireIn += in })
+}
+
+// claimWire returns the bytes the attempt sent and received on the wire.
+// Call it once the attempt is over.
+func (c *phaseClock) claimWire() (out, in int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out, in = c.wireOut, c.wireIn
+	for i := -1; i < len(c.moreConns); i++ {
+		conn := c.conn
+		if i >= 0 {
+			conn = c.moreConns[i]
+		}
+		if conn == nil {
+			continue
+		}
+		o, n, _ := transport.ClaimWire(conn)
+		out += o
+		in += n
+	}
+	return out, in
 }
 
 // isHTTP2 reports whether conn speaks HTTP/2 (negotiated by ALPN).
@@ -87,7 +122,15 @@ func (c *phaseClock) trace(watchWrite bool) *httptrace.ClientTrace {
 				reused = r
 			}
 			h2 := isHTTP2(i.Conn)
-			c.mark(func() { c.connected(reused, h2) })
+			c.mark(func() {
+				c.connected(reused, h2)
+				switch {
+				case c.conn == nil:
+					c.conn = i.Conn
+				case c.conn != i.Conn && !slices.Contains(c.moreConns, i.Conn):
+					c.moreConns = append(c.moreConns, i.Conn)
+				}
+			})
 		},
 		GotFirstResponseByte: func() { t := now(); c.mark(func() { c.firstByte = t; c.answered++ }) },
 		PutIdleConn: func(error) {

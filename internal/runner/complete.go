@@ -22,7 +22,11 @@ func (d *dispatcher) complete(res *result) {
 	now := d.clock.Now()
 	d.adapt(res)
 	d.trackProxy(res, res.route, now)
+	d.block(res, now)
 	t, h := res.task, res.task.host
+	t.wireOut += res.wireOut
+	t.wireIn += res.wireIn
+	defer d.spend(res)
 	entry := historyEntry(res)
 	if d.retry(t, res, entry, now) {
 		d.markReady(h)
@@ -81,12 +85,24 @@ func (d *dispatcher) adapt(res *result) {
 	}
 }
 
+// spend adds the attempt's bytes through a proxy to the run's, and ends
+// the run once they reach Options.Budget.
+func (d *dispatcher) spend(res *result) {
+	d.spent += res.wireOut + res.wireIn
+	if d.opts.Budget > 0 && d.spent >= d.opts.Budget && d.fatal == nil {
+		d.fatal = &BudgetError{Budget: d.opts.Budget, Spent: d.spent}
+	}
+}
+
 // historyEntry is the attempt as a record's history lists it.
 func historyEntry(res *result) report.Attempt {
-	entry := report.Attempt{MS: ms(res.dur)}
-	if res.status != 0 && res.kind == "" || res.kind == report.KindStatus {
+	entry := report.Attempt{MS: ms(res.dur), Proxy: res.proxy, Blocked: res.blocked, BytesOut: res.wireOut, BytesIn: res.wireIn}
+	switch {
+	case res.status != 0 && res.kind == "" || res.kind == report.KindStatus:
 		entry.Status = res.status
-	} else {
+	case res.blocked:
+		entry.Status, entry.Error = res.status, res.kind
+	default:
 		entry.Error = res.kind
 	}
 	return entry
@@ -139,6 +155,15 @@ func (d *dispatcher) retryWait(t *task, res *result) (time.Duration, bool) {
 	if t.attempts-t.reroutes > d.opts.Retries {
 		return 0, false
 	}
+	if res.blocked {
+		// Tried again through another exit, whatever --retry-on says; a
+		// request that may have changed something only when the target
+		// said it did not take it.
+		if !idempotent(d.opts.Method) && res.sent && res.status != 429 {
+			return 0, false
+		}
+		return d.unblockedIn(t.host), true
+	}
 	retryable := false
 	switch res.kind {
 	case report.KindStatus:
@@ -179,16 +204,16 @@ func (d *dispatcher) finish(t *task, res *result, now time.Time) {
 		Timings:         res.timings,
 		SHA256:          res.sha256,
 		BodyFile:        res.bodyFile,
-		Proxy:           res.route.Proxy,
+		Proxy:           res.proxy,
+		Blocked:         res.blocked,
+		BytesOut:        t.wireOut,
+		BytesIn:         t.wireIn,
 		Time:            t.start.UTC(),
 		HostKey:         t.job.host,
 	}
 	if d.opts.Adaptive {
 		// The summary reports the limit of each host's last record.
 		rec.HostLimit = t.host.adapt.limit()
-	}
-	if rec.Proxy == "" && res.route.ProxyFor != nil {
-		rec.Proxy = res.route.ProxyFor(t.job.parsed)
 	}
 	if res.status != 0 {
 		rec.Proto = res.proto

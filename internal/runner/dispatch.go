@@ -34,6 +34,8 @@ type dispatcher struct {
 	inflight int
 	upRoutes int
 	fatal    error
+	// spent is the bytes on the wire through proxies so far.
+	spent int64
 }
 
 // Run fetches every job received from jobs until jobs is closed and all are

@@ -16,6 +16,9 @@ type task struct {
 	reroutes  int // attempts moved to another proxy, not counted as retries
 	history   []report.Attempt
 	lastRoute *route
+	// wireOut and wireIn add up the bytes on the wire of the attempts
+	// made through proxies.
+	wireOut, wireIn int64
 }
 
 // host is the dispatcher's state for one host key. It exists while the host

@@ -15,6 +15,73 @@ type route struct {
 	fails     int // consecutive proxy failures
 	down      bool
 	lastError string
+	// blocks are the hosts that blocked this route, until when.
+	blocks map[string]time.Time
+}
+
+// blockedFor reports whether host blocked the route and the block still
+// holds at now.
+func (r *route) blockedFor(host string, now time.Time) bool {
+	until, ok := r.blocks[host]
+	if ok && !now.Before(until) {
+		delete(r.blocks, host)
+		return false
+	}
+	return ok
+}
+
+// block marks the exit of a blocked attempt: a route that can give the host
+// a fresh session does so; any other gets a cool-down of
+// Options.ProxyCooldown for the host.
+func (d *dispatcher) block(res *result, now time.Time) {
+	if !res.blocked {
+		return
+	}
+	r, key := res.route, res.task.host.key
+	if rot, ok := r.Client.(Rotator); ok && rot.Rotate(res.task.job.parsed.Host) {
+		return
+	}
+	if r.blocks == nil {
+		r.blocks = map[string]time.Time{}
+	}
+	if len(r.blocks) >= maxBlocks {
+		// Forget the blocks that have run out; a host that blocks every
+		// route keeps the map small.
+		for h, until := range r.blocks {
+			if !now.Before(until) {
+				delete(r.blocks, h)
+			}
+		}
+	}
+	r.blocks[key] = now.Add(d.opts.ProxyCooldown)
+	d.logf("proxy %s: blocked by %s, not used for it for %s", r.Proxy, key, d.opts.ProxyCooldown)
+}
+
+// maxBlocks is how many hosts a route remembers blocks of before it sweeps
+// the expired ones.
+const maxBlocks = 1024
+
+// unblockedIn returns how long until some route in use may carry h's next
+// request: 0 when one is not blocked for h now.
+func (d *dispatcher) unblockedIn(h *host) time.Duration {
+	now := d.clock.Now()
+	var soonest time.Time
+	for _, r := range d.routes {
+		if r.down {
+			continue
+		}
+		until, ok := r.blocks[h.key]
+		if !ok || !now.Before(until) {
+			return 0
+		}
+		if soonest.IsZero() || until.Before(soonest) {
+			soonest = until
+		}
+	}
+	if soonest.IsZero() {
+		return 0
+	}
+	return soonest.Sub(now)
 }
 
 // routeFree reports whether some route in use has a free slot.
@@ -37,8 +104,21 @@ func (d *dispatcher) routeFree() bool {
 func (d *dispatcher) pickRoute(h *host) (best *route, parked bool) {
 	limit := h.limit(d.opts)
 	avoid := d.failedRoute(h)
+	// A route the host blocked is taken only when every route in use is
+	// blocked for it: otherwise the host waits for one that is not.
+	now := d.clock.Now()
+	allBlocked := true
+	for _, r := range d.routes {
+		if !r.down && r != avoid && !(len(r.blocks) > 0 && r.blockedFor(h.key, now)) {
+			allBlocked = false
+			break
+		}
+	}
 	for _, r := range d.routes {
 		if r.down || r == avoid {
+			continue
+		}
+		if !allBlocked && len(r.blocks) > 0 && r.blockedFor(h.key, now) {
 			continue
 		}
 		if r.inflight >= d.opts.Limit {

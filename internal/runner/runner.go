@@ -9,8 +9,10 @@ package runner
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"time"
 )
 
@@ -72,12 +74,43 @@ type Options struct {
 	// ProxyCooldown; 0 picks 3 and 30s.
 	ProxyFailures int
 	ProxyCooldown time.Duration
+	// RotateOn are the statuses by which a target says it blocked the exit
+	// a proxy gave it, and BlockPattern, when set, a pattern whose match in
+	// the first 64 KiB of a body says the same. Through a proxy, such an
+	// answer is a blocked attempt: the proxy (or its session) gets a
+	// cool-down for the host, and the URL is tried again through another
+	// proxy or a fresh session, spending a retry. Direct requests are not
+	// judged.
+	RotateOn     StatusSet
+	BlockPattern *regexp.Regexp
+	// Budget, when positive, ends the run with a [*BudgetError] once the
+	// bytes on the wire through proxies reach it.
+	Budget int64
+
 	// Secrets are strings scrubbed from every error message.
 	Secrets []string
 
 	// Logf, when set, receives one line per retry, failure and adaptive
 	// limit change. It may be called from several goroutines at once.
 	Logf func(format string, args ...any)
+}
+
+// BudgetError ends a run whose bytes through proxies reached
+// Options.Budget. The records of the URLs in flight are dropped, so that a
+// resumed run fetches them again.
+type BudgetError struct {
+	Budget, Spent int64
+}
+
+func (e *BudgetError) Error() string {
+	return fmt.Sprintf("--budget of %d bytes through proxies reached (%d spent)", e.Budget, e.Spent)
+}
+
+// Rotator is a route client that can give a host a fresh exit (a new proxy
+// session) when the host blocked the one it had; Rotate reports whether it
+// did.
+type Rotator interface {
+	Rotate(host string) bool
 }
 
 // ErrAllProxiesDown ends a run whose every proxy has been set aside.

@@ -33,6 +33,7 @@ func (d *dispatcher) worker() {
 // workerState is what a worker keeps from one attempt to the next.
 type workerState struct {
 	buf  []byte // for reading bodies
+	head []byte // the start of the last body, for --block-pattern
 	body io.LimitedReader
 	out  onlyWriter
 	gz   *gzip.Reader // made for the first gzip body

@@ -48,6 +48,9 @@ type Settings struct {
 	Adaptive        bool
 	Proxy           string
 	ProxyFile       string
+	RotateOn        string
+	BlockPattern    string
+	Budget          Size
 	Session         string
 	SessionTTL      time.Duration
 	DNSTTL          time.Duration
@@ -126,6 +129,9 @@ func (s *Settings) fields(version string) []field {
 		{name: "adaptive", ptr: &s.Adaptive, def: false, usage: "adapt per-host concurrency: cut on 429/503 and timeouts, grow on success, never above --per-host"},
 		{name: "proxy", ptr: &s.Proxy, def: "", mask: maskProxy, usage: "http://, https:// or socks5:// proxy, with user:pass@ if needed"},
 		{name: "proxy-file", ptr: &s.ProxyFile, def: "", usage: "file of proxies, one a line; requests are spread over them"},
+		{name: "rotate-on", ptr: &s.RotateOn, def: "403,429", usage: "statuses by which a target blocks a proxy's exit: the proxy or session cools down for the host and the URL is retried through another"},
+		{name: "block-pattern", ptr: &s.BlockPattern, def: "", usage: "regular expression whose match in the first 64KiB of a body, through a proxy, is a block like --rotate-on"},
+		{name: "budget", ptr: &s.Budget, def: Size(0), usage: "stop the run (resumable) once this many bytes went through proxies on the wire; 0 is no limit"},
 		{name: "session", ptr: &s.Session, def: "", usage: "renew the {session} of a proxy URL's user name: host (one per target host), url (one per request) or N (every N requests)"},
 		{name: "session-ttl", ptr: &s.SessionTTL, def: 5 * time.Minute, usage: "longest life of a proxy session; 0 is no limit"},
 		{name: "dns-ttl", ptr: &s.DNSTTL, def: 5 * time.Minute, usage: "how long a DNS answer is cached; 0 turns the cache off"},

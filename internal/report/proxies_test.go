@@ -1,0 +1,62 @@
+package report
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestSummaryCountsEveryProxyAttempt: a proxy that carried only failed
+// attempts, its URLs ending through another, is in by_proxy with what it
+// cost; blocks count per proxy and per host; wire bytes and retry bytes add
+// up.
+func TestSummaryCountsEveryProxyAttempt(t *testing.T) {
+	t.Parallel()
+	const dead, good = "http://dead.example:1", "http://good.example:1"
+	s := NewSummary()
+	s.Add(&Record{URL: "http://a.example/1", Attempts: 3, OK: true, Status: 200, Proxy: good, BytesOut: 600, BytesIn: 3000,
+		History: []Attempt{
+			{Error: KindProxy, Proxy: dead, BytesOut: 100, BytesIn: 50},
+			{Error: KindBlocked, Status: 403, Proxy: good, Blocked: true, BytesOut: 200, BytesIn: 950},
+			{Status: 200, Proxy: good, BytesOut: 300, BytesIn: 2000},
+		}})
+	s.Add(&Record{URL: "http://a.example/2", Attempts: 1, Status: 403, Proxy: good, Blocked: true, BytesOut: 10, BytesIn: 20,
+		Error: &Error{Kind: KindBlocked, Message: "blocked"}})
+	s.Add(&Record{URL: "http://b.example/", Attempts: 1, OK: true, Status: 200, Bytes: 5})
+	res := s.Result(0, false)
+	if res.BytesOut != 610 || res.BytesIn != 3020 || res.RetryBytes != 200+950+300+2000 {
+		t.Errorf("bytes out %d in %d retries %d, want 610, 3020, 3450", res.BytesOut, res.BytesIn, res.RetryBytes)
+	}
+	byProxy := map[string]Group{}
+	for _, g := range res.ByProxy {
+		byProxy[g.Proxy] = g
+	}
+	d, ok := byProxy[dead]
+	if !ok {
+		t.Fatalf("by_proxy %+v lacks the proxy whose attempts all failed", res.ByProxy)
+	}
+	if d.Total != 0 || d.Attempts != 1 || d.Failures[KindProxy] != 1 || d.BytesOut != 100 || d.BytesIn != 50 || d.Retries != 0 {
+		t.Errorf("dead proxy: %+v", d)
+	}
+	g := byProxy[good]
+	if g.Total != 2 || g.OK != 1 || g.Attempts != 3 || g.Retries != 2 || g.Blocks != 2 || g.Failures[KindBlocked] != 2 || g.BytesOut != 510 || g.BytesIn != 2970 {
+		t.Errorf("good proxy: %+v", g)
+	}
+	for _, h := range res.ByHost {
+		want := map[string]int64{"a.example:80": 2, "b.example:80": 0}[h.Host]
+		if h.Blocks != want {
+			t.Errorf("host %s: %d blocks, want %d", h.Host, h.Blocks, want)
+		}
+	}
+}
+
+func TestTextShowsProxyBytes(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	res := Result{Total: 1, OK: 1, Attempts: 2, Retries: 1, BytesOut: 2048, BytesIn: 3 << 20, RetryBytes: 512}
+	if err := res.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	if want := "  proxies   3.0 MiB on the wire (2.0 KiB out, 3.0 MiB in), 512 B of it on retries\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("text %q lacks %q", b.String(), want)
+	}
+}
