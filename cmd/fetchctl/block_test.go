@@ -1,0 +1,126 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fetchctl/fetchctl/internal/report"
+)
+
+// gatewayAnswering is a loopback gateway that answers forwarded requests
+// itself: status for hosts that block it, 200 and a 2 KiB body otherwise.
+func gatewayAnswering(t *testing.T, status int, blockedHost string) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Host == blockedHost {
+			w.WriteHeader(status)
+			io.WriteString(w, "blocked")
+			return
+		}
+		io.WriteString(w, strings.Repeat("x", 2048))
+	}))
+	t.Cleanup(srv.Close)
+	return "http://" + srv.Listener.Addr().String()
+}
+
+func readSummary(t *testing.T, path string) report.Result {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res report.Result
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// TestBlockRotationAndProxyCosts drives the binary through two gateways,
+// one of which a.example blocks: every a.example URL ends ok through the
+// other, and the summary shows the blocking proxy's attempts and bytes.
+func TestBlockRotationAndProxyCosts(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	banned := gatewayAnswering(t, 403, "a.example")
+	fine := gatewayAnswering(t, 200, "")
+	var urls strings.Builder
+	for i := range 10 {
+		urls.WriteString("http://a.example/" + strings.Repeat("x", i) + "\nhttp://b.example/" + strings.Repeat("x", i) + "\n")
+	}
+	write := func(name, s string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("urls.txt", urls.String())
+	write("proxies.txt", banned+"\n"+fine+"\n")
+	res := runFetchctl(t, dir, nil, "run", "-q", "--proxy-file", "proxies.txt", "--limit", "2", "--per-host", "1",
+		"-o", "out.ndjson", "--summary", "sum.json", "urls.txt")
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	recs := readRecords(t, filepath.Join(dir, "out.ndjson"))
+	blocked := 0
+	for _, r := range recs {
+		if !r.OK {
+			t.Errorf("%s not ok: %+v", r.URL, r.Error)
+		}
+		if r.Attempts > 1 {
+			blocked++
+		}
+	}
+	sum := readSummary(t, filepath.Join(dir, "sum.json"))
+	var bannedGroup *report.Group
+	for i, g := range sum.ByProxy {
+		if g.Proxy == banned {
+			bannedGroup = &sum.ByProxy[i]
+		}
+	}
+	if bannedGroup == nil || bannedGroup.Blocks == 0 || bannedGroup.Blocks != int64(blocked) || bannedGroup.BytesIn == 0 {
+		t.Errorf("by_proxy %+v: want the blocking proxy with %d blocks and its bytes", sum.ByProxy, blocked)
+	}
+	if blocked == 0 || blocked > 2 {
+		t.Errorf("%d URLs were blocked before moving on, want 1 or 2: a blocked proxy cools down for the host", blocked)
+	}
+	if sum.BytesIn < 20*2048 {
+		t.Errorf("summary counts %d bytes in through proxies, want at least the 20 bodies", sum.BytesIn)
+	}
+}
+
+// TestBudgetStopsAResumableRun: --budget ends the run with exit 1, its
+// summary interrupted and saying why; --resume with a larger budget
+// finishes the list.
+func TestBudgetStopsAResumableRun(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	gw := gatewayAnswering(t, 0, "")
+	var urls strings.Builder
+	for i := range 40 {
+		urls.WriteString("http://h" + strings.Repeat("x", i%4) + ".example/" + strings.Repeat("p", i) + "\n")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "urls.txt"), []byte(urls.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := runFetchctl(t, dir, nil, "run", "-q", "--proxy", gw, "--limit", "1", "--budget", "20KiB",
+		"-o", "out.ndjson", "--summary", "sum.json", "urls.txt")
+	if res.code != 1 || !strings.Contains(res.stderr, "--budget") {
+		t.Fatalf("exit %d, stderr %q; want 1 and a word on the budget", res.code, res.stderr)
+	}
+	sum := readSummary(t, filepath.Join(dir, "sum.json"))
+	if !sum.Interrupted || !strings.Contains(sum.Stopped, "--budget") || sum.Total == 0 || sum.Total >= 40 {
+		t.Errorf("summary %+v: want interrupted by the budget part-way", sum)
+	}
+	res = runFetchctl(t, dir, nil, "run", "-q", "--proxy", gw, "--budget", "1GiB", "--resume", "-o", "out.ndjson", "urls.txt")
+	if res.code != 0 {
+		t.Fatalf("resume: exit %d: %s", res.code, res.stderr)
+	}
+	if n := len(readRecords(t, filepath.Join(dir, "out.ndjson"))); n != 40 {
+		t.Errorf("after --resume the output holds %d records, want 40", n)
+	}
+}
