@@ -72,3 +72,54 @@ func TestClaimWire(t *testing.T) {
 		t.Errorf("the refused CONNECT reported %d bytes out and %d in, want both counted", wc.out.Load(), wc.in.Load())
 	}
 }
+
+// TestClaimWireThroughRealProxies: through tinyproxy (CONNECT, then TLS
+// to the target) and microsocks (SOCKS5), a request claims the proxy's
+// handshake, the TLS handshake and the body; a CONNECT that tinyproxy
+// refuses is paid by the request that dialled it.
+func TestClaimWireThroughRealProxies(t *testing.T) {
+	t.Parallel()
+	body := strings.Repeat("y", 5000)
+	srv := newServer(t, "h2", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, body) }))
+	for _, tt := range []struct {
+		name  string
+		proxy func() *url.URL
+	}{
+		{"tinyproxy", func() *url.URL { return startTinyproxy(t, proxyUser, proxyPass) }},
+		{"microsocks", func() *url.URL { return startMicrosocks(t) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := tt.proxy()
+			c := testClient(t, Options{Proxy: p, HTTP2: true, KeepAlive: time.Minute, Insecure: true, ConnectTimeout: 5 * time.Second})
+			var conn net.Conn
+			ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+				GotConn: func(info httptrace.GotConnInfo) { conn = info.Conn; ConnReused(info.Conn) },
+			})
+			req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			out, in, ok := ClaimWire(conn)
+			// A TLS handshake alone is over a kilobyte in (the
+			// certificate) and a few hundred bytes out.
+			if !ok || out < 300 || in < int64(len(body))+1000 {
+				t.Errorf("claimed %d bytes out and %d in (ok %v), want the handshakes and the %d-byte body", out, in, ok, len(body))
+			}
+		})
+	}
+	t.Run("tinyproxy refuses the CONNECT", func(t *testing.T) {
+		p := withPassword(startTinyproxy(t, proxyUser, proxyPass), "wrong")
+		c := testClient(t, Options{Proxy: p, Insecure: true, ConnectTimeout: 5 * time.Second})
+		var wc wireCount
+		req, _ := http.NewRequestWithContext(WithDialObserver(context.Background(), &wc), "GET", srv.URL, nil)
+		if _, err := c.Do(req); err == nil {
+			t.Fatal("a CONNECT with a wrong password went through")
+		}
+		if wc.out.Load() < 50 || wc.in.Load() < 20 {
+			t.Errorf("the refused CONNECT reported %d bytes out and %d in", wc.out.Load(), wc.in.Load())
+		}
+	})
+}
