@@ -224,32 +224,17 @@ func (s *sessions) acquire(host string) (*session, error) {
 	switch {
 	case s.mode.PerHost:
 		s.sweepLocked(now)
-		sess = s.byHost[host]
-		if sess != nil && s.stale(sess, now) {
-			delete(s.byHost, host)
-			s.retireLocked(sess)
-			sess = nil
+		var err error
+		if sess, err = s.keepOrOpen(s.byHost[host], now, false); err != nil {
+			return nil, err
 		}
-		if sess == nil {
-			var err error
-			if sess, err = s.openLocked(now); err != nil {
-				return nil, err
-			}
-			s.byHost[host] = sess
-		}
+		s.byHost[host] = sess
 	case s.mode.Every > 0:
-		sess = s.current
-		if sess != nil && (sess.uses >= s.mode.Every || s.stale(sess, now)) {
-			s.retireLocked(sess)
-			sess = nil
+		var err error
+		if sess, err = s.keepOrOpen(s.current, now, s.current != nil && s.current.uses >= s.mode.Every); err != nil {
+			return nil, err
 		}
-		if sess == nil {
-			var err error
-			if sess, err = s.openLocked(now); err != nil {
-				return nil, err
-			}
-			s.current = sess
-		}
+		s.current = sess
 	default: // PerURL
 		var err error
 		if sess, err = s.openLocked(now); err != nil {
@@ -261,6 +246,18 @@ func (s *sessions) acquire(host string) (*session, error) {
 	sess.inflight++
 	sess.lastUsed = now
 	return sess, nil
+}
+
+// keepOrOpen returns sess while it serves, or retires it (when stale, or
+// done says so) and opens a new one.
+func (s *sessions) keepOrOpen(sess *session, now time.Time, done bool) (*session, error) {
+	if sess != nil && !done && !s.stale(sess, now) {
+		return sess, nil
+	}
+	if sess != nil {
+		s.retireLocked(sess)
+	}
+	return s.openLocked(now)
 }
 
 func (s *sessions) stale(sess *session, now time.Time) bool {

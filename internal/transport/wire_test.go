@@ -29,18 +29,7 @@ func TestClaimWire(t *testing.T) {
 	srv := newServer(t, "h1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, body) }))
 	c := testClient(t, Options{KeepAlive: time.Minute, Insecure: true, ConnectTimeout: 5 * time.Second})
 	for i := range 2 {
-		var conn net.Conn
-		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
-			GotConn: func(info httptrace.GotConnInfo) { conn = info.Conn; ConnReused(info.Conn) },
-		})
-		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/a", nil)
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		out, in, ok := ClaimWire(conn)
+		conn, out, in, ok := getAndClaim(t, c, srv.URL+"/a")
 		if !ok {
 			t.Fatal("ClaimWire: not a connection of this package")
 		}
@@ -91,18 +80,7 @@ func TestClaimWireThroughRealProxies(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := tt.proxy()
 			c := testClient(t, Options{Proxy: p, HTTP2: true, KeepAlive: time.Minute, Insecure: true, ConnectTimeout: 5 * time.Second})
-			var conn net.Conn
-			ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
-				GotConn: func(info httptrace.GotConnInfo) { conn = info.Conn; ConnReused(info.Conn) },
-			})
-			req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
-			resp, err := c.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			out, in, ok := ClaimWire(conn)
+			_, out, in, ok := getAndClaim(t, c, srv.URL)
 			// A TLS handshake alone is over a kilobyte in (the
 			// certificate) and a few hundred bytes out.
 			if !ok || out < 300 || in < int64(len(body))+1000 {
@@ -122,4 +100,21 @@ func TestClaimWireThroughRealProxies(t *testing.T) {
 			t.Errorf("the refused CONNECT reported %d bytes out and %d in", wc.out.Load(), wc.in.Load())
 		}
 	})
+}
+
+// getAndClaim fetches rawURL whole and claims its connection's bytes.
+func getAndClaim(t *testing.T, c *http.Client, rawURL string) (conn net.Conn, out, in int64, ok bool) {
+	t.Helper()
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) { conn = info.Conn; ConnReused(info.Conn) },
+	})
+	req, _ := http.NewRequestWithContext(ctx, "GET", rawURL, nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	out, in, ok = ClaimWire(conn)
+	return conn, out, in, ok
 }
