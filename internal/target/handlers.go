@@ -14,45 +14,34 @@ import (
 	"time"
 )
 
-type hostHandler struct {
-	s *Server
-	i int
-	c *hostCounters
-}
+// hostHandler is the http.Handler of one host.
+type hostHandler struct{ h *Host }
 
-func (h *hostHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s, c := h.s, h.c
-	total := s.inFlight.Add(1)
-	defer s.leave()
-	if s.closing.Load() {
-		// Close may already be waiting for inFlight to drain.
+func (hh hostHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := hh.h
+	status := h.Enter()
+	if status == 0 {
 		panic(http.ErrAbortHandler)
 	}
-	raise(&s.peak, total)
-
-	c.requests.Add(1)
-	n := c.inFlight.Add(1)
-	defer c.inFlight.Add(-1)
-	raise(&c.peak, n)
-
-	if lim := s.opts.Limit429; lim > 0 && n > int64(lim) {
-		s.writeStatus(w, c, http.StatusTooManyRequests)
+	defer h.Leave()
+	if status == http.StatusTooManyRequests {
+		writeStatusText(w, status)
 		return
 	}
-	s.route(w, r, h)
+	h.s.route(w, r, h.c)
 }
 
 // route dispatches on the path. The default path is checked first as it is
 // the hot one.
-func (s *Server) route(w http.ResponseWriter, r *http.Request, h *hostHandler) {
+func (s *Server) route(w http.ResponseWriter, r *http.Request, c *hostCounters) {
 	p := r.URL.Path
 	switch {
 	case p == "/":
-		s.serveDefault(w, r, h.c)
+		s.serveDefault(w, r, c)
 	case p == PathFlaky:
-		s.serveFlaky(w, r, h.c)
+		s.serveFlaky(w, r, c)
 	case p == PathRetryAfter:
-		s.serveRetryAfter(w, r, h.c)
+		s.serveRetryAfter(w, r, c)
 	case p == PathReset:
 		s.serveReset(w, r)
 	case p == PathResetMid:
@@ -66,19 +55,19 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, h *hostHandler) {
 	case p == PathBig:
 		s.serveBig(w, r)
 	case p == PathRedirect:
-		s.serveRedirect(w, r, h.c)
+		s.serveRedirect(w, r, c)
 	case p == PathLoop:
 		s.serveLoop(w, r)
 	case p == PathRedirectHost:
 		s.serveRedirectHost(w, r)
 	case strings.HasPrefix(p, PathStatus):
-		s.serveStatus(w, r, h.c)
+		s.serveStatus(w, r, c)
 	case p == PathEcho:
 		s.serveEcho(w, r)
 	case p == PathSlow:
-		s.serveSlow(w, r, h.c)
+		s.serveSlow(w, r, c)
 	default:
-		s.serveDefault(w, r, h.c)
+		s.serveDefault(w, r, c)
 	}
 }
 
@@ -88,12 +77,6 @@ func (s *Server) wait(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
-	return sleep(ctx, s.life, d)
-}
-
-// sleepTimer waits d on a Go timer, returning false early when ctx or life
-// is done.
-func sleepTimer(ctx, life context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -101,7 +84,7 @@ func sleepTimer(ctx, life context.Context, d time.Duration) bool {
 		return true
 	case <-ctx.Done():
 		return false
-	case <-life.Done():
+	case <-s.life.Done():
 		return false
 	}
 }
@@ -112,6 +95,12 @@ func (s *Server) writeStatus(w http.ResponseWriter, c *hostCounters, code int) {
 	if code == http.StatusTooManyRequests {
 		c.tooMany.Add(1)
 	}
+	writeStatusText(w, code)
+}
+
+// writeStatusText answers code with a one-line text body, or none where the
+// status forbids one.
+func writeStatusText(w http.ResponseWriter, code int) {
 	hd := w.Header()
 	if !bodyAllowed(code) {
 		w.WriteHeader(code)

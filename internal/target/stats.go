@@ -81,3 +81,13 @@ func raise(p *atomic.Int64, v int64) {
 		}
 	}
 }
+
+// leave ends a request's share of the server-wide in-flight count.
+func (s *Server) leave() {
+	if s.inFlight.Add(-1) == 0 && s.closing.Load() {
+		select {
+		case s.idle <- struct{}{}:
+		default:
+		}
+	}
+}

@@ -12,10 +12,8 @@
 // per request, e.g. /?latency=50ms&size=1024&status=404. The fault paths are
 // the Path constants ([PathFlaky], [PathRetryAfter], [PathReset], ...).
 //
-// On plain HTTP/1.1 listeners the default answer to a GET or HEAD of / is
-// written without net/http's server, which would take the CPU that a client
-// measured on the same cores needs (see fast.go); every other request gets
-// net/http's server, with the same counters.
+// Every request is served by net/http's server, unless [Options.Front] puts
+// a responder of its own ahead of it (the benchmark's target does).
 //
 // Counters are kept per fault key: /flaky and /429 count requests per value of
 // the key query parameter, so tests that use distinct keys never share state.
@@ -25,6 +23,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -58,10 +57,10 @@ type Options struct {
 	// many requests in flight on its host (the request itself included).
 	// Zero turns the limit off.
 	Limit429 int
-
-	// onFastWait, for tests, is called when a request on the fast path
-	// starts its latency wait.
-	onFastWait func()
+	// Front, when set, serves each listener ahead of net/http's server and
+	// hands it the connections it does not keep (see [Front]). It needs
+	// plain HTTP/1.1: neither TLS nor HTTP2.
+	Front Front
 }
 
 // maxBodySize bounds BodySize so that a typo cannot allocate gigabytes.
@@ -84,16 +83,13 @@ type Server struct {
 	inFlight atomic.Int64
 	peak     atomic.Int64
 	closing  atomic.Bool
-	idle     chan struct{} // signalled when inFlight drops to 0 while closing
-	done     chan struct{} // closed by Close; every wait selects on it
-	life     context.Context
-	endLife  context.CancelFunc // called by Close, with done closed
+	idle     chan struct{}      // signalled when inFlight drops to 0 while closing
+	life     context.Context    // done once Close begins; every wait selects on it
+	endLife  context.CancelFunc // called by Close
 	serving  sync.WaitGroup
 	keys     sync.Map // fault kind + "\x00" + key → *atomic.Int64
 
-	fast       connSet // connections on the fast path (see fast.go)
-	fastHosts  []*fastHost
-	handoffs   []*handoffListener
+	fronted    []*Host // each host's, with a Front
 	closeOnce  sync.Once
 	mu         sync.Mutex
 	transports []*http.Transport
@@ -112,7 +108,10 @@ func Start(opts Options) (*Server, error) {
 		opts.Hosts = 1
 	}
 	if opts.BodySize < 0 || opts.BodySize > maxBodySize {
-		return nil, fmt.Errorf("target: body size %d out of range 0..%d", opts.BodySize, maxBodySize)
+		return nil, fmt.Errorf("body size %d out of range 0..%d", opts.BodySize, maxBodySize)
+	}
+	if opts.Front != nil && (opts.TLS || opts.HTTP2) {
+		return nil, errors.New("a front serves plain HTTP/1.1 only, without TLS or HTTP/2")
 	}
 	s := &Server{
 		opts:   opts,
@@ -120,7 +119,6 @@ func Start(opts Options) (*Server, error) {
 		hosts:  make([]hostCounters, opts.Hosts),
 		body:   fill(make([]byte, opts.BodySize)),
 		idle:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
 	}
 	s.life, s.endLife = context.WithCancel(context.Background())
 	s.bodyCL = []string{strconv.Itoa(len(s.body))}
@@ -129,7 +127,7 @@ func Start(opts Options) (*Server, error) {
 	if opts.TLS {
 		cert, leaf, err := selfSigned()
 		if err != nil {
-			return nil, fmt.Errorf("target: certificate: %w", err)
+			return nil, fmt.Errorf("certificate: %w", err)
 		}
 		s.scheme = "https"
 		s.cert = leaf
@@ -154,11 +152,12 @@ func Start(opts Options) (*Server, error) {
 			for _, l := range s.lns {
 				l.Close()
 			}
-			return nil, fmt.Errorf("target: listen: %w", err)
+			return nil, fmt.Errorf("listen: %w", err)
 		}
 		hc := &s.hosts[i]
+		h := &Host{s: s, c: hc}
 		srv := &http.Server{
-			Handler:           &hostHandler{s: s, i: i, c: hc},
+			Handler:           hostHandler{h},
 			TLSConfig:         tlsConf,
 			Protocols:         &protos,
 			ReadHeaderTimeout: 30 * time.Second,
@@ -166,12 +165,11 @@ func Start(opts Options) (*Server, error) {
 			ErrorLog:          errLog,
 			HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 1000},
 		}
-		if s.fastPath() {
-			// The fast path counts the connections it accepts, handed
-			// over or not.
-			hand := newHandoffListener(ln.Addr())
-			s.fastHosts = append(s.fastHosts, newFastHost(s, hc, hand))
-			s.handoffs = append(s.handoffs, hand)
+		if opts.Front != nil {
+			// The front counts the connections it accepts, handed over
+			// or not.
+			h.hand = newHandoffListener(ln.Addr())
+			s.fronted = append(s.fronted, h)
 		} else {
 			srv.ConnState = func(_ net.Conn, st http.ConnState) {
 				if st == http.StateNew {
@@ -184,13 +182,17 @@ func Start(opts Options) (*Server, error) {
 		s.addrs = append(s.addrs, ln.Addr().String())
 	}
 	for i, srv := range s.srvs {
-		s.serving.Add(1)
 		var ln net.Listener = s.lns[i]
-		if s.fastPath() {
+		if opts.Front != nil {
+			h := s.fronted[i]
 			s.serving.Add(1)
-			go s.serveFast(ln, s.fastHosts[i])
-			ln = s.handoffs[i]
+			go func(ln net.Listener) {
+				defer s.serving.Done()
+				opts.Front(ln, h)
+			}(ln)
+			ln = h.hand
 		}
+		s.serving.Add(1)
 		go func(srv *http.Server, ln net.Listener) {
 			defer s.serving.Done()
 			if opts.TLS {
@@ -203,10 +205,6 @@ func Start(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// fastPath reports whether the listeners answer the default request
-// themselves (see fast.go): plain HTTP/1.1 only.
-func (s *Server) fastPath() bool { return !s.opts.TLS && !s.opts.HTTP2 }
-
 // Close stops every listener, closes every connection, makes waiting
 // handlers (stall, drip, latency) return, and waits up to a few seconds for
 // running handlers to finish. It also closes the idle connections of the
@@ -214,13 +212,13 @@ func (s *Server) fastPath() bool { return !s.opts.TLS && !s.opts.HTTP2 }
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
-		close(s.done)
 		s.endLife()
-		if s.fastPath() {
+		if s.opts.Front != nil {
+			// The fronts close their connections once their listeners
+			// are closed; http.Server closes its own listeners.
 			for _, ln := range s.lns {
 				ln.Close()
 			}
-			s.fast.closeAll()
 		}
 		for _, srv := range s.srvs {
 			_ = srv.Close()
