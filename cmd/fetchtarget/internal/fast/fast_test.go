@@ -367,3 +367,29 @@ func TestAcceptRetries(t *testing.T) {
 		t.Errorf("after two failed accepts: status %d body %q, want 200 %q", resp.StatusCode, b, target.Body(5))
 	}
 }
+
+// TestLimit429 checks that a request over Limit429 on its host gets the
+// responder's 429 at once, counted among the 429s.
+func TestLimit429(t *testing.T) {
+	t.Parallel()
+	waiting := make(chan struct{}, 1)
+	r := newResponder(time.Hour, 4)
+	r.onWait = func() { waiting <- struct{}{} }
+	s := startWith(t, target.Options{Latency: time.Hour, BodySize: 4, Limit429: 1}, r)
+	held, _ := rawConn(t, s)
+	if _, err := io.WriteString(held, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	<-waiting
+	c, rd := rawConn(t, s)
+	if _, err := io.WriteString(c, "GET /?key=2 HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, b := readResponse(t, rd, "GET")
+	if resp.StatusCode != http.StatusTooManyRequests || string(b) != "429 Too Many Requests\n" {
+		t.Errorf("over the limit: %d %q, want 429", resp.StatusCode, b)
+	}
+	if st := s.Stats(); st.TooMany != 1 || st.Requests != 2 || st.InFlight != 1 {
+		t.Errorf("too_many %d requests %d in_flight %d, want 1 2 1", st.TooMany, st.Requests, st.InFlight)
+	}
+}
