@@ -160,7 +160,7 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal, stop fu
 		fmt.Fprintf(stderr, "fetchtarget: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stderr, "fetchtarget: %s serving %d hosts: %s\n", serverName(o), len(srv.Addrs()), strings.Join(srv.Addrs(), " "))
+	fmt.Fprintf(stderr, "fetchtarget: serving %d hosts (%s): %s\n", len(srv.Addrs()), serverName(o), strings.Join(srv.Addrs(), " "))
 
 	for sig := range sigs {
 		if sig == syscall.SIGUSR1 {
