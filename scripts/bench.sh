@@ -16,9 +16,14 @@
 # (scripts/bench/aiohttp_fetch.py on /usr/bin/python3) run when installed and
 # are skipped, with a line saying so, when not. Nothing is installed.
 #
+# The target answers through its fast HTTP/1.1 responder (fetchtarget -fast),
+# which leaves more of the shared cores to the tool measured; with
+# BENCH_SERVER=net/http it answers through net/http's server, as in the tests.
+# The results say which.
+#
 # Environment: BENCH_RUNS (3) runs per tool in S1 and S2; BENCH_S3_RUNS (1);
 # BENCH_SCENARIOS ("S1 S2 S3"); BENCH_S3_SIZES ("100000 1000000");
-# BENCH_TOOLS ("fetchctl curl aiohttp"); BENCH_OUT (bench-out).
+# BENCH_TOOLS ("fetchctl curl aiohttp"); BENCH_SERVER (fast); BENCH_OUT (bench-out).
 # Results: $BENCH_OUT/results.md (also printed) and $BENCH_OUT/runs.tsv (every run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +34,7 @@ scenarios=${BENCH_SCENARIOS:-S1 S2 S3}
 s3_sizes=${BENCH_S3_SIZES:-100000 1000000}
 want_tools=${BENCH_TOOLS:-fetchctl curl aiohttp}
 out=${BENCH_OUT:-bench-out}
+server=${BENCH_SERVER:-fast}
 body=1KiB
 python=/usr/bin/python3
 
@@ -40,6 +46,11 @@ note() { echo "bench: $*" >&2; }
 
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not \"$runs\""
 [[ $s3_runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_S3_RUNS must be a positive integer, not \"$s3_runs\""
+case $server in
+fast) server_flags=(-fast) ;;
+net/http) server_flags=() ;;
+*) die "BENCH_SERVER must be fast or net/http, not \"$server\"" ;;
+esac
 [ -x bin/fetchtarget ] || die "bin/fetchtarget is missing: run make build"
 [ -x /usr/bin/time ] || die "GNU time is needed to measure CPU and peak memory: apt-get install time"
 command -v go >/dev/null || die "go is needed to build scripts/bench/tally"
@@ -93,6 +104,7 @@ target_cpu() {
 }
 
 target_pid=
+target_server=
 stop_target() {
 	[ -n "$target_pid" ] || return 0
 	kill -INT "$target_pid" 2>/dev/null || true
@@ -104,7 +116,7 @@ trap stop_target EXIT
 # start_target HOSTS LATENCY URLS SORTED: serve HOSTS hosts and write URLS
 # URLs to $work/urls.txt, then wait until the target is ready.
 start_target() {
-	local hosts=$1 latency=$2 urls=$3 sorted=$4 flags=()
+	local hosts=$1 latency=$2 urls=$3 sorted=$4 flags=("${server_flags[@]}")
 	[ "$sorted" = 1 ] && flags+=(-sorted)
 	rm -f "$work/ready.json" "$work/stats.json" "$work/urls.txt"
 	bin/fetchtarget -hosts "$hosts" -latency "$latency" -body "$body" -urls "$urls" "${flags[@]}" \
@@ -112,7 +124,11 @@ start_target() {
 	target_pid=$!
 	local i
 	for ((i = 0; i < 600; i++)); do
-		[ -s "$work/ready.json" ] && return 0
+		if [ -s "$work/ready.json" ]; then
+			# What answers, as the target says in its ready file.
+			target_server=$(sed -n 's/.*"server":"\([^"]*\)".*/\1/p' "$work/ready.json")
+			return 0
+		fi
 		kill -0 "$target_pid" 2>/dev/null || break
 		sleep 0.05
 	done
@@ -259,6 +275,7 @@ cpu=$(grep -m 1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || tr
 	echo "  medians of $runs runs in S1 and S2; wall, CPU (user+sys) and peak RSS from GNU time;"
 	echo "  connections, peak in flight per host and the target's own CPU counted by the target; retries off."
 	echo "- Load average (1 min) at start and end: $load_start, $load_end"
+	echo "- Server: ${target_server:-?} (BENCH_SERVER=$server)"
 	for s in "${skipped[@]}"; do
 		echo "- Skipped: $s"
 	done

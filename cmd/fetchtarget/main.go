@@ -13,6 +13,10 @@
 // until SIGINT or SIGTERM, then closes the server and writes the counters to
 // -stats; SIGUSR1 writes them without stopping. It is a test tool: it binds
 // 127.0.0.1 only and is never part of fetchctl.
+//
+// net/http's server answers every request, unless -fast puts the
+// benchmark's responder (internal/fast) ahead of it for the default GET and
+// HEAD of /, to spare the CPU of the client measured on the same cores.
 package main
 
 import (
@@ -29,6 +33,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/fetchctl/fetchctl/cmd/fetchtarget/internal/fast"
 	"github.com/fetchctl/fetchctl/internal/target"
 )
 
@@ -48,6 +53,8 @@ type ready struct {
 	Addrs []string `json:"addrs"`
 	Bases []string `json:"bases"` // scheme://host:port of each host
 	PID   int      `json:"pid"`
+	// Server says what answers the requests, for a benchmark's report.
+	Server string `json:"server"`
 }
 
 type options struct {
@@ -59,6 +66,7 @@ type options struct {
 	stats    string
 	ready    string
 	certFile string
+	fast     bool
 }
 
 // parseFlags reads the command line; errors are usage errors.
@@ -79,6 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.stats, "stats", "", "file for the counters as JSON on exit and on SIGUSR1 (- for stdout)")
 	fs.StringVar(&o.ready, "ready", "", "file written with the addresses as JSON once listening")
 	fs.StringVar(&o.certFile, "cert", "", "with -tls, file for the certificate in PEM (for fetchctl --cacert)")
+	fs.BoolVar(&o.fast, "fast", false, "answer the default GET and HEAD of / without net/http's server (for benchmarks; not with -tls or -http2)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage of fetchtarget:\n")
 		fs.PrintDefaults()
@@ -117,6 +126,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.certFile != "" && !o.target.TLS {
 		return o, errors.New("-cert needs -tls")
 	}
+	if o.fast {
+		if o.target.TLS || o.target.HTTP2 {
+			return o, errors.New("-fast serves plain HTTP/1.1 only: not with -tls or -http2")
+		}
+		o.target.Front = fast.Front(o.target.Latency, o.target.BodySize)
+	}
 	return o, nil
 }
 
@@ -145,7 +160,7 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal, stop fu
 		fmt.Fprintf(stderr, "fetchtarget: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stderr, "fetchtarget: serving %d hosts: %s\n", len(srv.Addrs()), strings.Join(srv.Addrs(), " "))
+	fmt.Fprintf(stderr, "fetchtarget: serving %d hosts (%s): %s\n", len(srv.Addrs()), serverName(o), strings.Join(srv.Addrs(), " "))
 
 	for sig := range sigs {
 		if sig == syscall.SIGUSR1 {
@@ -190,8 +205,16 @@ func announce(o options, srv *target.Server, stdout io.Writer) error {
 		return nil
 	}
 	return writeFile(o.ready, stdout, func(w io.Writer) error {
-		return json.NewEncoder(w).Encode(ready{Addrs: srv.Addrs(), Bases: bases, PID: os.Getpid()})
+		return json.NewEncoder(w).Encode(ready{Addrs: srv.Addrs(), Bases: bases, PID: os.Getpid(), Server: serverName(o)})
 	})
+}
+
+// serverName says what answers the requests.
+func serverName(o options) string {
+	if o.fast {
+		return fast.Name
+	}
+	return "net/http"
 }
 
 // writeURLs writes n URLs, one a line. URL i goes to host i mod len(bases),

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/fetchctl/fetchctl/cmd/fetchtarget/internal/fast"
 	"github.com/fetchctl/fetchctl/internal/target"
 )
 
@@ -61,6 +62,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"zero hosts", []string{"-hosts", "0"}},
 		{"relative path", []string{"-paths", "/,flaky"}},
 		{"cert without tls", []string{"-cert", "c.pem"}},
+		{"fast with tls", []string{"-fast", "-tls"}},
+		{"fast with http2", []string{"-fast", "-http2"}},
 		{"extra argument", []string{"x"}},
 		{"unknown flag", []string{"-nope"}},
 	}
@@ -75,17 +78,36 @@ func TestParseFlagsErrors(t *testing.T) {
 	}
 }
 
-// TestRun drives the binary's whole life through run: URL list and ready
-// line on stdout, a SIGUSR1 stats snapshot, then SIGTERM and the final stats
-// file.
+// TestRun drives the binary's whole life through run, with net/http's server
+// alone and with the fast responder ahead of it: URL list and ready line on
+// stdout, a SIGUSR1 stats snapshot, then SIGTERM and the final stats file.
 func TestRun(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		flags  []string
+		server string
+	}{
+		{"net/http", nil, "net/http"},
+		{"fast", []string{"-fast"}, fast.Name},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testRun(t, tc.flags, tc.server)
+		})
+	}
+}
+
+// testRun is one case of TestRun: run with these extra flags, whose ready
+// line must name server.
+func testRun(t *testing.T, flags []string, server string) {
 	pr, pw := io.Pipe()
 	sigs := make(chan os.Signal, 1)
 	stopped := make(chan struct{})
 	done := make(chan int, 1)
 	args := []string{"-hosts", "2", "-body", "10", "-urls", "4", "-paths", "/,/flaky?fail=1",
 		"-list", "-", "-ready", "-", "-stats", "-"}
+	args = append(args, flags...)
 	go func() {
 		code := run(args, pw, io.Discard, sigs, func() { close(stopped) })
 		pw.Close()
@@ -117,6 +139,9 @@ func TestRun(t *testing.T) {
 	}
 	if len(rdy.Addrs) != 2 || !strings.HasPrefix(urls[1], rdy.Bases[1]+"/flaky?fail=1&key=1") {
 		t.Fatalf("ready %+v and urls %q do not match", rdy, urls)
+	}
+	if rdy.Server != server {
+		t.Errorf("ready server = %q, want %q", rdy.Server, server)
 	}
 
 	c := &http.Client{Transport: &http.Transport{}}

@@ -12,10 +12,8 @@
 // per request, e.g. /?latency=50ms&size=1024&status=404. The fault paths are
 // the Path constants ([PathFlaky], [PathRetryAfter], [PathReset], ...).
 //
-// On plain HTTP/1.1 listeners the default answer to a GET or HEAD of / is
-// written without net/http's server, which would take the CPU that a client
-// measured on the same cores needs (see fast.go); every other request gets
-// net/http's server, with the same counters.
+// Every request is served by net/http's server, unless [Options.Front] puts
+// a responder of its own ahead of it (the benchmark's target does).
 //
 // Counters are kept per fault key: /flaky and /429 count requests per value of
 // the key query parameter, so tests that use distinct keys never share state.
@@ -59,25 +57,14 @@ type Options struct {
 	// many requests in flight on its host (the request itself included).
 	// Zero turns the limit off.
 	Limit429 int
-
-	// onFastWait, for tests, is called when a request on the fast path
-	// starts its latency wait.
-	onFastWait func()
+	// Front, when set, serves each listener ahead of net/http's server and
+	// hands it the connections it does not keep (see [Front]). It needs
+	// plain HTTP/1.1: neither TLS nor HTTP2.
+	Front Front
 }
 
 // maxBodySize bounds BodySize so that a typo cannot allocate gigabytes.
 const maxBodySize = 64 << 20
-
-// hostCounters holds one listener's counters. It is padded to its own cache
-// lines so that hosts served on different cores do not contend.
-type hostCounters struct {
-	requests atomic.Int64
-	conns    atomic.Int64
-	inFlight atomic.Int64
-	peak     atomic.Int64
-	tooMany  atomic.Int64
-	_        [128 - 5*8]byte
-}
 
 // Server is a running target. Create it with [Start]; the zero value is not
 // usable. Its methods are safe for concurrent use.
@@ -96,16 +83,13 @@ type Server struct {
 	inFlight atomic.Int64
 	peak     atomic.Int64
 	closing  atomic.Bool
-	idle     chan struct{} // signalled when inFlight drops to 0 while closing
-	done     chan struct{} // closed by Close; every wait selects on it
-	life     context.Context
-	endLife  context.CancelFunc // called by Close, with done closed
+	idle     chan struct{}      // signalled when inFlight drops to 0 while closing
+	life     context.Context    // done once Close begins; every wait selects on it
+	endLife  context.CancelFunc // called by Close
 	serving  sync.WaitGroup
 	keys     sync.Map // fault kind + "\x00" + key → *atomic.Int64
 
-	fast       connSet // connections on the fast path (see fast.go)
-	fastHosts  []*fastHost
-	handoffs   []*handoffListener
+	fronted    []*Host // each host's, with a Front
 	closeOnce  sync.Once
 	mu         sync.Mutex
 	transports []*http.Transport
@@ -124,7 +108,10 @@ func Start(opts Options) (*Server, error) {
 		opts.Hosts = 1
 	}
 	if opts.BodySize < 0 || opts.BodySize > maxBodySize {
-		return nil, fmt.Errorf("target: body size %d out of range 0..%d", opts.BodySize, maxBodySize)
+		return nil, fmt.Errorf("body size %d out of range 0..%d", opts.BodySize, maxBodySize)
+	}
+	if opts.Front != nil && (opts.TLS || opts.HTTP2) {
+		return nil, errors.New("a front serves plain HTTP/1.1 only, without TLS or HTTP/2")
 	}
 	s := &Server{
 		opts:   opts,
@@ -132,7 +119,6 @@ func Start(opts Options) (*Server, error) {
 		hosts:  make([]hostCounters, opts.Hosts),
 		body:   fill(make([]byte, opts.BodySize)),
 		idle:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
 	}
 	s.life, s.endLife = context.WithCancel(context.Background())
 	s.bodyCL = []string{strconv.Itoa(len(s.body))}
@@ -141,7 +127,7 @@ func Start(opts Options) (*Server, error) {
 	if opts.TLS {
 		cert, leaf, err := selfSigned()
 		if err != nil {
-			return nil, fmt.Errorf("target: certificate: %w", err)
+			return nil, fmt.Errorf("certificate: %w", err)
 		}
 		s.scheme = "https"
 		s.cert = leaf
@@ -166,11 +152,12 @@ func Start(opts Options) (*Server, error) {
 			for _, l := range s.lns {
 				l.Close()
 			}
-			return nil, fmt.Errorf("target: listen: %w", err)
+			return nil, fmt.Errorf("listen: %w", err)
 		}
 		hc := &s.hosts[i]
+		h := &Host{s: s, c: hc}
 		srv := &http.Server{
-			Handler:           &hostHandler{s: s, i: i, c: hc},
+			Handler:           hostHandler{h},
 			TLSConfig:         tlsConf,
 			Protocols:         &protos,
 			ReadHeaderTimeout: 30 * time.Second,
@@ -178,12 +165,11 @@ func Start(opts Options) (*Server, error) {
 			ErrorLog:          errLog,
 			HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 1000},
 		}
-		if s.fastPath() {
-			// The fast path counts the connections it accepts, handed
-			// over or not.
-			hand := newHandoffListener(ln.Addr())
-			s.fastHosts = append(s.fastHosts, newFastHost(s, hc, hand))
-			s.handoffs = append(s.handoffs, hand)
+		if opts.Front != nil {
+			// The front counts the connections it accepts, handed over
+			// or not.
+			h.hand = newHandoffListener(ln.Addr())
+			s.fronted = append(s.fronted, h)
 		} else {
 			srv.ConnState = func(_ net.Conn, st http.ConnState) {
 				if st == http.StateNew {
@@ -196,13 +182,17 @@ func Start(opts Options) (*Server, error) {
 		s.addrs = append(s.addrs, ln.Addr().String())
 	}
 	for i, srv := range s.srvs {
-		s.serving.Add(1)
 		var ln net.Listener = s.lns[i]
-		if s.fastPath() {
+		if opts.Front != nil {
+			h := s.fronted[i]
 			s.serving.Add(1)
-			go s.serveFast(ln, s.fastHosts[i])
-			ln = s.handoffs[i]
+			go func(ln net.Listener) {
+				defer s.serving.Done()
+				opts.Front(ln, h)
+			}(ln)
+			ln = h.hand
 		}
+		s.serving.Add(1)
 		go func(srv *http.Server, ln net.Listener) {
 			defer s.serving.Done()
 			if opts.TLS {
@@ -215,10 +205,6 @@ func Start(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// fastPath reports whether the listeners answer the default request
-// themselves (see fast.go): plain HTTP/1.1 only.
-func (s *Server) fastPath() bool { return !s.opts.TLS && !s.opts.HTTP2 }
-
 // Close stops every listener, closes every connection, makes waiting
 // handlers (stall, drip, latency) return, and waits up to a few seconds for
 // running handlers to finish. It also closes the idle connections of the
@@ -226,13 +212,13 @@ func (s *Server) fastPath() bool { return !s.opts.TLS && !s.opts.HTTP2 }
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
-		close(s.done)
 		s.endLife()
-		if s.fastPath() {
+		if s.opts.Front != nil {
+			// The fronts close their connections once their listeners
+			// are closed; http.Server closes its own listeners.
 			for _, ln := range s.lns {
 				ln.Close()
 			}
-			s.fast.closeAll()
 		}
 		for _, srv := range s.srvs {
 			_ = srv.Close()
@@ -309,197 +295,4 @@ func (s *Server) Client() *http.Client {
 	s.transports = append(s.transports, tr)
 	s.mu.Unlock()
 	return &http.Client{Transport: tr}
-}
-
-// HostStats are the counters of one host.
-type HostStats struct {
-	Addr         string `json:"addr"`
-	Requests     int64  `json:"requests"`
-	Conns        int64  `json:"conns"`
-	InFlight     int64  `json:"in_flight"`
-	PeakInFlight int64  `json:"peak_in_flight"`
-	TooMany      int64  `json:"too_many"`
-}
-
-// Stats is a snapshot of the server's counters. Requests counts every
-// request a handler saw; Conns counts accepted connections; TooMany counts
-// 429 responses, whatever their cause. Totals are sums over Hosts except
-// PeakInFlight, which is the peak of the total.
-type Stats struct {
-	Requests     int64       `json:"requests"`
-	Conns        int64       `json:"conns"`
-	InFlight     int64       `json:"in_flight"`
-	PeakInFlight int64       `json:"peak_in_flight"`
-	TooMany      int64       `json:"too_many"`
-	Hosts        []HostStats `json:"hosts"`
-}
-
-// Stats returns a snapshot of the counters. Counters are read one by one, so
-// under load the snapshot is not an atomic cut.
-func (s *Server) Stats() Stats {
-	st := Stats{
-		InFlight:     s.inFlight.Load(),
-		PeakInFlight: s.peak.Load(),
-		Hosts:        make([]HostStats, len(s.hosts)),
-	}
-	for i := range s.hosts {
-		c := &s.hosts[i]
-		h := HostStats{
-			Addr:         s.addrs[i],
-			Requests:     c.requests.Load(),
-			Conns:        c.conns.Load(),
-			InFlight:     c.inFlight.Load(),
-			PeakInFlight: c.peak.Load(),
-			TooMany:      c.tooMany.Load(),
-		}
-		st.Hosts[i] = h
-		st.Requests += h.Requests
-		st.Conns += h.Conns
-		st.TooMany += h.TooMany
-	}
-	return st
-}
-
-// ResetPeaks sets every peak in-flight count, per host and in total, to the
-// current in-flight count, so a test can measure the peak of one phase.
-func (s *Server) ResetPeaks() {
-	for i := range s.hosts {
-		c := &s.hosts[i]
-		c.peak.Store(c.inFlight.Load())
-	}
-	s.peak.Store(s.inFlight.Load())
-}
-
-// raise lifts p to v if v is larger.
-func raise(p *atomic.Int64, v int64) {
-	for {
-		old := p.Load()
-		if v <= old || p.CompareAndSwap(old, v) {
-			return
-		}
-	}
-}
-
-// hostHandler serves one listener; i indexes the host's counters.
-type hostHandler struct {
-	s *Server
-	i int
-	c *hostCounters
-}
-
-func (h *hostHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s, c := h.s, h.c
-	total := s.inFlight.Add(1)
-	defer s.leave()
-	if s.closing.Load() {
-		// Close may already be waiting for inFlight to drain.
-		panic(http.ErrAbortHandler)
-	}
-	raise(&s.peak, total)
-
-	c.requests.Add(1)
-	n := c.inFlight.Add(1)
-	defer c.inFlight.Add(-1)
-	raise(&c.peak, n)
-
-	if lim := s.opts.Limit429; lim > 0 && n > int64(lim) {
-		s.writeStatus(w, c, http.StatusTooManyRequests)
-		return
-	}
-	s.route(w, r, h)
-}
-
-// route dispatches on the path. The default path is checked first as it is
-// the hot one.
-func (s *Server) route(w http.ResponseWriter, r *http.Request, h *hostHandler) {
-	p := r.URL.Path
-	switch {
-	case p == "/":
-		s.serveDefault(w, r, h.c)
-	case p == PathFlaky:
-		s.serveFlaky(w, r, h.c)
-	case p == PathRetryAfter:
-		s.serveRetryAfter(w, r, h.c)
-	case p == PathReset:
-		s.serveReset(w, r)
-	case p == PathResetMid:
-		s.serveResetMid(w, r)
-	case p == PathShort:
-		s.serveShort(w, r)
-	case p == PathStall:
-		s.serveStall(w, r)
-	case p == PathDrip:
-		s.serveDrip(w, r)
-	case p == PathBig:
-		s.serveBig(w, r)
-	case p == PathRedirect:
-		s.serveRedirect(w, r, h.c)
-	case p == PathLoop:
-		s.serveLoop(w, r)
-	case p == PathRedirectHost:
-		s.serveRedirectHost(w, r)
-	case strings.HasPrefix(p, PathStatus):
-		s.serveStatus(w, r, h.c)
-	case p == PathEcho:
-		s.serveEcho(w, r)
-	case p == PathSlow:
-		s.serveSlow(w, r, h.c)
-	default:
-		s.serveDefault(w, r, h.c)
-	}
-}
-
-// wait blocks for d, or until the client goes away or the server closes. It
-// reports whether the whole duration passed.
-func (s *Server) wait(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	return sleep(ctx, s.life, d)
-}
-
-// sleepTimer waits d on a Go timer, returning false early when ctx or life
-// is done.
-func sleepTimer(ctx, life context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	case <-life.Done():
-		return false
-	}
-}
-
-// writeStatus answers code with a one-line text body (none where the status
-// forbids one), counting 429s.
-func (s *Server) writeStatus(w http.ResponseWriter, c *hostCounters, code int) {
-	if code == http.StatusTooManyRequests {
-		c.tooMany.Add(1)
-	}
-	hd := w.Header()
-	if !bodyAllowed(code) {
-		w.WriteHeader(code)
-		return
-	}
-	msg := strconv.Itoa(code) + " " + http.StatusText(code) + "\n"
-	hd["Content-Type"] = textPlain
-	hd["Content-Length"] = []string{strconv.Itoa(len(msg))}
-	w.WriteHeader(code)
-	_, _ = io.WriteString(w, msg)
-}
-
-// bodyAllowed reports whether a response with this status may carry a body.
-func bodyAllowed(code int) bool {
-	return code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified
-}
-
-// errBadParam is returned by the query parsers; the handler answers 400.
-var errBadParam = errors.New("bad query parameter")
-
-// badRequest answers 400 naming the problem.
-func badRequest(w http.ResponseWriter, err error) {
-	http.Error(w, err.Error(), http.StatusBadRequest)
 }

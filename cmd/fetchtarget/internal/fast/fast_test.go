@@ -1,4 +1,4 @@
-package target
+package fast
 
 import (
 	"bufio"
@@ -10,11 +10,37 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fetchctl/fetchctl/internal/target"
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// start runs a target with the responder ahead of net/http for one test,
+// and closes it when the test ends. Latency and BodySize come from opts.
+func start(t *testing.T, opts target.Options) *target.Server {
+	t.Helper()
+	return startWith(t, opts, newResponder(opts.Latency, opts.BodySize))
+}
+
+// startWith is start with a responder of the test's own.
+func startWith(t *testing.T, opts target.Options, r *responder) *target.Server {
+	t.Helper()
+	opts.Front = r.serve
+	s, err := target.Start(opts)
+	if err != nil {
+		t.Fatalf("Start(%+v): %v", opts, err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
 
 // rawConn dials host 0 of s and returns the connection and a reader for
 // its responses.
-func rawConn(t *testing.T, s *Server) (net.Conn, *bufio.Reader) {
+func rawConn(t *testing.T, s *target.Server) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	c, err := net.Dial("tcp", s.Addrs()[0])
 	if err != nil {
@@ -41,12 +67,12 @@ func readResponse(t *testing.T, r *bufio.Reader, method string) (*http.Response,
 	return resp, b
 }
 
-// TestFastPathThenHandoff sends pipelined requests on one connection: the
-// ones the fast path serves, then one it hands to net/http, then another
+// TestAnswersThenHandsOff sends pipelined requests on one connection: the
+// ones the responder serves, then one it hands to net/http, then another
 // that net/http serves because the connection is now its own.
-func TestFastPathThenHandoff(t *testing.T) {
+func TestAnswersThenHandsOff(t *testing.T) {
 	t.Parallel()
-	s := start(t, Options{BodySize: 300})
+	s := start(t, target.Options{BodySize: 300})
 	c, r := rawConn(t, s)
 	reqs := "GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: x\r\n\r\n" +
 		"HEAD / HTTP/1.1\r\nhost: a\r\n\r\n" +
@@ -55,7 +81,7 @@ func TestFastPathThenHandoff(t *testing.T) {
 	if _, err := io.WriteString(c, reqs); err != nil {
 		t.Fatal(err)
 	}
-	want := Body(300)
+	want := target.Body(300)
 	for i, tc := range []struct {
 		method string
 		body   []byte
@@ -86,12 +112,12 @@ func TestFastPathThenHandoff(t *testing.T) {
 	}
 }
 
-// TestFastPathHandsOff checks that requests the fast path must not answer
+// TestHandsOff checks that requests the responder must not answer
 // get net/http's answer, the bytes already read included.
-func TestFastPathHandsOff(t *testing.T) {
+func TestHandsOff(t *testing.T) {
 	t.Parallel()
-	s := start(t, Options{BodySize: 10})
-	long := strings.Repeat("a", maxFastHead)
+	s := start(t, target.Options{BodySize: 10})
+	long := strings.Repeat("a", maxHead)
 	for _, tc := range []struct {
 		name, req    string
 		status, size int
@@ -118,14 +144,14 @@ func TestFastPathHandsOff(t *testing.T) {
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d (%q), want %d", resp.StatusCode, b, tc.status)
 			}
-			if tc.size >= 0 && !bytes.Equal(b, Body(tc.size)) {
-				t.Errorf("body %q, want %q", b, Body(tc.size))
+			if tc.size >= 0 && !bytes.Equal(b, target.Body(tc.size)) {
+				t.Errorf("body %q, want %q", b, target.Body(tc.size))
 			}
 		})
 	}
 }
 
-func TestParseFastHead(t *testing.T) {
+func TestParseHead(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		head                 string
@@ -155,19 +181,19 @@ func TestParseFastHead(t *testing.T) {
 		{"PUT / HTTP/1.1\r\nHost: a\r\n", false, false, false},
 		{"GET http://a/ HTTP/1.1\r\nHost: a\r\n", false, false, false},
 	} {
-		isHead, closeAft, ok := parseFastHead([]byte(tc.head))
+		isHead, closeAft, ok := parseHead([]byte(tc.head))
 		if ok != tc.ok || (ok && (isHead != tc.isHead || closeAft != tc.closeAft)) {
-			t.Errorf("parseFastHead(%q) = head %v close %v ok %v, want %v %v %v",
+			t.Errorf("parseHead(%q) = head %v close %v ok %v, want %v %v %v",
 				tc.head, isHead, closeAft, ok, tc.isHead, tc.closeAft, tc.ok)
 		}
 	}
 }
 
-// TestFastPathConnectionClose checks that "Connection: close" ends the
+// TestConnectionClose checks that "Connection: close" ends the
 // connection after the response.
-func TestFastPathConnectionClose(t *testing.T) {
+func TestConnectionClose(t *testing.T) {
 	t.Parallel()
-	s := start(t, Options{BodySize: 3})
+	s := start(t, target.Options{BodySize: 3})
 	c, r := rawConn(t, s)
 	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
 		t.Fatal(err)
@@ -183,16 +209,14 @@ func TestFastPathConnectionClose(t *testing.T) {
 	}
 }
 
-// TestFastPathCloseEndsIdleAndWaiting checks that Close ends a connection
-// idle on the fast path and one waiting out the latency, and returns.
-func TestFastPathCloseEndsIdleAndWaiting(t *testing.T) {
+// TestCloseEndsIdleAndWaiting checks that Close ends a connection
+// idle on the responder and one waiting out the latency, and returns.
+func TestCloseEndsIdleAndWaiting(t *testing.T) {
 	t.Parallel()
 	waiting := make(chan struct{})
-	s, err := Start(Options{Latency: time.Hour, onFastWait: func() { close(waiting) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	r := newResponder(time.Hour, 0)
+	r.onWait = func() { close(waiting) }
+	s := startWith(t, target.Options{Latency: time.Hour}, r)
 	_, idleR := rawConn(t, s)
 	busy, busyR := rawConn(t, s)
 	if _, err := io.WriteString(busy, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
@@ -213,19 +237,19 @@ func TestFastPathCloseEndsIdleAndWaiting(t *testing.T) {
 	}
 }
 
-// TestFastPathLargeBody checks that a body too large to copy next to the
+// TestLargeBody checks that a body too large to copy next to the
 // headers is written whole after them, response after response.
-func TestFastPathLargeBody(t *testing.T) {
+func TestLargeBody(t *testing.T) {
 	t.Parallel()
 	const size = maxInlineBody*2 + 5
-	s := start(t, Options{BodySize: size})
+	s := start(t, target.Options{BodySize: size})
 	c, r := rawConn(t, s)
 	if _, err := io.WriteString(c, strings.Repeat("GET /?key=1 HTTP/1.1\r\nHost: a\r\n\r\n", 2)); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 2 {
 		resp, b := readResponse(t, r, "GET")
-		if resp.StatusCode != 200 || resp.ContentLength != size || !bytes.Equal(b, Body(size)) {
+		if resp.StatusCode != 200 || resp.ContentLength != size || !bytes.Equal(b, target.Body(size)) {
 			t.Errorf("response %d: status %d, Content-Length %d, %d body bytes; want 200 and %d matching bytes",
 				i, resp.StatusCode, resp.ContentLength, len(b), size)
 		}
@@ -235,10 +259,10 @@ func TestFastPathLargeBody(t *testing.T) {
 	}
 }
 
-// FuzzParseFastHead checks that every head the fast path takes is one that
+// FuzzParseHead checks that every head the responder takes is one that
 // net/http reads as the same request: GET or HEAD of the default answer,
 // HTTP/1.1, a Host, no body, and the same Connection: close.
-func FuzzParseFastHead(f *testing.F) {
+func FuzzParseHead(f *testing.F) {
 	for _, seed := range []string{
 		"GET / HTTP/1.1\r\nHost: a\r\n",
 		"HEAD /?key=3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n",
@@ -249,18 +273,18 @@ func FuzzParseFastHead(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, head string) {
-		// readFastHead passes the lines up to the first blank one, each
+		// readHead passes the lines up to the first blank one, each
 		// with its CRLF.
 		if !strings.HasSuffix(head, "\r\n") || strings.Contains(head, "\r\n\r\n") {
 			return
 		}
-		isHead, closeAfter, ok := parseFastHead([]byte(head))
+		isHead, closeAfter, ok := parseHead([]byte(head))
 		if !ok {
 			return
 		}
 		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head + "\r\n")))
 		if err != nil {
-			t.Fatalf("fast path takes %q, net/http refuses it: %v", head, err)
+			t.Fatalf("responder takes %q, net/http refuses it: %v", head, err)
 		}
 		wantMethod := "GET"
 		if isHead {
@@ -269,7 +293,7 @@ func FuzzParseFastHead(f *testing.F) {
 		q := req.URL.Query()
 		switch {
 		case req.Method != wantMethod:
-			t.Errorf("%q: net/http method %q, fast path %q", head, req.Method, wantMethod)
+			t.Errorf("%q: net/http method %q, responder %q", head, req.Method, wantMethod)
 		case req.URL.Path != "/" || q.Has("latency") || q.Has("size") || q.Has("status"):
 			t.Errorf("%q: net/http reads URL %q, not the default answer", head, req.URL)
 		case req.ProtoMajor != 1 || req.ProtoMinor != 1:
@@ -279,7 +303,7 @@ func FuzzParseFastHead(f *testing.F) {
 		case req.ContentLength != 0 || len(req.TransferEncoding) > 0:
 			t.Errorf("%q: net/http sees a body (length %d, encoding %v)", head, req.ContentLength, req.TransferEncoding)
 		case req.Close != closeAfter:
-			t.Errorf("%q: net/http Close %v, fast path %v", head, req.Close, closeAfter)
+			t.Errorf("%q: net/http Close %v, responder %v", head, req.Close, closeAfter)
 		}
 	})
 }
@@ -299,18 +323,33 @@ func (l *failingListener) Accept() (net.Conn, error) {
 	return l.Listener.Accept()
 }
 
-// TestFastAcceptRetries checks that accept errors do not end a host's fast
-// path.
-func TestFastAcceptRetries(t *testing.T) {
+// TestAcceptRetries checks that accept errors do not end a host's
+// responder.
+func TestAcceptRetries(t *testing.T) {
 	t.Parallel()
-	s := start(t, Options{BodySize: 5})
+	r := newResponder(0, 5)
+	hosts := make(chan *target.Host, 1)
+	s, err := target.Start(target.Options{BodySize: 5, Front: func(ln net.Listener, h *target.Host) {
+		hosts <- h
+		r.serve(ln, h)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.serving.Add(1)
-	go s.serveFast(&failingListener{Listener: ln, fails: 2}, s.fastHosts[0])
-	t.Cleanup(func() { ln.Close() })
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		r.serve(&failingListener{Listener: ln, fails: 2}, <-hosts)
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-served
+	})
 
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
@@ -324,7 +363,33 @@ func TestFastAcceptRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, b := readResponse(t, bufio.NewReader(c), "GET")
-	if resp.StatusCode != 200 || !bytes.Equal(b, Body(5)) {
-		t.Errorf("after two failed accepts: status %d body %q, want 200 %q", resp.StatusCode, b, Body(5))
+	if resp.StatusCode != 200 || !bytes.Equal(b, target.Body(5)) {
+		t.Errorf("after two failed accepts: status %d body %q, want 200 %q", resp.StatusCode, b, target.Body(5))
+	}
+}
+
+// TestLimit429 checks that a request over Limit429 on its host gets the
+// responder's 429 at once, counted among the 429s.
+func TestLimit429(t *testing.T) {
+	t.Parallel()
+	waiting := make(chan struct{}, 1)
+	r := newResponder(time.Hour, 4)
+	r.onWait = func() { waiting <- struct{}{} }
+	s := startWith(t, target.Options{Latency: time.Hour, BodySize: 4, Limit429: 1}, r)
+	held, _ := rawConn(t, s)
+	if _, err := io.WriteString(held, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	<-waiting
+	c, rd := rawConn(t, s)
+	if _, err := io.WriteString(c, "GET /?key=2 HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, b := readResponse(t, rd, "GET")
+	if resp.StatusCode != http.StatusTooManyRequests || string(b) != "429 Too Many Requests\n" {
+		t.Errorf("over the limit: %d %q, want 429", resp.StatusCode, b)
+	}
+	if st := s.Stats(); st.TooMany != 1 || st.Requests != 2 || st.InFlight != 1 {
+		t.Errorf("too_many %d requests %d in_flight %d, want 1 2 1", st.TooMany, st.Requests, st.InFlight)
 	}
 }
