@@ -1,0 +1,196 @@
+package transport
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// errConnRetired fails a write on a connection that has carried
+// MaxConnRequests requests; net/http retries a request that wrote nothing
+// on a new connection when it can replay it.
+var errConnRetired = errors.New("connection has carried MaxConnRequests requests")
+
+// trackedConn is a dialed connection, under any TLS that net/http adds.
+type trackedConn struct {
+	net.Conn
+	timeout  time.Duration
+	armed    atomic.Bool  // the connect deadline is set
+	retired  atomic.Bool  // writes fail
+	requests atomic.Int64 // requests handed this connection
+	served   atomic.Int64 // requests that took it, for ConnReused
+	// out and in count the bytes written and read on the wire (TLS,
+	// CONNECT and proxy handshakes included) that no request has claimed
+	// yet (see ClaimWire).
+	out, in atomic.Int64
+	// wireTo, when set, learns the bytes of a connection that closes
+	// before any request took it (a refused CONNECT, a failed handshake):
+	// the request that dialled it pays for them.
+	wireTo WireObserver
+
+	// A direct connection dialed with no word of its target's scheme
+	// learns it from what is written to it (writes come one after another:
+	// the TLS handshake's, then the requests'). start is when the dial
+	// began.
+	sniff, inTLS bool
+	start        time.Time
+}
+
+// TLS record types (RFC 8446, 5.1).
+const (
+	recordChangeCipherSpec = 20
+	recordHandshake        = 22
+	recordApplicationData  = 23
+)
+
+// sniffWrite sets the connect deadline of a direct connection by what is
+// about to be written to it. A TLS record first means a handshake, which
+// the deadline bounds from the dial's start; anything else is a plain-http
+// request, and the connection is ready. The first application-data record
+// after a handshake ends the deadline: with TLS 1.3 it carries the client's
+// Finished, with TLS 1.2 the first request.
+func (c *trackedConn) sniffWrite(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	if !c.inTLS {
+		if p[0] < recordChangeCipherSpec || p[0] > recordHandshake {
+			c.sniff = false
+			return
+		}
+		c.inTLS = true
+		if c.Conn.SetDeadline(c.start.Add(c.timeout)) == nil {
+			c.armed.Store(true)
+		}
+		return
+	}
+	if p[0] == recordApplicationData {
+		c.sniff = false
+		c.disarm()
+	}
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.in.Add(int64(n))
+	if err != nil {
+		err = c.connectErr(err)
+	}
+	return n, err
+}
+
+func (c *trackedConn) Write(p []byte) (int, error) {
+	if c.retired.Load() {
+		return 0, errConnRetired
+	}
+	if c.sniff {
+		c.sniffWrite(p)
+	}
+	n, err := c.Conn.Write(p)
+	c.out.Add(int64(n))
+	if err != nil {
+		err = c.connectErr(err)
+	}
+	return n, err
+}
+
+// Close closes the connection; one that no request took reports its bytes
+// to the request that dialled it.
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	if c.wireTo != nil && c.served.Load() == 0 {
+		if out, in := c.out.Swap(0), c.in.Swap(0); out+in > 0 {
+			c.wireTo.ObserveWire(out, in)
+		}
+	}
+	return err
+}
+
+// WireObserver learns bytes on the wire that no request claimed with
+// [ClaimWire]: those of a connection that closed before a request took it,
+// reported to the request that dialled it. A [DialObserver] that is also a
+// WireObserver gets them. Calls come from any goroutine.
+type WireObserver interface {
+	ObserveWire(out, in int64)
+}
+
+// ClaimWire returns the bytes written and read on the wire by the
+// connection of an httptrace GotConn hook (TLS records, CONNECT and proxy
+// handshakes included) since the last claim, and resets them: each byte is
+// claimed once. A request claims its connection's bytes when it is done;
+// on an HTTP/2 connection that others share, it may claim some of theirs,
+// but the sum over requests is the connection's. ok is false for a
+// connection this package did not dial. Safe for concurrent use.
+func ClaimWire(c net.Conn) (out, in int64, ok bool) {
+	tc := trackedOf(c)
+	if tc == nil {
+		return 0, 0, false
+	}
+	return tc.out.Swap(0), tc.in.Swap(0), true
+}
+
+// connectErr says why a read or write timed out while the connect deadline
+// was still set: the CONNECT exchange or a TLS handshake overran it.
+func (c *trackedConn) connectErr(err error) error {
+	if !c.armed.Load() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	return &connectTimeoutError{timeout: c.timeout, err: err}
+}
+
+// connectTimeoutError is a connection that was not ready (dialled, proxy
+// CONNECT and TLS handshakes done) within ConnectTimeout. It is a net.Error
+// whose Timeout is true, and unwraps to the failure it cut short.
+type connectTimeoutError struct {
+	timeout time.Duration
+	err     error
+}
+
+func (e *connectTimeoutError) Error() string {
+	return fmt.Sprintf("connection not ready within the connect timeout of %v: %v", e.timeout, e.err)
+}
+
+func (e *connectTimeoutError) Unwrap() error   { return e.err }
+func (e *connectTimeoutError) Timeout() bool   { return true }
+func (e *connectTimeoutError) Temporary() bool { return false }
+
+// disarm clears the connect deadline once; net/http sets no deadlines of its
+// own on client connections.
+func (c *trackedConn) disarm() {
+	if c.armed.CompareAndSwap(true, false) {
+		_ = c.Conn.SetDeadline(time.Time{})
+	}
+}
+
+// ConnReused counts one more request handed c (the connection of an
+// httptrace GotConn hook, under whatever TLS net/http added) and reports
+// whether c carried an earlier one: net/http's own GotConnInfo.Reused is
+// also true for a connection that was dialled for another request and
+// waited in the idle pool unused. ok is false for a connection this package
+// did not dial. Call it once per request. Safe for concurrent use.
+func ConnReused(c net.Conn) (reused, ok bool) {
+	tc := trackedOf(c)
+	if tc == nil {
+		return false, false
+	}
+	return tc.served.Add(1) > 1, true
+}
+
+// trackedOf finds the *trackedConn under the TLS layers of a connection
+// net/http handed to a request.
+func trackedOf(c net.Conn) *trackedConn {
+	for {
+		switch v := c.(type) {
+		case *trackedConn:
+			return v
+		case *tls.Conn:
+			c = v.NetConn()
+		default:
+			return nil
+		}
+	}
+}
