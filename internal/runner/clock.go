@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http/httptrace"
-	"slices"
 	"sync"
 	"time"
 
@@ -36,12 +35,11 @@ type phaseClock struct {
 	// is stopped through it when too many requests go unanswered.
 	ws *workerState
 
-	// conns are the connections the attempt's requests took (one, unless
-	// a redirect went elsewhere), whose bytes on the wire it claims when
-	// done; wireOut and wireIn add those of connections that closed before
-	// a request took them.
+	// conn is the connection the attempt's last request took, whose bytes
+	// on the wire it claims when done; wireOut and wireIn add those of the
+	// connections it left for another (a redirect elsewhere) and of those
+	// that closed before a request took them.
 	conn            net.Conn
-	moreConns       []net.Conn
 	wireOut, wireIn int64
 }
 
@@ -56,15 +54,8 @@ func (c *phaseClock) claimWire() (out, in int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out, in = c.wireOut, c.wireIn
-	for i := -1; i < len(c.moreConns); i++ {
-		conn := c.conn
-		if i >= 0 {
-			conn = c.moreConns[i]
-		}
-		if conn == nil {
-			continue
-		}
-		o, n, _ := transport.ClaimWire(conn)
+	if c.conn != nil {
+		o, n, _ := transport.ClaimWire(c.conn)
 		out += o
 		in += n
 	}
@@ -124,12 +115,12 @@ func (c *phaseClock) trace(watchWrite bool) *httptrace.ClientTrace {
 			h2 := isHTTP2(i.Conn)
 			c.mark(func() {
 				c.connected(reused, h2)
-				switch {
-				case c.conn == nil:
-					c.conn = i.Conn
-				case c.conn != i.Conn && !slices.Contains(c.moreConns, i.Conn):
-					c.moreConns = append(c.moreConns, i.Conn)
+				if c.conn != nil && c.conn != i.Conn {
+					o, n, _ := transport.ClaimWire(c.conn)
+					c.wireOut += o
+					c.wireIn += n
 				}
+				c.conn = i.Conn
 			})
 		},
 		GotFirstResponseByte: func() { t := now(); c.mark(func() { c.firstByte = t; c.answered++ }) },
