@@ -14,16 +14,18 @@ import (
 // inForce is what the caps come to with the run's proxies, for --dry-run:
 // "5 proxies × per-proxy 20, capped by --limit 100".
 type inForce struct {
-	Proxies  int    `json:"proxies"` // 0: direct
-	PerProxy int    `json:"per_proxy"`
-	Limit    int    `json:"limit"`
-	PerHost  int    `json:"per_host"`  // over all proxies
-	InFlight int    `json:"in_flight"` // the most in flight at once
-	Text     string `json:"text"`
+	Proxies  int `json:"proxies"` // 0: direct
+	PerProxy int `json:"per_proxy"`
+	Limit    int `json:"limit"`
+	PerHost  int `json:"per_host"`  // over all proxies
+	InFlight int `json:"in_flight"` // the most in flight at once
+	// KeptAlive is how many proxies keep idle connections between requests.
+	KeptAlive int    `json:"kept_alive"`
+	Text      string `json:"text"`
 }
 
 func newInForce(p *routes.Plan, perHost int) inForce {
-	f := inForce{Proxies: p.Proxies, PerProxy: p.PerRoute, Limit: p.Limit, PerHost: min(perHost, p.Limit), InFlight: p.Limit}
+	f := inForce{Proxies: p.Proxies, PerProxy: p.PerRoute, Limit: p.Limit, PerHost: min(perHost, p.Limit), InFlight: p.Limit, KeptAlive: p.KeptAlive}
 	if f.Proxies == 0 {
 		f.Text = fmt.Sprintf("direct, --limit %d: up to %d in flight, %d per host", f.Limit, f.InFlight, f.PerHost)
 		return f
@@ -35,6 +37,9 @@ func newInForce(p *routes.Plan, perHost int) inForce {
 	}
 	f.Text = fmt.Sprintf("%d %s × per-proxy %d, capped by --limit %d: up to %d in flight, %d per host over all proxies",
 		f.Proxies, noun, f.PerProxy, f.Limit, f.InFlight, f.PerHost)
+	if f.KeptAlive < f.Proxies {
+		f.Text += fmt.Sprintf("; the first %d keep idle connections, the others open one per request", f.KeptAlive)
+	}
 	return f
 }
 

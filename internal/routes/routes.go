@@ -58,6 +58,9 @@ type Plan struct {
 	// Proxies is the number of proxies the routes go through: those given,
 	// 1 for the environment's, 0 for a direct run.
 	Proxies int
+	// KeptAlive is how many of the proxies keep idle connections between
+	// requests (see [keptAlive]).
+	KeptAlive int
 	// Notice, when not "", says in one line why the limit was lowered and
 	// how to raise the open-file limit.
 	Notice string
@@ -66,8 +69,8 @@ type Plan struct {
 // Build returns the run's routes: one client per proxy, or one direct
 // client, each within its share of the open-file limit.
 func Build(o Options) (*Plan, error) {
-	n := max(1, len(o.Proxies))
-	limit, idle, notice := fitOpenFiles(o.OpenFiles, o.Limit, n, o.Transport.MaxIdle)
+	kept := keptAlive(max(1, len(o.Proxies)), o.Limit, o.Transport.MaxIdle)
+	limit, idle, notice := fitOpenFiles(o.OpenFiles, o.Limit, kept, o.Transport.MaxIdle)
 	getenv := o.Getenv
 	fromEnv := len(o.Proxies) == 0 && o.Transport.ProxyFromEnv && envHasProxy(getenv)
 	perRoute := limit
@@ -77,9 +80,12 @@ func Build(o Options) (*Plan, error) {
 	t := o.Transport
 	t.InFlight = perRoute
 	t.IdleBudget = idle
-	plan := &Plan{Limit: limit, PerRoute: perRoute, Proxies: len(o.Proxies), Notice: notice}
+	plan := &Plan{Limit: limit, PerRoute: perRoute, Proxies: len(o.Proxies), KeptAlive: kept, Notice: notice}
 	if fromEnv {
 		plan.Proxies = 1
+	}
+	if plan.Proxies == 0 {
+		plan.KeptAlive = 0
 	}
 	if len(o.Proxies) > 0 {
 		return plan, proxyRoutes(plan, o, proxied(t, perRoute))
@@ -104,11 +110,22 @@ func Build(o Options) (*Plan, error) {
 	return plan, nil
 }
 
+// keptAlive is how many of a run's proxies keep idle connections between
+// requests: every one up to limit + maxIdle of them, the first that many
+// beyond. Each proxy has its own pool, and an idle connection costs its
+// buffers and two goroutines, so a list of thousands would otherwise hold
+// thousands of connections while only limit requests are in flight: the
+// run's memory would grow with the list. The other proxies open a
+// connection per request.
+func keptAlive(proxies, limit, maxIdle int) int {
+	return min(proxies, max(1, limit+maxIdle))
+}
+
 // proxyRoutes adds one route per proxy to plan.
 func proxyRoutes(plan *Plan, o Options, t transport.Options) error {
 	t.Shared = transport.NewShared(t)
 	templates := 0
-	for _, p := range o.Proxies {
+	for i, p := range o.Proxies {
 		name := proxyName(p)
 		var c runner.Doer
 		if HasSession(p) {
@@ -124,11 +141,17 @@ func proxyRoutes(plan *Plan, o Options, t transport.Options) error {
 			pt := t
 			pt.Proxy = p
 			pt.ProxyFromEnv = false
+			if i >= plan.KeptAlive {
+				pt.KeepAlive = 0
+			}
 			client, err := transport.New(pt)
 			if err != nil {
 				return err
 			}
 			c = client
+			if pt.KeepAlive == 0 {
+				c = closing{next: client}
+			}
 		}
 		plan.Routes = append(plan.Routes, runner.Route{
 			Proxy:  name,
@@ -157,6 +180,19 @@ func proxyName(p *url.URL) string {
 func proxied(o transport.Options, perRoute int) transport.Options {
 	o.PerHost = max(o.PerHost, perRoute)
 	return o
+}
+
+// closing marks every response of a client whose keep-alive is off as
+// closing its connection, so that nothing waits for the connection to go
+// back to a pool it never joins.
+type closing struct{ next runner.Doer }
+
+func (c closing) Do(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.Do(req)
+	if resp != nil {
+		resp.Close = true
+	}
+	return resp, err
 }
 
 // authCheck makes a proxy's refusal of a forwarded plain-http request a
@@ -236,10 +272,11 @@ const fdReserve = 64
 // fitOpenFiles lowers the limit when the open-file limit cannot hold the
 // connections it needs (one per request in flight, limit of them over all
 // routes together, plus maxIdle idle ones), so a run never fails with
-// EMFILE half-way. It returns the limit to use, the open files each route
-// may keep in its idle pool (what the requests in flight leave, shared by
-// the routes; 0 when the open-file limit is unknown), and a one-line notice
-// when it had to lower the limit.
+// EMFILE half-way. routes counts those that keep idle connections. It
+// returns the limit to use, the open files each of them may keep in its
+// idle pool (what the requests in flight leave, shared by the routes; 0
+// when the open-file limit is unknown), and a one-line notice when it had
+// to lower the limit.
 func fitOpenFiles(fdLimit uint64, limit, routes, maxIdle int) (int, int, string) {
 	if fdLimit == 0 || routes < 1 {
 		return limit, 0, ""
