@@ -8,7 +8,7 @@
 #
 # Environment: RSS_PROXIES (1000), RSS_URLS (1000000), RSS_PORTS (4),
 # RSS_HOSTS (50), RSS_MAX_MIB (64), RSS_OUT (bench-out/rss), RSS_ARGS (extra
-# fetchctl flags).
+# fetchctl flags), RSS_FETCHCTL (bin/fetchctl: another build to compare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,13 +18,14 @@ ports=${RSS_PORTS:-4}
 hosts=${RSS_HOSTS:-50}
 max_mib=${RSS_MAX_MIB:-64}
 out=${RSS_OUT:-bench-out/rss}
+fetchctl=${RSS_FETCHCTL:-bin/fetchctl}
 read -r -a extra <<<"${RSS_ARGS:-}"
 
 die() {
 	echo "rss: $*" >&2
 	exit 1
 }
-{ [ -x bin/fetchctl ] && [ -x bin/fetchtarget ]; } || die "bin/fetchctl or bin/fetchtarget is missing: run make build"
+{ [ -x "$fetchctl" ] && [ -x bin/fetchtarget ]; } || die "$fetchctl or bin/fetchtarget is missing: run make build"
 [ -x /usr/bin/time ] || die "GNU time is needed: apt-get install time"
 mkdir -p "$out"
 go build -o "$out/proxies" ./scripts/rss
@@ -65,7 +66,7 @@ done >"$out/proxies.txt"
 
 echo "rss: $urls URLs over $hosts hosts through $proxies proxies ($ports loopback ports)" >&2
 code=0
-/usr/bin/time -v -o "$out/time.txt" bin/fetchctl run -q --progress never --proxy-file "$out/proxies.txt" \
+/usr/bin/time -v -o "$out/time.txt" "$fetchctl" run -q --progress never --proxy-file "$out/proxies.txt" \
 	--summary "$out/summary.json" "${extra[@]}" "$out/urls.txt" >/dev/null || code=$?
 rss_kib=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$out/time.txt")
 wall=$(awk -F': ' '/Elapsed \(wall clock\)/ { print $2 }' "$out/time.txt")
