@@ -14,18 +14,16 @@ import (
 // Preset is one named set of starting values. The zero value is not a usable
 // preset; every field of a built-in preset is set.
 type Preset struct {
-	Name        string `json:"name"`
-	Description string `json:"-"`
-	Limit       int    `json:"limit"`
-	PerHost     int    `json:"per_host"`
-	// PerProxy caps the requests in flight through one proxy; 0 lets one
-	// proxy take the whole Limit (a rotating gateway's single endpoint).
-	PerProxy  int           `json:"per_proxy"`
-	KeepAlive time.Duration `json:"-"`
-	MaxIdle   int           `json:"max_idle"`
-	HTTP2     bool          `json:"http2"`
-	Timeout   time.Duration `json:"-"`
-	Retries   int           `json:"retries"`
+	Name        string        `json:"name"`
+	Description string        `json:"-"`
+	Limit       int           `json:"limit"`
+	PerHost     int           `json:"per_host"`
+	PerProxy    int           `json:"per_proxy"` // 0: one proxy may take all of Limit
+	KeepAlive   time.Duration `json:"-"`
+	MaxIdle     int           `json:"max_idle"`
+	HTTP2       bool          `json:"http2"`
+	Timeout     time.Duration `json:"-"`
+	Retries     int           `json:"retries"`
 }
 
 // The built-in presets, from measured proxy-pool behaviour. Limit is the
