@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ACTIONLINT  := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 GORELEASER  := github.com/goreleaser/goreleaser/v2@v2.15.1
 
-.PHONY: man all build test race lint actionlint tidy-check release-check release-snapshot image bench bench-go demo clean
+.PHONY: man all build test race lint actionlint tidy-check release-check release-snapshot image bench bench-go bench-rss demo clean
 
 all: build
 
@@ -60,6 +60,11 @@ bench-go:
 
 bench: build
 	./scripts/bench.sh
+
+# Peak RSS with 1,000 proxies in --proxy-file over 1,000,000 URLs (several
+# minutes); fails above 64 MiB. RSS_PROXIES, RSS_URLS... as in the script.
+bench-rss: build
+	./scripts/rss.sh
 
 # man/fetchctl.1, man/fetchctl-run.1, ...: generated from the commands.
 man:

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -45,6 +46,7 @@ type presetJSON struct {
 	Name      string `json:"name"`
 	Limit     int    `json:"limit"`
 	PerHost   int    `json:"per_host"`
+	PerProxy  int    `json:"per_proxy"`
 	KeepAlive string `json:"keepalive"`
 	MaxIdle   int    `json:"max_idle"`
 	HTTP2     bool   `json:"http2"`
@@ -65,20 +67,24 @@ func runPresets(opts *presetsOptions, set presets.Set) error {
 	if opts.json {
 		rows := make([]presetJSON, len(list))
 		for i, p := range list {
-			rows[i] = presetJSON{p.Name, p.Limit, p.PerHost, p.KeepAlive.String(), p.MaxIdle, p.HTTP2, p.Timeout.String(), p.Retries}
+			rows[i] = presetJSON{p.Name, p.Limit, p.PerHost, p.PerProxy, p.KeepAlive.String(), p.MaxIdle, p.HTTP2, p.Timeout.String(), p.Retries}
 		}
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rows)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tLIMIT\tPER-HOST\tKEEPALIVE\tMAX-IDLE\tHTTP2\tTIMEOUT\tRETRIES\tABOUT")
+	fmt.Fprintln(tw, "NAME\tLIMIT\tPER-HOST\tPER-PROXY\tKEEPALIVE\tMAX-IDLE\tHTTP2\tTIMEOUT\tRETRIES\tABOUT")
 	for _, p := range list {
 		h2 := "off"
 		if p.HTTP2 {
 			h2 = "on"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%s\t%d\t%s\n", p.Name, p.Limit, p.PerHost, p.KeepAlive, p.MaxIdle, h2, p.Timeout, p.Retries, p.Description)
+		perProxy := "limit" // one proxy may take all of it
+		if p.PerProxy > 0 {
+			perProxy = strconv.Itoa(p.PerProxy)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n", p.Name, p.Limit, p.PerHost, perProxy, p.KeepAlive, p.MaxIdle, h2, p.Timeout, p.Retries, p.Description)
 	}
 	return tw.Flush()
 }

@@ -59,7 +59,7 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 	for _, v := range []struct {
 		name string
 		n    int
-	}{{"max-idle", r.MaxIdle}, {"retries", r.Retries}, {"max-redirects", r.MaxRedirects}, {"max-conn-requests", r.MaxConnRequests}} {
+	}{{"per-proxy", r.PerProxy}, {"max-idle", r.MaxIdle}, {"retries", r.Retries}, {"max-redirects", r.MaxRedirects}, {"max-conn-requests", r.MaxConnRequests}} {
 		if v.n < 0 {
 			return nil, bad(v.name, "must not be negative, got %d", v.n)
 		}
@@ -204,6 +204,7 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 	c.Runner = runner.Options{
 		Limit:      r.Limit,
 		PerHost:    r.PerHost,
+		PerProxy:   r.PerProxy,
 		Method:     method,
 		Header:     header,
 		Body:       body,

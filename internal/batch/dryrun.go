@@ -4,10 +4,44 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 
+	"github.com/fetchctl/fetchctl/internal/routes"
 	"github.com/fetchctl/fetchctl/internal/runner"
 	"github.com/fetchctl/fetchctl/internal/settings"
 )
+
+// inForce is what the caps come to with the run's proxies, for --dry-run:
+// "5 proxies × per-proxy 20, capped by --limit 100".
+type inForce struct {
+	Proxies  int `json:"proxies"` // 0: direct
+	PerProxy int `json:"per_proxy"`
+	Limit    int `json:"limit"`
+	PerHost  int `json:"per_host"`  // over all proxies
+	InFlight int `json:"in_flight"` // the most in flight at once
+	// KeptAlive is how many proxies keep idle connections between requests.
+	KeptAlive int    `json:"kept_alive"`
+	Text      string `json:"text"`
+}
+
+func newInForce(p *routes.Plan, perHost int) inForce {
+	f := inForce{Proxies: p.Proxies, PerProxy: p.PerRoute, Limit: p.Limit, PerHost: min(perHost, p.Limit), InFlight: p.Limit, KeptAlive: p.KeptAlive}
+	if f.Proxies == 0 {
+		f.Text = fmt.Sprintf("direct, --limit %d: up to %d in flight, %d per host", f.Limit, f.InFlight, f.PerHost)
+		return f
+	}
+	f.InFlight = min(p.Limit, p.Proxies*p.PerRoute)
+	noun := "proxies"
+	if f.Proxies == 1 {
+		noun = "proxy"
+	}
+	f.Text = fmt.Sprintf("%d %s × per-proxy %d, capped by --limit %d: up to %d in flight, %d per host over all proxies",
+		f.Proxies, noun, f.PerProxy, f.Limit, f.InFlight, f.PerHost)
+	if f.KeptAlive < f.Proxies {
+		f.Text += fmt.Sprintf("; the first %d keep idle connections, the others open one per request", f.KeptAlive)
+	}
+	return f
+}
 
 type inputStats struct {
 	URLs    int64 `json:"urls"`
@@ -16,8 +50,9 @@ type inputStats struct {
 }
 
 // DryRun checks the settings and the input as a run would, then prints the
-// effective settings with their sources (indented when indent is set), the
-// input's counts and the config file read. It fetches nothing and writes no
+// effective settings with their sources (indented when indent is set), what
+// the caps come to with the run's proxies, the input's counts and the
+// config file read. It fetches nothing and writes no
 // file.
 func DryRun(ctx context.Context, cfg *Config, env Env, indent bool) error {
 	p, err := prepare(ctx, cfg, env)
@@ -56,7 +91,8 @@ func DryRun(ctx context.Context, cfg *Config, env Env, indent bool) error {
 	}
 	return enc.Encode(struct {
 		Settings   map[string]settings.Value `json:"settings"`
+		InForce    inForce                   `json:"in_force"`
 		Input      inputStats                `json:"input"`
 		ConfigFile *string                   `json:"config_file"`
-	}{cfg.settings.Shown(), st, file})
+	}{cfg.settings.Shown(), newInForce(p.plan, cfg.Runner.PerHost), st, file})
 }

@@ -34,6 +34,7 @@ func (e *BelowMinError) Error() string { return e.Msg }
 type prepared struct {
 	inputs      []runner.Input
 	closeInputs func()
+	plan        *routes.Plan
 }
 
 // prepare opens the inputs, checks the outputs and builds the routes,
@@ -59,6 +60,7 @@ func prepare(ctx context.Context, cfg *Config, env Env) (*prepared, error) {
 		Proxies:    cfg.Proxies,
 		Transport:  cfg.Transport,
 		Limit:      cfg.Runner.Limit,
+		PerProxy:   cfg.Runner.PerProxy,
 		Getenv:     env.Getenv,
 		OpenFiles:  env.OpenFiles,
 		Session:    cfg.Session,
@@ -81,7 +83,9 @@ func prepare(ctx context.Context, cfg *Config, env Env) (*prepared, error) {
 			cfg.Runner.PerHost, cfg.Runner.Limit, cfg.Runner.Limit)
 	}
 	cfg.Runner.Routes = plan.Routes
+	cfg.Runner.PerProxy = plan.PerRoute
 	cfg.Runner.MultiInput = len(inputs) > 1
+	p.plan = plan
 	return p, nil
 }
 

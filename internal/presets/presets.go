@@ -18,6 +18,7 @@ type Preset struct {
 	Description string        `json:"-"`
 	Limit       int           `json:"limit"`
 	PerHost     int           `json:"per_host"`
+	PerProxy    int           `json:"per_proxy"` // 0: one proxy may take all of Limit
 	KeepAlive   time.Duration `json:"-"`
 	MaxIdle     int           `json:"max_idle"`
 	HTTP2       bool          `json:"http2"`
@@ -25,16 +26,20 @@ type Preset struct {
 	Retries     int           `json:"retries"`
 }
 
-// The built-in presets, from measured proxy-pool behaviour.
+// The built-in presets, from measured proxy-pool behaviour. Limit is the
+// total in flight and PerHost the target's tolerance, both over every
+// proxy. A rotating pool is one gateway endpoint that spreads connections
+// over its exits, so it takes the whole limit (PerProxy 0); a fixed IP
+// carries 20-50 requests at once, and the static preset takes the low end.
 var (
 	Datacenter = Preset{Name: "datacenter", Description: "rotating datacenter pool, typical P50 60-120 ms",
-		Limit: 100, PerHost: 20, KeepAlive: 30 * time.Second, MaxIdle: 40, HTTP2: true, Timeout: 20 * time.Second, Retries: 3}
+		Limit: 100, PerHost: 20, PerProxy: 0, KeepAlive: 30 * time.Second, MaxIdle: 40, HTTP2: true, Timeout: 20 * time.Second, Retries: 3}
 	Residential = Preset{Name: "residential", Description: "rotating residential pool, typical P50 180-350 ms",
-		Limit: 60, PerHost: 10, KeepAlive: 30 * time.Second, MaxIdle: 30, HTTP2: true, Timeout: 30 * time.Second, Retries: 3}
+		Limit: 60, PerHost: 10, PerProxy: 0, KeepAlive: 30 * time.Second, MaxIdle: 30, HTTP2: true, Timeout: 30 * time.Second, Retries: 3}
 	Mobile = Preset{Name: "mobile", Description: "mobile pool, typical P50 200-500 ms; bandwidth is paid for",
-		Limit: 24, PerHost: 6, KeepAlive: 60 * time.Second, MaxIdle: 16, HTTP2: true, Timeout: 45 * time.Second, Retries: 1}
+		Limit: 24, PerHost: 6, PerProxy: 0, KeepAlive: 60 * time.Second, MaxIdle: 16, HTTP2: true, Timeout: 45 * time.Second, Retries: 1}
 	Static = Preset{Name: "static", Description: "datacenter proxy with a fixed IP; the target may rate-limit it",
-		Limit: 30, PerHost: 10, KeepAlive: 90 * time.Second, MaxIdle: 30, HTTP2: true, Timeout: 20 * time.Second, Retries: 2}
+		Limit: 30, PerHost: 10, PerProxy: 20, KeepAlive: 90 * time.Second, MaxIdle: 30, HTTP2: true, Timeout: 20 * time.Second, Retries: 2}
 )
 
 // Default is the name of the preset used when none is given.
@@ -117,6 +122,8 @@ func (p Preset) Validate() error {
 		return fmt.Errorf("preset %q: limit must be at least 1, got %d", p.Name, p.Limit)
 	case p.PerHost < 1:
 		return fmt.Errorf("preset %q: per_host must be at least 1, got %d", p.Name, p.PerHost)
+	case p.PerProxy < 0:
+		return fmt.Errorf("preset %q: per_proxy must not be negative, got %d", p.Name, p.PerProxy)
 	case p.KeepAlive < 0:
 		return fmt.Errorf("preset %q: keepalive must not be negative", p.Name)
 	case p.MaxIdle < 0:

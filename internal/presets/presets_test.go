@@ -9,10 +9,10 @@ func TestBuiltinMatchContract(t *testing.T) {
 	t.Parallel()
 	// The contract's preset table.
 	want := []Preset{
-		{Name: "datacenter", Limit: 100, PerHost: 20, KeepAlive: 30 * time.Second, MaxIdle: 40, HTTP2: true, Timeout: 20 * time.Second, Retries: 3},
-		{Name: "residential", Limit: 60, PerHost: 10, KeepAlive: 30 * time.Second, MaxIdle: 30, HTTP2: true, Timeout: 30 * time.Second, Retries: 3},
-		{Name: "mobile", Limit: 24, PerHost: 6, KeepAlive: 60 * time.Second, MaxIdle: 16, HTTP2: true, Timeout: 45 * time.Second, Retries: 1},
-		{Name: "static", Limit: 30, PerHost: 10, KeepAlive: 90 * time.Second, MaxIdle: 30, HTTP2: true, Timeout: 20 * time.Second, Retries: 2},
+		{Name: "datacenter", Limit: 100, PerHost: 20, PerProxy: 0, KeepAlive: 30 * time.Second, MaxIdle: 40, HTTP2: true, Timeout: 20 * time.Second, Retries: 3},
+		{Name: "residential", Limit: 60, PerHost: 10, PerProxy: 0, KeepAlive: 30 * time.Second, MaxIdle: 30, HTTP2: true, Timeout: 30 * time.Second, Retries: 3},
+		{Name: "mobile", Limit: 24, PerHost: 6, PerProxy: 0, KeepAlive: 60 * time.Second, MaxIdle: 16, HTTP2: true, Timeout: 45 * time.Second, Retries: 1},
+		{Name: "static", Limit: 30, PerHost: 10, PerProxy: 20, KeepAlive: 90 * time.Second, MaxIdle: 30, HTTP2: true, Timeout: 20 * time.Second, Retries: 2},
 	}
 	got := Builtin()
 	if len(got) != len(want) {
@@ -77,6 +77,7 @@ func TestValidate(t *testing.T) {
 		{"no name", func(p *Preset) { p.Name = "" }},
 		{"zero limit", func(p *Preset) { p.Limit = 0 }},
 		{"zero per-host", func(p *Preset) { p.PerHost = 0 }},
+		{"negative per-proxy", func(p *Preset) { p.PerProxy = -1 }},
 		{"negative keepalive", func(p *Preset) { p.KeepAlive = -time.Second }},
 		{"negative max-idle", func(p *Preset) { p.MaxIdle = -1 }},
 		{"zero timeout", func(p *Preset) { p.Timeout = 0 }},

@@ -29,8 +29,12 @@ type Options struct {
 	Proxies []*url.URL
 	// Transport is the transport every route starts from.
 	Transport transport.Options
-	// Limit is the requests in flight per route that the settings ask for.
+	// Limit is the requests in flight in total, over all routes, that the
+	// settings ask for.
 	Limit int
+	// PerProxy is the requests in flight through one proxy that the
+	// settings ask for; 0 is Limit. A direct route ignores it.
+	PerProxy int
 	// Getenv reads HTTP_PROXY, HTTPS_PROXY and NO_PROXY.
 	Getenv func(string) string
 	// OpenFiles is the open-file limit, 0 for unknown (no budget).
@@ -42,12 +46,21 @@ type Options struct {
 	SessionTTL time.Duration
 }
 
-// Plan is the routes of a run and the limit they hold.
+// Plan is the routes of a run and the limits they hold.
 type Plan struct {
 	Routes []runner.Route
-	// Limit is the requests in flight per route: Options.Limit, lowered
+	// Limit is the requests in flight in total: Options.Limit, lowered
 	// when the open-file limit cannot hold it.
 	Limit int
+	// PerRoute is the requests in flight through one route: PerProxy, at
+	// most Limit, for a route through a proxy; Limit for a direct one.
+	PerRoute int
+	// Proxies is the number of proxies the routes go through: those given,
+	// 1 for the environment's, 0 for a direct run.
+	Proxies int
+	// KeptAlive is how many of the proxies keep idle connections between
+	// requests (see [keptAlive]).
+	KeptAlive int
 	// Notice, when not "", says in one line why the limit was lowered and
 	// how to raise the open-file limit.
 	Notice string
@@ -56,22 +69,32 @@ type Plan struct {
 // Build returns the run's routes: one client per proxy, or one direct
 // client, each within its share of the open-file limit.
 func Build(o Options) (*Plan, error) {
-	n := max(1, len(o.Proxies))
-	limit, idle, notice := fitOpenFiles(o.OpenFiles, o.Limit, n, o.Transport.MaxIdle)
+	kept := keptAlive(max(1, len(o.Proxies)), o.Limit, o.Transport.MaxIdle)
+	limit, idle, notice := fitOpenFiles(o.OpenFiles, o.Limit, kept, o.Transport.MaxIdle)
+	getenv := o.Getenv
+	fromEnv := len(o.Proxies) == 0 && o.Transport.ProxyFromEnv && envHasProxy(getenv)
+	perRoute := limit
+	if (len(o.Proxies) > 0 || fromEnv) && o.PerProxy > 0 {
+		perRoute = min(o.PerProxy, limit)
+	}
 	t := o.Transport
-	t.InFlight = limit
+	t.InFlight = perRoute
 	t.IdleBudget = idle
-	plan := &Plan{Limit: limit, Notice: notice}
+	plan := &Plan{Limit: limit, PerRoute: perRoute, Proxies: len(o.Proxies), KeptAlive: kept, Notice: notice}
+	if fromEnv {
+		plan.Proxies = 1
+	}
+	if plan.Proxies == 0 {
+		plan.KeptAlive = 0
+	}
 	if len(o.Proxies) > 0 {
-		return plan, proxyRoutes(plan, o, proxied(t, limit))
+		return plan, proxyRoutes(plan, o, proxied(t, perRoute))
 	}
 	if o.Session.On() {
 		return nil, errors.New("--session needs a proxy URL with {session} in its user name or password")
 	}
-	getenv := o.Getenv
-	fromEnv := t.ProxyFromEnv && envHasProxy(getenv)
 	if fromEnv && (getenv("HTTP_PROXY") != "" || getenv("http_proxy") != "") {
-		t = proxied(t, limit)
+		t = proxied(t, perRoute)
 	}
 	c, err := transport.New(t)
 	if err != nil {
@@ -87,11 +110,22 @@ func Build(o Options) (*Plan, error) {
 	return plan, nil
 }
 
+// keptAlive is how many of a run's proxies keep idle connections between
+// requests: every one up to limit + maxIdle of them, the first that many
+// beyond. Each proxy has its own pool, and an idle connection costs its
+// buffers and two goroutines, so a list of thousands would otherwise hold
+// thousands of connections while only limit requests are in flight: the
+// run's memory would grow with the list. The other proxies open a
+// connection per request.
+func keptAlive(proxies, limit, maxIdle int) int {
+	return min(proxies, max(1, limit+maxIdle))
+}
+
 // proxyRoutes adds one route per proxy to plan.
 func proxyRoutes(plan *Plan, o Options, t transport.Options) error {
 	t.Shared = transport.NewShared(t)
 	templates := 0
-	for _, p := range o.Proxies {
+	for i, p := range o.Proxies {
 		name := proxyName(p)
 		var c runner.Doer
 		if HasSession(p) {
@@ -107,11 +141,17 @@ func proxyRoutes(plan *Plan, o Options, t transport.Options) error {
 			pt := t
 			pt.Proxy = p
 			pt.ProxyFromEnv = false
+			if i >= plan.KeptAlive {
+				pt.KeepAlive = 0
+			}
 			client, err := transport.New(pt)
 			if err != nil {
 				return err
 			}
 			c = client
+			if pt.KeepAlive == 0 {
+				c = closing{next: client}
+			}
 		}
 		plan.Routes = append(plan.Routes, runner.Route{
 			Proxy:  name,
@@ -133,12 +173,26 @@ func proxyName(p *url.URL) string {
 // proxied adapts transport options to a client whose requests go through a
 // proxy. Plain-http requests through an HTTP proxy share the connections to
 // the proxy whatever their target, and net/http counts those as one host:
-// its per-host cap must be the route's whole limit, or a proxy would carry
-// only --per-host requests at once. The dispatcher still holds --per-host
-// for each target.
-func proxied(o transport.Options, limit int) transport.Options {
-	o.PerHost = max(o.PerHost, limit)
+// its per-host cap must be the route's whole limit (perRoute, what the
+// dispatcher lets through one proxy), or a proxy would carry only
+// --per-host requests at once. The dispatcher still holds --per-host for
+// each target, over all proxies.
+func proxied(o transport.Options, perRoute int) transport.Options {
+	o.PerHost = max(o.PerHost, perRoute)
 	return o
+}
+
+// closing marks every response of a client whose keep-alive is off as
+// closing its connection, so that nothing waits for the connection to go
+// back to a pool it never joins.
+type closing struct{ next runner.Doer }
+
+func (c closing) Do(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.Do(req)
+	if resp != nil {
+		resp.Close = true
+	}
+	return resp, err
 }
 
 // authCheck makes a proxy's refusal of a forwarded plain-http request a
@@ -225,9 +279,11 @@ func envProxy(getenv func(string) string) func(*url.URL) string {
 const fdReserve = 64
 
 // fitOpenFiles lowers the limit when the open-file limit cannot hold the
-// connections it needs (one per request in flight on every route, plus
-// maxIdle idle ones), so a run never fails with EMFILE half-way. It returns
-// the limit to use, the open files each route may keep in its idle pool (0
+// connections it needs (one per request in flight, limit of them over all
+// routes together, plus maxIdle idle ones), so a run never fails with
+// EMFILE half-way. routes counts those that keep idle connections. It
+// returns the limit to use, the open files each of them may keep in its
+// idle pool (what the requests in flight leave, shared by the routes; 0
 // when the open-file limit is unknown), and a one-line notice when it had
 // to lower the limit.
 func fitOpenFiles(fdLimit uint64, limit, routes, maxIdle int) (int, int, string) {
@@ -235,13 +291,13 @@ func fitOpenFiles(fdLimit uint64, limit, routes, maxIdle int) (int, int, string)
 		return limit, 0, ""
 	}
 	budget := func(l int) int {
-		return max((int(fdLimit)-fdReserve-l*routes)/routes, 1)
+		return max((int(fdLimit)-fdReserve-l)/routes, 1)
 	}
-	need := uint64(limit*routes+maxIdle) + fdReserve
+	need := uint64(limit+maxIdle) + fdReserve
 	if need <= fdLimit {
 		return limit, budget(limit), ""
 	}
-	lowered := max((int(fdLimit)-fdReserve-maxIdle)/routes, 1)
-	return lowered, budget(lowered), fmt.Sprintf("open-file limit is %d, too low for --limit %d over %d route(s) and %d idle connections; using --limit %d (raise it with 'ulimit -n')",
-		fdLimit, limit, routes, maxIdle, lowered)
+	lowered := max(int(fdLimit)-fdReserve-maxIdle, 1)
+	return lowered, budget(lowered), fmt.Sprintf("open-file limit is %d, too low for --limit %d and %d idle connections; using --limit %d (raise it with 'ulimit -n')",
+		fdLimit, limit, maxIdle, lowered)
 }

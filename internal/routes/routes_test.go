@@ -98,14 +98,57 @@ func TestBuildOneRoutePerProxy(t *testing.T) {
 	if len(plan.Routes) != 2 || plan.Routes[0].Proxy != "http://a:***@127.0.0.1:1" || plan.Routes[1].Proxy != "socks5://127.0.0.1:2" {
 		t.Errorf("routes = %+v", plan.Routes)
 	}
-	if plan.Limit != 50 || plan.Notice != "" {
-		t.Errorf("limit %d notice %q, want 50 and none", plan.Limit, plan.Notice)
+	if plan.Limit != 50 || plan.PerRoute != 50 || plan.Notice != "" {
+		t.Errorf("limit %d per route %d notice %q, want 50, 50 and none", plan.Limit, plan.PerRoute, plan.Notice)
 	}
-	plan, err = Build(Options{Proxies: proxies, Limit: 1000, OpenFiles: 1024, Getenv: func(string) string { return "" }})
+	// The limit is shared by the proxies: two of them need the open files
+	// of one.
+	plan, err = Build(Options{Proxies: proxies, Limit: 1000, PerProxy: 300, OpenFiles: 1024, Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if plan.Limit != (1024-fdReserve)/2 || !strings.Contains(plan.Notice, "ulimit -n") {
-		t.Errorf("limit %d notice %q, want %d and a notice", plan.Limit, plan.Notice, (1024-fdReserve)/2)
+	if want := 1024 - fdReserve; plan.Limit != want || plan.PerRoute != 300 || !strings.Contains(plan.Notice, "ulimit -n") {
+		t.Errorf("limit %d per route %d notice %q, want %d, 300 and a notice", plan.Limit, plan.PerRoute, plan.Notice, want)
+	}
+}
+
+func TestBuildPerRoute(t *testing.T) {
+	t.Parallel()
+	proxy, err := transport.ParseProxy("http://127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	noEnv := func(string) string { return "" }
+	withEnv := func(k string) string {
+		if k == "HTTPS_PROXY" {
+			return "http://127.0.0.1:1"
+		}
+		return ""
+	}
+	tests := []struct {
+		name            string
+		proxies         []*url.URL
+		getenv          func(string) string
+		limit, perProxy int
+		want            int
+	}{
+		{name: "per-proxy below limit", proxies: []*url.URL{proxy}, getenv: noEnv, limit: 100, perProxy: 20, want: 20},
+		{name: "per-proxy above limit", proxies: []*url.URL{proxy}, getenv: noEnv, limit: 10, perProxy: 20, want: 10},
+		{name: "per-proxy unset", proxies: []*url.URL{proxy}, getenv: noEnv, limit: 10, want: 10},
+		{name: "direct ignores per-proxy", getenv: noEnv, limit: 100, perProxy: 20, want: 100},
+		{name: "environment proxy", getenv: withEnv, limit: 100, perProxy: 20, want: 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			plan, err := Build(Options{Proxies: tt.proxies, Limit: tt.limit, PerProxy: tt.perProxy, Getenv: tt.getenv,
+				Transport: transport.Options{ProxyFromEnv: len(tt.proxies) == 0}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if plan.PerRoute != tt.want || plan.Limit != tt.limit {
+				t.Errorf("per route %d limit %d, want %d and %d", plan.PerRoute, plan.Limit, tt.want, tt.limit)
+			}
+		})
 	}
 }

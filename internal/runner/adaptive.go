@@ -62,18 +62,14 @@ func congested(res *result) bool {
 }
 
 // windowFull reports whether the host had at least limit requests in flight
-// on res's route when res came back. The dispatcher frees the attempt's slot
+// (over all routes) when res came back. The dispatcher frees the attempt's slot
 // before it calls observe, so the attempt itself is added back.
 func windowFull(res *result, limit int) bool {
 	if res.task == nil || res.task.host == nil {
 		return true
 	}
 	h := res.task.host
-	n := h.inflight
-	if h.perRoute != nil && res.route != nil {
-		n = h.perRoute[res.route.index]
-	}
-	return n+1 >= limit
+	return h.inflight+1 >= limit
 }
 
 // observe updates the window from one attempt's outcome, now being the

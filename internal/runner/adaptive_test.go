@@ -186,19 +186,18 @@ func joinLimits(parts ...[]int) []int {
 	return out
 }
 
-// TestAdaptiveWindowPerRoute checks that with several routes the window is
-// judged full by the requests in flight on the attempt's own route, as the
-// per-host limit holds per route.
-func TestAdaptiveWindowPerRoute(t *testing.T) {
+// TestAdaptiveWindowAcrossRoutes checks that a window-full success is
+// judged by the host's requests in flight over all routes, as the per-host
+// limit holds over all of them: the target sees them together.
+func TestAdaptiveWindowAcrossRoutes(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name     string
-		perRoute []int // in flight per route after the attempt's slot was freed
-		route    int
+		inflight int // the host's, over all routes, after the attempt's slot was freed
 		want     int
 	}{
-		{name: "own route full", perRoute: []int{1, 0}, route: 0, want: 3},
-		{name: "only the other route full", perRoute: []int{0, 3}, route: 0, want: 2},
+		{name: "full with the others on other routes", inflight: 1, want: 3},
+		{name: "not full", inflight: 0, want: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -206,12 +205,9 @@ func TestAdaptiveWindowPerRoute(t *testing.T) {
 			var w adaptive
 			w.init(8)
 			w.cwnd = 2
-			h := &host{perRoute: tt.perRoute}
-			for _, n := range tt.perRoute {
-				h.inflight += n
-			}
+			h := &host{inflight: tt.inflight}
 			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-			res := &result{task: &task{host: h}, route: &route{index: tt.route}, status: 200, start: now}
+			res := &result{task: &task{host: h}, route: &route{index: 1}, status: 200, start: now}
 			w.observe(res, 8, now.Add(time.Millisecond))
 			if got := w.limit(); got != tt.want {
 				t.Errorf("limit = %d, want %d", got, tt.want)

@@ -48,9 +48,6 @@ func (d *dispatcher) release(res *result) {
 	d.inflight--
 	r.inflight--
 	h.inflight--
-	if h.perRoute != nil {
-		h.perRoute[r.index]--
-	}
 	if len(d.parked) > 0 {
 		d.unpark()
 	}

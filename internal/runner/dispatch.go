@@ -23,6 +23,7 @@ type dispatcher struct {
 	rhead   int
 	parked  []*host // hosts that wait for a route slot
 	routes  []*route
+	rnext   int // where pickRoute starts looking
 	timers  timerHeap
 	results chan *result
 	work    chan work
@@ -175,9 +176,6 @@ func (d *dispatcher) accept(job Job) {
 	h := d.hosts[job.host]
 	if h == nil {
 		h = &host{key: job.host}
-		if len(d.routes) > 1 {
-			h.perRoute = make([]int, len(d.routes))
-		}
 		if d.opts.Rate > 0 {
 			h.limiter = rate.NewLimiter(rate.Limit(d.opts.Rate), 1)
 		}
@@ -199,7 +197,7 @@ func (d *dispatcher) dispatch() {
 		}
 		r, parked := d.pickRoute(h)
 		if r == nil {
-			if parked && len(d.routes) > 1 {
+			if parked {
 				h.parked = true
 				d.parked = append(d.parked, h)
 			}
@@ -223,9 +221,6 @@ func (d *dispatcher) dispatch() {
 func (d *dispatcher) start(t *task, r *route) {
 	h := t.host
 	h.inflight++
-	if h.perRoute != nil {
-		h.perRoute[r.index]++
-	}
 	r.inflight++
 	d.inflight++
 	t.attempts++

@@ -27,9 +27,8 @@ type host struct {
 	key      string
 	queue    []*task // FIFO; queue[qhead:] are waiting for a slot
 	qhead    int
-	inflight int
-	perRoute []int // in flight per route, when there are several routes
-	waiting  int   // tasks in a backoff
+	inflight int // over all routes
+	waiting  int // tasks in a backoff
 	inReady  bool
 	parked   bool
 	rateWait bool // waiting for its rate limiter

@@ -84,25 +84,34 @@ func (d *dispatcher) unblockedIn(h *host) time.Duration {
 	return soonest.Sub(now)
 }
 
-// routeFree reports whether some route in use has a free slot.
+// routeFree reports whether the run may start one more attempt: a slot is
+// free in total and on some route in use.
 func (d *dispatcher) routeFree() bool {
+	if d.inflight >= d.opts.Limit {
+		return false
+	}
 	for _, r := range d.routes {
-		if !r.down && r.inflight < d.opts.Limit {
+		if !r.down && r.inflight < d.opts.PerProxy {
 			return true
 		}
 	}
 	return false
 }
 
-// pickRoute chooses the least loaded route on which h may start one more
-// request. parked reports that some route was skipped only for being full.
+// pickRoute chooses a route on which h may start one more request: the
+// least loaded, the search starting after the route picked last so that
+// routes equally loaded (idle ones, with many proxies) take turns. parked
+// reports that some route was skipped only for being full. The host's own
+// limit holds over all routes together: that is the target's tolerance.
 //
 // A task whose last attempt failed at its proxy is not handed back to that
 // proxy while another one is in use: it waits for a slot there instead, so
 // that a dead proxy, which answers fastest and so looks least loaded, does
 // not take the same URL again and again before it is set aside.
 func (d *dispatcher) pickRoute(h *host) (best *route, parked bool) {
-	limit := h.limit(d.opts)
+	if h.inflight >= h.limit(d.opts) {
+		return nil, false
+	}
 	avoid := d.failedRoute(h)
 	// A route the host blocked is taken only when every route in use is
 	// blocked for it: otherwise the host waits for one that is not.
@@ -114,27 +123,28 @@ func (d *dispatcher) pickRoute(h *host) (best *route, parked bool) {
 			break
 		}
 	}
-	for _, r := range d.routes {
+	n := len(d.routes)
+	for i := range n {
+		r := d.routes[(d.rnext+i)%n]
 		if r.down || r == avoid {
 			continue
 		}
 		if !allBlocked && len(r.blocks) > 0 && r.blockedFor(h.key, now) {
 			continue
 		}
-		if r.inflight >= d.opts.Limit {
+		if r.inflight >= d.opts.PerProxy {
 			parked = true
-			continue
-		}
-		n := h.inflight
-		if h.perRoute != nil {
-			n = h.perRoute[r.index]
-		}
-		if n >= limit {
 			continue
 		}
 		if best == nil || r.inflight < best.inflight {
 			best = r
+			if r.inflight == 0 {
+				break
+			}
 		}
+	}
+	if best != nil {
+		d.rnext = best.index + 1
 	}
 	return best, parked
 }

@@ -244,7 +244,7 @@ func TestRoutesCooldown(t *testing.T) {
 	if len(failAt) != 2 || len(okAt) == 0 {
 		t.Fatalf("a failed %d times and answered %d times, want 2 failures and then answers", len(failAt), len(okAt))
 	}
-	// With a limit of 1 per route nothing else is in flight on a when its
+	// With a limit of 1 in total nothing else is in flight on a when its
 	// second failure returns: its next request waits out the cool-down.
 	if gap := okAt[0].Sub(failAt[1]); gap < cooldown {
 		t.Errorf("a was used again %s after it was set aside, want at least the cool-down %s", gap, cooldown)
@@ -366,7 +366,10 @@ func TestRoutesTargetUnreachableKeepsTheProxy(t *testing.T) {
 	}
 }
 
-func TestRoutesLimitsHoldPerRoute(t *testing.T) {
+// TestRoutesSpreadLoad checks that several proxies share the work fairly
+// while --limit holds in total (TestCapsHoldAcrossRoutes pins each cap
+// exactly).
+func TestRoutesSpreadLoad(t *testing.T) {
 	t.Parallel()
 	const limit, perHost, hosts, urls = 6, 2, 4, 1200
 	var fakes []*fakeProxy
@@ -396,18 +399,12 @@ func TestRoutesLimitsHoldPerRoute(t *testing.T) {
 		if share := float64(carried[f.name]) / urls; share < 0.25 || share > 0.42 {
 			t.Errorf("%s carried %d of %d URLs (%.0f%%), want a fair third", f.name, carried[f.name], urls, 100*share)
 		}
-		if p := f.inflight.peak.Load(); p != limit {
-			t.Errorf("%s: peak in flight %d, want exactly --limit %d", f.name, p, limit)
-		}
-		for h, g := range f.perHost {
-			if p := g.peak.Load(); p > perHost {
-				t.Errorf("%s: peak in flight to %s %d passes --per-host %d", f.name, h, p, perHost)
-			}
+		if p := f.inflight.peak.Load(); p > limit {
+			t.Errorf("%s: peak in flight %d, more than --limit %d", f.name, p, limit)
 		}
 	}
-	// The limits hold per proxy, so the run as a whole goes past them.
-	if p := total.peak.Load(); p <= limit {
-		t.Errorf("peak in flight over all proxies %d, want more than one proxy's --limit %d", p, limit)
+	if p := total.peak.Load(); p > limit {
+		t.Errorf("peak in flight over all proxies %d, more than --limit %d", p, limit)
 	}
 }
 

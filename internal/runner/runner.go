@@ -1,7 +1,8 @@
 // Package runner fetches a stream of [Job] values: a dispatcher hands each job
-// to a worker when a global slot and its host's slot are both free, retries
-// what the policy allows without holding a slot while it waits, classifies
-// every failure, and hands one [report.Record] per job to a callback.
+// to a worker when a global slot, its host's slot (over all routes) and a
+// slot on some route are free, retries what the policy allows without
+// holding a slot while it waits, classifies every failure, and hands one
+// [report.Record] per job to a callback.
 //
 // It takes its HTTP clients as [Doer] values and knows nothing of flags,
 // environment variables or terminals.
@@ -22,7 +23,8 @@ type Doer interface {
 }
 
 // Route is one way out: a client, direct or through one proxy. With several
-// routes, requests are spread over them by load and the limits hold per route.
+// routes, requests are spread over them by load: Limit and PerHost hold
+// across all of them together, PerProxy on each one.
 type Route struct {
 	// Proxy is the proxy URL with its password redacted, or "" for a direct
 	// route. It is what records show in their proxy field.
@@ -37,9 +39,12 @@ type Route struct {
 // Options configure [Run]. Limit, PerHost and Routes must be set; the other
 // zero values are usable (no retries, no rate limit, GET, no body limit...).
 type Options struct {
-	Limit   int     // requests in flight in total, per route
-	PerHost int     // requests in flight per host, per route
-	Routes  []Route // at least one
+	Limit   int // requests in flight in total, over all routes
+	PerHost int // requests in flight to one host, over all routes
+	// PerProxy is the requests in flight through one route; 0 (or more
+	// than Limit) is Limit.
+	PerProxy int
+	Routes   []Route // at least one
 
 	Method  string      // "" is GET
 	Header  http.Header // sent with every request; read-only once Run starts
@@ -66,7 +71,8 @@ type Options struct {
 	KeepAlive bool
 
 	// ReadAhead bounds the jobs held at once (queued, waiting or in flight).
-	// 0 picks a value from Limit.
+	// 0 picks a value from Limit alone: memory does not grow with the
+	// number of routes.
 	ReadAhead int
 	// MultiInput sets the input field of records.
 	MultiInput bool
@@ -113,6 +119,10 @@ type Rotator interface {
 	Rotate(host string) bool
 }
 
+// defaultReadAhead is the jobs held at once for a total limit: enough to
+// keep every slot busy across many hosts, whatever the number of routes.
+func defaultReadAhead(limit int) int { return max(8192, 64*limit) }
+
 // ErrAllProxiesDown ends a run whose every proxy has been set aside.
 var ErrAllProxiesDown = errors.New("every proxy is failing")
 
@@ -132,8 +142,11 @@ func (o *Options) setDefaults() {
 	if o.PerHost < 1 {
 		o.PerHost = 1
 	}
+	if o.PerProxy < 1 || o.PerProxy > o.Limit {
+		o.PerProxy = o.Limit
+	}
 	if o.ReadAhead <= 0 {
-		o.ReadAhead = max(8192, 64*o.Limit*len(o.Routes))
+		o.ReadAhead = defaultReadAhead(o.Limit)
 	}
 	if o.ProxyFailures <= 0 {
 		o.ProxyFailures = 3

@@ -45,7 +45,7 @@ func yamlMessage(path string, err error) string {
 }
 
 // presetKeys are the keys a preset under presets: may set.
-var presetKeys = []string{"base", "limit", "per_host", "keepalive", "max_idle", "http2", "timeout", "retries"}
+var presetKeys = []string{"base", "limit", "per_host", "per_proxy", "keepalive", "max_idle", "http2", "timeout", "retries"}
 
 // checkConfigKeys returns a usage error for the first key of the config
 // file that is no setting (at the top level) or no preset field (under
@@ -147,6 +147,7 @@ func configPresets(v *viper.Viper) ([]presets.Preset, error) {
 		}{
 			{"limit", func(s string) (err error) { p.Limit, err = strconv.Atoi(s); return }},
 			{"per_host", func(s string) (err error) { p.PerHost, err = strconv.Atoi(s); return }},
+			{"per_proxy", func(s string) (err error) { p.PerProxy, err = strconv.Atoi(s); return }},
 			{"keepalive", func(s string) (err error) { p.KeepAlive, err = time.ParseDuration(s); return }},
 			{"max_idle", func(s string) (err error) { p.MaxIdle, err = strconv.Atoi(s); return }},
 			{"http2", func(s string) (err error) { p.HTTP2, err = strconv.ParseBool(s); return }},

@@ -35,6 +35,7 @@ type Settings struct {
 	Pool            string
 	Limit           int
 	PerHost         int
+	PerProxy        int
 	KeepAlive       time.Duration
 	MaxIdle         int
 	HTTP2           bool
@@ -115,7 +116,8 @@ func (s *Settings) fields(version string) []field {
 	return []field{
 		{name: "pool", ptr: &s.Pool, def: presets.Default, usage: "proxy-pool preset: datacenter, residential, mobile, static, or one from the config file"},
 		{name: "limit", short: "c", ptr: &s.Limit, preset: func(p presets.Preset) any { return p.Limit }, usage: "requests in flight in total (default from --pool)"},
-		{name: "per-host", ptr: &s.PerHost, preset: func(p presets.Preset) any { return p.PerHost }, usage: "requests in flight per host (default from --pool)"},
+		{name: "per-host", ptr: &s.PerHost, preset: func(p presets.Preset) any { return p.PerHost }, usage: "requests in flight per host, over all proxies (default from --pool)"},
+		{name: "per-proxy", ptr: &s.PerProxy, preset: func(p presets.Preset) any { return p.PerProxy }, usage: "requests in flight through one proxy; 0 lets one take all of --limit (default from --pool)"},
 		{name: "keepalive", ptr: &s.KeepAlive, preset: func(p presets.Preset) any { return p.KeepAlive }, usage: "how long an idle connection is kept; 0 turns keep-alive off (default from --pool)"},
 		{name: "max-idle", ptr: &s.MaxIdle, preset: func(p presets.Preset) any { return p.MaxIdle }, usage: "idle connections kept in total (default from --pool)"},
 		{name: "http2", ptr: &s.HTTP2, preset: func(p presets.Preset) any { return p.HTTP2 }, usage: "try HTTP/2 on TLS connections; --http2=false forces HTTP/1.1 (default from --pool)"},

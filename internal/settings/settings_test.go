@@ -181,7 +181,8 @@ func TestExampleConfigNamesOnlyKnownSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(extra) != 2 || extra[0].Name != "gateway-eu" || extra[0].Limit != 120 || extra[0].KeepAlive.String() != "30s" {
+	if len(extra) != 3 || extra[0].Name != "gateway-eu" || extra[0].Limit != 120 || extra[0].KeepAlive.String() != "30s" ||
+		extra[2].Name != "ten-ips" || extra[2].PerProxy != 25 || extra[2].PerHost != 10 {
 		t.Errorf("config presets = %+v", extra)
 	}
 }
