@@ -354,6 +354,32 @@ for sc in $scenarios; do
 	*) die "unknown scenario \"$sc\" in BENCH_SCENARIOS (S1, S2, S1-TLS, S2-TLS, S3)" ;;
 	esac
 done
+# profile_s1tls URLS: one S1-TLS run (URLS URLs) of a fetchctl whose main
+# writes a CPU profile, built with an overlay so that the tree is untouched;
+# the profile and its top entries (cumulative, then flat) land in $out.
+profile_s1tls() {
+	local n=$1 prof=$out/fetchctl-S1-TLS.pprof top=$out/fetchctl-S1-TLS.top
+	rm -f "$top"
+	printf '{"Replace":{"%s/cmd/fetchctl/main.go":"%s/scripts/bench/cpuprofile_main.go.in"}}\n' "$PWD" "$PWD" >"$work/overlay.json"
+	CGO_ENABLED=0 go build -trimpath -overlay "$work/overlay.json" -o "$out/bin/fetchctl-prof" ./cmd/fetchctl ||
+		die "could not build the profiling fetchctl"
+	start_target 50 0 "$n" 0 1 1
+	timed env FETCHCTL_CPUPROFILE="$prof" "$out/bin/fetchctl-prof" run "$work/urls.txt" --limit 100 --per-host 20 \
+		--retries 0 --progress never -q --cacert "$cacert" --http2 -o /dev/null || note "profile run: fetchctl exited $?"
+	stop_target
+	read -r wall user sys _ < <(tail -n 1 "$work/time")
+	{
+		echo "$n URLs in ${wall} s wall, $(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }') s CPU, against $target_server"
+		echo
+		go tool pprof -top -cum -nodecount=10 "$out/bin/fetchctl-prof" "$prof" 2>/dev/null | sed -n '/flat%/,$p'
+		echo
+		go tool pprof -top -nodecount=10 "$out/bin/fetchctl-prof" "$prof" 2>/dev/null | sed -n '/flat%/,$p'
+	} >"$top"
+	note "CPU profile of fetchctl on S1-TLS: $prof ($top)"
+}
+if [ -n "$profile_urls" ]; then
+	profile_s1tls "$profile_urls"
+fi
 rm -f "$work/urls.txt" "$work/curl.cfg" "$work/curl.out" "$work/fetchctl.ndjson" "$work/vegeta.bin" "$work/vegeta.targets"
 
 versions=
