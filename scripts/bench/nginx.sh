@@ -51,12 +51,15 @@ nginx_cleanup() {
 	nginx_dir=
 }
 
-# nginx_ports HOSTS: HOSTS consecutive ports on which nothing listens.
+# nginx_pick_ports HOSTS: HOSTS consecutive ports below the ephemeral range
+# (where clients' own ports come from) that no TCP socket uses.
 nginx_pick_ports() {
-	local hosts=$1 base p used
-	used=$(ss -Htln 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }' | sort -u)
+	local hosts=$1 base p used low=32768
+	read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+	[ "$low" -gt $((10000 + hosts * 2)) ] || low=32768
+	used=$(ss -Htan 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }' | sort -u)
 	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		base=$((20000 + RANDOM % 30000))
+		base=$((10000 + RANDOM % (low - 10000 - hosts)))
 		nginx_ports=()
 		for ((p = base; p < base + hosts; p++)); do
 			if grep -qx "$p" <<<"$used"; then
@@ -129,7 +132,7 @@ nginx_list() {
 nginx_start() {
 	local hosts=$1 lat=$2 urls=$3 sorted=$4 tls=$5 h2=$6 scheme=http i
 	[ "$tls" = 1 ] && scheme=https
-	for _ in 1 2 3; do
+	for _ in 1 2 3 4 5; do
 		nginx_pick_ports "$hosts"
 		nginx_config "$hosts" "$lat" "$tls" "$h2" >"$nginx_dir/nginx.conf"
 		rm -f "$nginx_dir/access.log" "$nginx_dir/error.log" "$nginx_dir/nginx.pid"
