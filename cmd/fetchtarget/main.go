@@ -11,8 +11,9 @@
 // Once listening it writes the URL list (-list), then the addresses (-ready),
 // so a script may wait for the -ready file and then read the list. It serves
 // until SIGINT or SIGTERM, then closes the server and writes the counters to
-// -stats; SIGUSR1 writes them without stopping. It is a test tool: it binds
-// 127.0.0.1 only and is never part of fetchctl.
+// -stats; SIGUSR1 writes them without stopping. With -certdir it only writes
+// a certificate and its key for another server (nginx) and exits. It is a
+// test tool: it binds 127.0.0.1 only and is never part of fetchctl.
 //
 // net/http's server answers every request, unless -fast puts the
 // benchmark's responder (internal/fast) ahead of it for the default GET and
@@ -66,6 +67,7 @@ type options struct {
 	stats    string
 	ready    string
 	certFile string
+	certDir  string
 	fast     bool
 }
 
@@ -87,6 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.stats, "stats", "", "file for the counters as JSON on exit and on SIGUSR1 (- for stdout)")
 	fs.StringVar(&o.ready, "ready", "", "file written with the addresses as JSON once listening")
 	fs.StringVar(&o.certFile, "cert", "", "with -tls, file for the certificate in PEM (for fetchctl --cacert)")
+	fs.StringVar(&o.certDir, "certdir", "", "write a fresh self-signed certificate for 127.0.0.1 and its key (cert.pem, key.pem) into this folder and exit, for a server that reads files (nginx)")
 	fs.BoolVar(&o.fast, "fast", false, "answer the default GET and HEAD of / without net/http's server (for benchmarks; not with -tls or -http2)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage of fetchtarget:\n")
@@ -147,6 +150,13 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal, stop fu
 	if err != nil {
 		fmt.Fprintf(stderr, "fetchtarget: %v\n", err)
 		return 2
+	}
+	if o.certDir != "" {
+		if _, _, err := target.WriteLoopbackCert(o.certDir); err != nil {
+			fmt.Fprintf(stderr, "fetchtarget: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 
 	srv, err := target.Start(o.target)
@@ -211,8 +221,15 @@ func announce(o options, srv *target.Server, stdout io.Writer) error {
 
 // serverName says what answers the requests.
 func serverName(o options) string {
-	if o.fast {
+	switch {
+	case o.fast:
 		return fast.Name
+	case o.target.TLS && o.target.HTTP2:
+		return "net/http (TLS, HTTP/2 and HTTP/1.1)"
+	case o.target.TLS:
+		return "net/http (TLS, HTTP/1.1)"
+	case o.target.HTTP2:
+		return "net/http (h2c and HTTP/1.1)"
 	}
 	return "net/http"
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -214,6 +216,59 @@ func TestHelpListsPaths(t *testing.T) {
 	for _, want := range []string{"-hosts", "/status/NNN", "/flaky?fail=K", "/429?after", "/reset", "/stall?for=", "/echo"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("help does not list %s:\n%s", want, stderr.String())
+		}
+	}
+}
+
+// -certdir writes a key pair a file-reading server (nginx) can load, whose
+// certificate a client trusting it accepts for 127.0.0.1, and serves nothing.
+func TestCertDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var stderr bytes.Buffer
+	if code := run([]string{"-certdir", dir}, io.Discard, &stderr, nil, func() {}); code != 0 {
+		t.Fatalf("run -certdir = %d, want 0 (stderr %q)", code, stderr.String())
+	}
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(filepath.Join(dir, "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("cert.pem holds no certificate")
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "127.0.0.1"}); err != nil {
+		t.Errorf("the certificate does not verify for 127.0.0.1: %v", err)
+	}
+}
+
+func TestServerName(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, "net/http"},
+		{[]string{"-fast"}, fast.Name},
+		{[]string{"-tls"}, "net/http (TLS, HTTP/1.1)"},
+		{[]string{"-tls", "-http2"}, "net/http (TLS, HTTP/2 and HTTP/1.1)"},
+		{[]string{"-http2"}, "net/http (h2c and HTTP/1.1)"},
+	}
+	for _, tt := range tests {
+		o, err := parseFlags(tt.args, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := serverName(o); got != tt.want {
+			t.Errorf("serverName(%q) = %q, want %q", tt.args, got, tt.want)
 		}
 	}
 }

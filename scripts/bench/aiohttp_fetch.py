@@ -13,6 +13,7 @@ stderr. Used by scripts/bench.sh; it needs Debian's python3-aiohttp.
 
 import argparse
 import asyncio
+import ssl
 import sys
 from urllib.parse import urlsplit
 
@@ -29,13 +30,14 @@ def read_urls(path):
     return urls
 
 
-async def fetch_all(urls, limit, per_host, timeout):
+async def fetch_all(urls, limit, per_host, timeout, cacert):
     answered = {}
     ok = 0
     failed = 0
     semaphores = {}
 
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=per_host)
+    extra = {"ssl": ssl.create_default_context(cafile=cacert)} if cacert else {}
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=per_host, **extra)
     client_timeout = aiohttp.ClientTimeout(total=timeout)
     async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
 
@@ -65,9 +67,10 @@ def main():
     p.add_argument("--limit", type=int, default=100, help="connections in total")
     p.add_argument("--per-host", type=int, default=20, help="connections and requests per host")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    p.add_argument("--cacert", help="PEM file of the certificate to trust over TLS")
     a = p.parse_args()
     urls = read_urls(a.list)
-    answered, distinct, ok, failed = asyncio.run(fetch_all(urls, a.limit, a.per_host, a.timeout))
+    answered, distinct, ok, failed = asyncio.run(fetch_all(urls, a.limit, a.per_host, a.timeout, a.cacert))
     if failed:
         print(f"aiohttp_fetch: {failed} requests failed", file=sys.stderr)
     print(answered, distinct, ok)

@@ -6,9 +6,11 @@
 //
 //	tally ndjson FILE|-      fetchctl records: prints "answered distinct ok"
 //	tally curl FILE          curl -w '%{http_code} %{url_effective}' lines: the same
+//	tally vegeta FILE|-      vegeta encode --to json lines: the same
 //	tally target STATS.json  fetchtarget counters: prints "requests conns peak_host"
+//	tally nginx ACCESS.log   the bench's nginx log: "requests conns peak_host full resumed"
 //	tally table RUNS.tsv SCENARIO
-//	tally checks RUNS.tsv
+//	tally checks RUNS.tsv [15]   the targets of issue 5, or of issue 15
 //
 // It is a benchmark tool only: fetchctl never imports it, and it reads only
 // the files it is given.
@@ -36,7 +38,7 @@ func main() {
 
 func run(args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) < 2 {
-		return errors.New("usage: tally ndjson|curl|target|table|checks FILE [SCENARIO]")
+		return errors.New("usage: tally ndjson|curl|target|nginx|table|checks FILE [SCENARIO]")
 	}
 	open := func(name string) (io.ReadCloser, error) {
 		if name == "-" {
@@ -50,10 +52,13 @@ func run(args []string, stdin io.Reader, stdout io.Writer) error {
 	}
 	defer f.Close()
 	switch args[0] {
-	case "ndjson", "curl":
+	case "ndjson", "curl", "vegeta":
 		count := countRecords
-		if args[0] == "curl" {
+		switch args[0] {
+		case "curl":
 			count = countCurl
+		case "vegeta":
+			count = countVegeta
 		}
 		a, err := count(f)
 		if err != nil {
@@ -72,12 +77,22 @@ func run(args []string, stdin io.Reader, stdout io.Writer) error {
 		}
 		_, err = fmt.Fprintf(stdout, "%d %d %d\n", st.Requests, st.Conns, peak)
 		return err
+	case "nginx":
+		c, err := countNginx(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", args[1], err)
+		}
+		_, err = fmt.Fprintf(stdout, "%d %d %d %d %d\n", c.requests, c.conns, c.peak, c.full, c.resumed)
+		return err
 	case "table", "checks":
 		runs, err := readRuns(f)
 		if err != nil {
 			return fmt.Errorf("%s: %w", args[1], err)
 		}
 		if args[0] == "checks" {
+			if len(args) > 2 && args[2] == "15" {
+				return writeChecks15(stdout, runs)
+			}
 			return writeChecks(stdout, runs)
 		}
 		if len(args) < 3 {
@@ -168,6 +183,36 @@ func countCurl(r io.Reader) (answers, error) {
 	return a, sc.Err()
 }
 
+// countVegeta reads the JSON lines of `vegeta encode --to json`; a code of
+// 0 is no response.
+func countVegeta(r io.Reader) (answers, error) {
+	var a answers
+	seen := make(map[string]struct{})
+	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<20))
+	for {
+		var res struct {
+			Code int    `json:"code"`
+			URL  string `json:"url"`
+		}
+		if err := dec.Decode(&res); err == io.EOF {
+			return a, nil
+		} else if err != nil {
+			return a, fmt.Errorf("result %d: %w", a.answered+1, err)
+		}
+		if res.Code == 0 {
+			continue
+		}
+		a.answered++
+		if _, dup := seen[res.URL]; !dup {
+			seen[res.URL] = struct{}{}
+			a.distinct++
+		}
+		if res.Code >= 200 && res.Code <= 299 {
+			a.ok++
+		}
+	}
+}
+
 type targetStats struct {
 	Requests int64 `json:"requests"`
 	Conns    int64 `json:"conns"`
@@ -184,10 +229,13 @@ type runRow struct {
 	ideal                  float64 // seconds; 0 when the scenario has none
 	wall, user, sys        float64
 	rssKiB                 int64
-	requests, conns, peak  int64
+	requests, conns, peak  int64 // peak: -1 when the server could not tell
 	answered, distinct, ok int64
 	exit                   int
 	targetCPU              float64
+	// TLS handshakes the server counted, full and resumed; -1 when it
+	// could not count them.
+	tlsFull, tlsResumed int64
 }
 
 // runColumns is the header of RUNS.tsv, in row order.
@@ -195,7 +243,7 @@ var runColumns = []string{
 	"scenario", "tool", "run", "urls", "hosts", "per_host", "ideal_s",
 	"wall_s", "user_s", "sys_s", "max_rss_kib",
 	"requests", "conns", "peak_host", "answered", "distinct", "ok", "exit",
-	"target_cpu_s",
+	"target_cpu_s", "tls_full", "tls_resumed",
 }
 
 func readRuns(r io.Reader) ([]runRow, error) {
@@ -234,6 +282,7 @@ func readRuns(r io.Reader) ([]runRow, error) {
 		row.answered, row.distinct, row.ok = i64(f[14]), i64(f[15]), i64(f[16])
 		row.exit = int(i64(f[17]))
 		row.targetCPU = f64(f[18])
+		row.tlsFull, row.tlsResumed = i64(f[19]), i64(f[20])
 		if err := errors.Join(errs...); err != nil {
 			return nil, fmt.Errorf("line %d: %w", n, err)
 		}
@@ -252,7 +301,8 @@ type group struct {
 	per   int64
 
 	wall, cpu, rssMiB, conns, peak, targetCPU float64
-	once                                      bool // every run answered every URL exactly once
+	tlsFull, tlsResumed                       float64 // NaN when not counted
+	once                                      bool    // every run answered every URL exactly once
 	onceNote                                  string
 }
 
@@ -304,8 +354,10 @@ func groups(rows []runRow, scenario string) []*group {
 		g.cpu = median(pick(g.rows, func(r runRow) float64 { return r.user + r.sys }))
 		g.rssMiB = median(pick(g.rows, func(r runRow) float64 { return float64(r.rssKiB) / 1024 }))
 		g.conns = median(pick(g.rows, func(r runRow) float64 { return float64(r.conns) }))
-		g.peak = median(pick(g.rows, func(r runRow) float64 { return float64(r.peak) }))
+		g.peak = median(pick(g.rows, func(r runRow) float64 { return counted(r.peak) }))
 		g.targetCPU = median(pick(g.rows, func(r runRow) float64 { return r.targetCPU }))
+		g.tlsFull = median(pick(g.rows, func(r runRow) float64 { return counted(r.tlsFull) }))
+		g.tlsResumed = median(pick(g.rows, func(r runRow) float64 { return counted(r.tlsResumed) }))
 		g.once = true
 		var notes []string
 		for _, r := range g.rows {
@@ -319,6 +371,14 @@ func groups(rows []runRow, scenario string) []*group {
 		g.onceNote = strings.Join(notes, "; ")
 	}
 	return gs
+}
+
+// counted is n, or NaN for -1 (not counted).
+func counted(n int64) float64 {
+	if n < 0 {
+		return math.NaN()
+	}
+	return float64(n)
 }
 
 func fmtCount(v float64) string {
@@ -344,6 +404,7 @@ func writeTable(w io.Writer, rows []runRow, scenario string) error {
 		return err
 	}
 	withIdeal := gs[0].ideal > 0
+	withTLS := strings.HasSuffix(scenario, "-TLS")
 	multiSize := false
 	for _, g := range gs {
 		multiSize = multiSize || g.urls != gs[0].urls
@@ -353,7 +414,10 @@ func writeTable(w io.Writer, rows []runRow, scenario string) error {
 	if multiSize {
 		head = append(head, "URLs")
 	}
-	head = append(head, "runs", "wall s", "URLs/s", "CPU s", "peak RSS MiB", "conns dialled", "peak in flight/host", "target CPU s")
+	head = append(head, "runs", "wall s", "URLs/s", "CPU s", "CPU s/1k URLs", "peak RSS MiB", "conns dialled", "peak in flight/host", "target CPU s")
+	if withTLS {
+		head = append(head, "TLS full", "TLS resumed")
+	}
 	if withIdeal {
 		head = append(head, "efficiency")
 	}
@@ -370,11 +434,15 @@ func writeTable(w io.Writer, rows []runRow, scenario string) error {
 			fmt.Sprintf("%.2f", g.wall),
 			fmtCount(float64(g.urls)/g.wall),
 			fmt.Sprintf("%.2f", g.cpu),
+			fmt.Sprintf("%.3f", g.cpu/float64(g.urls)*1000),
 			fmt.Sprintf("%.1f", g.rssMiB),
 			fmtCount(g.conns),
 			fmtCount(g.peak),
 			fmt.Sprintf("%.2f", g.targetCPU),
 		)
+		if withTLS {
+			cells = append(cells, fmtCount(g.tlsFull), fmtCount(g.tlsResumed))
+		}
 		if withIdeal {
 			cells = append(cells, fmt.Sprintf("%.2f", g.ideal/g.wall))
 		}
