@@ -60,6 +60,7 @@ bench-go:
 
 bench: build
 	./scripts/bench.sh
+	./scripts/bench/proxy.sh
 
 # man/fetchctl.1, man/fetchctl-run.1, ...: generated from the commands.
 man:

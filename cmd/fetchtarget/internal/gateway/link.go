@@ -62,8 +62,8 @@ func newLink(c net.Conn, rtt time.Duration, accepted time.Time) *link {
 // readLoop reads from the client and stamps each chunk with its arrival
 // half a round trip later, but not before firstDue.
 func (l *link) readLoop(firstDue time.Time) {
+	buf := make([]byte, 32<<10)
 	for {
-		buf := make([]byte, 32<<10)
 		n, err := l.Conn.Read(buf)
 		due := time.Now().Add(l.half)
 		if due.Before(firstDue) {
@@ -71,7 +71,7 @@ func (l *link) readLoop(firstDue time.Time) {
 		}
 		if n > 0 {
 			select {
-			case l.in <- chunk{data: buf[:n], due: due}:
+			case l.in <- chunk{data: append([]byte(nil), buf[:n]...), due: due}:
 			case <-l.closing:
 				return
 			}
