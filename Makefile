@@ -60,6 +60,7 @@ bench-go:
 
 bench: build
 	./scripts/bench.sh
+	./scripts/bench/proxy.sh
 
 # Peak RSS with 1,000 proxies in --proxy-file over 1,000,000 URLs (several
 # minutes); fails above 64 MiB. RSS_PROXIES, RSS_URLS... as in the script.

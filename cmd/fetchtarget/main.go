@@ -18,6 +18,12 @@
 // net/http's server answers every request, unless -fast puts the
 // benchmark's responder (internal/fast) ahead of it for the default GET and
 // HEAD of /, to spare the CPU of the client measured on the same cores.
+//
+// -gateway also runs a proxy gateway (internal/gateway) on its own loopback
+// port, -rtt away from its clients: it forwards plain-http requests and
+// tunnels CONNECT to any host, these ones included. The -ready file names
+// it, and the counters gain a "gateway" object: connections opened to it,
+// tunnels and forwarded requests.
 package main
 
 import (
@@ -33,8 +39,10 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/fetchctl/fetchctl/cmd/fetchtarget/internal/fast"
+	"github.com/fetchctl/fetchctl/cmd/fetchtarget/internal/gateway"
 	"github.com/fetchctl/fetchctl/internal/target"
 )
 
@@ -56,6 +64,15 @@ type ready struct {
 	PID   int      `json:"pid"`
 	// Server says what answers the requests, for a benchmark's report.
 	Server string `json:"server"`
+	// Gateway is the -gateway proxy's host:port.
+	Gateway string `json:"gateway,omitempty"`
+}
+
+// stats is the JSON written to -stats: the target's counters, and the
+// gateway's with -gateway.
+type stats struct {
+	target.Stats
+	Gateway *gateway.Stats `json:"gateway,omitempty"`
 }
 
 type options struct {
@@ -69,6 +86,8 @@ type options struct {
 	certFile string
 	certDir  string
 	fast     bool
+	gateway  bool
+	rtt      time.Duration
 }
 
 // parseFlags reads the command line; errors are usage errors.
@@ -90,6 +109,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.ready, "ready", "", "file written with the addresses as JSON once listening")
 	fs.StringVar(&o.certFile, "cert", "", "with -tls, file for the certificate in PEM (for fetchctl --cacert)")
 	fs.StringVar(&o.certDir, "certdir", "", "write a fresh self-signed certificate for 127.0.0.1 and its key (cert.pem, key.pem) into this folder and exit, for a server that reads files (nginx)")
+	fs.BoolVar(&o.gateway, "gateway", false, "also run a proxy gateway (forwarding and CONNECT) -rtt away from its clients")
+	fs.DurationVar(&o.rtt, "rtt", 0, "with -gateway, the round-trip time between a client and the gateway")
 	fs.BoolVar(&o.fast, "fast", false, "answer the default GET and HEAD of / without net/http's server (for benchmarks; not with -tls or -http2)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage of fetchtarget:\n")
@@ -125,6 +146,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if len(o.paths) == 0 {
 		return o, errors.New("-paths: no path given")
+	}
+	if o.rtt < 0 {
+		return o, errors.New("-rtt must not be negative")
+	}
+	if o.rtt > 0 && !o.gateway {
+		return o, errors.New("-rtt needs -gateway")
 	}
 	if o.certFile != "" && !o.target.TLS {
 		return o, errors.New("-cert needs -tls")
@@ -165,16 +192,35 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal, stop fu
 		return 1
 	}
 	defer srv.Close()
+	var gw *gateway.Gateway
+	if o.gateway {
+		if gw, err = gateway.Start(o.rtt); err != nil {
+			fmt.Fprintf(stderr, "fetchtarget: gateway: %v\n", err)
+			return 1
+		}
+		defer gw.Close()
+	}
+	snapshot := func() stats {
+		st := stats{Stats: srv.Stats()}
+		if gw != nil {
+			g := gw.Stats()
+			st.Gateway = &g
+		}
+		return st
+	}
 
-	if err := announce(o, srv, stdout); err != nil {
+	if err := announce(o, srv, gw, stdout); err != nil {
 		fmt.Fprintf(stderr, "fetchtarget: %v\n", err)
 		return 1
 	}
 	fmt.Fprintf(stderr, "fetchtarget: serving %d hosts (%s): %s\n", len(srv.Addrs()), serverName(o), strings.Join(srv.Addrs(), " "))
+	if gw != nil {
+		fmt.Fprintf(stderr, "fetchtarget: gateway %s, %v away\n", gw.Addr(), o.rtt)
+	}
 
 	for sig := range sigs {
 		if sig == syscall.SIGUSR1 {
-			if err := writeStats(o.stats, srv.Stats(), stdout); err != nil {
+			if err := writeStats(o.stats, snapshot(), stdout); err != nil {
 				fmt.Fprintf(stderr, "fetchtarget: %v\n", err)
 			}
 			continue
@@ -182,8 +228,11 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal, stop fu
 		break
 	}
 	stop()
+	if gw != nil {
+		gw.Close()
+	}
 	srv.Close()
-	if err := writeStats(o.stats, srv.Stats(), stdout); err != nil {
+	if err := writeStats(o.stats, snapshot(), stdout); err != nil {
 		fmt.Fprintf(stderr, "fetchtarget: %v\n", err)
 		return 1
 	}
@@ -191,7 +240,7 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal, stop fu
 }
 
 // announce writes the certificate, the URL list and finally the -ready file.
-func announce(o options, srv *target.Server, stdout io.Writer) error {
+func announce(o options, srv *target.Server, gw *gateway.Gateway, stdout io.Writer) error {
 	if o.certFile != "" {
 		if err := writeFile(o.certFile, stdout, func(w io.Writer) error {
 			_, err := w.Write(srv.CertPEM())
@@ -214,8 +263,12 @@ func announce(o options, srv *target.Server, stdout io.Writer) error {
 	if o.ready == "" {
 		return nil
 	}
+	r := ready{Addrs: srv.Addrs(), Bases: bases, PID: os.Getpid(), Server: serverName(o)}
+	if gw != nil {
+		r.Gateway = gw.Addr()
+	}
 	return writeFile(o.ready, stdout, func(w io.Writer) error {
-		return json.NewEncoder(w).Encode(ready{Addrs: srv.Addrs(), Bases: bases, PID: os.Getpid(), Server: serverName(o)})
+		return json.NewEncoder(w).Encode(r)
 	})
 }
 
@@ -263,7 +316,7 @@ func writeURLs(w io.Writer, bases []string, n int, sorted bool, paths []string) 
 	return bw.Flush()
 }
 
-func writeStats(path string, st target.Stats, stdout io.Writer) error {
+func writeStats(path string, st stats, stdout io.Writer) error {
 	if path == "" {
 		return nil
 	}

@@ -11,14 +11,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/fetchctl/fetchctl/cmd/fetchtarget/internal/fast"
-	"github.com/fetchctl/fetchctl/internal/target"
 )
 
 func TestWriteURLs(t *testing.T) {
@@ -66,6 +67,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"cert without tls", []string{"-cert", "c.pem"}},
 		{"fast with tls", []string{"-fast", "-tls"}},
 		{"fast with http2", []string{"-fast", "-http2"}},
+		{"rtt without gateway", []string{"-rtt", "100ms"}},
+		{"negative rtt", []string{"-gateway", "-rtt", "-1s"}},
 		{"extra argument", []string{"x"}},
 		{"unknown flag", []string{"-nope"}},
 	}
@@ -81,7 +84,7 @@ func TestParseFlagsErrors(t *testing.T) {
 }
 
 // TestRun drives the binary's whole life through run, with net/http's server
-// alone and with the fast responder ahead of it: URL list and ready line on
+// alone, with the fast responder ahead of it and through the gateway: URL list and ready line on
 // stdout, a SIGUSR1 stats snapshot, then SIGTERM and the final stats file.
 func TestRun(t *testing.T) {
 	t.Parallel()
@@ -92,6 +95,7 @@ func TestRun(t *testing.T) {
 	}{
 		{"net/http", nil, "net/http"},
 		{"fast", []string{"-fast"}, fast.Name},
+		{"gateway", []string{"-gateway", "-rtt", "2ms"}, "net/http"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -146,7 +150,16 @@ func testRun(t *testing.T, flags []string, server string) {
 		t.Errorf("ready server = %q, want %q", rdy.Server, server)
 	}
 
-	c := &http.Client{Transport: &http.Transport{}}
+	tr := &http.Transport{}
+	gw := slices.Contains(flags, "-gateway")
+	if gw {
+		// Every request through the gateway, on one connection.
+		if rdy.Gateway == "" {
+			t.Fatalf("ready %+v names no gateway", rdy)
+		}
+		tr.Proxy = http.ProxyURL(&url.URL{Scheme: "http", Host: rdy.Gateway})
+	}
+	c := &http.Client{Transport: tr}
 	defer c.CloseIdleConnections()
 	var statuses []int
 	for _, u := range append(urls, urls[1]) {
@@ -166,9 +179,15 @@ func testRun(t *testing.T, flags []string, server string) {
 	// final counters and stops.
 	for _, sig := range []os.Signal{syscall.SIGUSR1, syscall.SIGTERM} {
 		sigs <- sig
-		var st target.Stats
+		var st stats
 		if err := dec.Decode(&st); err != nil {
 			t.Fatalf("stats after %v: %v", sig, err)
+		}
+		if gw && (st.Gateway == nil || st.Gateway.Forwarded != 5 || st.Gateway.Conns != 1) {
+			t.Errorf("gateway stats after %v = %+v, want 5 forwarded on 1 connection", sig, st.Gateway)
+		}
+		if !gw && st.Gateway != nil {
+			t.Errorf("stats after %v name a gateway that was not asked for: %+v", sig, st.Gateway)
 		}
 		if st.Requests != 5 || len(st.Hosts) != 2 || st.Hosts[1].Requests != 3 || st.InFlight != 0 {
 			t.Errorf("stats after %v = %+v, want 5 requests, 3 of them on host 1, none in flight", sig, st)

@@ -27,6 +27,10 @@ type trackedConn struct {
 	// CONNECT and proxy handshakes included) that no request has claimed
 	// yet (see ClaimWire).
 	out, in atomic.Int64
+	// gate, once the connection counts as a live HTTP/2 connection in a
+	// tunnelGate, undoes that; gateLeft once it has run or the connection
+	// closed first.
+	gate atomic.Pointer[func()]
 	// wireTo, when set, learns the bytes of a connection that closes
 	// before any request took it (a refused CONNECT, a failed handshake):
 	// the request that dialled it pays for them.
@@ -102,12 +106,23 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 // to the request that dialled it.
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
+	c.leaveGate()
 	if c.wireTo != nil && c.served.Load() == 0 {
 		if out, in := c.out.Swap(0), c.in.Swap(0); out+in > 0 {
 			c.wireTo.ObserveWire(out, in)
 		}
 	}
 	return err
+}
+
+// gateLeft marks a connection that a tunnelGate no longer counts.
+var gateLeft = new(func())
+
+// leaveGate ends the connection's count as a live HTTP/2 connection, once.
+func (c *trackedConn) leaveGate() {
+	if f := c.gate.Swap(gateLeft); f != nil && f != gateLeft {
+		(*f)()
+	}
 }
 
 // WireObserver learns bytes on the wire that no request claimed with

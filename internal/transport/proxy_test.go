@@ -152,6 +152,9 @@ type fakeProxy struct {
 	status   int
 	mode     string // "", "stall" or "drop"
 	upstream string
+	// hold, when set, keeps each CONNECT waiting for its close before the
+	// proxy dials the target. Under mu once the proxy runs.
+	hold chan struct{}
 
 	mu      sync.Mutex
 	auth    []string // Proxy-Authorization of each request
@@ -234,6 +237,12 @@ func (p *fakeProxy) serve(w http.ResponseWriter, r *http.Request) {
 	case "stall":
 		io.Copy(io.Discard, conn)
 		return
+	}
+	p.mu.Lock()
+	hold := p.hold
+	p.mu.Unlock()
+	if hold != nil {
+		<-hold
 	}
 	target := r.Host
 	if p.upstream != "" {

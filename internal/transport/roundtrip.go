@@ -23,6 +23,10 @@ type roundTripper struct {
 	proxyFor        func(*url.URL) (*url.URL, error) // nil: never a proxy
 	maxConnRequests int
 	followRedirects bool // the client follows redirects (see checkLocation)
+	// tunnels, when HTTP/2 may be spoken and connections are kept but not
+	// rotated, lets one proxied request at a time set up a connection to
+	// an https host whose protocol is unknown.
+	tunnels *tunnelGate
 }
 
 // reqState is one request's routing and progress, shared with the dialer
@@ -46,6 +50,10 @@ type reqState struct {
 	// proxyAuth is a Proxy-Authorization header the caller set, for the
 	// CONNECT request.
 	proxyAuth []string
+	// gateKey is the target's host:port when rt.tunnels holds the request;
+	// probe is set when the request sets up the host's connection.
+	gateKey string
+	probe   *probe
 }
 
 type stateKey struct{}
@@ -92,6 +100,20 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		if pa := req.Header.Values("Proxy-Authorization"); len(pa) > 0 {
 			hdr = st.takeProxyAuth(req, pa)
 		}
+		if rt.tunnels != nil && req.URL.Scheme == "https" {
+			st.gateKey = hostKey(req.URL)
+			pr, err := rt.tunnels.enter(req.Context(), st.gateKey)
+			if err != nil {
+				if req.Body != nil {
+					req.Body.Close()
+				}
+				return nil, err
+			}
+			if pr != nil {
+				st.probe = pr
+				defer pr.done()
+			}
+		}
 	}
 
 	ctx := context.WithValue(req.Context(), stateKey{}, st)
@@ -116,6 +138,9 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		},
 		GotConn: func(info httptrace.GotConnInfo) {
 			st.gotConn.Store(true)
+			if st.gateKey != "" {
+				rt.tunnels.conn(st.gateKey, info.Conn, st.probe)
+			}
 			rt.gotConn(info, hdr, req.Header["Connection"])
 		},
 	})

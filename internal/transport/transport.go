@@ -45,7 +45,11 @@ type Options struct {
 	// KeepAlive is how long an idle connection is kept; 0 turns keep-alive off.
 	KeepAlive time.Duration
 	// HTTP2 tries HTTP/2 on TLS connections, through proxies too; false
-	// forces HTTP/1.1.
+	// forces HTTP/1.1. Through a proxy, with KeepAlive on and
+	// MaxConnRequests off, a burst of requests to an https host that has
+	// no HTTP/2 connection yet sets up one connection (one tunnel), which
+	// they share when the host speaks HTTP/2; an HTTP/1.1 host's requests
+	// wait for that first connection once, then open their own.
 	HTTP2 bool
 	// ConnectTimeout bounds dial plus TLS handshake together (and, through a
 	// proxy, the dial to the proxy, the CONNECT exchange or SOCKS handshake
@@ -297,6 +301,10 @@ func newClient(opts Options) (*http.Client, error) {
 		proxyFor:        proxyFor,
 		maxConnRequests: opts.MaxConnRequests,
 		followRedirects: opts.MaxRedirects > 0,
+	}
+	if opts.HTTP2 && opts.KeepAlive > 0 && opts.MaxConnRequests == 0 && proxyFor != nil {
+		// Rotation asks for new connections: those are set up in parallel.
+		rt.tunnels = newTunnelGate()
 	}
 	return &http.Client{Transport: rt, CheckRedirect: checkRedirect(opts, proxyFor)}, nil
 }
