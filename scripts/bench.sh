@@ -83,40 +83,15 @@ esac
 command -v go >/dev/null || die "go is needed to build scripts/bench/tally"
 
 work=$out/work
-mkdir -p "$work"
-read -r load_start _ </proc/loadavg
-if awk -v l="$load_start" 'BEGIN { exit !(l > 0.5) }'; then
-	note "load average is $load_start before starting: other work on this machine will make the figures noisy"
-fi
-tally=$out/tally
-go build -o "$tally" ./scripts/bench/tally
-
-# Every tool gets the same open-file limit; the target needs one descriptor
-# per connection it serves.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# shellcheck source=scripts/bench/lib.sh
+. scripts/bench/lib.sh
+bench_start
 
 tools=()
 skipped=()
 for t in $want_tools; do
+	add_tool "$t" && continue
 	case $t in
-	fetchctl)
-		[ -x bin/fetchctl ] || die "bin/fetchctl is missing: run make build"
-		tools+=(fetchctl)
-		;;
-	curl)
-		if command -v curl >/dev/null; then
-			tools+=(curl)
-		else
-			skipped+=("curl: not installed (Debian package curl); skipped")
-		fi
-		;;
-	aiohttp)
-		if [ -x "$python" ] && "$python" -c 'import aiohttp' 2>/dev/null; then
-			tools+=(aiohttp)
-		else
-			skipped+=("aiohttp: $python with aiohttp not installed (Debian package python3-aiohttp); skipped")
-		fi
-		;;
 	vegeta)
 		# Built once from the module proxy (or Go's module cache).
 		if [ -x "$out/bin/vegeta" ] || GOBIN="$(cd "$out" && pwd)/bin" go install "github.com/tsenart/vegeta/v12@$vegeta_version" 2>"$work/vegeta-build.log"; then

@@ -8,7 +8,8 @@ The list is read whole into memory, as the seed did.
 
 Prints one line, "answered distinct ok": the responses read, the distinct
 URLs among them, and those with a 2xx status. Failures are counted on
-stderr. Used by scripts/bench.sh; it needs Debian's python3-aiohttp.
+stderr. Used by scripts/bench.sh, and with --proxy by scripts/bench/proxy.sh;
+it needs Debian's python3-aiohttp.
 """
 
 import argparse
@@ -30,7 +31,7 @@ def read_urls(path):
     return urls
 
 
-async def fetch_all(urls, limit, per_host, timeout, cacert):
+async def fetch_all(urls, limit, per_host, timeout, cacert, proxy):
     answered = {}
     ok = 0
     failed = 0
@@ -49,7 +50,7 @@ async def fetch_all(urls, limit, per_host, timeout, cacert):
                 sem = semaphores[domain] = asyncio.Semaphore(per_host)
             async with sem:
                 try:
-                    async with session.get(url) as resp:
+                    async with session.get(url, proxy=proxy) as resp:
                         await resp.read()
                         answered[url] = answered.get(url, 0) + 1
                         if 200 <= resp.status <= 299:
@@ -68,9 +69,12 @@ def main():
     p.add_argument("--per-host", type=int, default=20, help="connections and requests per host")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     p.add_argument("--cacert", help="PEM file of the certificate to trust over TLS")
+    p.add_argument("--proxy", help="http://host:port of a proxy for every request: plain-http "
+                   "URLs are forwarded by it, https URLs go through CONNECT")
     a = p.parse_args()
     urls = read_urls(a.list)
-    answered, distinct, ok, failed = asyncio.run(fetch_all(urls, a.limit, a.per_host, a.timeout, a.cacert))
+    answered, distinct, ok, failed = asyncio.run(
+        fetch_all(urls, a.limit, a.per_host, a.timeout, a.cacert, a.proxy))
     if failed:
         print(f"aiohttp_fetch: {failed} requests failed", file=sys.stderr)
     print(answered, distinct, ok)

@@ -20,7 +20,7 @@
 #
 #   fetchctl run LIST --proxy http://GW --limit 100 --per-host 10
 #   curl --parallel --parallel-max 100 -x http://GW -K LIST-as-config
-#   scripts/bench/aiohttp_proxy.py LIST --proxy http://GW --limit 100 --per-host 10
+#   scripts/bench/aiohttp_fetch.py LIST --proxy http://GW --limit 100 --per-host 10
 #
 # curl and the aiohttp pattern (python3-aiohttp) are skipped, with a line
 # saying so, when missing. Environment: BENCH_RUNS (3), BENCH_TOOLS
@@ -54,36 +54,14 @@ done
 command -v jq >/dev/null || die "jq is needed to read the gateway's counters: apt-get install jq"
 
 work=$out/proxy-work
-mkdir -p "$work"
-read -r load_start _ </proc/loadavg
-tally=$out/tally
-go build -o "$tally" ./scripts/bench/tally
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# shellcheck source=scripts/bench/lib.sh
+. scripts/bench/lib.sh
+bench_start
 
 tools=()
 skipped=()
 for t in $want_tools; do
-	case $t in
-	fetchctl)
-		[ -x bin/fetchctl ] || die "bin/fetchctl is missing: run make build"
-		tools+=(fetchctl)
-		;;
-	curl)
-		if command -v curl >/dev/null; then
-			tools+=(curl)
-		else
-			skipped+=("curl: not installed (Debian package curl); skipped")
-		fi
-		;;
-	aiohttp)
-		if [ -x "$python" ] && "$python" -c 'import aiohttp' 2>/dev/null; then
-			tools+=(aiohttp)
-		else
-			skipped+=("aiohttp: $python with aiohttp not installed (Debian package python3-aiohttp); skipped")
-		fi
-		;;
-	*) die "unknown tool \"$t\" in BENCH_TOOLS (fetchctl, curl, aiohttp)" ;;
-	esac
+	add_tool "$t" || die "unknown tool \"$t\" in BENCH_TOOLS (fetchctl, curl, aiohttp)"
 done
 for s in "${skipped[@]}"; do
 	note "$s"
@@ -147,7 +125,7 @@ one() {
 		"$tally" curl "$work/curl.out" >"$work/answers"
 		;;
 	aiohttp)
-		timed "$python" scripts/bench/aiohttp_proxy.py "$work/urls.txt" --proxy "http://$gw" "${cacert[@]}" \
+		timed "$python" scripts/bench/aiohttp_fetch.py "$work/urls.txt" --proxy "http://$gw" "${cacert[@]}" \
 			--limit "$limit" --per-host "$per" >"$work/answers" 2>"$work/aiohttp.err" || code=$?
 		;;
 	esac
