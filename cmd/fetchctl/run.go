@@ -50,12 +50,7 @@ config file and the --pool preset, in that order of precedence.`,
 // config file's), --progress and the --retry-on kinds to shell completion.
 func registerCompletions(cmd *cobra.Command, d *deps) {
 	_ = cmd.RegisterFlagCompletionFunc("pool", func(c *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
-		cfgPath, _ := c.Flags().GetString("config")
-		set, err := settings.LoadPresets(cfgPath, d.getenv)
-		if err != nil {
-			set, _ = settings.LoadPresets("/dev/null", d.getenv)
-		}
-		return set.Names(), cobra.ShellCompDirectiveNoFileComp
+		return settings.PresetNames(c.Flags(), d.getenv), cobra.ShellCompDirectiveNoFileComp
 	})
 	_ = cmd.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions([]string{"auto", "always", "never"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("retry-on", func(_ *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {

@@ -603,7 +603,7 @@ func TestTargetTLSFailureThroughProxyIsNotProxyError(t *testing.T) {
 	}
 }
 
-func TestNewForProxiesSpreadsAndSharesDNS(t *testing.T) {
+func TestProxyClientsShareDNS(t *testing.T) {
 	t.Parallel()
 	p1 := newFakeProxy(t, false, nil)
 	p2 := newFakeProxy(t, false, nil)
@@ -613,13 +613,17 @@ func TestNewForProxiesSpreadsAndSharesDNS(t *testing.T) {
 		u.Host = "proxy.test:" + u.Port()
 		return u
 	}
-	clients, err := NewForProxies(Options{DNSTTL: time.Minute, Resolver: res, ProxyFromEnv: true},
-		[]*url.URL{byName(p1), byName(p2)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(clients) != 2 {
-		t.Fatalf("got %d clients, want 2", len(clients))
+	opts := Options{DNSTTL: time.Minute, Resolver: res}
+	opts.Shared = NewShared(opts)
+	var clients []*http.Client
+	for _, p := range []*fakeProxy{p1, p2} {
+		o := opts
+		o.Proxy = byName(p)
+		c, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
 	}
 	for i, c := range clients {
 		t.Cleanup(c.CloseIdleConnections)

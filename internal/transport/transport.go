@@ -170,38 +170,6 @@ func New(opts Options) (*http.Client, error) {
 	return newClient(opts)
 }
 
-// NewForProxies builds one client per proxy, in the same order, each as
-// [New] would build it with Options.Proxy set to that proxy (and ProxyFromEnv
-// ignored), so that requests can be spread over them. The clients are safe
-// for concurrent use and share one [Shared], opts's or a new one. It fails when proxies is empty
-// or holds a nil or unsupported URL.
-func NewForProxies(opts Options, proxies []*url.URL) ([]*http.Client, error) {
-	if len(proxies) == 0 {
-		return nil, errors.New("no proxy given")
-	}
-	if err := opts.validate(); err != nil {
-		return nil, err
-	}
-	if opts.Shared == nil {
-		opts.Shared = NewShared(opts)
-	}
-	clients := make([]*http.Client, len(proxies))
-	for i, p := range proxies {
-		if p == nil {
-			return nil, fmt.Errorf("proxy %d of %d is nil", i+1, len(proxies))
-		}
-		o := opts
-		o.Proxy = p
-		o.ProxyFromEnv = false
-		c, err := New(o)
-		if err != nil {
-			return nil, err
-		}
-		clients[i] = c
-	}
-	return clients, nil
-}
-
 func (o *Options) validate() error {
 	for _, f := range []struct {
 		name string

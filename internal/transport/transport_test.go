@@ -506,16 +506,10 @@ func TestConnectDeadlineEndsWithTheHandshake(t *testing.T) {
 	}
 }
 
-func TestNewForProxies(t *testing.T) {
+func TestNewRefusesABadProxyWithoutShowingItsPassword(t *testing.T) {
 	t.Parallel()
-	if _, err := NewForProxies(Options{}, nil); err == nil {
-		t.Error("NewForProxies with no proxy succeeded")
-	}
-	if _, err := NewForProxies(Options{}, []*url.URL{nil}); err == nil {
-		t.Error("NewForProxies with a nil proxy succeeded")
-	}
 	bad := &url.URL{Scheme: "gopher", Host: "h:70", User: url.UserPassword("u", "s3cret")}
-	_, err := NewForProxies(Options{}, []*url.URL{bad})
+	_, err := New(Options{Proxy: bad})
 	if err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("err = %v, want an error without the password", err)
 	}
