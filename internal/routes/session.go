@@ -138,7 +138,6 @@ func newSessionID() string {
 
 // session is one filled proxy URL and its connections.
 type session struct {
-	id       string
 	client   *http.Client
 	started  time.Time
 	lastUsed time.Time
@@ -280,14 +279,13 @@ func (s *sessions) sweepLocked(now time.Time) {
 }
 
 func (s *sessions) openLocked(now time.Time) (*session, error) {
-	id := s.newID()
 	o := s.opts
-	o.Proxy = fill(s.template, id)
+	o.Proxy = fill(s.template, s.newID())
 	c, err := transport.New(o)
 	if err != nil {
 		return nil, err
 	}
-	return &session{id: id, client: c, started: now, lastUsed: now}, nil
+	return &session{client: c, started: now, lastUsed: now}, nil
 }
 
 // retireLocked takes a session out of use; its connections close once its
