@@ -100,10 +100,6 @@ for t in $want_tools; do
 			skipped+=("vegeta: could not build github.com/tsenart/vegeta/v12@$vegeta_version (see $work/vegeta-build.log); skipped")
 		fi
 		;;
-	gopool)
-		go build -o "$out/bin/gopool" ./scripts/bench/gopool
-		tools+=(gopool)
-		;;
 	*) die "unknown tool \"$t\" in BENCH_TOOLS (fetchctl, curl, aiohttp, vegeta, gopool)" ;;
 	esac
 done

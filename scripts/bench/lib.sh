@@ -39,6 +39,10 @@ add_tool() {
 			skipped+=("aiohttp: $python with aiohttp not installed (Debian package python3-aiohttp); skipped")
 		fi
 		;;
+	gopool)
+		go build -o "$out/bin/gopool" ./scripts/bench/gopool
+		tools+=(gopool)
+		;;
 	*) return 1 ;;
 	esac
 }

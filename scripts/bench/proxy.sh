@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The proxy scenario of `make bench`: fetchctl, curl and the aiohttp pattern
-# fetch the same list through one gateway a set round trip away.
+# The proxy scenario of `make bench`: fetchctl, curl, the aiohttp pattern and
+# a plain Go pool fetch the same list through one gateway a set round trip
+# away.
 #
 #   P1  2,000 URLs round-robin over 20 hosts, through a gateway 100 ms away,
 #       limit 100, per-host 10; two variants:
@@ -21,17 +22,21 @@
 #   fetchctl run LIST --proxy http://GW --limit 100 --per-host 10
 #   curl --parallel --parallel-max 100 -x http://GW -K LIST-as-config
 #   scripts/bench/aiohttp_fetch.py LIST --proxy http://GW --limit 100 --per-host 10
+#   scripts/bench/gopool -proxy http://GW -limit 100 -per-host 10 LIST
+#
+# The Go pool (net/http, the client most Go fetchers are built on) shows what
+# the gateway allows a client with no work of its own beyond net/http's.
 #
 # curl and the aiohttp pattern (python3-aiohttp) are skipped, with a line
 # saying so, when missing. Environment: BENCH_RUNS (3), BENCH_TOOLS
-# ("fetchctl curl aiohttp"), BENCH_PROXY_VARIANTS ("http https"),
+# ("fetchctl curl aiohttp gopool"), BENCH_PROXY_VARIANTS ("http https"),
 # BENCH_PROXY_RTT_MS (100), BENCH_OUT (bench-out). Results:
 # $BENCH_OUT/proxy.md (also printed) and $BENCH_OUT/proxy-runs.tsv.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 runs=${BENCH_RUNS:-3}
-want_tools=${BENCH_TOOLS:-fetchctl curl aiohttp}
+want_tools=${BENCH_TOOLS:-fetchctl curl aiohttp gopool}
 variants=${BENCH_PROXY_VARIANTS:-http https}
 rtt_ms=${BENCH_PROXY_RTT_MS:-100}
 out=${BENCH_OUT:-bench-out}
@@ -61,7 +66,7 @@ bench_start
 tools=()
 skipped=()
 for t in $want_tools; do
-	add_tool "$t" || die "unknown tool \"$t\" in BENCH_TOOLS (fetchctl, curl, aiohttp)"
+	add_tool "$t" || die "unknown tool \"$t\" in BENCH_TOOLS (fetchctl, curl, aiohttp, gopool)"
 done
 for s in "${skipped[@]}"; do
 	note "$s"
@@ -127,6 +132,12 @@ one() {
 	aiohttp)
 		timed "$python" scripts/bench/aiohttp_fetch.py "$work/urls.txt" --proxy "http://$gw" "${cacert[@]}" \
 			--limit "$limit" --per-host "$per" >"$work/answers" 2>"$work/aiohttp.err" || code=$?
+		;;
+	gopool)
+		local gtls=()
+		[ "$v" = https ] && gtls=(-cacert "$work/cert.pem" -http2)
+		timed "$out/bin/gopool" -proxy "http://$gw" "${gtls[@]}" -limit "$limit" -per-host "$per" "$work/urls.txt" \
+			>"$work/answers" 2>"$work/gopool.err" || code=$?
 		;;
 	esac
 	stop_target

@@ -4,7 +4,7 @@
 //
 // Usage:
 //
-//	gopool [-limit 100] [-per-host 20] [-cacert FILE] [-http2] LIST
+//	gopool [-limit 100] [-per-host 20] [-cacert FILE] [-http2] [-proxy URL] LIST
 //
 // It prints one line, "answered distinct ok": the responses read, the
 // distinct URLs among them (each line of LIST counts once) and those with a
@@ -33,18 +33,19 @@ func main() {
 	cacert := flag.String("cacert", "", "also trust the certificates in this PEM file")
 	h2 := flag.Bool("http2", false, "offer HTTP/2 on TLS connections")
 	timeout := flag.Duration("timeout", time.Minute, "limit on one request")
+	proxy := flag.String("proxy", "", "send every request through this proxy (http://host:port)")
 	flag.Parse()
 	if flag.NArg() != 1 || *limit < 1 || *perHost < 1 {
-		fmt.Fprintln(os.Stderr, "usage: gopool [-limit N] [-per-host N] [-cacert FILE] [-http2] LIST")
+		fmt.Fprintln(os.Stderr, "usage: gopool [-limit N] [-per-host N] [-cacert FILE] [-http2] [-proxy URL] LIST")
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), *limit, *perHost, *cacert, *h2, *timeout); err != nil {
+	if err := run(flag.Arg(0), *limit, *perHost, *cacert, *h2, *proxy, *timeout); err != nil {
 		fmt.Fprintf(os.Stderr, "gopool: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(list string, limit, perHost int, cacert string, h2 bool, timeout time.Duration) error {
+func run(list string, limit, perHost int, cacert string, h2 bool, proxy string, timeout time.Duration) error {
 	urls, err := readList(list)
 	if err != nil {
 		return err
@@ -72,6 +73,18 @@ func run(list string, limit, perHost int, cacert string, h2 bool, timeout time.D
 			return fmt.Errorf("%s: no certificate", cacert)
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	if proxy != "" {
+		u, err := url.Parse(proxy)
+		if err != nil {
+			return err
+		}
+		tr.Proxy = http.ProxyURL(u)
+		// net/http pools plain-http requests through a proxy by proxy, not
+		// by target host: its per-host caps would hold the whole run to
+		// per-host connections. The semaphores still cap each target.
+		tr.MaxConnsPerHost = 0
+		tr.MaxIdleConnsPerHost = limit
 	}
 	client := &http.Client{Transport: tr, Timeout: timeout}
 
