@@ -93,10 +93,7 @@ func AppendJSON(dst []byte, r *Record) []byte {
 		dst = append(dst, `,"body_file":`...)
 		dst = appendString(dst, r.BodyFile)
 	}
-	if r.Proxy != "" {
-		dst = append(dst, `,"proxy":`...)
-		dst = appendString(dst, r.Proxy)
-	}
+	dst = appendProxyCost(dst, r.Proxy, r.Blocked, r.BytesOut, r.BytesIn)
 	dst = append(dst, `,"time":"`...)
 	dst = appendTime(dst, r.Time)
 	return append(dst, `"}`...)
@@ -157,7 +154,29 @@ func appendAttempt(dst []byte, a *Attempt) []byte {
 		dst = append(dst, `,"retry_after":`...)
 		dst = appendFloat(dst, ra)
 	}
+	dst = appendProxyCost(dst, a.Proxy, a.Blocked, a.BytesOut, a.BytesIn)
 	return append(dst, '}')
+}
+
+// appendProxyCost writes the proxy members that a record and an attempt
+// share, each preceded by a comma, those that are empty left out.
+func appendProxyCost(dst []byte, proxy string, blocked bool, out, in int64) []byte {
+	if proxy != "" {
+		dst = append(dst, `,"proxy":`...)
+		dst = appendString(dst, proxy)
+	}
+	if blocked {
+		dst = append(dst, `,"blocked":true`...)
+	}
+	if out != 0 {
+		dst = append(dst, `,"bytes_out":`...)
+		dst = strconv.AppendInt(dst, out, 10)
+	}
+	if in != 0 {
+		dst = append(dst, `,"bytes_in":`...)
+		dst = strconv.AppendInt(dst, in, 10)
+	}
+	return dst
 }
 
 // roundMS rounds a duration in milliseconds to 0.001 (a microsecond), maps

@@ -233,7 +233,8 @@ func randomRecord(rng *rand.Rand) *Record {
 		URL: str(), Line: rng.Int64N(1 << 40), Input: str(), OK: rng.IntN(2) == 0,
 		Status: pick2(rng, 0, 200, 404, 503, -1), FinalURL: str(), Proto: pick("", "HTTP/1.1", "HTTP/2.0"),
 		Bytes: rng.Int64N(1 << 30), ContentType: str(), Attempts: rng.IntN(5), DurationMS: ms(),
-		SHA256: str(), BodyFile: str(), Proxy: str(),
+		SHA256: str(), BodyFile: str(), Proxy: str(), Blocked: rng.IntN(2) == 0,
+		BytesOut: rng.Int64N(3) * rng.Int64N(1<<40), BytesIn: rng.Int64N(3) * rng.Int64N(1<<40),
 		Time: time.Unix(0, rng.Int64()).In(time.FixedZone("x", rng.IntN(50000)-25000)),
 	}
 	if rng.IntN(2) == 0 {
@@ -243,7 +244,8 @@ func randomRecord(rng *rand.Rand) *Record {
 		r.Error = &Error{Kind: pick(kinds[:]...), Message: str()}
 	}
 	for range rng.IntN(4) {
-		r.History = append(r.History, Attempt{Status: pick2(rng, 0, 429, 503), Error: pick("", KindTimeout, KindReset), MS: ms(), WaitMS: ms(), RetryAfter: ms()})
+		r.History = append(r.History, Attempt{Status: pick2(rng, 0, 429, 503), Error: pick("", KindTimeout, KindReset), MS: ms(), WaitMS: ms(), RetryAfter: ms(),
+			Proxy: pick("", str()), Blocked: rng.IntN(2) == 0, BytesOut: rng.Int64N(3) * rng.Int64N(1<<30), BytesIn: rng.Int64N(3) * rng.Int64N(1<<30)})
 	}
 	return r
 }

@@ -77,7 +77,8 @@ type Record struct {
 	// Blocked: the last attempt was blocked by the target (KindBlocked).
 	Blocked bool `json:"blocked,omitempty"`
 	// BytesOut and BytesIn are the bytes on the wire of every attempt made
-	// through a proxy, TLS and CONNECT included: what the pool bills.
+	// through a proxy, TLS and the proxy's own exchange (CONNECT, SOCKS5)
+	// included: what the pool bills.
 	BytesOut int64     `json:"bytes_out,omitempty"`
 	BytesIn  int64     `json:"bytes_in,omitempty"`
 	Time     time.Time `json:"time"`

@@ -82,9 +82,11 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	targetTLS := st == nil || st.target != "http"
 	var tc *trackedConn
 	if d.track {
-		tc = &trackedConn{Conn: conn, timeout: d.connectTimeout}
-		tc.wireTo, _ = observerFrom(ctx).(WireObserver)
-		conn = tc
+		// A SOCKS connection comes tracked, from before its handshake.
+		if tc, _ = conn.(*trackedConn); tc == nil {
+			tc = d.newTracked(ctx, conn)
+			conn = tc
+		}
 		if d.connectTimeout > 0 && st == nil {
 			// A direct request that carries no state: the connection
 			// tells by its first write whether TLS follows.
@@ -109,6 +111,14 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 		tc.disarm()
 	}
 	return conn, nil
+}
+
+// newTracked wraps a connection dialled for the request whose state ctx
+// carries; the request pays for its bytes if no request takes it.
+func (d *dialer) newTracked(ctx context.Context, conn net.Conn) *trackedConn {
+	tc := &trackedConn{Conn: conn, timeout: d.connectTimeout}
+	tc.wireTo, _ = observerFrom(ctx).(WireObserver)
+	return tc
 }
 
 // timedOut says so when err came from ConnectTimeout running out; the error

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fetchctl/fetchctl/internal/secret"
 	"golang.org/x/net/http/httpproxy"
@@ -194,6 +195,11 @@ func proxySelector(opts Options) (func(*url.URL) (*url.URL, error), error) {
 // target's name is resolved here and its addresses tried in order; for
 // socks5h:// the proxy resolves it. Every failure past name resolution is a
 // *ProxyError.
+//
+// When the dialer tracks connections, the SOCKS5 exchange runs on the
+// *trackedConn, which is returned: the greeting, the user/password
+// sub-negotiation and the CONNECT exchange count as bytes on the wire, and
+// a connection that the exchange fails on reports them as it closes.
 func (d *dialer) dialSOCKS(ctx context.Context, p *url.URL, network, addr string) (net.Conn, error) {
 	name := secret.URLOf(p)
 	var auth *proxy.Auth
@@ -201,7 +207,18 @@ func (d *dialer) dialSOCKS(ctx context.Context, p *url.URL, network, addr string
 		pw, _ := p.User.Password()
 		auth = &proxy.Auth{User: p.User.Username(), Password: pw}
 	}
-	sd, err := proxy.SOCKS5("tcp", proxyAddr(p), auth, dialFunc(d.dialDirect))
+	// sc is the connection of the latest attempt; the SOCKS5 dialer hands
+	// back a wrapper of its own around it.
+	var sc *socksConn
+	forward := dialFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := d.dialDirect(ctx, network, addr)
+		if err != nil || !d.track {
+			return conn, err
+		}
+		sc = &socksConn{tc: d.newTracked(ctx, conn)}
+		return sc, nil
+	})
+	sd, err := proxy.SOCKS5("tcp", proxyAddr(p), auth, forward)
 	if err != nil {
 		return nil, &ProxyError{Proxy: name, Err: err}
 	}
@@ -219,6 +236,9 @@ func (d *dialer) dialSOCKS(ctx context.Context, p *url.URL, network, addr string
 	for _, t := range targets {
 		conn, err := cd.DialContext(ctx, network, t)
 		if err == nil {
+			if sc != nil {
+				return sc.done(), nil
+			}
 			return conn, nil
 		}
 		if first == nil {
@@ -229,6 +249,63 @@ func (d *dialer) dialSOCKS(ctx context.Context, p *url.URL, network, addr string
 		}
 	}
 	return nil, &ProxyError{Proxy: name, Err: first, TargetUnreachable: socksTargetUnreachable(first)}
+}
+
+// socksConn is a tracked connection while the SOCKS5 exchange runs on it.
+// A read takes all that has arrived: the SOCKS5 client reads a CONNECT
+// reply that reports a failure only up to its code, and the rest of it
+// should count too when the connection closes.
+type socksConn struct {
+	tc   *trackedConn
+	buf  [512]byte // more than the longest reply, 262 bytes
+	r, w int
+}
+
+func (c *socksConn) Read(p []byte) (int, error) {
+	if c.r == c.w {
+		n, err := c.tc.Read(c.buf[:])
+		c.r, c.w = 0, n
+		if n == 0 {
+			return 0, err
+		}
+	}
+	n := copy(p, c.buf[c.r:c.w])
+	c.r += n
+	return n, nil
+}
+
+func (c *socksConn) Write(p []byte) (int, error)        { return c.tc.Write(p) }
+func (c *socksConn) Close() error                       { return c.tc.Close() }
+func (c *socksConn) LocalAddr() net.Addr                { return c.tc.LocalAddr() }
+func (c *socksConn) RemoteAddr() net.Addr               { return c.tc.RemoteAddr() }
+func (c *socksConn) SetDeadline(t time.Time) error      { return c.tc.SetDeadline(t) }
+func (c *socksConn) SetReadDeadline(t time.Time) error  { return c.tc.SetReadDeadline(t) }
+func (c *socksConn) SetWriteDeadline(t time.Time) error { return c.tc.SetWriteDeadline(t) }
+
+// done returns the tracked connection once the exchange succeeded. Bytes
+// the proxy sent past its reply (a target that speaks first) are read
+// again from the tracked connection, and counted once.
+func (c *socksConn) done() *trackedConn {
+	if rest := c.buf[c.r:c.w]; len(rest) > 0 {
+		c.tc.in.Add(-int64(len(rest)))
+		c.tc.Conn = &prefixedConn{Conn: c.tc.Conn, head: append([]byte(nil), rest...)}
+	}
+	return c.tc
+}
+
+// prefixedConn reads head before the connection.
+type prefixedConn struct {
+	net.Conn
+	head []byte
+}
+
+func (c *prefixedConn) Read(p []byte) (int, error) {
+	if len(c.head) == 0 {
+		return c.Conn.Read(p)
+	}
+	n := copy(p, c.head)
+	c.head = c.head[n:]
+	return n, nil
 }
 
 // socksTargetUnreachable reports whether err is a SOCKS5 reply saying that

@@ -490,6 +490,13 @@ func TestProxyFailuresAreProxyErrors(t *testing.T) {
 // every CONNECT with the reply code reply. It returns its socks5:// URL.
 func socksReplier(t *testing.T, reply byte) *url.URL {
 	t.Helper()
+	return socksReplierThen(t, reply, nil)
+}
+
+// socksReplierThen is socksReplier whose reply carries then after it, as
+// from a target that speaks first.
+func socksReplierThen(t *testing.T, reply byte, then []byte) *url.URL {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -534,7 +541,7 @@ func socksReplier(t *testing.T, reply byte) *url.URL {
 				if _, err := io.ReadFull(conn, make([]byte, addr+2)); err != nil {
 					return
 				}
-				conn.Write([]byte{5, reply, 0, 1, 0, 0, 0, 0, 0, 0})
+				conn.Write(append([]byte{5, reply, 0, 1, 0, 0, 0, 0, 0, 0}, then...))
 			}()
 		}
 	}()

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -117,4 +118,203 @@ func getAndClaim(t *testing.T, c *http.Client, rawURL string) (conn net.Conn, ou
 	resp.Body.Close()
 	out, in, ok = ClaimWire(conn)
 	return conn, out, in, ok
+}
+
+// countingRelay passes every connection it accepts on to a proxy, counting
+// the bytes as the proxy sees them: fromClient those the client sent,
+// toClient those it got. Bytes are counted before they are passed on, so
+// once a client has read an answer the counts hold all that led to it.
+type countingRelay struct {
+	addr                 string
+	fromClient, toClient atomic.Int64
+	// ended gets a value as each relayed connection ends.
+	ended chan struct{}
+}
+
+func startCountingRelay(t *testing.T, upstream string) *countingRelay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	r := &countingRelay{addr: ln.Addr().String(), ended: make(chan struct{}, 16)}
+	go func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go r.relay(client, upstream)
+		}
+	}()
+	return r
+}
+
+func (r *countingRelay) relay(client net.Conn, upstream string) {
+	defer func() { r.ended <- struct{}{} }()
+	defer client.Close()
+	server, err := net.Dial("tcp", upstream)
+	if err != nil {
+		return
+	}
+	defer server.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pass(client, server, &r.toClient)
+		client.Close()
+	}()
+	pass(server, client, &r.fromClient)
+	server.Close()
+	<-done
+}
+
+// pass copies from src to dst until either fails, adding each read to n
+// before writing it on.
+func pass(dst io.Writer, src io.Reader, n *atomic.Int64) {
+	buf := make([]byte, 32<<10)
+	for {
+		k, err := src.Read(buf)
+		n.Add(int64(k))
+		if k > 0 {
+			if _, werr := dst.Write(buf[:k]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// through returns p with its host replaced by the relay's.
+func (r *countingRelay) through(p *url.URL) *url.URL {
+	c := *p
+	c.Host = r.addr
+	return &c
+}
+
+// waitEnded waits for n relayed connections to end.
+func (r *countingRelay) waitEnded(t *testing.T, n int) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for range n {
+		select {
+		case <-r.ended:
+		case <-timeout:
+			t.Fatal("relayed connections did not end")
+		}
+	}
+}
+
+// TestClaimWireCountsTheSOCKSExchange: through microsocks, the bytes a
+// request claims are those the proxy saw on its connection, the SOCKS5
+// greeting, the user/password sub-negotiation and the CONNECT exchange
+// included; a connection on which the SOCKS exchange fails (credentials
+// refused, a CONNECT answered with an error) is paid by the request that
+// dialled it, every connection when the target's addresses are tried in
+// turn.
+func TestClaimWireCountsTheSOCKSExchange(t *testing.T) {
+	t.Parallel()
+	plain := newServer(t, "", nil)
+	h1 := newServer(t, "h1", nil)
+	socks := startMicrosocks(t)
+	res := &fakeResolver{addrs: map[string][]string{"two.test": {"127.0.0.1", "127.0.0.2"}}}
+
+	t.Run("answered", func(t *testing.T) {
+		for _, tt := range []struct {
+			name, scheme, target string
+		}{
+			{"socks5, http target", "socks5", plain.URL},
+			{"socks5h, http target by name", "socks5h", "http://localhost:" + plain.port() + "/"},
+			{"socks5, https target", "socks5", h1.URL},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				relay := startCountingRelay(t, socks.Host)
+				c := testClient(t, Options{Proxy: withScheme(relay.through(socks), tt.scheme), Insecure: true,
+					KeepAlive: time.Minute, ConnectTimeout: 5 * time.Second})
+				_, out, in, ok := getAndClaim(t, c, tt.target)
+				if !ok {
+					t.Fatal("ClaimWire: not a connection of this package")
+				}
+				// Nothing more crosses an HTTP/1.1 connection once its
+				// response is read.
+				if wantOut, wantIn := relay.fromClient.Load(), relay.toClient.Load(); out != wantOut || in != wantIn {
+					t.Errorf("claimed %d bytes out and %d in, the proxy saw %d and %d", out, in, wantOut, wantIn)
+				}
+			})
+		}
+	})
+
+	t.Run("refused", func(t *testing.T) {
+		for _, tt := range []struct {
+			name        string
+			proxy       func(t *testing.T) *url.URL
+			target      string
+			conns       int  // connections made to the proxy
+			unreachable bool // TargetUnreachable
+		}{
+			{name: "microsocks refuses the password", proxy: func(*testing.T) *url.URL { return withPassword(socks, "wrong") },
+				target: plain.URL, conns: 1},
+			{name: "microsocks cannot reach the target", proxy: func(*testing.T) *url.URL { return socks },
+				target: "http://" + closedAddr(t) + "/", conns: 1, unreachable: true},
+			{name: "CONNECT answered connection refused", proxy: func(t *testing.T) *url.URL { return socksReplier(t, 5) },
+				target: plain.URL, conns: 1, unreachable: true},
+			{name: "every address of the target refused", proxy: func(t *testing.T) *url.URL { return socksReplier(t, 5) },
+				target: "http://two.test:" + plain.port() + "/", conns: 2, unreachable: true},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				p := tt.proxy(t)
+				relay := startCountingRelay(t, p.Host)
+				c := testClient(t, Options{Proxy: relay.through(p), Resolver: res, ConnectTimeout: 5 * time.Second})
+				var wc wireCount
+				req, _ := http.NewRequestWithContext(WithDialObserver(context.Background(), &wc), "GET", tt.target, nil)
+				_, err := c.Do(req)
+				var pe *ProxyError
+				if !errors.As(err, &pe) {
+					t.Fatalf("err = %v, want a *ProxyError", err)
+				}
+				if pe.TargetUnreachable != tt.unreachable {
+					t.Errorf("TargetUnreachable = %v, want %v (%v)", pe.TargetUnreachable, tt.unreachable, err)
+				}
+				if strings.Contains(err.Error(), "wrong") {
+					t.Errorf("error leaks the password: %q", err)
+				}
+				relay.waitEnded(t, tt.conns)
+				wantOut, wantIn := relay.fromClient.Load(), relay.toClient.Load()
+				if wantOut == 0 || wc.out.Load() != wantOut || wc.in.Load() != wantIn {
+					t.Errorf("the request paid %d bytes out and %d in, the proxy saw %d and %d",
+						wc.out.Load(), wc.in.Load(), wantOut, wantIn)
+				}
+			})
+		}
+	})
+}
+
+// TestSOCKSTargetThatSpeaksFirst: bytes that come with the CONNECT reply
+// are the target's; they are read from the connection after it, and
+// counted once.
+func TestSOCKSTargetThatSpeaksFirst(t *testing.T) {
+	t.Parallel()
+	p := socksReplierThen(t, 0, []byte("hello"))
+	relay := startCountingRelay(t, p.Host)
+	d := &dialer{track: true, custom: new(net.Dialer).DialContext}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := d.dialSOCKS(ctx, relay.through(p), "tcp", "127.0.0.1:9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	got := make([]byte, 5)
+	if _, err := io.ReadFull(conn, got); err != nil || string(got) != "hello" {
+		t.Fatalf("read %q (%v), want the target's hello", got, err)
+	}
+	out, in, ok := ClaimWire(conn)
+	if wantOut, wantIn := relay.fromClient.Load(), relay.toClient.Load(); !ok || out != wantOut || in != wantIn {
+		t.Errorf("claimed %d bytes out and %d in (ok %v), the proxy saw %d and %d", out, in, ok, wantOut, wantIn)
+	}
 }
