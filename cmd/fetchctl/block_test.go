@@ -71,8 +71,24 @@ func TestBlockRotationAndProxyCosts(t *testing.T) {
 		if !r.OK {
 			t.Errorf("%s not ok: %+v", r.URL, r.Error)
 		}
+		if r.BytesOut == 0 || r.BytesIn < 1024 {
+			t.Errorf("%s: bytes_out %d, bytes_in %d: want what its attempts sent and received", r.URL, r.BytesOut, r.BytesIn)
+		}
 		if r.Attempts > 1 {
 			blocked++
+			if len(r.History) != r.Attempts {
+				t.Fatalf("%s: %d attempts, %d history entries", r.URL, r.Attempts, len(r.History))
+			}
+			first, last := r.History[0], r.History[len(r.History)-1]
+			if !first.Blocked || first.Status != 403 || first.Proxy != banned || first.BytesIn == 0 {
+				t.Errorf("%s: first attempt %+v: want blocked, 403, through %s, with its bytes", r.URL, first, banned)
+			}
+			if last.Blocked || last.Proxy != fine {
+				t.Errorf("%s: last attempt %+v: want not blocked, through %s", r.URL, last, fine)
+			}
+			if r.BytesIn != first.BytesIn+last.BytesIn {
+				t.Errorf("%s: bytes_in %d, want its attempts' %d + %d", r.URL, r.BytesIn, first.BytesIn, last.BytesIn)
+			}
 		}
 	}
 	sum := readSummary(t, filepath.Join(dir, "sum.json"))

@@ -311,6 +311,16 @@ type record struct {
 		Kind    string `json:"kind"`
 		Message string `json:"message"`
 	} `json:"error"`
+	Blocked  bool  `json:"blocked"`
+	BytesOut int64 `json:"bytes_out"`
+	BytesIn  int64 `json:"bytes_in"`
+	History  []struct {
+		Status   int    `json:"status"`
+		Proxy    string `json:"proxy"`
+		Blocked  bool   `json:"blocked"`
+		BytesOut int64  `json:"bytes_out"`
+		BytesIn  int64  `json:"bytes_in"`
+	} `json:"history"`
 }
 
 func readRecords(t *testing.T, name string) []record {
