@@ -23,6 +23,7 @@ type trackedConn struct {
 	retired  atomic.Bool  // writes fail
 	requests atomic.Int64 // requests handed this connection
 	served   atomic.Int64 // requests that took it, for ConnReused
+	proto    atomic.Int32 // protoUnknown until IsHTTP2 has asked
 	// out and in count the bytes written and read on the wire (TLS,
 	// CONNECT and proxy handshakes included) that no request has claimed
 	// yet (see ClaimWire).

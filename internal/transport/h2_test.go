@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"net/http/httptrace"
 	"sync"
 	"testing"
 	"time"
@@ -161,5 +162,47 @@ func TestH2RequestHeadersStandAlone(t *testing.T) {
 		if path != paths[i] || ua != "fetchctl-test" {
 			t.Errorf("request %d: :path %q, user-agent %q; want %q, %q", i+1, path, ua, paths[i], "fetchctl-test")
 		}
+	}
+}
+
+// TestIsHTTP2 asks, request after request, whether the connection each
+// one got speaks HTTP/2.
+func TestIsHTTP2(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		tlsMode string
+		http2   bool
+		want    bool
+	}{
+		{name: "h2 server, HTTP/2 on", tlsMode: "h2", http2: true, want: true},
+		{name: "h2 server, HTTP/2 off", tlsMode: "h2", want: false},
+		{name: "HTTP/1.1 TLS server", tlsMode: "h1", http2: true, want: false},
+		{name: "plain http", tlsMode: "", http2: true, want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, tt.tlsMode, nil)
+			c := testClient(t, Options{HTTP2: tt.http2, Insecure: true, KeepAlive: time.Minute, PerHost: 1})
+			for i := range 3 {
+				var got []bool
+				ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{
+					GotConn: func(info httptrace.GotConnInfo) { got = append(got, IsHTTP2(info.Conn)) },
+				})
+				req, err := newGet(ctx, srv.URL)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if len(got) != 1 || got[0] != tt.want || (resp.ProtoMajor == 2) != tt.want {
+					t.Errorf("request %d (%s): IsHTTP2 said %v, want [%v]", i+1, resp.Proto, got, tt.want)
+				}
+			}
+		})
 	}
 }
