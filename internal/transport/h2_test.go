@@ -3,10 +3,15 @@ package transport
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http/httptrace"
+	"os"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -202,6 +207,205 @@ func TestIsHTTP2(t *testing.T) {
 				if len(got) != 1 || got[0] != tt.want || (resp.ProtoMajor == 2) != tt.want {
 					t.Errorf("request %d (%s): IsHTTP2 said %v, want [%v]", i+1, resp.Proto, got, tt.want)
 				}
+			}
+		})
+	}
+}
+
+// gatedConn is a net.Conn whose writes wait for the test: each write
+// announces itself on entered and returns when release lets it, with the
+// error that release carries.
+type gatedConn struct {
+	net.Conn // nil: the methods not overridden are not called
+	entered  chan []byte
+	release  chan error
+	readWake chan struct{} // closed by SetReadDeadline
+	deadline chan struct{} // gets one value per SetWriteDeadline
+
+	mu         sync.Mutex
+	wrote      bytes.Buffer
+	writes     int
+	wDeadlines int
+	closed     bool
+}
+
+func newGatedConn() *gatedConn {
+	return &gatedConn{entered: make(chan []byte), release: make(chan error), readWake: make(chan struct{}), deadline: make(chan struct{}, 8)}
+}
+
+func (g *gatedConn) Write(p []byte) (int, error) {
+	g.entered <- bytes.Clone(p)
+	if err := <-g.release; err != nil {
+		return 0, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.writes++
+	g.wrote.Write(p)
+	return len(p), nil
+}
+
+func (g *gatedConn) Read([]byte) (int, error) {
+	<-g.readWake
+	return 0, os.ErrDeadlineExceeded
+}
+
+func (g *gatedConn) SetReadDeadline(time.Time) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-g.readWake:
+	default:
+		close(g.readWake)
+	}
+	return nil
+}
+
+func (g *gatedConn) SetWriteDeadline(time.Time) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.wDeadlines++
+	g.deadline <- struct{}{}
+	return nil
+}
+
+func (g *gatedConn) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = true
+	return nil
+}
+
+// TestWriteBehindJoinsWrites: on an HTTP/2 connection, the writes made
+// while one is on the wire return at once and go out together in the next
+// system call, in order, and the connection counts every byte.
+func TestWriteBehindJoinsWrites(t *testing.T) {
+	t.Parallel()
+	g := newGatedConn()
+	tc := &trackedConn{Conn: g}
+	tc.writeBehind()
+	if n, err := tc.Write([]byte("HEADERS-1;")); n != 10 || err != nil {
+		t.Fatalf("first write: %d, %v", n, err)
+	}
+	if got := string(<-g.entered); got != "HEADERS-1;" {
+		t.Fatalf("the wire got %q first", got)
+	}
+	// The first write is on the wire: these queue behind it.
+	var want strings.Builder
+	for i := 2; i <= 5; i++ {
+		s := fmt.Sprintf("HEADERS-%d;", i)
+		want.WriteString(s)
+		if n, err := tc.Write([]byte(s)); n != len(s) || err != nil {
+			t.Fatalf("write %d: %d, %v", i, n, err)
+		}
+	}
+	g.release <- nil
+	if got := string(<-g.entered); got != want.String() {
+		t.Fatalf("the second system call carried %q, want %q", got, want.String())
+	}
+	g.release <- nil
+	// Close waits for the flusher, which has nothing left.
+	if err := tc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.writes != 2 || g.wrote.String() != "HEADERS-1;"+want.String() {
+		t.Errorf("%d system calls carried %q", g.writes, g.wrote.String())
+	}
+	if out := tc.out.Load(); out != int64(g.wrote.Len()) {
+		t.Errorf("counted %d bytes out, the wire got %d", out, g.wrote.Len())
+	}
+	if _, err := tc.Write([]byte("late")); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("a write after Close: %v, want net.ErrClosed", err)
+	}
+}
+
+// TestWriteBehindFailure: a write that fails on the wire fails the writes
+// after it and the read that waits on the connection, with its own error.
+func TestWriteBehindFailure(t *testing.T) {
+	t.Parallel()
+	g := newGatedConn()
+	tc := &trackedConn{Conn: g}
+	tc.writeBehind()
+	readErr := make(chan error, 1)
+	go func() {
+		_, err := tc.Read(make([]byte, 10))
+		readErr <- err
+	}()
+	if _, err := tc.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	<-g.entered
+	g.release <- syscall.EPIPE
+	if err := <-readErr; !errors.Is(err, syscall.EPIPE) {
+		t.Errorf("the waiting read returned %v, want the write's broken pipe", err)
+	}
+	if _, err := tc.Write([]byte("b")); !errors.Is(err, syscall.EPIPE) {
+		t.Errorf("a later write returned %v, want the broken pipe", err)
+	}
+	tc.Close()
+}
+
+// TestWriteBehindCloseFlushes: closing the connection lets the bytes
+// queued behind a write in progress (a TLS close_notify) reach the wire,
+// under a write deadline.
+func TestWriteBehindCloseFlushes(t *testing.T) {
+	t.Parallel()
+	g := newGatedConn()
+	tc := &trackedConn{Conn: g}
+	tc.writeBehind()
+	tc.Write([]byte("frame;"))
+	<-g.entered
+	tc.Write([]byte("close_notify"))
+	closed := make(chan error)
+	go func() { closed <- tc.Close() }()
+	// Close bounds the flush with a write deadline, then waits for it.
+	<-g.deadline
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) with a write on the wire", err)
+	default:
+	}
+	g.release <- nil
+	if got := string(<-g.entered); got != "close_notify" {
+		t.Fatalf("the wire got %q after the frame", got)
+	}
+	g.release <- nil
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.wrote.String() != "frame;close_notify" || !g.closed || g.wDeadlines == 0 {
+		t.Errorf("wire %q, closed %v, write deadlines set %d", g.wrote.String(), g.closed, g.wDeadlines)
+	}
+}
+
+// TestWriteBehindOnlyOnHTTP2: connections that negotiated HTTP/2 write
+// behind; HTTP/1.1 ones write as they always did.
+func TestWriteBehindOnlyOnHTTP2(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		tlsMode string
+		http2   bool
+		want    bool
+	}{
+		{"h2", true, true},
+		{"h2", false, false},
+		{"h1", true, false},
+		{"", true, false},
+	} {
+		t.Run(fmt.Sprintf("%s http2=%v", tt.tlsMode, tt.http2), func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, tt.tlsMode, nil)
+			c := testClient(t, Options{HTTP2: tt.http2, Insecure: true, KeepAlive: time.Minute, ConnectTimeout: 5 * time.Second})
+			conn, _, _, ok := getAndClaim(t, c, srv.URL)
+			if !ok {
+				t.Fatal("not a connection of this package")
+			}
+			if got := trackedOf(conn).wb.Load() != nil; got != tt.want {
+				t.Errorf("write-behind %v, want %v", got, tt.want)
 			}
 		})
 	}

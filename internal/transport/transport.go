@@ -270,6 +270,20 @@ func newClient(opts Options) (*http.Client, error) {
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	}
 
+	if opts.HTTP2 {
+		// net/http installs its HTTP/2 client on first use; an HTTP/2
+		// connection gets write-behind before its first frame.
+		tr.CloseIdleConnections()
+		if h2 := tr.TLSNextProto["h2"]; h2 != nil {
+			tr.TLSNextProto["h2"] = func(authority string, c *tls.Conn) http.RoundTripper {
+				if tc := trackedOf(c); tc != nil {
+					tc.writeBehind()
+				}
+				return h2(authority, c)
+			}
+		}
+	}
+
 	rt := &roundTripper{
 		base:            tr,
 		proxyFor:        proxyFor,
