@@ -62,12 +62,6 @@ func (c *phaseClock) claimWire() (out, in int64) {
 	return out, in
 }
 
-// isHTTP2 reports whether conn speaks HTTP/2 (negotiated by ALPN).
-func isHTTP2(conn net.Conn) bool {
-	tc, ok := conn.(*tls.Conn)
-	return ok && tc.ConnectionState().NegotiatedProtocol == "h2"
-}
-
 // maxUnanswered is how many requests of one attempt may go without an
 // answer. net/http sends a request again by itself when an HTTP/2 server
 // resets its stream with PROTOCOL_ERROR, and may do so without end
@@ -112,7 +106,7 @@ func (c *phaseClock) trace(watchWrite bool) *httptrace.ClientTrace {
 			if r, ok := transport.ConnReused(i.Conn); ok {
 				reused = r
 			}
-			h2 := isHTTP2(i.Conn)
+			h2 := transport.IsHTTP2(i.Conn)
 			c.mark(func() {
 				c.connected(reused, h2)
 				if c.conn != nil && c.conn != i.Conn {

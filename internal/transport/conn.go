@@ -23,6 +23,7 @@ type trackedConn struct {
 	retired  atomic.Bool  // writes fail
 	requests atomic.Int64 // requests handed this connection
 	served   atomic.Int64 // requests that took it, for ConnReused
+	proto    atomic.Int32 // protoUnknown until IsHTTP2 has asked
 	// out and in count the bytes written and read on the wire (TLS,
 	// CONNECT and proxy handshakes included) that no request has claimed
 	// yet (see ClaimWire).
@@ -42,6 +43,10 @@ type trackedConn struct {
 	// began.
 	sniff, inTLS bool
 	start        time.Time
+
+	// wb, once the connection speaks HTTP/2, carries its writes (see
+	// writeBehind).
+	wb atomic.Pointer[writeBehind]
 }
 
 // TLS record types (RFC 8446, 5.1).
@@ -82,6 +87,11 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.in.Add(int64(n))
 	if err != nil {
+		if w := c.wb.Load(); w != nil {
+			if werr := w.failed(); werr != nil {
+				return n, werr
+			}
+		}
 		err = c.connectErr(err)
 	}
 	return n, err
@@ -94,6 +104,9 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 	if c.sniff {
 		c.sniffWrite(p)
 	}
+	if w := c.wb.Load(); w != nil {
+		return w.write(c, p)
+	}
 	n, err := c.Conn.Write(p)
 	c.out.Add(int64(n))
 	if err != nil {
@@ -105,6 +118,9 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 // Close closes the connection; one that no request took reports its bytes
 // to the request that dialled it.
 func (c *trackedConn) Close() error {
+	if w := c.wb.Load(); w != nil {
+		w.close(c)
+	}
 	err := c.Conn.Close()
 	c.leaveGate()
 	if c.wireTo != nil && c.served.Load() == 0 {

@@ -257,11 +257,31 @@ func newClient(opts Options) (*http.Client, error) {
 	tr.TLSHandshakeTimeout = 0
 	tr.TLSClientConfig = tlsConf
 	tr.ForceAttemptHTTP2 = opts.HTTP2
+	// HTTP/2 request headers are sent without HPACK's dynamic table: a URL
+	// list's paths (and often hosts) differ from one request to the next,
+	// so each request would add its own to the table and evict older ones,
+	// which costs more CPU than the bytes saved on the rest. A limit of one
+	// byte holds no entry.
+	tr.HTTP2 = &http.HTTP2Config{MaxEncoderHeaderTableSize: 1}
 	// net/http applies the same bound to HTTP/2 header lists.
 	tr.MaxResponseHeaderBytes = opts.MaxHeaderBytes
 	if !opts.HTTP2 {
 		// A non-nil empty map keeps net/http from enabling HTTP/2.
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+
+	if opts.HTTP2 {
+		// net/http installs its HTTP/2 client on first use; an HTTP/2
+		// connection gets write-behind before its first frame.
+		tr.CloseIdleConnections()
+		if h2 := tr.TLSNextProto["h2"]; h2 != nil {
+			tr.TLSNextProto["h2"] = func(authority string, c *tls.Conn) http.RoundTripper {
+				if tc := trackedOf(c); tc != nil {
+					tc.writeBehind()
+				}
+				return h2(authority, c)
+			}
+		}
 	}
 
 	rt := &roundTripper{
