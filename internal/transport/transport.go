@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -124,6 +125,29 @@ type Options struct {
 type Shared struct {
 	dns *dnsCache
 	tls tls.ClientSessionCache
+
+	// The CA pool of Options.CACertFile, made for the first client: the
+	// file read and the system's roots copied once per run, not once per
+	// proxy.
+	rootsMu   sync.Mutex
+	rootsFile string
+	roots     *x509.CertPool
+}
+
+// rootsFor returns the pool of the CA file at path, loading it on the first
+// call for that path.
+func (s *Shared) rootsFor(path string) (*x509.CertPool, error) {
+	s.rootsMu.Lock()
+	defer s.rootsMu.Unlock()
+	if s.roots != nil && s.rootsFile == path {
+		return s.roots, nil
+	}
+	pool, err := LoadCAFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s.rootsFile, s.roots = path, pool
+	return pool, nil
 }
 
 // NewShared returns caches for the clients built from opts.
@@ -310,7 +334,7 @@ func tlsConfig(opts Options) (*tls.Config, error) {
 	if opts.CACertFile == "" {
 		return conf, nil
 	}
-	pool, err := LoadCAFile(opts.CACertFile)
+	pool, err := opts.Shared.rootsFor(opts.CACertFile)
 	if err != nil {
 		return nil, &CAFileError{File: opts.CACertFile, Err: err}
 	}

@@ -514,3 +514,39 @@ func TestNewRefusesABadProxyWithoutShowingItsPassword(t *testing.T) {
 		t.Errorf("err = %v, want an error without the password", err)
 	}
 }
+
+// TestSharedReadsTheCAFileOnce: the clients of one run (one per proxy, or
+// per session) share the CA pool: the file is read and the system's roots
+// copied for the first client only.
+func TestSharedReadsTheCAFileOnce(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(ca, pemBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{CACertFile: ca}
+	opts.Shared = NewShared(opts)
+	first, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(first.CloseIdleConnections)
+	if err := os.Remove(ca); err != nil {
+		t.Fatal(err)
+	}
+	second, err := New(opts)
+	if err != nil {
+		t.Fatalf("second client: %v (the CA file was read again)", err)
+	}
+	t.Cleanup(second.CloseIdleConnections)
+	for i, c := range []*http.Client{first, second} {
+		if _, body := mustGet(t, c, srv.URL); body != "ok" {
+			t.Errorf("client %d: body %q", i, body)
+		}
+	}
+}
