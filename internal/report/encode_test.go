@@ -232,7 +232,7 @@ func randomRecord(rng *rand.Rand) *Record {
 	r := &Record{
 		URL: str(), Line: rng.Int64N(1 << 40), Input: str(), OK: rng.IntN(2) == 0,
 		Status: pick2(rng, 0, 200, 404, 503, -1), FinalURL: str(), Proto: pick("", "HTTP/1.1", "HTTP/2.0"),
-		Bytes: rng.Int64N(1 << 30), ContentType: str(), Attempts: rng.IntN(5), DurationMS: ms(),
+		Bytes: rng.Int64N(1 << 30), ContentType: str(), ContentEncoding: pick("", "gzip", "br\"\x01"), Attempts: rng.IntN(5), DurationMS: ms(),
 		SHA256: str(), BodyFile: str(), Proxy: str(), Blocked: rng.IntN(2) == 0,
 		BytesOut: rng.Int64N(3) * rng.Int64N(1<<40), BytesIn: rng.Int64N(3) * rng.Int64N(1<<40),
 		Time: time.Unix(0, rng.Int64()).In(time.FixedZone("x", rng.IntN(50000)-25000)),
@@ -345,4 +345,61 @@ func BenchmarkAppendJSON(b *testing.B) {
 		buf = AppendJSON(buf[:0], r)
 	}
 	b.SetBytes(int64(len(buf)))
+}
+
+// TestRandomRecordsCoverEveryField: the random records that
+// TestAppendJSONRandomRecords compares with encoding/json set every field
+// that a record writes at least once, so a field added to Record (or to its
+// timings, error or history) and left out of AppendJSON fails there.
+func TestRandomRecordsCoverEveryField(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	seen := map[string]bool{}
+	var walk func(prefix string, v reflect.Value)
+	walk = func(prefix string, v reflect.Value) {
+		for v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				return
+			}
+			v = v.Elem()
+		}
+		if v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct {
+			for i := range v.Len() {
+				walk(prefix, v.Index(i))
+			}
+			return
+		}
+		if v.Kind() != reflect.Struct || v.Type() == reflect.TypeFor[time.Time]() {
+			return
+		}
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !f.IsExported() || name == "-" {
+				continue
+			}
+			path := prefix + name
+			if _, ok := seen[path]; !ok {
+				seen[path] = false
+			}
+			fv := v.Field(i)
+			if !fv.IsZero() {
+				seen[path] = true
+			}
+			walk(path+".", fv)
+		}
+	}
+	for range 5000 {
+		walk("", reflect.ValueOf(randomRecord(rng)))
+	}
+	for path, set := range seen {
+		if !set {
+			t.Errorf("randomRecord never sets %s", path)
+		}
+	}
+	for _, path := range []string{"blocked", "bytes_out", "timings.tls_ms", "error.kind", "history.proxy", "history.bytes_in"} {
+		if _, ok := seen[path]; !ok {
+			t.Errorf("%s not walked: the walk misses nested fields", path)
+		}
+	}
 }
