@@ -98,6 +98,9 @@ func runRun(ctx context.Context, d *deps, opts *runOptions, s *settings.Settings
 	} else {
 		env.EchoesInterrupt = d.io.IsStderrTTY()
 	}
+	if stop := tuneGC(d.getenv); stop != nil {
+		defer stop()
+	}
 	o, err := batch.Run(ctx, cfg, env)
 	if o != nil && o.Interrupted && err == nil {
 		return &exitError{code: exitInterrupted}

@@ -19,6 +19,14 @@ import (
 // blockHead is how much of a body --block-pattern is matched against.
 const blockHead = 64 << 10
 
+// A worker reads bodies through a buffer of bodyBufStart bytes, which
+// grows to bodyBufMax once a body fills it: a run of small bodies does not
+// hold 32 KiB per worker.
+const (
+	bodyBufStart = 4 << 10
+	bodyBufMax   = 32 << 10
+)
+
 // readBody reads at most MaxBody bytes into the hash and the body file, and
 // with keepHead, the first blockHead bytes into ws.head.
 func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res *result, keepHead bool) error {
@@ -80,6 +88,9 @@ func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res
 	}
 	ws.out.Writer = w
 	n, err := io.CopyBuffer(&ws.out, src, ws.buf)
+	if n >= int64(len(ws.buf)) && len(ws.buf) < bodyBufMax {
+		ws.buf = make([]byte, bodyBufMax)
+	}
 	ws.body.R, ws.out.Writer = nil, nil
 	res.bytes = n
 	tooLarge := err == nil && d.opts.MaxBody > 0 && n > d.opts.MaxBody

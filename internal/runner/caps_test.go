@@ -220,3 +220,32 @@ func TestReadAheadIgnoresRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestReadAheadFollowsSlots checks when the dispatcher takes more jobs: up
+// to the read-ahead while a slot is free (a job further down may be for a
+// host that can start), but with every slot busy only until about Limit
+// jobs are queued, so that a run whose slots are full does not hold the
+// whole read-ahead of parsed URLs.
+func TestReadAheadFollowsSlots(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name              string
+		pending, inflight int
+		want              bool
+	}{
+		{"nothing yet", 0, 0, true},
+		{"a slot free, many queued for busy hosts", 5000, 99, true},
+		{"slots full, few queued", 150, 100, true},
+		{"slots full, a limit's worth queued", 200, 100, false},
+		{"slots full, more queued", 5000, 100, false},
+		{"read-ahead reached with a slot free", 8192, 10, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &dispatcher{opts: Options{Limit: 100, ReadAhead: 8192}, pending: tt.pending, inflight: tt.inflight}
+			if got := d.wantJobs(); got != tt.want {
+				t.Errorf("pending %d, in flight %d: takes jobs %v, want %v", tt.pending, tt.inflight, got, tt.want)
+			}
+		})
+	}
+}

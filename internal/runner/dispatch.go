@@ -120,7 +120,7 @@ func (d *dispatcher) loop(jobs <-chan Job, emitErr <-chan error) error {
 			return nil
 		}
 		var jobsC <-chan Job
-		if jobs != nil && d.pending < d.opts.ReadAhead {
+		if jobs != nil && d.wantJobs() {
 			jobsC = jobs
 		}
 		var timerC <-chan time.Time
@@ -140,7 +140,7 @@ func (d *dispatcher) loop(jobs <-chan Job, emitErr <-chan error) error {
 			d.accept(job)
 			// Take whatever else is ready without another trip through
 			// select: reading ahead is what keeps every host busy.
-			for n := 0; n < 256 && d.pending < d.opts.ReadAhead; n++ {
+			for n := 0; n < 256 && d.wantJobs(); n++ {
 				select {
 				case job, ok := <-jobs:
 					if !ok {
@@ -165,6 +165,18 @@ func (d *dispatcher) loop(jobs <-chan Job, emitErr <-chan error) error {
 			return d.ctx.Err()
 		}
 	}
+}
+
+// wantJobs reports whether the loop takes more jobs: while under the
+// read-ahead, as long as a slot is free (a job further down the list may be
+// for a host that can start now), and otherwise only enough to fill the
+// slots as they free up. A run whose every slot is busy holds Limit queued
+// jobs or so, not the whole read-ahead.
+func (d *dispatcher) wantJobs() bool {
+	if d.pending >= d.opts.ReadAhead {
+		return false
+	}
+	return d.inflight < d.opts.Limit || d.pending-d.inflight < d.opts.Limit
 }
 
 func (d *dispatcher) accept(job Job) {

@@ -62,7 +62,7 @@ var errAttemptTimeout = errors.New("attempt timed out")
 var errUnanswered = errors.New("requests unanswered")
 
 func newWorkerState(parent context.Context, timeout time.Duration) *workerState {
-	ws := &workerState{buf: make([]byte, 32<<10), parent: parent, timeout: timeout}
+	ws := &workerState{buf: make([]byte, bodyBufStart), parent: parent, timeout: timeout}
 	ws.ctx, ws.cancel = context.WithCancelCause(parent)
 	if timeout > 0 {
 		ws.timer = time.AfterFunc(timeout, ws.expire)

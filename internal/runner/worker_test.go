@@ -2,7 +2,12 @@ package runner
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -46,4 +51,44 @@ func TestWorkerTimeout(t *testing.T) {
 		t.Errorf("cause after the run's cancel = %v, want context.Canceled", cause)
 	}
 	ws.end()
+}
+
+// TestWorkerBufferFollowsBodies checks that a worker reads small bodies
+// through a small buffer, so that a run of small pages does not hold 32 KiB
+// per worker, and that the buffer grows for good once a body fills it,
+// bytes and hash staying right through the change.
+func TestWorkerBufferFollowsBodies(t *testing.T) {
+	d := &dispatcher{opts: Options{Hash: true}}
+	ws := newWorkerState(context.Background(), 0)
+	defer ws.close()
+	steps := []struct {
+		name    string
+		size    int
+		wantBuf int
+	}{
+		{"small body", 1 << 10, bodyBufStart},
+		{"another small body", bodyBufStart - 1, bodyBufStart},
+		{"a body that fills the buffer", 100 << 10, bodyBufMax},
+		{"small again", 10, bodyBufMax},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			body := strings.Repeat("x", s.size)
+			resp := &http.Response{Header: http.Header{}, Body: io.NopCloser(strings.NewReader(body))}
+			res := &result{}
+			if err := d.readBody(ws, resp, &task{}, res, false); err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256([]byte(body))
+			if res.bytes != int64(s.size) || res.sha256 != hex.EncodeToString(sum[:]) {
+				t.Errorf("bytes %d hash %s, want %d and the body's", res.bytes, res.sha256, s.size)
+			}
+			if len(ws.buf) != s.wantBuf {
+				t.Errorf("buffer %d bytes after the body, want %d", len(ws.buf), s.wantBuf)
+			}
+		})
+	}
+	if bodyBufStart >= 32<<10 {
+		t.Errorf("a worker starts with %d bytes of buffer", bodyBufStart)
+	}
 }

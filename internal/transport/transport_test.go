@@ -550,3 +550,50 @@ func TestSharedReadsTheCAFileOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestSmallConnBuffersCarryLongHeads checks that the connection buffers,
+// smaller than net/http's 4 KiB, still carry a request head and a response
+// head longer than they are, with a body of several times their size, over
+// one kept-alive connection.
+func TestSmallConnBuffersCarryLongHeads(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("v", 6<<10)
+	body := strings.Repeat("b", 40<<10)
+	s := newServer(t, "", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := range 4 {
+			w.Header().Set("X-Long-"+strconv.Itoa(i), long)
+		}
+		w.Header().Set("X-Echo-Len", strconv.Itoa(len(r.Header.Get("X-Sent"))))
+		io.WriteString(w, body)
+	}))
+	c := testClient(t, Options{PerHost: 1, KeepAlive: time.Minute})
+	tr := baseOf(t, c)
+	if tr.ReadBufferSize != readBufferSize || tr.WriteBufferSize != writeBufferSize {
+		t.Fatalf("buffers %d and %d bytes, want %d and %d", tr.ReadBufferSize, tr.WriteBufferSize, readBufferSize, writeBufferSize)
+	}
+	if readBufferSize >= 4<<10 || writeBufferSize >= 4<<10 {
+		t.Errorf("buffers of %d and %d bytes: no smaller than net/http's", readBufferSize, writeBufferSize)
+	}
+	for i := range 3 {
+		req, err := newGet(context.Background(), s.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Sent", long)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(got) != body {
+			t.Fatalf("request %d: body of %d bytes (%v), want %d", i, len(got), err, len(body))
+		}
+		if resp.Header.Get("X-Long-3") != long || resp.Header.Get("X-Echo-Len") != strconv.Itoa(len(long)) {
+			t.Errorf("request %d: a long head was cut", i)
+		}
+	}
+	if n := s.conns.Load(); n != 1 {
+		t.Errorf("%d connections for 3 requests, want 1", n)
+	}
+}
