@@ -229,20 +229,21 @@ func TestReadAheadIgnoresRoutes(t *testing.T) {
 func TestReadAheadFollowsSlots(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name              string
-		pending, inflight int
-		want              bool
+		name                            string
+		pending, inflight, sinceNewHost int
+		want                            bool
 	}{
-		{"nothing yet", 0, 0, true},
-		{"a slot free, many queued for busy hosts", 5000, 99, true},
-		{"slots full, few queued", 150, 100, true},
-		{"slots full, a limit's worth queued", 200, 100, false},
-		{"slots full, more queued", 5000, 100, false},
-		{"read-ahead reached with a slot free", 8192, 10, false},
+		{"nothing yet", 0, 0, 0, true},
+		{"a slot free, many queued for busy hosts", 5000, 99, 5000, true},
+		{"slots full, few queued", 150, 100, 500, true},
+		{"slots full, a limit's worth queued", 200, 100, 500, false},
+		{"slots full, more queued", 5000, 100, 500, false},
+		{"slots full, more queued, new hosts still coming", 5000, 100, 150, true},
+		{"read-ahead reached with a slot free", 8192, 10, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := &dispatcher{opts: Options{Limit: 100, ReadAhead: 8192}, pending: tt.pending, inflight: tt.inflight}
+			d := &dispatcher{opts: Options{Limit: 100, ReadAhead: 8192}, pending: tt.pending, inflight: tt.inflight, sinceNewHost: tt.sinceNewHost}
 			if got := d.wantJobs(); got != tt.want {
 				t.Errorf("pending %d, in flight %d: takes jobs %v, want %v", tt.pending, tt.inflight, got, tt.want)
 			}

@@ -31,10 +31,13 @@ type dispatcher struct {
 	out     chan *report.Record
 	wg      sync.WaitGroup
 
-	pending  int // jobs accepted and not yet finished
-	inflight int
-	upRoutes int
-	fatal    error
+	pending int // jobs accepted and not yet finished
+	// sinceNewHost counts the jobs accepted since the last one for a host
+	// with no work queued, waiting or in flight (see wantJobs).
+	sinceNewHost int
+	inflight     int
+	upRoutes     int
+	fatal        error
 	// spent is the bytes on the wire through proxies so far.
 	spent int64
 }
@@ -167,17 +170,25 @@ func (d *dispatcher) loop(jobs <-chan Job, emitErr <-chan error) error {
 	}
 }
 
-// wantJobs reports whether the loop takes more jobs: while under the
-// read-ahead, as long as a slot is free (a job further down the list may be
-// for a host that can start now), and otherwise only enough to fill the
-// slots as they free up. A run whose every slot is busy holds Limit queued
-// jobs or so, not the whole read-ahead.
+// wantJobs reports whether the loop takes more jobs, up to the read-ahead:
+// while a slot is free (a job further down the list may be for a host that
+// can start now), while fewer jobs are queued than there are slots, and
+// while the list keeps bringing hosts with no work under way. On a list
+// sorted by host those hosts are what the slots spread over; left unread,
+// they would run last, on a few slots each, after the others are done. On a
+// list that brings no new host, a run whose every slot is busy holds Limit
+// queued jobs or so, not the whole read-ahead.
 func (d *dispatcher) wantJobs() bool {
 	if d.pending >= d.opts.ReadAhead {
 		return false
 	}
-	return d.inflight < d.opts.Limit || d.pending-d.inflight < d.opts.Limit
+	return d.inflight < d.opts.Limit || d.pending-d.inflight < d.opts.Limit ||
+		d.sinceNewHost < newHostWindow*d.opts.Limit
 }
+
+// newHostWindow, times Limit, is how many jobs in a row may come for hosts
+// already queued before the loop stops reading ahead of busy slots.
+const newHostWindow = 2
 
 func (d *dispatcher) accept(job Job) {
 	if job.Err != nil {
@@ -186,7 +197,9 @@ func (d *dispatcher) accept(job Job) {
 		return
 	}
 	h := d.hosts[job.host]
+	d.sinceNewHost++
 	if h == nil {
+		d.sinceNewHost = 0
 		h = &host{key: job.host}
 		if d.opts.Rate > 0 {
 			h.limiter = rate.NewLimiter(rate.Limit(d.opts.Rate), 1)
