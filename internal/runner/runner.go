@@ -72,8 +72,9 @@ type Options struct {
 
 	// ReadAhead bounds the jobs held at once (queued, waiting or in flight).
 	// 0 picks a value from Limit alone: memory does not grow with the
-	// number of routes. Jobs are read that far ahead only while a slot is
-	// free; with every slot busy, about Limit jobs wait queued.
+	// number of routes. Jobs are read that far ahead while a slot is free
+	// or the list keeps bringing new hosts; otherwise, with every slot
+	// busy, about Limit jobs wait queued.
 	ReadAhead int
 	// MultiInput sets the input field of records.
 	MultiInput bool
