@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/fetchctl/fetchctl/internal/report"
 	"github.com/fetchctl/fetchctl/internal/target"
+	"github.com/fetchctl/fetchctl/internal/testnet"
 	"github.com/fetchctl/fetchctl/internal/transport"
 )
 
@@ -50,39 +50,9 @@ func startResettingH2Server(t *testing.T, code http2.ErrCode) *resettingH2Server
 		t.Fatal(err)
 	}
 	s := &resettingH2Server{code: code, url: "https://" + ln.Addr().String() + "/"}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.conns.Add(1)
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				s.serve(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
+	testnet.Serve(t, ln, func(c net.Conn) {
+		s.conns.Add(1)
+		s.serve(c)
 	})
 	return s
 }

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/fetchctl/fetchctl/internal/target"
+	"github.com/fetchctl/fetchctl/internal/testnet"
 )
 
 // h2FrameServer speaks HTTP/2 at the frame level on 127.0.0.1: it answers
@@ -41,39 +42,7 @@ func startH2FrameServer(t *testing.T) *h2FrameServer {
 		t.Fatal(err)
 	}
 	s := &h2FrameServer{url: "https://" + ln.Addr().String()}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				s.serve(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
+	testnet.Serve(t, ln, s.serve)
 	return s
 }
 
