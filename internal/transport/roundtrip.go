@@ -214,16 +214,11 @@ func (rt *roundTripper) gotConn(info httptrace.GotConnInfo, hdr http.Header, ori
 	default:
 		hdr.Del("Connection")
 	}
-	if n > int64(rt.maxConnRequests) && !isH2(info.Conn) {
+	if n > int64(rt.maxConnRequests) && !IsHTTP2(info.Conn) {
 		// The server kept the connection open although asked to close it:
 		// fail the write so that net/http retries on a new connection.
 		tc.retired.Store(true)
 	}
-}
-
-func isH2(c net.Conn) bool {
-	tc, ok := c.(*tls.Conn)
-	return ok && tc.ConnectionState().NegotiatedProtocol == "h2"
 }
 
 // CloseIdleConnections closes the connections that carry no request.

@@ -119,7 +119,7 @@ func (g *tunnelGate) enter(ctx context.Context, key string) (*probe, error) {
 // connection counts as live until it closes; any
 // other, when it is the probe's, marks the host as HTTP/1.1. A probe's connection ends its wait.
 func (g *tunnelGate) conn(key string, c net.Conn, p *probe) {
-	if isH2(c) {
+	if IsHTTP2(c) {
 		g.addLive(key, c)
 	} else if p != nil {
 		g.mu.Lock()
