@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/fetchctl/fetchctl/internal/secret"
 	"golang.org/x/net/http/httpproxy"
@@ -215,7 +214,7 @@ func (d *dialer) dialSOCKS(ctx context.Context, p *url.URL, network, addr string
 		if err != nil || !d.track {
 			return conn, err
 		}
-		sc = &socksConn{tc: d.newTracked(ctx, conn)}
+		sc = &socksConn{trackedConn: d.newTracked(ctx, conn)}
 		return sc, nil
 	})
 	sd, err := proxy.SOCKS5("tcp", proxyAddr(p), auth, forward)
@@ -256,14 +255,14 @@ func (d *dialer) dialSOCKS(ctx context.Context, p *url.URL, network, addr string
 // reply that reports a failure only up to its code, and the rest of it
 // should count too when the connection closes.
 type socksConn struct {
-	tc   *trackedConn
+	*trackedConn
 	buf  [512]byte // more than the longest reply, 262 bytes
 	r, w int
 }
 
 func (c *socksConn) Read(p []byte) (int, error) {
 	if c.r == c.w {
-		n, err := c.tc.Read(c.buf[:])
+		n, err := c.trackedConn.Read(c.buf[:])
 		c.r, c.w = 0, n
 		if n == 0 {
 			return 0, err
@@ -274,23 +273,16 @@ func (c *socksConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (c *socksConn) Write(p []byte) (int, error)        { return c.tc.Write(p) }
-func (c *socksConn) Close() error                       { return c.tc.Close() }
-func (c *socksConn) LocalAddr() net.Addr                { return c.tc.LocalAddr() }
-func (c *socksConn) RemoteAddr() net.Addr               { return c.tc.RemoteAddr() }
-func (c *socksConn) SetDeadline(t time.Time) error      { return c.tc.SetDeadline(t) }
-func (c *socksConn) SetReadDeadline(t time.Time) error  { return c.tc.SetReadDeadline(t) }
-func (c *socksConn) SetWriteDeadline(t time.Time) error { return c.tc.SetWriteDeadline(t) }
-
 // done returns the tracked connection once the exchange succeeded. Bytes
 // the proxy sent past its reply (a target that speaks first) are read
 // again from the tracked connection, and counted once.
 func (c *socksConn) done() *trackedConn {
+	tc := c.trackedConn
 	if rest := c.buf[c.r:c.w]; len(rest) > 0 {
-		c.tc.in.Add(-int64(len(rest)))
-		c.tc.Conn = &prefixedConn{Conn: c.tc.Conn, head: append([]byte(nil), rest...)}
+		tc.in.Add(-int64(len(rest)))
+		tc.Conn = &prefixedConn{Conn: tc.Conn, head: append([]byte(nil), rest...)}
 	}
-	return c.tc
+	return tc
 }
 
 // prefixedConn reads head before the connection.
