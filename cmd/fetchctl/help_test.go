@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fetchctl/fetchctl/internal/manpage"
 )
 
 // TestManPages checks that make man's generator writes a page for the
@@ -12,7 +14,7 @@ import (
 func TestManPages(t *testing.T) {
 	d := &deps{getenv: func(string) string { return "" }}
 	dir := t.TempDir()
-	if err := writeManPages(newRootCmd(d), dir); err != nil {
+	if err := manpage.Write(newRootCmd(d), version, dir); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"fetchctl.1", "fetchctl-run.1", "fetchctl-summarize.1", "fetchctl-presets.1"} {

@@ -2,7 +2,11 @@
 
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/fetchctl/fetchctl/internal/manpage"
+)
 
 // Built with -tags mangen (make man), fetchctl has a hidden command that
 // writes its man pages; the released binary has none.
@@ -13,7 +17,7 @@ func init() {
 			Hidden: true,
 			Args:   cobra.ExactArgs(1),
 			RunE: func(c *cobra.Command, args []string) error {
-				return writeManPages(c.Root(), args[0])
+				return manpage.Write(c.Root(), version, args[0])
 			},
 		}
 	})
