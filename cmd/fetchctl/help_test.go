@@ -2,7 +2,9 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -56,6 +58,22 @@ func TestHelpAndREADMEAgree(t *testing.T) {
 		example := strings.Join(strings.Fields(c.Example), " ")
 		if !strings.Contains(strings.Join(strings.Fields(string(readme)), " "), example) {
 			t.Errorf("summarize's example %q is not the README's", example)
+		}
+	}
+}
+
+// TestBinaryLeavesOutTheManPageWriter: the man page writer, and the
+// markdown renderer that cobra/doc brings, are not linked into fetchctl;
+// their package initialisation would run at every start.
+func TestBinaryLeavesOutTheManPageWriter(t *testing.T) {
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	out, err := exec.Command(gobin, "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if pkg == "github.com/spf13/cobra/doc" || strings.HasSuffix(pkg, "/internal/manpage") {
+			t.Errorf("fetchctl imports %s", pkg)
 		}
 	}
 }
