@@ -66,7 +66,11 @@ func TestHelpAndREADMEAgree(t *testing.T) {
 // markdown renderer that cobra/doc brings, are not linked into fetchctl;
 // their package initialisation would run at every start.
 func TestBinaryLeavesOutTheManPageWriter(t *testing.T) {
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		// go test runs with the toolchain's go, wherever PATH leads.
+		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
 	out, err := exec.Command(gobin, "list", "-deps", ".").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
