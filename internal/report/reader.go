@@ -24,14 +24,17 @@ type ReadStats struct {
 // errNotObject is returned for a line that is valid JSON but not an object.
 var errNotObject = errors.New("not a JSON object")
 
+// errBlank is returned for a whole line that is empty or white space.
+var errBlank = errors.New("blank line")
+
 // ReadRecords reads an NDJSON result file from r and calls fn with each
-// record, in file order. Lines may be of any length; blank lines are skipped.
+// record, in file order. Lines may be of any length.
 //
-// Every other line must be a record: a JSON object with at least "url" (a
+// Every line must be a record: a JSON object with at least "url" (a
 // non-empty string), "line" (an integer of 1 or more), "ok" (a boolean) and
 // "time" (an RFC 3339 time), as [Writer] always writes them. Fields it does
-// not know are ignored. A line that is not a record is an error naming its
-// line number, wherever it is: results are never mistaken for something
+// not know are ignored. A line that is not a record, a blank one too, is an
+// error naming its line number, wherever it is: results are never mistaken for something
 // else, and a file that holds something else is never taken for results.
 //
 // A run that was killed may leave a torn last line: the bytes after the last
@@ -81,8 +84,8 @@ func ReadNumbered(r io.Reader, fn func(line int64, rec *Record) error) (ReadStat
 		}
 		body := bytes.TrimSpace(line)
 		if len(body) == 0 {
-			st.GoodSize += int64(len(line))
-			continue
+			// The writer never writes one: a blank line is not a record.
+			return st, fmt.Errorf("line %d: invalid record: %w", lineNo, errBlank)
 		}
 		rec = Record{}
 		if derr := decodeRecord(body, &rec); derr != nil {

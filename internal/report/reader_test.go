@@ -32,7 +32,11 @@ func TestReadRecords(t *testing.T) {
 		{name: "empty", in: "", wantGood: 0},
 		{name: "one record", in: line1 + "\n", wantLines: []int64{1}, wantGood: -1},
 		{name: "two records", in: line1 + "\n" + line2 + "\n", wantLines: []int64{1, 2}, wantGood: -1},
-		{name: "CRLF and blank lines", in: "\n" + line1 + "\r\n  \n" + line2 + "\r\n\n", wantLines: []int64{1, 2}, wantGood: -1},
+		{name: "CRLF", in: line1 + "\r\n" + line2 + "\r\n", wantLines: []int64{1, 2}, wantGood: -1},
+		{name: "blank first line", in: "\n" + line1 + "\n", wantErr: "line 1: invalid record: blank line"},
+		{name: "blank middle line", in: line1 + "\r\n  \r\n" + line2 + "\n", wantLines: []int64{1}, wantGood: int64(len(line1) + 2), wantErr: "line 2: invalid record: blank line"},
+		{name: "blank last line", in: line1 + "\n" + line2 + "\n\n", wantLines: []int64{1, 2}, wantGood: int64(len(line1) + len(line2) + 2), wantErr: "line 3: invalid record: blank line"},
+		{name: "blank torn last line", in: line1 + "\n  ", wantLines: []int64{1}, wantTorn: 2, wantGood: int64(len(line1) + 1)},
 		{name: "longer than the read buffer", in: line1 + "\n" + long + "\n" + line2 + "\n", wantLines: []int64{1, 3, 2}, wantGood: -1},
 		{name: "torn last line", in: line1 + "\n" + line2[:40], wantLines: []int64{1}, wantTorn: 40, wantGood: int64(len(line1) + 1)},
 		{name: "torn long line", in: line1 + "\n" + long[:200<<10], wantLines: []int64{1}, wantTorn: 200 << 10, wantGood: int64(len(line1) + 1)},
@@ -121,11 +125,11 @@ func TestReadRecordsResetsBetweenLines(t *testing.T) {
 func TestReadNumbered(t *testing.T) {
 	t.Parallel()
 	var got [][2]int64
-	_, err := ReadNumbered(strings.NewReader("\n"+line2+"\n\n"+line1+"\n"), func(n int64, r *Record) error {
+	_, err := ReadNumbered(strings.NewReader(line2+"\n"+line1+"\n"), func(n int64, r *Record) error {
 		got = append(got, [2]int64{n, r.Line})
 		return nil
 	})
-	if want := [][2]int64{{2, 2}, {4, 1}}; err != nil || !reflect.DeepEqual(got, want) {
+	if want := [][2]int64{{1, 2}, {2, 1}}; err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("file lines and record lines %v, %v; want %v", got, err, want)
 	}
 }
