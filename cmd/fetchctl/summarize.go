@@ -71,6 +71,9 @@ func runSummarize(opts *summarizeOptions) error {
 		}
 		files = append(files, f)
 	}
+	if err := batch.CheckSummarize(opts.summary, opts.files, files); err != nil {
+		return err
+	}
 	s := report.NewSummary()
 	var first, last time.Time
 	for i, f := range files {

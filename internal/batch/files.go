@@ -66,18 +66,99 @@ func openInputs(files []string, stdin io.Reader) ([]runner.Input, func(), error)
 	return inputs, closeAll, nil
 }
 
+// namedFile is an input that is a regular file, as a message names it and
+// by the file itself, so that any path to it (a link, ../) is known.
+type namedFile struct {
+	name string
+	fi   os.FileInfo
+}
+
+// regularFile is path's file when it is a regular one, else nil.
+func regularFile(path string) os.FileInfo {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	return fi
+}
+
+// isInput refuses a flag's path that is one of ins; what names what
+// writing it would destroy.
+func isInput(flag, path, what string, ins []namedFile) error {
+	fi := regularFile(path)
+	if fi == nil {
+		return nil
+	}
+	for _, in := range ins {
+		if os.SameFile(fi, in.fi) {
+			return setupErrorf("%s %s is the input %s: writing it would destroy the %s; name another file", flag, path, in.name, what)
+		}
+	}
+	return nil
+}
+
+// checkWritable refuses a --summary that could not be written at the end:
+// a folder, a file that cannot be opened for writing, or a new file in a
+// folder that is not there or not writable. An existing file is opened
+// without being cut; a new one is made and removed again. Files that are
+// not regular are written as they are.
+func checkWritable(flag, path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.IsDir():
+		return setupErrorf("%s %s is a directory, not a file", flag, path)
+	case err == nil && fi.Mode().IsRegular():
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return setupErrorf("%s %s: %v", flag, path, settings.PathError(err))
+		}
+		f.Close()
+	case err == nil:
+	case errors.Is(err, fs.ErrNotExist):
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			// A link to nothing: writing makes what it points at.
+			return nil
+		}
+		if err != nil {
+			return setupErrorf("%s %s: %v", flag, path, settings.PathError(err))
+		}
+		f.Close()
+		os.Remove(path)
+	default:
+		return setupErrorf("%s %s: %v", flag, path, settings.PathError(err))
+	}
+	return nil
+}
+
+// CheckSummarize refuses, before summarize reads anything, a --summary
+// that is one of the result files it reads (by the file itself, so links
+// count too) or that could not be written.
+func CheckSummarize(summary string, names []string, files []*os.File) error {
+	if summary == "" {
+		return nil
+	}
+	var ins []namedFile
+	for i, f := range files {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			ins = append(ins, namedFile{names[i], fi})
+		}
+	}
+	if err := isInput("--summary", summary, "records", ins); err != nil {
+		return err
+	}
+	return checkWritable("--summary", summary)
+}
+
 // checkOutputs refuses, before anything is touched, an -o or --summary
 // that would destroy an input or earlier results: -o or --summary naming an
 // input (by the file itself, so links count too), --summary naming the
 // output, and -o naming a regular file that holds something, unless
-// --resume or --overwrite says what to do with it. Files that are not
-// regular (/dev/null, a FIFO, a terminal) are never refused.
+// --resume or --overwrite says what to do with it; and a --summary that
+// could not be written at the end. Files that are not regular (/dev/null,
+// a FIFO, a terminal) are never refused.
 func checkOutputs(cfg *Config, inputs []runner.Input) error {
-	type named struct {
-		name string
-		fi   os.FileInfo
-	}
-	var ins []named
+	var ins []namedFile
 	for _, in := range inputs {
 		f, ok := in.R.(*os.File)
 		if !ok {
@@ -88,39 +169,20 @@ func checkOutputs(cfg *Config, inputs []runner.Input) error {
 			if name == "-" {
 				name = "stdin"
 			}
-			ins = append(ins, named{name, fi})
+			ins = append(ins, namedFile{name, fi})
 		}
-	}
-	regular := func(path string) os.FileInfo {
-		fi, err := os.Stat(path)
-		if err != nil || !fi.Mode().IsRegular() {
-			return nil
-		}
-		return fi
-	}
-	isInput := func(flag, path string) error {
-		fi := regular(path)
-		if fi == nil {
-			return nil
-		}
-		for _, in := range ins {
-			if os.SameFile(fi, in.fi) {
-				return setupErrorf("%s %s is the input %s: writing it would destroy the list; name another file", flag, path, in.name)
-			}
-		}
-		return nil
 	}
 	if cfg.Output != "" {
-		if err := isInput("-o", cfg.Output); err != nil {
+		if err := isInput("-o", cfg.Output, "list", ins); err != nil {
 			return err
 		}
-		outFI := regular(cfg.Output)
+		outFI := regularFile(cfg.Output)
 		if outFI != nil && outFI.Size() > 0 && !cfg.Resume && !cfg.Overwrite {
 			return setupErrorf("-o %s already holds results: add --resume to go on with them, or --overwrite to start again", cfg.Output)
 		}
 	}
 	if cfg.SummaryOut != "" {
-		if err := isInput("--summary", cfg.SummaryOut); err != nil {
+		if err := isInput("--summary", cfg.SummaryOut, "list", ins); err != nil {
 			return err
 		}
 		if cfg.Output != "" {
@@ -139,6 +201,9 @@ func checkOutputs(cfg *Config, inputs []runner.Input) error {
 			if same {
 				return setupErrorf("--summary %s is the output -o %s: name another file", cfg.SummaryOut, cfg.Output)
 			}
+		}
+		if err := checkWritable("--summary", cfg.SummaryOut); err != nil {
+			return err
 		}
 	}
 	return nil
