@@ -230,7 +230,7 @@ func openOutput(ctx context.Context, cfg *Config, summary *report.Summary, input
 		f.Close()
 		return nil, nil, false, err
 	}
-	kept := newKeptRecords(cfg.Output, inputs)
+	kept := newKeptRecords(cfg.Output, cfg.Shard, inputs)
 	stats, err := report.ReadNumbered(bufio.NewReaderSize(f, 256<<10), func(n int64, rec *report.Record) error {
 		if err := kept.add(n, rec); err != nil {
 			return err

@@ -3,6 +3,7 @@ package batch
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"io"
 	"os"
@@ -20,6 +21,7 @@ import (
 // check compares them as the lines are read.
 type keptRecords struct {
 	file    string           // the results file, for messages
+	shard   runner.Shard     // the run's --shard: a kept record must be of it
 	multi   bool             // records carry the input's name
 	inputs  map[string]int32 // input name as records give it -> index
 	names   []string         // index -> input name
@@ -52,8 +54,8 @@ func urlHash(s string) uint64 {
 	return h.Sum64()
 }
 
-func newKeptRecords(file string, inputs []runner.Input) *keptRecords {
-	k := &keptRecords{file: file, multi: len(inputs) > 1, inputs: map[string]int32{}}
+func newKeptRecords(file string, shard runner.Shard, inputs []runner.Input) *keptRecords {
+	k := &keptRecords{file: file, shard: shard, multi: len(inputs) > 1, inputs: map[string]int32{}}
 	if !k.multi {
 		// Records of a single-input run carry no input name.
 		k.inputs[""] = 0
@@ -136,7 +138,9 @@ func (k *keptRecords) find(in int32, line int64) (int, bool) {
 }
 
 // check is [runner.ReadOptions.Recorded]: true for a line with a kept
-// record, an error when that record holds another URL.
+// record, an error when that record holds another URL or, with --shard, a
+// URL of another shard. The line's host decides, by the reader's own rule,
+// so an invalid line's record belongs to shard 0.
 func (k *keptRecords) check(j *runner.Job) (bool, error) {
 	name := ""
 	if k.multi {
@@ -155,6 +159,14 @@ func (k *keptRecords) check(j *runner.Job) (bool, error) {
 	if urlHash(url) != e.url {
 		return false, setupErrorf("--resume: %s line %d holds a record of %s for %s, but %s line %d reads %s: results of another list? Resume with the list they came from, or start again with --overwrite",
 			k.file, e.fileNo, of(name, e.line), k.recordURL(e.fileNo), inputName(j.Input), j.Line, url)
+	}
+	if !k.shard.Keeps(j.Host()) {
+		what := fmt.Sprintf("an invalid line, which shard 0/%d records", k.shard.N)
+		if j.Host() != "" {
+			what = fmt.Sprintf("a URL of shard %d/%d", runner.ShardOf(j.Host(), k.shard.N), k.shard.N)
+		}
+		return false, setupErrorf("--resume: %s line %d holds a record of %s for %s, %s, not %d/%d: results of another shard? Resume each shard with its own file",
+			k.file, e.fileNo, of(name, e.line), url, what, k.shard.K, k.shard.N)
 	}
 	k.seen[i/64] |= 1 << (i % 64)
 	return true, nil

@@ -2,6 +2,9 @@ package batch
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"math"
 	"runtime"
 	"strings"
@@ -19,7 +22,7 @@ func TestKeptRecordsHugeLines(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	k := newKeptRecords("out.ndjson", inputs)
+	k := newKeptRecords("out.ndjson", runner.Shard{}, inputs)
 	for i, line := range []int64{math.MaxInt64, 10_000_000_000, 2} {
 		if err := k.add(int64(i+1), &report.Record{URL: "https://a.example/", Line: line}); err != nil {
 			t.Fatal(err)
@@ -61,7 +64,7 @@ func TestKeptRecordsMatchAsWritten(t *testing.T) {
 		buf.Write(report.AppendJSON(nil, &report.Record{URL: j.RecordURL(), Line: j.Line}))
 		buf.WriteByte('\n')
 	}
-	k := newKeptRecords("out.ndjson", []runner.Input{{Name: "-"}})
+	k := newKeptRecords("out.ndjson", runner.Shard{}, []runner.Input{{Name: "-"}})
 	if _, err := report.ReadNumbered(&buf, k.add); err != nil {
 		t.Fatal(err)
 	}
@@ -80,5 +83,52 @@ func TestKeptRecordsMatchAsWritten(t *testing.T) {
 	}
 	if err := k.unseen(); err != nil {
 		t.Errorf("unseen = %v, want none", err)
+	}
+}
+
+// TestKeptRecordsShard: with --shard, a record is kept only when its line
+// falls in the run's shard by the reader's rule; an invalid line's record
+// belongs to shard 0.
+func TestKeptRecordsShard(t *testing.T) {
+	t.Parallel()
+	// In shards of 3: 127.0.0.1:1 is in shard 0, 127.0.0.1:2 in shard 1.
+	lines := []string{"http://127.0.0.1:1/a", "http://127.0.0.1:2/b", "ftp://127.0.0.1:2/x"}
+	tests := []struct {
+		shard   runner.Shard
+		line    int64
+		wantErr string // "" when kept
+	}{
+		{runner.Shard{K: 0, N: 3}, 1, ""},
+		{runner.Shard{K: 1, N: 3}, 1, "out.ndjson line 1 holds a record of line 1 for http://127.0.0.1:1/a, a URL of shard 0/3, not 1/3"},
+		{runner.Shard{K: 1, N: 3}, 2, ""},
+		{runner.Shard{K: 0, N: 3}, 2, "a URL of shard 1/3, not 0/3"},
+		{runner.Shard{K: 0, N: 3}, 3, ""},
+		{runner.Shard{K: 1, N: 3}, 3, "for ftp://127.0.0.1:2/x, an invalid line, which shard 0/3 records, not 1/3"},
+		{runner.Shard{}, 2, ""},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d-%d line %d", tt.shard.K, tt.shard.N, tt.line), func(t *testing.T) {
+			t.Parallel()
+			k := newKeptRecords("out.ndjson", tt.shard, []runner.Input{{Name: "urls.txt"}})
+			if err := k.add(1, &report.Record{URL: lines[tt.line-1], Line: tt.line}); err != nil {
+				t.Fatal(err)
+			}
+			if err := k.done(); err != nil {
+				t.Fatal(err)
+			}
+			in := runner.Input{Name: "urls.txt", R: strings.NewReader(strings.Join(lines, "\n") + "\n")}
+			jobs := make(chan runner.Job, len(lines))
+			err := runner.ReadJobs(context.Background(), []runner.Input{in}, runner.ReadOptions{Shard: tt.shard, Recorded: k.check}, jobs)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("ReadJobs = %v, want the record kept", err)
+				}
+				return
+			}
+			var se *SetupError
+			if !errors.As(err, &se) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("ReadJobs = %v, want a setup error containing %q", err, tt.wantErr)
+			}
+		})
 	}
 }
