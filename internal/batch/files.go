@@ -27,7 +27,8 @@ func readsStdin(inputs []runner.Input) bool {
 
 // openInputs opens the named files, or stdin when there are none or for "-".
 // Every file is opened before anything is fetched, so a missing one is a
-// usage error.
+// usage error, and so is one file named twice (by any path to it, stdin
+// read from it included) or stdin named twice.
 func openInputs(files []string, stdin io.Reader) ([]runner.Input, func(), error) {
 	if len(files) == 0 {
 		files = []string{"-"}
@@ -39,6 +40,31 @@ func openInputs(files []string, stdin io.Reader) ([]runner.Input, func(), error)
 			c.Close()
 		}
 	}
+	// The regular files read so far: one read twice would give records
+	// that neither --resume nor anyone else could tell apart.
+	var seen []namedFile
+	once := func(name string, f *os.File) error {
+		fi, err := f.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil
+		}
+		for _, s := range seen {
+			if !os.SameFile(fi, s.fi) {
+				continue
+			}
+			switch {
+			case name == s.name:
+				return setupErrorf("input %s is named twice: name each input once", name)
+			case name == "-":
+				return setupErrorf("stdin is the same file as input %s: name each input once", s.name)
+			case s.name == "-":
+				return setupErrorf("input %s is the same file as stdin: name each input once", name)
+			}
+			return setupErrorf("input %s is the same file as input %s: name each input once", name, s.name)
+		}
+		seen = append(seen, namedFile{name, fi})
+		return nil
+	}
 	stdinUsed := false
 	for _, name := range files {
 		if name == "-" {
@@ -47,6 +73,12 @@ func openInputs(files []string, stdin io.Reader) ([]runner.Input, func(), error)
 				return nil, nil, setupErrorf("stdin (-) is named more than once")
 			}
 			stdinUsed = true
+			if f, ok := stdin.(*os.File); ok {
+				if err := once("-", f); err != nil {
+					closeAll()
+					return nil, nil, err
+				}
+			}
 			inputs = append(inputs, runner.Input{Name: "-", R: stdin})
 			continue
 		}
@@ -59,6 +91,11 @@ func openInputs(files []string, stdin io.Reader) ([]runner.Input, func(), error)
 			f.Close()
 			closeAll()
 			return nil, nil, setupErrorf("input %s is a directory, not a URL list", name)
+		}
+		if err := once(name, f); err != nil {
+			f.Close()
+			closeAll()
+			return nil, nil, err
 		}
 		closers = append(closers, f)
 		inputs = append(inputs, runner.Input{Name: name, R: f})
