@@ -171,6 +171,7 @@ Exit codes:
 	for _, newCmd := range extraCommands {
 		root.AddCommand(newCmd(d))
 	}
+	guardCompletion(root)
 	// Unknown commands and bad arguments are usage errors too.
 	root.Args = func(c *cobra.Command, args []string) error {
 		if len(args) > 0 {
@@ -186,6 +187,29 @@ Exit codes:
 		return nil
 	}
 	return root
+}
+
+// guardCompletion makes `fetchctl completion SHELL` with a shell that cobra
+// writes no script for a usage error, where cobra would print the help.
+func guardCompletion(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		var shells []string
+		for _, sub := range c.Commands() {
+			shells = append(shells, sub.Name())
+		}
+		supported := strings.Join(shells[:len(shells)-1], ", ") + " and " + shells[len(shells)-1]
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return c.Help()
+			}
+			return usageErrorf("unsupported shell %q (completion supports %s)", args[0], supported)
+		}
+	}
 }
 
 func newVersionCmd(d *deps) *cobra.Command {
