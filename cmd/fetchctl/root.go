@@ -153,7 +153,8 @@ Exit codes:
   0    the run finished at or above --min-success (default 0)
   1    below --min-success, no record with --min-success above 0, or the run
        stopped on a failure of its own (output or body not writable, every
-       proxy failing); the summary then says "stopped"
+       proxy failing, --budget spent, an internal error); the summary then
+       says "stopped"
   2    usage, configuration or input-file error, before anything was fetched
   130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM`,
 		SilenceUsage:  true,
