@@ -164,7 +164,7 @@ func TestWriterConcurrent(t *testing.T) {
 	}
 }
 
-func TestWriterFlushesOnTicker(t *testing.T) {
+func TestWriterFlushesInBackground(t *testing.T) {
 	t.Parallel()
 	rec := callRecorder{wrote: make(chan struct{}, 1)}
 	w := NewWriter(&rec, time.Millisecond)
@@ -175,7 +175,7 @@ func TestWriterFlushesOnTicker(t *testing.T) {
 	select {
 	case <-rec.wrote:
 	case <-time.After(10 * time.Second):
-		t.Fatal("buffered record not written out by the flush ticker")
+		t.Fatal("buffered record not written out by the flushing goroutine")
 	}
 	checkWholeLines(t, rec.snapshot())
 }
