@@ -50,6 +50,20 @@ func TestHelpAndREADMEAgree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Both list every way a run stops on a failure of its own (exit 1).
+	help := strings.Join(strings.Fields(stdout.String()), " ")
+	exits := strings.ReplaceAll(string(readme), "`", "")
+	if i := strings.Index(exits, "### Exit codes"); i >= 0 {
+		exits = exits[i:]
+	}
+	for _, reason := range []string{"not writable", "every proxy failing", "--budget spent", "internal error"} {
+		if !strings.Contains(help, reason) {
+			t.Errorf("--help's exit codes leave out %q:\n%s", reason, stdout)
+		}
+		if !strings.Contains(exits, reason) {
+			t.Errorf("README's exit codes leave out %q", reason)
+		}
+	}
 	d := &deps{getenv: func(string) string { return "" }}
 	for _, c := range newRootCmd(d).Commands() {
 		if c.Name() != "summarize" {

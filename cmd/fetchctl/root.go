@@ -153,7 +153,8 @@ Exit codes:
   0    the run finished at or above --min-success (default 0)
   1    below --min-success, no record with --min-success above 0, or the run
        stopped on a failure of its own (output or body not writable, every
-       proxy failing); the summary then says "stopped"
+       proxy failing, --budget spent, an internal error); the summary then
+       says "stopped"
   2    usage, configuration or input-file error, before anything was fetched
   130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM`,
 		SilenceUsage:  true,
@@ -171,6 +172,7 @@ Exit codes:
 	for _, newCmd := range extraCommands {
 		root.AddCommand(newCmd(d))
 	}
+	guardCompletion(root)
 	// Unknown commands and bad arguments are usage errors too.
 	root.Args = func(c *cobra.Command, args []string) error {
 		if len(args) > 0 {
@@ -186,6 +188,29 @@ Exit codes:
 		return nil
 	}
 	return root
+}
+
+// guardCompletion makes `fetchctl completion SHELL` with a shell that cobra
+// writes no script for a usage error, where cobra would print the help.
+func guardCompletion(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		var shells []string
+		for _, sub := range c.Commands() {
+			shells = append(shells, sub.Name())
+		}
+		supported := strings.Join(shells[:len(shells)-1], ", ") + " and " + shells[len(shells)-1]
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return c.Help()
+			}
+			return usageErrorf("unsupported shell %q (completion supports %s)", args[0], supported)
+		}
+	}
 }
 
 func newVersionCmd(d *deps) *cobra.Command {

@@ -101,8 +101,10 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 	if err != nil {
 		return nil, bad("header", "%v", err)
 	}
-	if ua := r.UserAgent; ua != "" && header.Get("User-Agent") == "" {
-		header.Set("User-Agent", ua)
+	if _, ok := header["User-Agent"]; !ok {
+		// An empty -A sends no User-Agent, as curl's does: net/http
+		// leaves out a User-Agent whose value is empty.
+		header["User-Agent"] = []string{r.UserAgent}
 	}
 	var body []byte
 	if data := r.Data; data != "" {

@@ -89,6 +89,10 @@ func prepare(ctx context.Context, cfg *Config, env Env) (*prepared, error) {
 	return p, nil
 }
 
+// writeInterval is the longest a finished record waits in the writer's
+// buffer, besides the wait for a slow reader.
+const writeInterval = 50 * time.Millisecond
+
 // Run fetches every URL of the inputs and writes a record for each, then
 // the summary. It returns what the run did; its error is a *SetupError
 // when nothing was fetched, a *BelowMinError when the run finished under
@@ -128,7 +132,11 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 		}
 	}
 
-	writer := report.NewWriter(out, time.Second)
+	// A record goes out at once when the output was idle for
+	// writeInterval, else with the others of that interval: a slow run's
+	// reader sees each record as its URL finishes, a busy run's output
+	// still takes one write per batch.
+	writer := report.NewWriter(out, writeInterval)
 	// The summary counts a record once its line is written out, so that a
 	// run stopped by a write error counts exactly what the output holds.
 	// The writer's flushing goroutine runs this too, out of reach of every

@@ -7,7 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
+	"reflect"
+	"strings"
 )
 
 // ReadStats says what [ReadRecords] read.
@@ -103,9 +104,12 @@ func ReadNumbered(r io.Reader, fn func(line int64, rec *Record) error) (ReadStat
 // there: the outer fields shadow the embedded record's.
 type recordIn struct {
 	*Record
-	OK   *bool      `json:"ok"`
-	Time *time.Time `json:"time"`
+	OK   *bool           `json:"ok"`
+	Time json.RawMessage `json:"time"`
 }
+
+// timeExample is the form of a record's time, for messages.
+const timeExample = "2025-11-25T20:46:01Z"
 
 func decodeRecord(body []byte, rec *Record) error {
 	if body[0] != '{' {
@@ -116,6 +120,10 @@ func decodeRecord(body []byte, rec *Record) error {
 	}
 	in := recordIn{Record: rec}
 	if err := json.Unmarshal(body, &in); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return typeError(te)
+		}
 		return err
 	}
 	switch {
@@ -125,10 +133,54 @@ func decodeRecord(body []byte, rec *Record) error {
 		return errors.New(`no "line" of 1 or more`)
 	case in.OK == nil:
 		return errors.New(`no "ok"`)
-	case in.Time == nil:
+	case in.Time == nil || string(in.Time) == "null":
 		return errors.New(`no "time"`)
 	}
+	if err := rec.Time.UnmarshalJSON(in.Time); err != nil {
+		return fmt.Errorf(`"time" is not a time such as %q`, timeExample)
+	}
 	rec.OK = *in.OK
-	rec.Time = *in.Time
 	return nil
+}
+
+// typeError words a field of the wrong JSON type in the record's own terms:
+// `"ok" is a number, want true or false`.
+func typeError(te *json.UnmarshalTypeError) error {
+	field := strings.TrimPrefix(te.Field, "Record.")
+	if field == "" {
+		return errors.New("a field has the wrong type")
+	}
+	var want string
+	switch te.Type.Kind() {
+	case reflect.Bool:
+		want = "true or false"
+	case reflect.String:
+		want = "a string"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		want = "a whole number"
+		if n, ok := strings.CutPrefix(te.Value, "number "); ok && !strings.ContainsAny(n, ".eE") {
+			return fmt.Errorf("%q is %s, out of range", field, n)
+		}
+	case reflect.Float32, reflect.Float64:
+		want = "a number"
+	case reflect.Slice, reflect.Array:
+		want = "a list"
+	default:
+		want = "an object"
+	}
+	got := te.Value
+	switch {
+	case got == "array":
+		got = "a list"
+	case got == "object":
+		got = "an object"
+	case got == "bool":
+		got = "true or false"
+	case strings.HasPrefix(got, "number "):
+		got = strings.TrimPrefix(got, "number ")
+	default:
+		got = "a " + got // number, string
+	}
+	return fmt.Errorf("%q is %s, want %s", field, got, want)
 }

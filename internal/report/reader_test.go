@@ -63,7 +63,14 @@ func TestReadRecords(t *testing.T) {
 		{name: "error after the last good line", in: line1 + "\n" + line2 + "\n{}\n" + line1 + "\n", wantLines: []int64{1, 2}, wantGood: int64(len(line1) + len(line2) + 2), wantErr: "line 3: invalid record"},
 		{name: "invalid middle line", in: line1 + "\n" + `{"url":` + "\n" + line2 + "\n", wantLines: []int64{1}, wantGood: int64(len(line1) + 1), wantErr: "line 2: invalid record"},
 		{name: "array in the middle", in: "[1]\n" + line1 + "\n", wantErr: "line 1: invalid record: not a JSON object"},
-		{name: "wrong field type in the middle", in: `{"url":1}` + "\n" + line1 + "\n", wantErr: "line 1: invalid record"},
+		{name: "wrong field type in the middle", in: `{"url":1}` + "\n" + line1 + "\n", wantErr: `line 1: invalid record: "url" is a number, want a string`},
+		{name: "ok a number", in: line1 + "\n" + `{"url":"https://a/","line":2,"ok":2,"time":"2025-11-25T20:46:01Z"}` + "\n", wantLines: []int64{1}, wantGood: int64(len(line1) + 1), wantErr: `line 2: invalid record: "ok" is a number, want true or false`},
+		{name: "ok a string", in: `{"url":"https://a/","line":1,"ok":"yes","time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record: "ok" is a string, want true or false`},
+		{name: "nested field", in: `{"url":"https://a/","line":1,"ok":false,"error":{"kind":3},"time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record: "error.kind" is a number, want a string`},
+		{name: "object for a list", in: `{"url":"https://a/","line":1,"ok":false,"history":{},"time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record: "history" is an object, want a list`},
+		{name: "fractional line named", in: `{"url":"https://a/","line":1.5,"ok":true,"time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record: "line" is 1.5, want a whole number`},
+		{name: "time a number", in: `{"url":"https://a/","line":1,"ok":true,"time":5}` + "\n", wantErr: `line 1: invalid record: "time" is not a time such as "2025-11-25T20:46:01Z"`},
+		{name: "time not RFC 3339", in: `{"url":"https://a/","line":1,"ok":true,"time":"yesterday"}` + "\n", wantErr: `line 1: invalid record: "time" is not a time such as "2025-11-25T20:46:01Z"`},
 		{name: "garbage after the object", in: line1 + "x\n" + line1 + "\n", wantErr: "line 1: invalid record"},
 	}
 	for _, tt := range tests {

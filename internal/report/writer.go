@@ -33,23 +33,32 @@ type Writer struct {
 	closed bool
 	stop   chan struct{}
 	done   chan struct{}
+	wake   chan struct{} // a line went into an empty buffer
+	last   time.Time     // when buf was last written out
 
 	onWritten func(*Record)
 	pending   []*Record // records in buf, kept only for onWritten
 }
 
-// NewWriter returns a Writer to w. When flushEvery is positive, a goroutine
-// writes out the buffered lines at least that often, so that a crash loses
-// at most about flushEvery of finished work; [Writer.Close] stops it.
-func NewWriter(w io.Writer, flushEvery time.Duration) *Writer {
+// NewWriter returns a Writer to w. When interval is positive, a goroutine
+// writes out buffered lines soon after they are buffered: at once when
+// nothing was written out for interval, else once interval has passed since
+// the last write. A reader sees each line promptly when lines come slowly,
+// lines that come fast still go out in batches (one write per interval at
+// most, besides those of a full buffer), and a crash loses at most about
+// interval of finished work. [Writer.Close] stops the goroutine. With
+// interval 0, lines go out only when the buffer is full, on Flush and on
+// Close.
+func NewWriter(w io.Writer, interval time.Duration) *Writer {
 	wr := &Writer{
 		w:   w,
 		buf: make([]byte, 0, bufSize),
 	}
-	if flushEvery > 0 {
+	if interval > 0 {
 		wr.stop = make(chan struct{})
 		wr.done = make(chan struct{})
-		go wr.flushLoop(flushEvery)
+		wr.wake = make(chan struct{}, 1)
+		go wr.flushLoop(interval)
 	}
 	return wr
 }
@@ -86,6 +95,12 @@ func (w *Writer) Write(r *Record) error {
 		}
 	}
 	if len(w.line) <= cap(w.buf) {
+		if len(w.buf) == 0 && w.wake != nil {
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
+		}
 		w.buf = append(w.buf, w.line...)
 		if w.onWritten != nil {
 			w.pending = append(w.pending, r)
@@ -129,18 +144,33 @@ func (w *Writer) Close() error {
 	return w.Flush()
 }
 
-func (w *Writer) flushLoop(every time.Duration) {
+// flushLoop writes out the buffer each time a line goes into it empty, but
+// not sooner than interval after the last write: the lines buffered in the
+// meantime go out with it.
+func (w *Writer) flushLoop(interval time.Duration) {
 	defer close(w.done)
-	t := time.NewTicker(every)
+	t := time.NewTimer(interval)
+	t.Stop()
 	defer t.Stop()
 	for {
 		select {
 		case <-w.stop:
 			return
-		case <-t.C:
-			// An error is kept in w.err and returned by the next call.
-			_ = w.Flush()
+		case <-w.wake:
 		}
+		w.mu.Lock()
+		wait := interval - time.Since(w.last)
+		w.mu.Unlock()
+		if wait > 0 {
+			t.Reset(wait)
+			select {
+			case <-w.stop:
+				return
+			case <-t.C:
+			}
+		}
+		// An error is kept in w.err and returned by the next call.
+		_ = w.Flush()
 	}
 }
 
@@ -153,6 +183,7 @@ func (w *Writer) flushLocked() error {
 	}
 	err := w.writeLocked(w.buf)
 	w.buf = w.buf[:0]
+	w.last = time.Now()
 	if err == nil {
 		for _, r := range w.pending {
 			w.onWritten(r)

@@ -164,7 +164,7 @@ func TestWriterConcurrent(t *testing.T) {
 	}
 }
 
-func TestWriterFlushesOnTicker(t *testing.T) {
+func TestWriterFlushesInBackground(t *testing.T) {
 	t.Parallel()
 	rec := callRecorder{wrote: make(chan struct{}, 1)}
 	w := NewWriter(&rec, time.Millisecond)
@@ -175,7 +175,7 @@ func TestWriterFlushesOnTicker(t *testing.T) {
 	select {
 	case <-rec.wrote:
 	case <-time.After(10 * time.Second):
-		t.Fatal("buffered record not written out by the flush ticker")
+		t.Fatal("buffered record not written out by the flushing goroutine")
 	}
 	checkWholeLines(t, rec.snapshot())
 }
@@ -350,3 +350,58 @@ func TestWriterOnWritten(t *testing.T) {
 }
 
 func head(s []int64) []int64 { return s[:min(len(s), 5)] }
+
+// TestWriterWritesAtOnceWhenIdle checks that a record reaches the underlying
+// writer without waiting out the batching interval when nothing was written
+// for that long: a slow run's records go out as each finishes.
+func TestWriterWritesAtOnceWhenIdle(t *testing.T) {
+	t.Parallel()
+	rec := callRecorder{wrote: make(chan struct{}, 1)}
+	w := NewWriter(&rec, time.Hour)
+	defer w.Close()
+	if err := w.Write(sampleRecord()); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	select {
+	case <-rec.wrote:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first record was not written out while the writer was idle")
+	}
+	checkWholeLines(t, rec.snapshot())
+}
+
+// TestWriterBatchesWithinInterval checks that records buffered soon after a
+// write wait for the interval to pass (or Close) and then go out together,
+// so a busy run keeps its batches.
+func TestWriterBatchesWithinInterval(t *testing.T) {
+	t.Parallel()
+	rec := callRecorder{wrote: make(chan struct{}, 1)}
+	w := NewWriter(&rec, time.Hour)
+	r := sampleRecord()
+	r.Line = 1
+	if err := w.Write(r); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	select {
+	case <-rec.wrote:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first record was not written out")
+	}
+	for _, line := range []int64{2, 3} {
+		r.Line = line
+		if err := w.Write(r); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	calls := rec.snapshot()
+	checkWholeLines(t, calls)
+	if len(calls) != 2 {
+		t.Fatalf("got %d write calls, want 2 (the first record alone, then the two written within the interval)", len(calls))
+	}
+	if n := bytes.Count(calls[1], []byte("\n")); n != 2 {
+		t.Errorf("second write call holds %d lines, want 2", n)
+	}
+}

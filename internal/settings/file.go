@@ -6,11 +6,10 @@ import (
 	"os"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/fetchctl/fetchctl/internal/presets"
 )
@@ -22,11 +21,34 @@ func readFile(v *viper.Viper, path string) error {
 	if err := v.ReadInConfig(); err != nil {
 		var pe viper.ConfigParseError
 		if errors.As(err, &pe) {
+			if kind := notMapping(path); kind != "" {
+				return fmt.Errorf("config file %s: must be a mapping of settings (such as \"limit: 50\"), not %s", path, kind)
+			}
 			return fmt.Errorf("config file %s: %s", path, yamlMessage(path, pe.Unwrap()))
 		}
 		return fmt.Errorf("config file %s: %w", path, PathError(err))
 	}
 	return checkConfigKeys(v, path)
+}
+
+// notMapping returns what the YAML document at path holds at its top level
+// ("a list", "a single value") when that is not a mapping, else "".
+func notMapping(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
+		return ""
+	}
+	switch doc.Content[0].Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return "a single value"
+	}
+	return ""
 }
 
 // yamlMessage words a YAML syntax error without the library's prefixes:
@@ -128,7 +150,7 @@ func configPresets(v *viper.Viper) ([]presets.Preset, error) {
 	for _, name := range names {
 		sub := v.Sub("presets." + name)
 		if sub == nil {
-			return nil, fmt.Errorf("config presets.%s: want a map of settings", name)
+			return nil, fmt.Errorf("config file %s: key presets.%s: want a map of settings", v.ConfigFileUsed(), name)
 		}
 		baseName := presets.Default
 		if sub.IsSet("base") {
@@ -136,33 +158,35 @@ func configPresets(v *viper.Viper) ([]presets.Preset, error) {
 		}
 		base, ok := presets.Lookup(baseName)
 		if !ok {
-			return nil, fmt.Errorf("config presets.%s: base %q is not a built-in preset (%s)", name, baseName, strings.Join(presets.Names(), ", "))
+			return nil, fmt.Errorf("config file %s: key presets.%s.base: %q is not a built-in preset (%s)", v.ConfigFileUsed(), name, baseName, strings.Join(presets.Names(), ", "))
 		}
 		p := base
 		p.Name = name
 		p.Description = "from the config file, based on " + base.Name
 		for _, f := range []struct {
 			key string
-			set func(string) error
+			ptr any
 		}{
-			{"limit", func(s string) (err error) { p.Limit, err = strconv.Atoi(s); return }},
-			{"per_host", func(s string) (err error) { p.PerHost, err = strconv.Atoi(s); return }},
-			{"per_proxy", func(s string) (err error) { p.PerProxy, err = strconv.Atoi(s); return }},
-			{"keepalive", func(s string) (err error) { p.KeepAlive, err = time.ParseDuration(s); return }},
-			{"max_idle", func(s string) (err error) { p.MaxIdle, err = strconv.Atoi(s); return }},
-			{"http2", func(s string) (err error) { p.HTTP2, err = strconv.ParseBool(s); return }},
-			{"timeout", func(s string) (err error) { p.Timeout, err = time.ParseDuration(s); return }},
-			{"retries", func(s string) (err error) { p.Retries, err = strconv.Atoi(s); return }},
+			{"limit", &p.Limit},
+			{"per_host", &p.PerHost},
+			{"per_proxy", &p.PerProxy},
+			{"keepalive", &p.KeepAlive},
+			{"max_idle", &p.MaxIdle},
+			{"http2", &p.HTTP2},
+			{"timeout", &p.Timeout},
+			{"retries", &p.Retries},
 		} {
 			if !sub.IsSet(f.key) {
 				continue
 			}
-			if err := f.set(fmt.Sprint(sub.Get(f.key))); err != nil {
-				return nil, fmt.Errorf("config presets.%s.%s: %v", name, f.key, err)
+			val, err := parse(f.ptr, configText(sub.Get(f.key)))
+			if err != nil {
+				return nil, fmt.Errorf("config file %s: key presets.%s.%s: %v", v.ConfigFileUsed(), name, f.key, err)
 			}
+			set1(f.ptr, val)
 		}
 		if err := p.Validate(); err != nil {
-			return nil, fmt.Errorf("config: %w", err)
+			return nil, fmt.Errorf("config file %s: %w", v.ConfigFileUsed(), err)
 		}
 		out = append(out, p)
 	}

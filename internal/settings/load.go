@@ -20,6 +20,9 @@ type Error struct {
 	Setting string
 	Source  Source
 	Err     error
+	// File is the config file the value came from, when Source is
+	// FromConfig.
+	File string
 }
 
 func (e *Error) Error() string {
@@ -29,6 +32,9 @@ func (e *Error) Error() string {
 		where = "FETCHCTL_" + strings.ToUpper(strings.ReplaceAll(e.Setting, "-", "_"))
 	case FromConfig:
 		where = "config key " + strings.ReplaceAll(e.Setting, "-", "_")
+		if e.File != "" {
+			where = "config file " + e.File + ": key " + strings.ReplaceAll(e.Setting, "-", "_")
+		}
 	case FromPreset:
 		where = "preset value of " + e.Setting
 	}
@@ -40,7 +46,11 @@ func (e *Error) Unwrap() error { return e.Err }
 // Errorf returns an [Error] about the setting named by its flag, from the
 // source its value came from.
 func (s *Settings) Errorf(name, format string, args ...any) error {
-	return &Error{Setting: name, Source: s.sources[name], Err: fmt.Errorf(format, args...)}
+	e := &Error{Setting: name, Source: s.sources[name], Err: fmt.Errorf(format, args...)}
+	if e.Source == FromConfig {
+		e.File = s.ConfigFile
+	}
+	return e
 }
 
 // AddFlags registers the settings as flags. Help shows the built-in
@@ -169,7 +179,7 @@ func (s *Settings) resolve(fs *pflag.FlagSet, v *viper.Viper, set presets.Set, g
 			if list {
 				l, err := configStrings(v.Get(f.key()))
 				if err != nil {
-					return &Error{f.name, FromConfig, err}
+					return &Error{Setting: f.name, Source: FromConfig, Err: err, File: v.ConfigFileUsed()}
 				}
 				val = l
 			} else {
@@ -180,7 +190,11 @@ func (s *Settings) resolve(fs *pflag.FlagSet, v *viper.Viper, set presets.Set, g
 		case ok && val == nil:
 			parsed, err := parse(f.ptr, text)
 			if err != nil {
-				return &Error{f.name, src, err}
+				e := &Error{Setting: f.name, Source: src, Err: err}
+				if src == FromConfig {
+					e.File = v.ConfigFileUsed()
+				}
+				return e
 			}
 			val = parsed
 		case !ok && f.preset != nil:
@@ -193,7 +207,11 @@ func (s *Settings) resolve(fs *pflag.FlagSet, v *viper.Viper, set presets.Set, g
 		if f.name == "pool" {
 			p, found := set.Lookup(s.Pool)
 			if !found {
-				return &Error{"pool", src, fmt.Errorf("unknown preset %q: want one of %s", s.Pool, strings.Join(set.Names(), ", "))}
+				e := &Error{Setting: "pool", Source: src, Err: fmt.Errorf("unknown preset %q: want one of %s", s.Pool, strings.Join(set.Names(), ", "))}
+				if src == FromConfig {
+					e.File = v.ConfigFileUsed()
+				}
+				return e
 			}
 			pool = p
 		}

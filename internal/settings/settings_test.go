@@ -96,7 +96,9 @@ func TestLoadConfigFileErrors(t *testing.T) {
 		{"unknown key", "limt: 3\n", `unknown key "limt" (did you mean limit?)`},
 		{"unknown preset key", "presets:\n  x:\n    limt: 3\n", `unknown key "presets.x.limt" (did you mean limit?)`},
 		{"tab", "limit: 3\npresets:\n\tx: 1\n", "line 3: indented with a tab"},
-		{"bad value", "limit: many\n", `config key limit: "many" is not a whole number`},
+		{"bad value", "limit: many\n", `c.yaml: key limit: "many" is not a whole number`},
+		{"bad preset value", "presets:\n  x:\n    retries: lots\n", `c.yaml: key presets.x.retries: "lots" is not a whole number`},
+		{"list", "- limit: 3\n", `c.yaml: must be a mapping of settings (such as "limit: 50"), not a list`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "c.yaml")
