@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/fetchctl/fetchctl/internal/report"
 )
 
 // blockHead is how much of a body --block-pattern is matched against.
@@ -33,18 +35,22 @@ func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res
 	ws.head = ws.head[:0]
 	var src io.Reader = resp.Body
 	enc := resp.Header.Get("Content-Encoding")
+	gunzipped := false
 	switch {
 	case enc == "" || strings.EqualFold(enc, "identity"):
 	case d.opts.gunzip && strings.EqualFold(enc, "gzip"):
-		gz, err := ws.gunzip(resp.Body)
+		ws.raw = endReader{r: resp.Body}
+		defer func() { ws.raw.r = nil }()
+		gz, err := ws.gunzip(&ws.raw)
 		switch {
 		case err == io.EOF:
 			// No body at all, as for a 204 or a 304.
 			src = http.NoBody
 		case err != nil:
-			return err
+			return ws.raw.decodeError(err, 0)
 		default:
 			src = gz
+			gunzipped = true
 		}
 	default:
 		// Kept as received: the record says so, since its bytes and hash
@@ -92,6 +98,9 @@ func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res
 		ws.buf = make([]byte, bodyBufMax)
 	}
 	ws.body.R, ws.out.Writer = nil, nil
+	if gunzipped && err != nil {
+		err = ws.raw.decodeError(err, n)
+	}
 	res.bytes = n
 	tooLarge := err == nil && d.opts.MaxBody > 0 && n > d.opts.MaxBody
 	if tooLarge {
@@ -232,6 +241,43 @@ func (ws *workerState) gunzip(body io.Reader) (*gzip.Reader, error) {
 	}
 	return ws.gz, ws.gz.Reset(body)
 }
+
+// endReader reads a compressed body and notes whether it ended as it
+// should (io.EOF: all of its Content-Length, its last chunk, or the end of
+// the connection that delimits it). The decoder says "unexpected EOF" both
+// when its stream is cut short inside a body that ended so and when the
+// connection closed before the body's end; only the second is a reset.
+type endReader struct {
+	r     io.Reader
+	ended bool
+}
+
+func (e *endReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.ended = true
+	}
+	return n, err
+}
+
+// decodeError is err, from decoding the body, as a [truncatedError] when the
+// compressed stream stopped early inside a body that arrived whole.
+func (e *endReader) decodeError(err error, decoded int64) error {
+	if e.ended && errors.Is(err, io.ErrUnexpectedEOF) {
+		return &truncatedError{decoded: decoded}
+	}
+	return err
+}
+
+// truncatedError is a gzip body that arrived whole but whose compressed
+// stream ends before its end: it does not decode, as a corrupt one does not.
+type truncatedError struct{ decoded int64 }
+
+func (e *truncatedError) Error() string {
+	return fmt.Sprintf("compressed body ended early: the gzip stream stops after %d decoded bytes", e.decoded)
+}
+
+func (e *truncatedError) ErrorKind() string { return report.KindOther }
 
 // onlyWriter hides io.ReaderFrom so that CopyBuffer uses the worker's buffer.
 type onlyWriter struct{ io.Writer }

@@ -38,7 +38,16 @@ func (e *bodyTooLargeError) ErrorKind() string { return report.KindBodyTooLarge 
 // sent, so it is cut to [report.MaxServerText].
 func Classify(err error) (kind, message string) {
 	kind = classifyKind(err)
-	return kind, report.Clip(causeText(err))
+	message = causeText(err)
+	if kind == report.KindProtocol {
+		// net/http says "transport connection broken" of a head it
+		// refused, since it then drops the connection: the head is what
+		// went wrong, and the message says that alone.
+		message = strings.TrimPrefix(message, "net/http: HTTP/1.x transport connection broken: ")
+		message = strings.TrimPrefix(message, "net/http: ")
+		message = strings.TrimPrefix(message, "http: ")
+	}
+	return kind, report.Clip(message)
 }
 
 func classifyKind(err error) string {
@@ -122,15 +131,31 @@ func isProtocol(err error) bool {
 	if errors.As(err, &se) {
 		return true
 	}
-	// net/http reports these with unexported error types whose text is
-	// fixed: "server response headers exceeded" (transport.go), "malformed
-	// HTTP response", "malformed HTTP status code", "malformed HTTP version"
-	// (response.go) and "http2: response header list larger than advertised
-	// limit" (h2_bundle.go).
 	msg := err.Error()
-	return strings.Contains(msg, "server response headers exceeded") ||
-		strings.Contains(msg, "malformed HTTP ") ||
-		strings.Contains(msg, "response header list larger")
+	for _, m := range malformedHead {
+		if strings.Contains(msg, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// malformedHead holds the fixed text of the errors, of unexported types or
+// made with fmt.Errorf, by which net/http refuses a response head. Over
+// HTTP/1 they come wrapped in "transport connection broken", as a broken
+// connection does, since net/http then drops the connection.
+var malformedHead = []string{
+	"server response headers exceeded", // transport.go
+	"malformed HTTP ",                  // response.go: response, status code, version
+	// transfer.go: the head's Content-Length, Transfer-Encoding and
+	// Trailer, which say where the body ends.
+	"bad Content-Length ",
+	"invalid empty Content-Length ",
+	"message cannot contain multiple Content-Length headers",
+	"unsupported transfer encoding: ",
+	"too many transfer encodings: ",
+	"bad trailer key ",
+	"response header list larger", // h2_bundle.go
 }
 
 // cutInName reports a textproto "missing colon" error on a short line of

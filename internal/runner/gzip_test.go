@@ -6,11 +6,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/fetchctl/fetchctl/internal/report"
 )
 
 // TestRunDecodesGzip checks that a run asks for gzip and hands on the body
@@ -141,5 +145,92 @@ func TestRunRecordsContentEncoding(t *testing.T) {
 		if rec.ContentEncoding != want {
 			t.Errorf("%s: content_encoding %q, want %q", rec.URL, rec.ContentEncoding, want)
 		}
+	}
+}
+
+// TestRunGzipThatDoesNotDecode: a gzip body that arrives whole (all its
+// Content-Length) but whose compressed stream ends early does not decode,
+// like any other bad gzip: kind other, not retried, and the message says
+// the compressed body ended early rather than that the connection closed.
+// A body the connection really cuts short stays reset and is retried.
+func TestRunGzipThatDoesNotDecode(t *testing.T) {
+	t.Parallel()
+	// Text that compresses to tens of KB, so that a cut in the middle
+	// leaves decoded bytes behind it.
+	var text strings.Builder
+	for i := range 20_000 {
+		fmt.Fprintf(&text, "line %d of the body %x\n", i, i*7919)
+	}
+	var packed bytes.Buffer
+	zw := gzip.NewWriter(&packed)
+	zw.Write([]byte(text.String()))
+	zw.Close()
+	whole := packed.Bytes()
+
+	ts := newTestServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
+		var body []byte
+		switch r.URL.Path {
+		case "/cut-in-data":
+			body = whole[:len(whole)/2]
+		case "/cut-in-trailer":
+			body = whole[:len(whole)-3]
+		case "/cut-in-header":
+			body = whole[:5]
+		case "/not-gzip":
+			body = []byte("plain text, not gzip")
+		case "/closed":
+			// The head promises the whole stream; the connection closes
+			// after half of it.
+			c, buf, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n", len(whole))
+			buf.Write(whole[:len(whole)/2])
+			buf.Flush()
+			return
+		}
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+	})
+
+	tests := []struct {
+		path    string
+		kind    string
+		message string
+		tries   int
+	}{
+		{"/cut-in-data", report.KindOther, "compressed body ended early", 1},
+		{"/cut-in-trailer", report.KindOther, "compressed body ended early", 1},
+		{"/cut-in-header", report.KindOther, "compressed body ended early", 1},
+		{"/not-gzip", report.KindOther, "invalid header", 1},
+		{"/closed", report.KindReset, "connection closed after", 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			t.Parallel()
+			recs, err := runJobs(t, context.Background(), Options{
+				Limit: 1, PerHost: 1, Retries: 2, RetryOn: mustRetryOn(t, "429,5xx,timeout,reset,connect"),
+			}, []string{ts.URL + tt.path})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := recs[0]
+			if r.OK || r.Error == nil {
+				t.Fatalf("record ok: %+v", r)
+			}
+			if r.Error.Kind != tt.kind || !strings.Contains(r.Error.Message, tt.message) {
+				t.Errorf("error %s %q, want %s saying %q", r.Error.Kind, r.Error.Message, tt.kind, tt.message)
+			}
+			if tt.kind != report.KindReset && strings.Contains(r.Error.Message, "connection closed") {
+				t.Errorf("message %q says the connection closed", r.Error.Message)
+			}
+			if r.Attempts != tt.tries {
+				t.Errorf("%d attempts, want %d", r.Attempts, tt.tries)
+			}
+		})
 	}
 }

@@ -36,13 +36,24 @@ func TestHostileHeads(t *testing.T) {
 		retryOn string
 		want    string // kind; "" is ok
 		tries   int
+		message string // in the message, when set
 	}{
-		{"2 MiB header", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 2<<20) + "\r\nContent-Length: 2\r\n\r\nok", "", report.KindProtocol, 1},
-		{"malformed 100 KB line", "HTTP/1.1 200 OK\r\nX-Bad: " + strings.Repeat("b\x01", 50_000) + "\r\nContent-Length: 2\r\n\r\nok", "", report.KindProtocol, 1},
-		{"100 KB line without a colon", "HTTP/1.1 200 OK\r\n" + strings.Repeat("no colon ", 11_000) + "\r\nContent-Length: 2\r\n\r\nok", "", report.KindProtocol, 1},
-		{"malformed status line", "HTTP/1.1 " + strings.Repeat("9", 100_000) + " OK\r\nContent-Length: 2\r\n\r\nok", "", report.KindProtocol, 1},
-		{"retried when asked", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 2<<20) + "\r\n\r\n", "protocol", report.KindProtocol, 3},
-		{"512 KiB header passes", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 512<<10) + "\r\nContent-Type: text/" + strings.Repeat("c", 100_000) + "\r\nContent-Length: 2\r\n\r\nok", "", "", 1},
+		{"2 MiB header", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 2<<20) + "\r\nContent-Length: 2\r\n\r\nok", "", report.KindProtocol, 1, ""},
+		{"malformed 100 KB line", "HTTP/1.1 200 OK\r\nX-Bad: " + strings.Repeat("b\x01", 50_000) + "\r\nContent-Length: 2\r\n\r\nok", "", report.KindProtocol, 1, ""},
+		{"100 KB line without a colon", "HTTP/1.1 200 OK\r\n" + strings.Repeat("no colon ", 11_000) + "\r\nContent-Length: 2\r\n\r\nok", "", report.KindProtocol, 1, ""},
+		{"malformed status line", "HTTP/1.1 " + strings.Repeat("9", 100_000) + " OK\r\nContent-Length: 2\r\n\r\nok", "", report.KindProtocol, 1, ""},
+		{"retried when asked", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 2<<20) + "\r\n\r\n", "protocol", report.KindProtocol, 3, ""},
+		// net/http reports these through "transport connection broken",
+		// as it does a connection that breaks: the head is malformed all
+		// the same, and no second attempt gets another answer.
+		{"bad Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nhi", "", report.KindProtocol, 1, `bad Content-Length "abc"`},
+		{"two Content-Lengths", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhi", "", report.KindProtocol, 1, "multiple Content-Length"},
+		{"empty Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\nhi", "", report.KindProtocol, 1, "invalid empty Content-Length"},
+		{"unsupported Transfer-Encoding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n", "", report.KindProtocol, 1, "unsupported transfer encoding"},
+		{"two Transfer-Encodings", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n", "", report.KindProtocol, 1, "too many transfer encodings"},
+		{"forbidden trailer key", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: Content-Length\r\n\r\n2\r\nhi\r\n0\r\n\r\n", "", report.KindProtocol, 1, "bad trailer key"},
+		{"bad Content-Length retried when asked", "HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nhi", "protocol", report.KindProtocol, 3, ""},
+		{"512 KiB header passes", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 512<<10) + "\r\nContent-Type: text/" + strings.Repeat("c", 100_000) + "\r\nContent-Length: 2\r\n\r\nok", "", "", 1, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,6 +96,12 @@ func TestHostileHeads(t *testing.T) {
 			}
 			if r.Error == nil || r.Error.Kind != tt.want {
 				t.Fatalf("error %.300q, want kind %s", fmt.Sprint(r.Error), tt.want)
+			}
+			if !strings.Contains(r.Error.Message, tt.message) {
+				t.Errorf("message %q does not say %q", r.Error.Message, tt.message)
+			}
+			if strings.Contains(r.Error.Message, "connection broken") {
+				t.Errorf("message %q says the connection broke", r.Error.Message)
 			}
 			if r.Attempts != tt.tries || srv.Requests() != int64(tt.tries) {
 				t.Errorf("%d attempts, %d requests; want %d", r.Attempts, srv.Requests(), tt.tries)

@@ -37,6 +37,7 @@ type workerState struct {
 	body io.LimitedReader
 	out  onlyWriter
 	gz   *gzip.Reader // made for the first gzip body
+	raw  endReader    // the body under gz
 
 	// The attempts share one context, a child of the run's, until one
 	// of them times out and it is cancelled; the next attempt gets a new

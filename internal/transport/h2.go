@@ -2,7 +2,9 @@ package transport
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net"
+	"strings"
 )
 
 // Values of trackedConn.proto: what ALPN negotiated on the TLS connection
@@ -41,4 +43,49 @@ func IsHTTP2(c net.Conn) bool {
 		under.proto.Store(p)
 	}
 	return h2
+}
+
+// HeadError is an HTTP/2 response head that net/http refused, as a
+// connection or stream error whose code alone says little: a header list
+// over Options.MaxHeaderBytes, a single field longer than that (a
+// COMPRESSION_ERROR, since HPACK decoding stops at the limit), a frame of
+// the head far beyond it (a PROTOCOL_ERROR), or a head that does not
+// decode. net/http keeps the cause of a COMPRESSION_ERROR or PROTOCOL_ERROR
+// to itself, so the message gives both the limit and the other cause. Its
+// ErrorKind method returns "protocol".
+type HeadError struct {
+	Limit int64 // the header limit in force
+	Err   error // net/http's error
+	msg   string
+}
+
+func (e *HeadError) Error() string     { return e.msg }
+func (e *HeadError) Unwrap() error     { return e.Err }
+func (e *HeadError) ErrorKind() string { return "protocol" }
+
+// defaultMaxHeaderBytes is net/http's bound on an HTTP/2 header list when
+// MaxResponseHeaderBytes is 0.
+const defaultMaxHeaderBytes = 10 << 20
+
+// headError returns err as a *HeadError when it is net/http refusing an
+// HTTP/2 response head, else nil. Its text is fixed in h2_bundle.go: the
+// connection errors print as "connection error: CODE", and a header list
+// over the limit is a stream error whose cause reads "http2: response
+// header list larger than advertised limit".
+func headError(err error, limit int64) *HeadError {
+	if limit <= 0 {
+		limit = defaultMaxHeaderBytes
+	}
+	var msg string
+	switch text := err.Error(); {
+	case strings.Contains(text, "response header list larger than advertised limit"):
+		msg = fmt.Sprintf("HTTP/2 response header list over the limit of %d bytes", limit)
+	case strings.HasSuffix(text, "connection error: COMPRESSION_ERROR"):
+		msg = fmt.Sprintf("HTTP/2 response head does not decode (COMPRESSION_ERROR): a header field over the limit of %d bytes, or broken header compression", limit)
+	case strings.HasSuffix(text, "connection error: PROTOCOL_ERROR"):
+		msg = fmt.Sprintf("HTTP/2 connection error: PROTOCOL_ERROR (a response head frame far over the limit of %d bytes, or frames that break the protocol)", limit)
+	default:
+		return nil
+	}
+	return &HeadError{Limit: limit, Err: err, msg: msg}
 }

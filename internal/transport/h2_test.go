@@ -379,3 +379,37 @@ func TestWriteBehindOnlyOnHTTP2(t *testing.T) {
 		})
 	}
 }
+
+// TestHeadError: the errors net/http gives for an HTTP/2 response head it
+// refuses become a *HeadError of kind protocol that names the limit in
+// force; other errors are left as they are.
+func TestHeadError(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		err   error
+		limit int64
+		want  string // in the message; "" is no HeadError
+	}{
+		{"field over the limit", errors.New("connection error: COMPRESSION_ERROR"), 4096, "over the limit of 4096 bytes"},
+		{"list over the limit", errors.New("stream error: stream ID 1; PROTOCOL_ERROR; http2: response header list larger than advertised limit"), 4096, "header list over the limit of 4096 bytes"},
+		{"frame far over the limit", errors.New("connection error: PROTOCOL_ERROR"), 4096, "4096"},
+		{"net/http's default limit", errors.New("connection error: COMPRESSION_ERROR"), 0, "10485760"},
+		{"stream reset by the server", errors.New("stream error: stream ID 1; INTERNAL_ERROR; received from peer"), 4096, ""},
+		{"connection reset", fmt.Errorf("read: %w", syscall.ECONNRESET), 4096, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			he := headError(tt.err, tt.limit)
+			if tt.want == "" {
+				if he != nil {
+					t.Fatalf("headError(%v) = %v, want none", tt.err, he)
+				}
+				return
+			}
+			if he == nil || he.ErrorKind() != "protocol" || !strings.Contains(he.Error(), tt.want) || !errors.Is(he, tt.err) {
+				t.Fatalf("headError(%v) = %v, want protocol saying %q and wrapping the error", tt.err, he, tt.want)
+			}
+		})
+	}
+}

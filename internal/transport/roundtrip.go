@@ -17,9 +17,11 @@ import (
 // roundTripper sits in front of the *http.Transport. Per request it picks the
 // proxy, tells the dialer about it through the context, watches which
 // connection the request gets (to count requests per connection and to end
-// the connect deadline) and turns failures at the proxy into *ProxyError.
+// the connect deadline), turns failures at the proxy into *ProxyError and an
+// HTTP/2 response head that net/http refused into *HeadError.
 type roundTripper struct {
 	base            *http.Transport
+	maxHeaderBytes  int64                            // Options.MaxHeaderBytes, for HeadError
 	proxyFor        func(*url.URL) (*url.URL, error) // nil: never a proxy
 	maxConnRequests int
 	followRedirects bool // the client follows redirects (see checkLocation)
@@ -81,12 +83,18 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	// caller's costs more than the request.
 	if p == nil && rt.maxConnRequests <= 0 {
 		resp, err := rt.base.RoundTrip(req)
-		if err == nil && isRedirect(resp.StatusCode) {
+		if err != nil {
+			if he := headError(err, rt.maxHeaderBytes); he != nil {
+				return nil, he
+			}
+			return nil, err
+		}
+		if isRedirect(resp.StatusCode) {
 			if err := checkLocation(req, resp, rt.followRedirects); err != nil {
 				return nil, err
 			}
 		}
-		return resp, err
+		return resp, nil
 	}
 	st := &reqState{target: req.URL.Scheme}
 	var hdr http.Header
@@ -150,6 +158,9 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := rt.base.RoundTrip(r2)
 	if err != nil {
+		if he := headError(err, rt.maxHeaderBytes); he != nil {
+			return nil, he
+		}
 		if st.proxy != nil {
 			err = st.proxyFailure(req.Context(), err)
 		}

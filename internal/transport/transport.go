@@ -312,6 +312,7 @@ func newClient(opts Options) (*http.Client, error) {
 
 	rt := &roundTripper{
 		base:            tr,
+		maxHeaderBytes:  opts.MaxHeaderBytes,
 		proxyFor:        proxyFor,
 		maxConnRequests: opts.MaxConnRequests,
 		followRedirects: opts.MaxRedirects > 0,

@@ -1,0 +1,142 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/fetchctl/fetchctl/internal/report"
+	"github.com/fetchctl/fetchctl/internal/testnet"
+	"github.com/fetchctl/fetchctl/internal/transport"
+)
+
+// startH2HeadServer speaks HTTP/2 on 127.0.0.1 at the frame level and
+// answers every stream with block as its response head, in HEADERS and
+// CONTINUATION frames of at most 16 KiB, and no body. It counts the
+// requests.
+func startH2HeadServer(t *testing.T, block []byte) (url string, requests *atomic.Int64) {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{loopbackCert(t)},
+		NextProtos:   []string{"h2"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	requests = new(atomic.Int64)
+	testnet.Serve(t, ln, func(c net.Conn) {
+		preface := make([]byte, len(http2.ClientPreface))
+		if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
+			return
+		}
+		fr := http2.NewFramer(c, c)
+		if fr.WriteSettings() != nil {
+			return
+		}
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() && fr.WriteSettingsAck() != nil {
+					return
+				}
+			case *http2.HeadersFrame:
+				requests.Add(1)
+				const most = 16 << 10
+				first := block[:min(len(block), most)]
+				rest := block[len(first):]
+				if fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.StreamID, BlockFragment: first, EndStream: true, EndHeaders: len(rest) == 0}) != nil {
+					return
+				}
+				for len(rest) > 0 {
+					frag := rest[:min(len(rest), most)]
+					rest = rest[len(frag):]
+					if fr.WriteContinuation(f.StreamID, len(rest) == 0, frag) != nil {
+						return
+					}
+				}
+			}
+		}
+	})
+	return "https://" + ln.Addr().String() + "/", requests
+}
+
+// hpackBlock encodes a 200 response head with fields, name and value
+// pairs.
+func hpackBlock(fields ...string) []byte {
+	var b bytes.Buffer
+	enc := hpack.NewEncoder(&b)
+	enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+	for i := 0; i+1 < len(fields); i += 2 {
+		enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
+	}
+	return b.Bytes()
+}
+
+// TestH2HeadOverLimit: over HTTP/2, a response head over the header limit
+// is kind protocol, as over HTTP/1, and not retried by default, whichever
+// way net/http refuses it: a header list over the limit, one field longer
+// than the limit (which it reports as a connection-level
+// COMPRESSION_ERROR), or a frame of the head far beyond it (a
+// connection-level PROTOCOL_ERROR). The message names the limit. A head
+// whose header compression is broken is malformed: protocol too.
+func TestH2HeadOverLimit(t *testing.T) {
+	t.Parallel()
+	var many []string
+	for i := range 20 {
+		many = append(many, "x-field-"+string(rune('a'+i)), strings.Repeat("v", 300))
+	}
+	tests := []struct {
+		name    string
+		block   []byte
+		message string
+	}{
+		// 'a' is Huffman-coded in 5 bits: the field's 5000 bytes take
+		// 3125 on the wire.
+		{"one field over the limit", hpackBlock("x-big", strings.Repeat("a", 5000)), "4096"},
+		{"header list over the limit", hpackBlock(many...), "4096"},
+		// '~' takes 13 bits in Huffman code, so the field goes as is: a
+		// 16 KiB frame, more than twice the limit.
+		{"frame far over the limit", hpackBlock("x-big", strings.Repeat("~", 20000)), "4096"},
+		// Index 63 is past the static table, and the dynamic one is empty.
+		{"broken header compression", append(hpackBlock(), 0x80|63), "header compression"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			url, requests := startH2HeadServer(t, tt.block)
+			c, err := transport.New(transport.Options{HTTP2: true, Insecure: true, MaxHeaderBytes: 4096})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.CloseIdleConnections)
+			opts := Options{
+				Limit: 1, PerHost: 1, Routes: []Route{{Client: c}}, Timeout: 10 * time.Second,
+				Retries: 2, RetryOn: mustRetryOn(t, "429,5xx,timeout,reset,connect"),
+			}
+			recs, err := runJobs(t, context.Background(), opts, []string{url})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := recs[0]
+			if r.Error == nil || r.Error.Kind != report.KindProtocol || !strings.Contains(r.Error.Message, tt.message) {
+				t.Fatalf("error %+v, want protocol saying %q", r.Error, tt.message)
+			}
+			if r.Attempts != 1 || requests.Load() != 1 {
+				t.Errorf("%d attempts, %d requests; want 1", r.Attempts, requests.Load())
+			}
+		})
+	}
+}
