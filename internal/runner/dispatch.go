@@ -217,14 +217,20 @@ func (d *dispatcher) accept(job Job) {
 func (d *dispatcher) dispatch() {
 	for d.rhead < len(d.ready) && d.ctx.Err() == nil && d.routeFree() {
 		h := d.popReady()
-		if h.queued() == 0 || h.rateWait {
+		if h.queued() == 0 || h.asleep {
 			continue
 		}
-		r, parked := d.pickRoute(h)
+		r, parked, wake := d.pickRoute(h)
 		if r == nil {
-			if parked {
+			switch {
+			case parked:
 				h.parked = true
 				d.parked = append(d.parked, h)
+			case !wake.IsZero():
+				// Every exit cools down for the host: its URLs wait, holding
+				// no slot, for the first one to come back.
+				h.asleep = true
+				d.schedule(timerEntry{at: wake, kind: wakeHost, host: h})
 			}
 			continue
 		}
@@ -233,7 +239,7 @@ func (d *dispatcher) dispatch() {
 			res := h.limiter.ReserveN(now, 1)
 			if delay := res.DelayFrom(now); delay > 0 {
 				res.CancelAt(now)
-				h.rateWait = true
+				h.asleep = true
 				d.schedule(timerEntry{at: now.Add(delay), kind: wakeHost, host: h})
 				continue
 			}

@@ -31,7 +31,7 @@ type host struct {
 	waiting  int // tasks in a backoff
 	inReady  bool
 	parked   bool
-	rateWait bool // waiting for its rate limiter
+	asleep   bool // waits for a timer: its rate limiter, or an exit cooling down for it
 	reclaim  bool // a reclaim check is scheduled
 	limiter  *rate.Limiter
 	adapt    adaptive
@@ -72,11 +72,11 @@ func (h *host) popFront() *task {
 }
 
 func (h *host) idle() bool {
-	return h.queued() == 0 && h.inflight == 0 && h.waiting == 0 && !h.rateWait
+	return h.queued() == 0 && h.inflight == 0 && h.waiting == 0 && !h.asleep
 }
 
 func (d *dispatcher) markReady(h *host) {
-	if h.inReady || h.parked || h.rateWait || h.queued() == 0 {
+	if h.inReady || h.parked || h.asleep || h.queued() == 0 {
 		return
 	}
 	h.inReady = true
