@@ -72,6 +72,110 @@ func (l *exitLog) routesByHost() map[string]map[string]int {
 	return m
 }
 
+// TestSessionPerHostKeepsAHostOnOneRoute: with --session host over several
+// proxies, each host goes out through one of them only (its session there),
+// so that it sees one exit; the hosts spread over the proxies. A block
+// gives the host a fresh session on the same proxy, and it stays there.
+func TestSessionPerHostKeepsAHostOnOneRoute(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		limit  int
+		status func(route, url string) int
+	}{
+		{name: "one at a time", limit: 1},
+		{name: "four at a time", limit: 4},
+		{name: "a block renews the session in place", limit: 2, status: func(_, url string) int {
+			if strings.HasSuffix(url, "/0") {
+				return 403
+			}
+			return 200
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			log := &exitLog{now: time.Now, status: tt.status}
+			var routes []Route
+			var exits []*exit
+			for i := range 3 {
+				e := &exit{log: log, name: fmt.Sprintf("http://cu-{session}:***@p%d:8080", i), rotate: true}
+				exits = append(exits, e)
+				routes = append(routes, Route{Proxy: e.name, Client: e, KeepHost: time.Minute})
+			}
+			rotateOn, _ := ParseStatusSet("403")
+			opts := Options{Limit: tt.limit, PerHost: 2, Routes: routes, RotateOn: rotateOn, Retries: 1}
+			lines := hostLines(60, 5)
+			recs, err := runJobs(t, context.Background(), opts, lines)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != len(lines) {
+				t.Fatalf("%d records, want %d", len(recs), len(lines))
+			}
+			used := map[string]bool{}
+			for host, byRoute := range log.routesByHost() {
+				if len(byRoute) != 1 {
+					t.Errorf("%s went out through %d proxies (%v), want one", host, len(byRoute), byRoute)
+				}
+				for r := range byRoute {
+					used[r] = true
+				}
+			}
+			if len(used) < 2 {
+				t.Errorf("the 5 hosts used %d of the 3 proxies, want them spread", len(used))
+			}
+			if tt.status != nil {
+				rotated := 0
+				for _, e := range exits {
+					rotated += e.rotated
+				}
+				if rotated == 0 {
+					t.Error("no block asked for a fresh session")
+				}
+			}
+		})
+	}
+}
+
+// TestSessionPerHostComesBackToItsRoute: a host that went idle and was
+// forgotten comes back to the proxy that holds its session, not to the
+// next one in turn.
+func TestSessionPerHostComesBackToItsRoute(t *testing.T) {
+	t.Parallel()
+	log := &exitLog{now: time.Now}
+	var routes []Route
+	for i := range 2 {
+		e := &exit{log: log, name: fmt.Sprintf("http://cu-{session}:***@p%d:8080", i), rotate: true}
+		routes = append(routes, Route{Proxy: e.name, Client: e, KeepHost: time.Minute})
+	}
+	opts := Options{Limit: 1, PerHost: 1, Routes: routes}
+	// One URL at a time, each sent once the one before has its record, so
+	// that a.test is idle and forgotten before it comes back.
+	lines := []string{"http://a.test/1", "http://b.test/1", "http://c.test/1", "http://a.test/2"}
+	jobs := make(chan Job)
+	done := make(chan struct{}, len(lines))
+	go func() {
+		defer close(jobs)
+		for _, l := range lines {
+			j := make(chan Job, 1)
+			_ = ReadJobs(context.Background(), []Input{{Name: "-", R: strings.NewReader(l)}}, ReadOptions{}, j)
+			jobs <- <-j
+			<-done
+		}
+	}()
+	err := Run(context.Background(), opts, jobs, func(*report.Record) error {
+		done <- struct{}{}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if byRoute := log.routesByHost()["a.test"]; len(byRoute) != 1 {
+		t.Errorf("a.test went out through %v, want one proxy", byRoute)
+	}
+}
+
 // TestCoolingExitIsNotUsedForTheHost: once a host blocked an exit that has
 // no fresh session to give, no URL of that host goes through it until its
 // cool-down ends; with every exit cooling, the host's URLs wait for the

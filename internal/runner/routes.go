@@ -116,12 +116,23 @@ func (d *dispatcher) routeFree() bool {
 // proxy while another one can take it: it waits for a slot there instead,
 // so that a dead proxy, which answers fastest and so looks least loaded,
 // does not take the same URL again and again before it is set aside.
+//
+// With routes that keep an exit per host (Route.KeepHost), h stays on the
+// route it was given (h.pin) while that route can carry its requests.
 func (d *dispatcher) pickRoute(h *host) (best *route, parked bool, wake time.Time) {
 	if h.inflight >= h.limit(d.opts) {
 		return nil, false, time.Time{}
 	}
 	now := d.clock.Now()
 	avoid := d.failedRoute(h)
+	if p := h.pin; p != nil && !p.down && p != avoid {
+		if _, cooling := p.coolingFor(h.key, now); !cooling {
+			if p.inflight >= d.opts.PerProxy {
+				return nil, true, time.Time{}
+			}
+			return p, false, time.Time{}
+		}
+	}
 	// fallback is the route the task failed on, when no other route can
 	// take it: better than waiting for a cool-down to end.
 	var fallback *route
@@ -167,6 +178,9 @@ func (d *dispatcher) pickRoute(h *host) (best *route, parked bool, wake time.Tim
 		return nil, parked, wake
 	}
 	d.rnext = best.index + 1
+	if d.keepHost > 0 {
+		h.pin = best
+	}
 	return best, false, time.Time{}
 }
 
