@@ -107,3 +107,47 @@ func TestProxySessions(t *testing.T) {
 		}
 	})
 }
+
+// TestProxySessionsPerHostOverSeveralGateways: with --session host and
+// several proxies that hold {session}, a host goes out through one session
+// on one of them, whatever the number of proxies; the hosts spread over
+// the proxies.
+func TestProxySessionsPerHostOverSeveralGateways(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	g1, g2 := newUserGateway(t), newUserGateway(t)
+	proxies := "http://cu-{session}:S3cret@" + g1.srv.Listener.Addr().String() + "\n" +
+		"http://cu-{session}:S3cret@" + g2.srv.Listener.Addr().String() + "\n"
+	var urls strings.Builder
+	for i := range 6 {
+		for _, h := range []string{"a", "b", "c"} {
+			urls.WriteString("http://" + h + ".example/" + string(rune('0'+i)) + "\n")
+		}
+	}
+	for name, body := range map[string]string{"proxies.txt": proxies, "urls.txt": urls.String()} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := runFetchctl(t, dir, nil, "run", "-q", "-c", "1", "--per-host", "1", "--proxy-file", "proxies.txt", "--session", "host", "urls.txt", "-o", "-")
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	if strings.Count(res.stdout, `"ok":true`) != 18 {
+		t.Errorf("not every URL ok:\n%s", res.stdout)
+	}
+	g1.mu.Lock()
+	defer g1.mu.Unlock()
+	g2.mu.Lock()
+	defer g2.mu.Unlock()
+	for _, h := range []string{"a.example", "b.example", "c.example"} {
+		users := append(append([]string(nil), g1.byHost[h]...), g2.byHost[h]...)
+		if len(users) != 6 || distinct(users) != 1 {
+			t.Errorf("%s saw the sessions %q through the first gateway and %q through the second, want 6 requests in one session",
+				h, g1.byHost[h], g2.byHost[h])
+		}
+	}
+	if len(g1.byHost) == 0 || len(g2.byHost) == 0 {
+		t.Errorf("hosts through the first gateway %d, the second %d: want them spread", len(g1.byHost), len(g2.byHost))
+	}
+}

@@ -128,6 +128,7 @@ func proxyRoutes(plan *Plan, o Options, t transport.Options) error {
 	for i, p := range o.Proxies {
 		name := proxyName(p)
 		var c runner.Doer
+		var keepHost time.Duration
 		if HasSession(p) {
 			templates++
 			if !o.Session.On() {
@@ -137,6 +138,11 @@ func proxyRoutes(plan *Plan, o Options, t transport.Options) error {
 				return fmt.Errorf("proxy %s: %w", name, err)
 			}
 			c = newSessions(p, o.Session, o.SessionTTL, t)
+			if o.Session.PerHost {
+				// A host's session lives on this proxy: the host stays
+				// on it, at most for as long as an idle session lasts.
+				keepHost = sessionIdle
+			}
 		} else {
 			pt := t
 			pt.Proxy = p
@@ -154,8 +160,9 @@ func proxyRoutes(plan *Plan, o Options, t transport.Options) error {
 			}
 		}
 		plan.Routes = append(plan.Routes, runner.Route{
-			Proxy:  name,
-			Client: authCheck{next: c, proxyFor: func(*url.URL) string { return name }},
+			Proxy:    name,
+			Client:   authCheck{next: c, proxyFor: func(*url.URL) string { return name }},
+			KeepHost: keepHost,
 		})
 	}
 	if o.Session.On() && templates == 0 {

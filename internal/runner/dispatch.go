@@ -40,6 +40,18 @@ type dispatcher struct {
 	fatal        error
 	// spent is the bytes on the wire through proxies so far.
 	spent int64
+	// keepHost is the longest Route.KeepHost: when positive, each host
+	// keeps the route it was given (host.pin), and pins remembers it for
+	// keepHost after the host was forgotten.
+	keepHost  time.Duration
+	pins      map[string]pin
+	pinsSwept time.Time
+}
+
+// pin is the route of a host that was forgotten, and until when it holds.
+type pin struct {
+	route *route
+	until time.Time
 }
 
 // Run fetches every job received from jobs until jobs is closed and all are
@@ -70,6 +82,10 @@ func Run(ctx context.Context, opts Options, jobs <-chan Job, emit func(*report.R
 	}
 	for i, r := range opts.Routes {
 		d.routes = append(d.routes, &route{Route: r, index: i})
+		d.keepHost = max(d.keepHost, r.KeepHost)
+	}
+	if d.keepHost > 0 {
+		d.pins = make(map[string]pin)
 	}
 	d.upRoutes = len(d.routes)
 
@@ -206,6 +222,9 @@ func (d *dispatcher) accept(job Job) {
 		}
 		h.adapt.init(d.opts.PerHost)
 		d.hosts[job.host] = h
+		if d.keepHost > 0 {
+			h.pin = d.unpin(job.host)
+		}
 	}
 	h.pushBack(&task{job: job, host: h})
 	d.pending++
@@ -217,14 +236,20 @@ func (d *dispatcher) accept(job Job) {
 func (d *dispatcher) dispatch() {
 	for d.rhead < len(d.ready) && d.ctx.Err() == nil && d.routeFree() {
 		h := d.popReady()
-		if h.queued() == 0 || h.rateWait {
+		if h.queued() == 0 || h.asleep {
 			continue
 		}
-		r, parked := d.pickRoute(h)
+		r, parked, wake := d.pickRoute(h)
 		if r == nil {
-			if parked {
+			switch {
+			case parked:
 				h.parked = true
 				d.parked = append(d.parked, h)
+			case !wake.IsZero():
+				// Every exit cools down for the host: its URLs wait, holding
+				// no slot, for the first one to come back.
+				h.asleep = true
+				d.schedule(timerEntry{at: wake, kind: wakeHost, host: h})
 			}
 			continue
 		}
@@ -233,7 +258,7 @@ func (d *dispatcher) dispatch() {
 			res := h.limiter.ReserveN(now, 1)
 			if delay := res.DelayFrom(now); delay > 0 {
 				res.CancelAt(now)
-				h.rateWait = true
+				h.asleep = true
 				d.schedule(timerEntry{at: now.Add(delay), kind: wakeHost, host: h})
 				continue
 			}

@@ -31,10 +31,13 @@ type host struct {
 	waiting  int // tasks in a backoff
 	inReady  bool
 	parked   bool
-	rateWait bool // waiting for its rate limiter
+	asleep   bool // waits for a timer: its rate limiter, or an exit cooling down for it
 	reclaim  bool // a reclaim check is scheduled
 	limiter  *rate.Limiter
 	adapt    adaptive
+	// pin is the route the host keeps, with routes that keep an exit per
+	// host (see Route.KeepHost).
+	pin *route
 }
 
 func (h *host) queued() int { return len(h.queue) - h.qhead }
@@ -72,11 +75,11 @@ func (h *host) popFront() *task {
 }
 
 func (h *host) idle() bool {
-	return h.queued() == 0 && h.inflight == 0 && h.waiting == 0 && !h.rateWait
+	return h.queued() == 0 && h.inflight == 0 && h.waiting == 0 && !h.asleep
 }
 
 func (d *dispatcher) markReady(h *host) {
-	if h.inReady || h.parked || h.rateWait || h.queued() == 0 {
+	if h.inReady || h.parked || h.asleep || h.queued() == 0 {
 		return
 	}
 	h.inReady = true
@@ -114,4 +117,36 @@ func (d *dispatcher) maybeReclaim(h *host) {
 		}
 	}
 	delete(d.hosts, h.key)
+	if h.pin != nil {
+		d.remember(h)
+	}
+}
+
+// remember keeps the route of a host being forgotten for d.keepHost, as
+// long as the route's exit for it lasts at most, so that the host comes
+// back to it; it also drops the pins that have run out, once per keepHost.
+func (d *dispatcher) remember(h *host) {
+	now := d.clock.Now()
+	if now.Sub(d.pinsSwept) >= d.keepHost {
+		d.pinsSwept = now
+		for key, p := range d.pins {
+			if !now.Before(p.until) {
+				delete(d.pins, key)
+			}
+		}
+	}
+	d.pins[h.key] = pin{route: h.pin, until: now.Add(d.keepHost)}
+}
+
+// unpin returns the route remembered for a host met again, or nil.
+func (d *dispatcher) unpin(key string) *route {
+	p, ok := d.pins[key]
+	if !ok {
+		return nil
+	}
+	delete(d.pins, key)
+	if !d.clock.Now().Before(p.until) {
+		return nil
+	}
+	return p.route
 }

@@ -19,15 +19,18 @@ type route struct {
 	blocks map[string]time.Time
 }
 
-// blockedFor reports whether host blocked the route and the block still
-// holds at now.
-func (r *route) blockedFor(host string, now time.Time) bool {
-	until, ok := r.blocks[host]
+// coolingFor returns until when the route cools down for host, which
+// blocked it; ok is false when it does not (any more) at now.
+func (r *route) coolingFor(host string, now time.Time) (until time.Time, ok bool) {
+	if len(r.blocks) == 0 {
+		return time.Time{}, false
+	}
+	until, ok = r.blocks[host]
 	if ok && !now.Before(until) {
 		delete(r.blocks, host)
-		return false
+		return time.Time{}, false
 	}
-	return ok
+	return until, ok
 }
 
 // block marks the exit of a blocked attempt: a route that can give the host
@@ -62,7 +65,7 @@ func (d *dispatcher) block(res *result, now time.Time) {
 const maxBlocks = 1024
 
 // unblockedIn returns how long until some route in use may carry h's next
-// request: 0 when one is not blocked for h now.
+// request: 0 when one does not cool down for h now.
 func (d *dispatcher) unblockedIn(h *host) time.Duration {
 	now := d.clock.Now()
 	var soonest time.Time
@@ -70,8 +73,8 @@ func (d *dispatcher) unblockedIn(h *host) time.Duration {
 		if r.down {
 			continue
 		}
-		until, ok := r.blocks[h.key]
-		if !ok || !now.Before(until) {
+		until, cooling := r.coolingFor(h.key, now)
+		if !cooling {
 			return 0
 		}
 		if soonest.IsZero() || until.Before(soonest) {
@@ -104,32 +107,51 @@ func (d *dispatcher) routeFree() bool {
 // reports that some route was skipped only for being full. The host's own
 // limit holds over all routes together: that is the target's tolerance.
 //
+// A route that cools down for h (h blocked it) carries none of h's
+// requests until the cool-down ends. When every route in use cools down
+// for h, pickRoute returns the end of the first cool-down in wake: h
+// waits for it.
+//
 // A task whose last attempt failed at its proxy is not handed back to that
-// proxy while another one is in use: it waits for a slot there instead, so
-// that a dead proxy, which answers fastest and so looks least loaded, does
-// not take the same URL again and again before it is set aside.
-func (d *dispatcher) pickRoute(h *host) (best *route, parked bool) {
+// proxy while another one can take it: it waits for a slot there instead,
+// so that a dead proxy, which answers fastest and so looks least loaded,
+// does not take the same URL again and again before it is set aside.
+//
+// With routes that keep an exit per host (Route.KeepHost), h stays on the
+// route it was given (h.pin) while that route can carry its requests.
+func (d *dispatcher) pickRoute(h *host) (best *route, parked bool, wake time.Time) {
 	if h.inflight >= h.limit(d.opts) {
-		return nil, false
+		return nil, false, time.Time{}
 	}
-	avoid := d.failedRoute(h)
-	// A route the host blocked is taken only when every route in use is
-	// blocked for it: otherwise the host waits for one that is not.
 	now := d.clock.Now()
-	allBlocked := true
-	for _, r := range d.routes {
-		if !r.down && r != avoid && !(len(r.blocks) > 0 && r.blockedFor(h.key, now)) {
-			allBlocked = false
-			break
+	avoid := d.failedRoute(h)
+	if p := h.pin; p != nil && !p.down && p != avoid {
+		if _, cooling := p.coolingFor(h.key, now); !cooling {
+			if p.inflight >= d.opts.PerProxy {
+				return nil, true, time.Time{}
+			}
+			return p, false, time.Time{}
 		}
 	}
+	// fallback is the route the task failed on, when no other route can
+	// take it: better than waiting for a cool-down to end.
+	var fallback *route
 	n := len(d.routes)
 	for i := range n {
 		r := d.routes[(d.rnext+i)%n]
-		if r.down || r == avoid {
+		if r.down {
 			continue
 		}
-		if !allBlocked && len(r.blocks) > 0 && r.blockedFor(h.key, now) {
+		if len(r.blocks) > 0 {
+			if until, cooling := r.coolingFor(h.key, now); cooling {
+				if wake.IsZero() || until.Before(wake) {
+					wake = until
+				}
+				continue
+			}
+		}
+		if r == avoid {
+			fallback = r
 			continue
 		}
 		if r.inflight >= d.opts.PerProxy {
@@ -143,10 +165,23 @@ func (d *dispatcher) pickRoute(h *host) (best *route, parked bool) {
 			}
 		}
 	}
-	if best != nil {
-		d.rnext = best.index + 1
+	if best == nil && !parked && fallback != nil {
+		if fallback.inflight >= d.opts.PerProxy {
+			return nil, true, time.Time{}
+		}
+		best = fallback
 	}
-	return best, parked
+	if best == nil {
+		if parked {
+			wake = time.Time{}
+		}
+		return nil, parked, wake
+	}
+	d.rnext = best.index + 1
+	if d.keepHost > 0 {
+		h.pin = best
+	}
+	return best, false, time.Time{}
 }
 
 // failedRoute returns the route that the next task of h last failed on with

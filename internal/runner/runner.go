@@ -34,6 +34,15 @@ type Route struct {
 	// password redacted) that carries a request to u, or "" for none: the
 	// environment's proxies apply per URL.
 	ProxyFor func(u *url.URL) string
+	// KeepHost, when positive, says the route gives each target host an
+	// exit of its own (a proxy session per host) that ends once it has
+	// been idle that long. The dispatcher then keeps each host on one
+	// route (of all routes, when any has KeepHost), so that the host sees
+	// one exit: it moves only when its route
+	// is set aside, cools down for it or failed at the proxy, and stays on
+	// the one it moves to. It remembers a host's route for KeepHost after
+	// the host's last request.
+	KeepHost time.Duration
 }
 
 // Options configure [Run]. Limit, PerHost and Routes must be set; the other

@@ -84,7 +84,7 @@ func (d *dispatcher) fireTimers(now time.Time) {
 			h.pushFront(e.task)
 			d.markReady(h)
 		case wakeHost:
-			e.host.rateWait = false
+			e.host.asleep = false
 			d.markReady(e.host)
 			d.maybeReclaim(e.host)
 		case wakeReclaim:

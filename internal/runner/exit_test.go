@@ -1,0 +1,329 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fetchctl/fetchctl/internal/report"
+)
+
+// exitLog records every request the routes of a test carried: which route,
+// which URL, and when by the dispatcher's clock.
+type exitLog struct {
+	now func() time.Time
+	// status answers a URL; nil is 200 for all.
+	status func(route, url string) int
+
+	mu   sync.Mutex
+	sent []sent
+}
+
+type sent struct {
+	route, host, url string
+	at               time.Time
+	status           int
+}
+
+// exit is one route's client: it answers through the log, and with rotate
+// set it is a proxy with sessions, which gives a host a fresh one on a block.
+type exit struct {
+	log     *exitLog
+	name    string
+	rotate  bool
+	rotated int
+}
+
+func (e *exit) Do(req *http.Request) (*http.Response, error) {
+	code := 200
+	if e.log.status != nil {
+		code = e.log.status(e.name, req.URL.String())
+	}
+	e.log.mu.Lock()
+	e.log.sent = append(e.log.sent, sent{route: e.name, host: req.URL.Host, url: req.URL.String(), at: e.log.now(), status: code})
+	e.log.mu.Unlock()
+	return &http.Response{StatusCode: code, Status: fmt.Sprintf("%d %s", code, http.StatusText(code)), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{}, Body: io.NopCloser(strings.NewReader("x")), Request: req}, nil
+}
+
+func (e *exit) Rotate(string) bool {
+	e.log.mu.Lock()
+	defer e.log.mu.Unlock()
+	e.rotated++
+	return e.rotate
+}
+
+func (l *exitLog) routesByHost() map[string]map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := map[string]map[string]int{}
+	for _, s := range l.sent {
+		if m[s.host] == nil {
+			m[s.host] = map[string]int{}
+		}
+		m[s.host][s.route]++
+	}
+	return m
+}
+
+// TestSessionPerHostKeepsAHostOnOneRoute: with --session host over several
+// proxies, each host goes out through one of them only (its session there),
+// so that it sees one exit; the hosts spread over the proxies. A block
+// gives the host a fresh session on the same proxy, and it stays there.
+func TestSessionPerHostKeepsAHostOnOneRoute(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		limit  int
+		status func(route, url string) int
+	}{
+		{name: "one at a time", limit: 1},
+		{name: "four at a time", limit: 4},
+		{name: "a block renews the session in place", limit: 2, status: func(_, url string) int {
+			if strings.HasSuffix(url, "/0") {
+				return 403
+			}
+			return 200
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			log := &exitLog{now: time.Now, status: tt.status}
+			var routes []Route
+			var exits []*exit
+			for i := range 3 {
+				e := &exit{log: log, name: fmt.Sprintf("http://cu-{session}:***@p%d:8080", i), rotate: true}
+				exits = append(exits, e)
+				routes = append(routes, Route{Proxy: e.name, Client: e, KeepHost: time.Minute})
+			}
+			rotateOn, _ := ParseStatusSet("403")
+			opts := Options{Limit: tt.limit, PerHost: 2, Routes: routes, RotateOn: rotateOn, Retries: 1}
+			lines := hostLines(60, 5)
+			recs, err := runJobs(t, context.Background(), opts, lines)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != len(lines) {
+				t.Fatalf("%d records, want %d", len(recs), len(lines))
+			}
+			used := map[string]bool{}
+			for host, byRoute := range log.routesByHost() {
+				if len(byRoute) != 1 {
+					t.Errorf("%s went out through %d proxies (%v), want one", host, len(byRoute), byRoute)
+				}
+				for r := range byRoute {
+					used[r] = true
+				}
+			}
+			if len(used) < 2 {
+				t.Errorf("the 5 hosts used %d of the 3 proxies, want them spread", len(used))
+			}
+			if tt.status != nil {
+				rotated := 0
+				for _, e := range exits {
+					rotated += e.rotated
+				}
+				if rotated == 0 {
+					t.Error("no block asked for a fresh session")
+				}
+			}
+		})
+	}
+}
+
+// TestSessionPerHostComesBackToItsRoute: a host that went idle and was
+// forgotten comes back to the proxy that holds its session, not to the
+// next one in turn.
+func TestSessionPerHostComesBackToItsRoute(t *testing.T) {
+	t.Parallel()
+	log := &exitLog{now: time.Now}
+	var routes []Route
+	for i := range 2 {
+		e := &exit{log: log, name: fmt.Sprintf("http://cu-{session}:***@p%d:8080", i), rotate: true}
+		routes = append(routes, Route{Proxy: e.name, Client: e, KeepHost: time.Minute})
+	}
+	opts := Options{Limit: 1, PerHost: 1, Routes: routes}
+	// One URL at a time, each sent once the one before has its record, so
+	// that a.test is idle and forgotten before it comes back.
+	lines := []string{"http://a.test/1", "http://b.test/1", "http://c.test/1", "http://a.test/2"}
+	jobs := make(chan Job)
+	done := make(chan struct{}, len(lines))
+	go func() {
+		defer close(jobs)
+		for _, l := range lines {
+			j := make(chan Job, 1)
+			_ = ReadJobs(context.Background(), []Input{{Name: "-", R: strings.NewReader(l)}}, ReadOptions{}, j)
+			jobs <- <-j
+			<-done
+		}
+	}()
+	err := Run(context.Background(), opts, jobs, func(*report.Record) error {
+		done <- struct{}{}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if byRoute := log.routesByHost()["a.test"]; len(byRoute) != 1 {
+		t.Errorf("a.test went out through %v, want one proxy", byRoute)
+	}
+}
+
+// TestCoolingExitIsNotUsedForTheHost: once a host blocked an exit that has
+// no fresh session to give, no URL of that host goes through it until its
+// cool-down ends; with every exit cooling, the host's URLs wait for the
+// first to cool down, holding no slot: other hosts go on meanwhile.
+func TestCoolingExitIsNotUsedForTheHost(t *testing.T) {
+	t.Parallel()
+	const cooldown = 30 * time.Second
+	tests := []struct {
+		name    string
+		proxies int
+		retries int
+	}{
+		{name: "one proxy", proxies: 1, retries: 1},
+		{name: "two proxies", proxies: 2, retries: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			clk := newFakeClock(false)
+			log := &exitLog{now: clk.Now, status: func(_, url string) int {
+				if strings.HasSuffix(url, "/status/403") {
+					return 403
+				}
+				return 200
+			}}
+			var routes []Route
+			for i := range tt.proxies {
+				e := &exit{log: log, name: fmt.Sprintf("http://p%d:8080", i)}
+				routes = append(routes, Route{Proxy: e.name, Client: e})
+			}
+			rotateOn, _ := ParseStatusSet("403")
+			opts := Options{Limit: 1, PerHost: 1, Routes: routes, RotateOn: rotateOn, Retries: tt.retries,
+				ProxyCooldown: cooldown, clock: clk}
+			lines := []string{"http://a.test/status/403", "http://a.test/?key=f1", "http://a.test/?key=f2",
+				"http://a.test/?key=f3", "http://b.test/1", "http://b.test/2", "http://b.test/3"}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			// The clock stands still but for this: once b.test is done, and
+			// with each record after, it moves on by a cool-down.
+			var mu sync.Mutex
+			var bDone int
+			var recs []*report.Record
+			jobs := make(chan Job)
+			go func() {
+				defer close(jobs)
+				_ = ReadJobs(ctx, []Input{{Name: "-", R: strings.NewReader(strings.Join(lines, "\n"))}}, ReadOptions{}, jobs)
+			}()
+			err := Run(ctx, opts, jobs, func(r *report.Record) error {
+				mu.Lock()
+				defer mu.Unlock()
+				recs = append(recs, r)
+				if strings.Contains(r.URL, "b.test") {
+					bDone++
+				}
+				if bDone == 3 {
+					clk.Advance(cooldown)
+				}
+				return nil
+			})
+			for range jobs {
+			}
+			if err != nil {
+				t.Fatalf("err = %v, want the run to end once the cool-downs pass", err)
+			}
+			if len(recs) != len(lines) {
+				t.Fatalf("%d records, want %d", len(recs), len(lines))
+			}
+			log.mu.Lock()
+			defer log.mu.Unlock()
+			// blockedAt is when each exit was last blocked for a.test.
+			blockedAt := map[string]time.Time{}
+			for _, s := range log.sent {
+				switch {
+				case s.host == "b.test":
+					if !s.at.Equal(fakeEpoch) {
+						t.Errorf("%s sent at +%s, want at once: a.test's wait holds no slot", s.url, s.at.Sub(fakeEpoch))
+					}
+				case s.host == "a.test":
+					if at, ok := blockedAt[s.route]; ok && s.at.Before(at.Add(cooldown)) {
+						t.Errorf("%s sent through %s %s after that exit was blocked for a.test, want the cool-down %s first",
+							s.url, s.route, s.at.Sub(at), cooldown)
+					}
+					if s.status == 403 {
+						blockedAt[s.route] = s.at
+					}
+				}
+			}
+			if len(blockedAt) != tt.proxies {
+				t.Errorf("a.test blocked %d exits, want all %d", len(blockedAt), tt.proxies)
+			}
+			for _, r := range recs {
+				blocked := strings.HasSuffix(r.URL, "/status/403")
+				if r.OK == blocked || r.Blocked != blocked {
+					t.Errorf("%s: ok %v, blocked %v", r.URL, r.OK, r.Blocked)
+				}
+				if blocked && (r.Attempts != tt.retries+1 || r.Error == nil || r.Error.Kind != report.KindBlocked) {
+					t.Errorf("%s: %d attempts, error %+v; want %d, blocked", r.URL, r.Attempts, r.Error, tt.retries+1)
+				}
+			}
+		})
+	}
+}
+
+// armClock is a clock that stands still and says on armed each time the
+// dispatcher sets its timer: the dispatcher then waits for it.
+type armClock struct {
+	*fakeClock
+	armed chan struct{}
+}
+
+func (c armClock) NewTimer() wakeTimer { return armTimer{c.fakeClock.NewTimer(), c.armed} }
+
+type armTimer struct {
+	wakeTimer
+	armed chan struct{}
+}
+
+func (t armTimer) ResetAt(at time.Time) {
+	t.wakeTimer.ResetAt(at)
+	select {
+	case t.armed <- struct{}{}:
+	default:
+	}
+}
+
+// TestCoolingWaitEndsOnCancel: a run whose hosts all wait for an exit to
+// cool down stops at once when cancelled.
+func TestCoolingWaitEndsOnCancel(t *testing.T) {
+	t.Parallel()
+	clk := armClock{newFakeClock(false), make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-clk.armed
+		cancel()
+	}()
+	log := &exitLog{now: clk.Now, status: func(string, string) int { return 403 }}
+	e := &exit{log: log, name: "http://p0:8080"}
+	rotateOn, _ := ParseStatusSet("403")
+	opts := Options{Limit: 1, PerHost: 1, Routes: []Route{{Proxy: e.name, Client: e}}, RotateOn: rotateOn, Retries: 3, clock: clk}
+	recs, err := runJobs(t, ctx, opts, []string{"http://a.test/1", "http://a.test/2"})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want the run cancelled", err)
+	}
+	if len(recs) != 0 {
+		t.Errorf("%d records, want none: nothing finished before the cancel", len(recs))
+	}
+	if n := len(log.sent); n != 1 {
+		t.Errorf("%d requests, want 1: the host waits for the cool-down", n)
+	}
+}
