@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -138,5 +140,56 @@ func TestBudgetStopsAResumableRun(t *testing.T) {
 	}
 	if n := len(readRecords(t, filepath.Join(dir, "out.ndjson"))); n != 40 {
 		t.Errorf("after --resume the output holds %d records, want 40", n)
+	}
+}
+
+// TestBudgetHoldsAsBytesFlow: a body far larger than --budget stops the
+// run while it is read, not once it is whole; the attempt cancelled by the
+// stop has no record, and its bytes count in what was spent, in the
+// summary's totals and in by_proxy.
+func TestBudgetHoldsAsBytesFlow(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const body = 16 << 20
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/big" {
+			io.WriteString(w, strings.Repeat("x", 1024))
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(body))
+		chunk := []byte(strings.Repeat("y", 32<<10))
+		for n := 0; n < body; n += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(gw.Close)
+	proxy := "http://" + gw.Listener.Addr().String()
+	if err := os.WriteFile(filepath.Join(dir, "urls.txt"), []byte("http://a.example/big\nhttp://a.example/after\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const budget = 64 << 10
+	res := runFetchctl(t, dir, nil, "run", "-q", "--proxy", proxy, "--limit", "1", "--max-body", "32MiB",
+		"--budget", "64KiB", "-o", "out.ndjson", "--summary", "sum.json", "urls.txt")
+	m := regexp.MustCompile(`--budget of 65536 bytes through proxies reached \((\d+) spent\)`).FindStringSubmatch(res.stderr)
+	if res.code != 1 || m == nil {
+		t.Fatalf("exit %d, stderr %q; want 1 and the budget's message", res.code, res.stderr)
+	}
+	spent, _ := strconv.ParseInt(m[1], 10, 64)
+	// One connection through the proxy: the overshoot is at most the
+	// read (and write) under way when the budget was reached.
+	if spent < budget || spent > budget+64<<10 {
+		t.Errorf("spent %d bytes for a budget of %d, want at most one read past it", spent, budget)
+	}
+	if recs := readRecords(t, filepath.Join(dir, "out.ndjson")); len(recs) != 0 {
+		t.Errorf("%d records, want none: the attempt under way when the budget ran out is fetched on --resume", len(recs))
+	}
+	sum := readSummary(t, filepath.Join(dir, "sum.json"))
+	if sum.BytesOut+sum.BytesIn != spent {
+		t.Errorf("summary counts %d+%d bytes through proxies, want the %d spent", sum.BytesOut, sum.BytesIn, spent)
+	}
+	if len(sum.ByProxy) != 1 || sum.ByProxy[0].BytesOut+sum.ByProxy[0].BytesIn != spent {
+		t.Errorf("by_proxy %+v, want the one proxy with the %d bytes spent", sum.ByProxy, spent)
 	}
 }

@@ -235,6 +235,12 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 		}
 	}
 	c.Runner.Budget = int64(r.Budget)
+	if r.Budget > 0 {
+		// The budget holds as bytes flow: the clients count them on their
+		// connections through proxies, and the run stops at the limit.
+		m := transport.NewWireMeter(int64(r.Budget))
+		c.Transport.Meter, c.Runner.Meter = m, m
+	}
 	if c.Session, err = routes.ParseSessionMode(r.Session); err != nil {
 		return nil, bad("session", "%v", err)
 	}

@@ -194,6 +194,15 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 		display.Tick(rec.OK)
 		return nil
 	}
+	// Attempts of URLs the run leaves without a record (it stopped or was
+	// interrupted) cost bytes through proxies all the same: the summary
+	// counts them once the writer is done with it.
+	type lostAttempt struct {
+		a     report.Attempt
+		retry bool
+	}
+	var lost []lostAttempt
+	cfg.Runner.Unrecorded = func(a report.Attempt, retry bool) { lost = append(lost, lostAttempt{a, retry}) }
 	runErr := runner.Run(ctx, cfg.Runner, jobs, emit)
 	stopReading()
 	if runErr == nil && ctx.Err() == nil {
@@ -206,6 +215,9 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 	// on a stdin that its producer keeps open cannot be woken, and must not
 	// hold up the shutdown. It ends with the process.
 	flushErr := writer.Close()
+	for _, l := range lost {
+		summary.AddUnrecorded(l.a, l.retry)
+	}
 	display.Finish()
 	o := &Outcome{Interrupted: ctx.Err() != nil}
 	if o.Interrupted && env.EchoesInterrupt && !cfg.Quiet {

@@ -97,12 +97,12 @@ func (t *groupTable) down(i int) {
 	}
 }
 
-// top returns up to n groups holding records, most failures first, then
-// most records, then by key.
+// top returns up to n groups holding records, attempts or bytes, most
+// failures first, then most records, then by key.
 func (t *groupTable) top(n int, name func(g *Group, key string)) []Group {
 	groups := make([]*group, 0, len(t.heap))
 	for _, g := range t.heap {
-		if g.total > 0 || g.attempts > 0 {
+		if g.total > 0 || g.attempts > 0 || g.bytesOut+g.bytesIn > 0 {
 			groups = append(groups, g)
 		}
 	}

@@ -61,3 +61,24 @@ func (s *Summary) addAttempts(r *Record) {
 		s.proxies.down(g.index)
 	})
 }
+
+// AddUnrecorded counts the bytes on the wire of an attempt through a proxy
+// whose URL got no record (the run stopped while it was under way, or
+// before the URL's next attempt): in the totals (retry_bytes too when it
+// was a retry) and in its proxy's bytes, not in attempts or any count of
+// records.
+func (s *Summary) AddUnrecorded(a Attempt, retry bool) {
+	s.wireOut += a.BytesOut
+	s.wireIn += a.BytesIn
+	if retry {
+		s.retryBytes += a.BytesOut + a.BytesIn
+	}
+	if a.Proxy == "" {
+		return
+	}
+	s.keyBuf = append(s.keyBuf[:0], a.Proxy...)
+	g := s.proxies.get(s.keyBuf)
+	g.bytesOut += a.BytesOut
+	g.bytesIn += a.BytesIn
+	s.proxies.down(g.index)
+}

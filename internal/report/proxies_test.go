@@ -60,3 +60,44 @@ func TestTextShowsProxyBytes(t *testing.T) {
 		t.Errorf("text %q lacks %q", b.String(), want)
 	}
 }
+
+// TestSummaryCountsUnrecordedAttempts: the bytes of attempts whose URLs got
+// no record count in the totals (retry_bytes for a retry) and in their
+// proxy's bytes, which lists a proxy that carried nothing else, but not in
+// any count of records or attempts.
+func TestSummaryCountsUnrecordedAttempts(t *testing.T) {
+	t.Parallel()
+	const gw, other = "http://gw.example:1", "http://other.example:1"
+	s := NewSummary()
+	s.Add(&Record{URL: "http://a.example/", Attempts: 1, OK: true, Status: 200, Proxy: gw, BytesOut: 10, BytesIn: 100})
+	s.AddUnrecorded(Attempt{Proxy: gw, BytesOut: 20, BytesIn: 2000}, false)
+	s.AddUnrecorded(Attempt{Proxy: other, BytesOut: 30, BytesIn: 300}, true)
+	res := s.Result(0, true)
+	if res.Total != 1 || res.Attempts != 1 {
+		t.Errorf("total %d attempts %d, want the one record's", res.Total, res.Attempts)
+	}
+	if res.BytesOut != 60 || res.BytesIn != 2400 || res.RetryBytes != 330 {
+		t.Errorf("bytes out %d in %d retries %d, want 60, 2400, 330", res.BytesOut, res.BytesIn, res.RetryBytes)
+	}
+	byProxy := map[string]Group{}
+	for _, g := range res.ByProxy {
+		byProxy[g.Proxy] = g
+	}
+	tests := []struct {
+		proxy                    string
+		total, attempts, out, in int64
+	}{
+		{gw, 1, 1, 30, 2100},
+		{other, 0, 0, 30, 300},
+	}
+	for _, tt := range tests {
+		g, ok := byProxy[tt.proxy]
+		if !ok {
+			t.Errorf("by_proxy %+v lacks %s", res.ByProxy, tt.proxy)
+			continue
+		}
+		if g.Total != tt.total || g.Attempts != tt.attempts || g.BytesOut != tt.out || g.BytesIn != tt.in {
+			t.Errorf("%s: %+v, want total %d, attempts %d, bytes %d out and %d in", tt.proxy, g, tt.total, tt.attempts, tt.out, tt.in)
+		}
+	}
+}

@@ -78,7 +78,10 @@ type Record struct {
 	Blocked bool `json:"blocked,omitempty"`
 	// BytesOut and BytesIn are the bytes on the wire of every attempt made
 	// through a proxy, TLS and the proxy's own exchange (CONNECT, SOCKS5)
-	// included: what the pool bills.
+	// included: what the pool bills. Over an HTTP/2 connection that
+	// several requests share, each attempt takes the bytes the connection
+	// carried since the last one took them: the records' sum is exact, a
+	// record's own figure a share.
 	BytesOut int64     `json:"bytes_out,omitempty"`
 	BytesIn  int64     `json:"bytes_in,omitempty"`
 	Time     time.Time `json:"time"`

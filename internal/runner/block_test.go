@@ -188,3 +188,75 @@ func TestBudgetStopsTheRun(t *testing.T) {
 		t.Errorf("records count %d bytes, more than the %d spent", sum, be.Spent)
 	}
 }
+
+// TestBudgetStopsMidAttempt: with the routes' clients counting on a meter,
+// the run stops while a body far larger than the budget is read. The URLs
+// left without a record report their attempts through Unrecorded: the one
+// cancelled and the earlier one of a URL waiting for its retry. What the
+// error says was spent is what the records and those attempts add up to.
+func TestBudgetStopsMidAttempt(t *testing.T) {
+	t.Parallel()
+	const body = 8 << 20
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Host {
+		case "fail.example":
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "busy")
+			return
+		case "small.example":
+			io.WriteString(w, strings.Repeat("x", 1000))
+			return
+		}
+		chunk := []byte(strings.Repeat("y", 32<<10))
+		for n := 0; n < body; n += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer gw.Close()
+	const limit = 256 << 10
+	m := transport.NewWireMeter(limit)
+	pu, _ := url.Parse(gw.URL)
+	c, err := transport.New(transport.Options{Proxy: pu, KeepAlive: time.Minute, PerHost: 4, Meter: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseIdleConnections()
+	var lost []report.Attempt
+	var retries int
+	opts := Options{
+		Limit: 1, PerHost: 1, Routes: []Route{{Proxy: "http://gw", Client: c}}, Budget: limit, Meter: m,
+		RetryOn: mustRetryOn(t, "5xx"), Retries: 1, Backoff: time.Hour, BackoffMax: time.Hour,
+		Unrecorded: func(a report.Attempt, retry bool) {
+			lost = append(lost, a)
+			if retry {
+				retries++
+			}
+		},
+	}
+	recs, err := runJobs(t, context.Background(), opts, []string{"http://small.example/", "http://fail.example/", "http://big.example/"})
+	var be *BudgetError
+	if !errors.As(err, &be) {
+		t.Fatalf("err = %v, want a *BudgetError", err)
+	}
+	if len(recs) != 1 || recs[0].URL != "http://small.example/" {
+		t.Fatalf("records %+v, want the small URL's alone", recs)
+	}
+	if len(lost) != 2 || retries != 0 {
+		t.Fatalf("unrecorded attempts %+v (%d retries), want the failed one and the cancelled one, no retry", lost, retries)
+	}
+	sum := recs[0].BytesOut + recs[0].BytesIn
+	for _, a := range lost {
+		if a.Proxy != "http://gw" || a.BytesOut == 0 || a.BytesIn == 0 {
+			t.Errorf("unrecorded attempt %+v, want its proxy and bytes both ways", a)
+		}
+		sum += a.BytesOut + a.BytesIn
+	}
+	if be.Spent != sum {
+		t.Errorf("spent %d, want the %d bytes of the record and the unrecorded attempts", be.Spent, sum)
+	}
+	if be.Spent < limit || be.Spent > limit+64<<10 {
+		t.Errorf("spent %d for a budget of %d, want at most a read past it", be.Spent, limit)
+	}
+}

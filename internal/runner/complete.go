@@ -66,6 +66,7 @@ func (d *dispatcher) stopped(res *result) bool {
 	default:
 		return false
 	}
+	d.unrecorded(res.task, res)
 	d.pending--
 	return true
 }

@@ -69,8 +69,9 @@ func Run(ctx context.Context, opts Options, jobs <-chan Job, emit func(*report.R
 		return errors.New("no route")
 	}
 	opts.setDefaults()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	watchBudget(opts, cancel)
 	d := &dispatcher{
 		opts:    opts,
 		clock:   opts.clock,
@@ -107,12 +108,14 @@ func Run(ctx context.Context, opts Options, jobs <-chan Job, emit func(*report.R
 	}()
 
 	err := d.loop(jobs, emitErr)
-	cancel()
+	cancel(nil)
 	// Wait for the attempts still running; their results are dropped.
 	for d.inflight > 0 {
-		<-d.results
+		res := <-d.results
 		d.inflight--
+		d.unrecorded(res.task, res)
 	}
+	d.unfinished(err)
 	close(d.work)
 	d.wg.Wait()
 	close(d.out)
@@ -181,7 +184,7 @@ func (d *dispatcher) loop(jobs <-chan Job, emitErr <-chan error) error {
 		case err := <-emitErr:
 			return err
 		case <-d.ctx.Done():
-			return d.ctx.Err()
+			return stopCause(d.ctx)
 		}
 	}
 }

@@ -15,6 +15,9 @@ import (
 	"net/url"
 	"regexp"
 	"time"
+
+	"github.com/fetchctl/fetchctl/internal/report"
+	"github.com/fetchctl/fetchctl/internal/transport"
 )
 
 // Doer sends one HTTP request. *http.Client satisfies it.
@@ -101,8 +104,20 @@ type Options struct {
 	RotateOn     StatusSet
 	BlockPattern *regexp.Regexp
 	// Budget, when positive, ends the run with a [*BudgetError] once the
-	// bytes on the wire through proxies reach it.
+	// bytes on the wire through proxies that finished attempts claimed
+	// reach it.
 	Budget int64
+	// Meter, when set, is the one the routes' clients count their bytes
+	// through proxies on (transport.Options.Meter): the run ends with a
+	// [*BudgetError] the moment they reach its limit, the attempts in
+	// flight cancelled, rather than once an attempt is over.
+	Meter *transport.WireMeter
+	// Unrecorded, when set, learns each attempt through a proxy of a job
+	// that the run, stopped or interrupted, leaves without a record: its
+	// bytes on the wire were spent all the same. retry is true for an
+	// attempt after the job's first. Run calls it from its own goroutine
+	// before it returns.
+	Unrecorded func(a report.Attempt, retry bool)
 
 	// Secrets are strings scrubbed from every error message.
 	Secrets []string
@@ -113,8 +128,10 @@ type Options struct {
 }
 
 // BudgetError ends a run whose bytes through proxies reached
-// Options.Budget. The records of the URLs in flight are dropped, so that a
-// resumed run fetches them again.
+// Options.Budget or Options.Meter's limit. The records of the URLs in
+// flight are dropped, so that a resumed run fetches them again. Spent
+// counts every attempt's bytes, those of the attempts the stop cancelled
+// included.
 type BudgetError struct {
 	Budget, Spent int64
 }

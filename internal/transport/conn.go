@@ -36,6 +36,9 @@ type trackedConn struct {
 	// before any request took it (a refused CONNECT, a failed handshake):
 	// the request that dialled it pays for them.
 	wireTo WireObserver
+	// meter, on a connection through a proxy, adds up its bytes with
+	// those of the run's other such connections (see WireMeter).
+	meter *WireMeter
 
 	// A direct connection dialed with no word of its target's scheme
 	// learns it from what is written to it (writes come one after another:
@@ -84,8 +87,14 @@ func (c *trackedConn) sniffWrite(p []byte) {
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
+	if c.meter != nil && c.meter.stopped() {
+		return 0, ErrWireLimit
+	}
 	n, err := c.Conn.Read(p)
 	c.in.Add(int64(n))
+	if c.meter != nil && n > 0 {
+		err = c.metered(n, err)
+	}
 	if err != nil {
 		if w := c.wb.Load(); w != nil {
 			if werr := w.failed(); werr != nil {
@@ -101,6 +110,9 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 	if c.retired.Load() {
 		return 0, errConnRetired
 	}
+	if c.meter != nil && c.meter.stopped() {
+		return 0, ErrWireLimit
+	}
 	if c.sniff {
 		c.sniffWrite(p)
 	}
@@ -109,10 +121,22 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Write(p)
 	c.out.Add(int64(n))
+	if c.meter != nil && n > 0 {
+		err = c.metered(n, err)
+	}
 	if err != nil {
 		err = c.connectErr(err)
 	}
 	return n, err
+}
+
+// metered counts n bytes just read or written on the meter, and returns
+// err, or ErrWireLimit when they reached its limit.
+func (c *trackedConn) metered(n int, err error) error {
+	if merr := c.meter.add(n); merr != nil && err == nil {
+		return merr
+	}
+	return err
 }
 
 // Close closes the connection; one that no request took reports its bytes

@@ -26,6 +26,8 @@ type dialer struct {
 	track bool
 	// dialAddr dials one resolved address; nil is net.DialContext.
 	dialAddr func(ctx context.Context, network, addr string) (net.Conn, error)
+	// meter counts the bytes of connections through a proxy.
+	meter *WireMeter
 	// fallbackDelay is how long the first address family gets before the
 	// other is raced against it; 0 is defaultFallbackDelay.
 	fallbackDelay time.Duration
@@ -118,6 +120,9 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 func (d *dialer) newTracked(ctx context.Context, conn net.Conn) *trackedConn {
 	tc := &trackedConn{Conn: conn, timeout: d.connectTimeout}
 	tc.wireTo, _ = observerFrom(ctx).(WireObserver)
+	if st := stateFrom(ctx); st != nil && st.proxy != nil {
+		tc.meter = d.meter
+	}
 	return tc
 }
 

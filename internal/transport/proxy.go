@@ -280,6 +280,9 @@ func (c *socksConn) done() *trackedConn {
 	tc := c.trackedConn
 	if rest := c.buf[c.r:c.w]; len(rest) > 0 {
 		tc.in.Add(-int64(len(rest)))
+		if tc.meter != nil {
+			tc.meter.n.Add(-int64(len(rest)))
+		}
 		tc.Conn = &prefixedConn{Conn: tc.Conn, head: append([]byte(nil), rest...)}
 	}
 	return tc

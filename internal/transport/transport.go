@@ -109,6 +109,11 @@ type Options struct {
 	// Proxies still apply on top of it.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 
+	// Meter, when set, counts the bytes on the wire of every connection
+	// through a proxy, and stops them at its limit (see [WireMeter]). The
+	// clients of one run share it.
+	Meter *WireMeter
+
 	// Shared, when set, is the DNS cache and TLS session cache this client
 	// shares with the others built with the same one (see [NewShared]);
 	// nil gives the client its own.
@@ -241,6 +246,7 @@ func newClient(opts Options) (*http.Client, error) {
 		proxyTLS:       proxyTLS,
 		connectTimeout: opts.ConnectTimeout,
 		track:          true, // for the connect deadline, requests per connection and ConnReused
+		meter:          opts.Meter,
 	}
 
 	tr := http.DefaultTransport.(*http.Transport).Clone()

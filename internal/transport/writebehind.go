@@ -83,8 +83,19 @@ func (w *writeBehind) flush(c *trackedConn) {
 		w.room.Broadcast()
 		w.mu.Unlock()
 
-		n, err := c.Conn.Write(buf)
-		c.out.Add(int64(n))
+		var (
+			n   int
+			err error
+		)
+		if c.meter != nil && c.meter.stopped() {
+			err = ErrWireLimit
+		} else {
+			n, err = c.Conn.Write(buf)
+			c.out.Add(int64(n))
+			if c.meter != nil && n > 0 {
+				err = c.metered(n, err)
+			}
+		}
 
 		w.mu.Lock()
 		w.spare = nil

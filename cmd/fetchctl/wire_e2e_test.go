@@ -1,0 +1,134 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/fetchctl/fetchctl/internal/target"
+)
+
+// byteRelay relays TCP connections to upstream and counts the bytes it
+// passes both ways, as a pool's gateway would bill them.
+type byteRelay struct {
+	ln    net.Listener
+	bytes atomic.Int64
+	wg    sync.WaitGroup
+}
+
+func startByteRelay(t *testing.T, upstream string) *byteRelay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &byteRelay{ln: ln}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r.wg.Add(1)
+			go r.relay(c, upstream)
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return r
+}
+
+func (r *byteRelay) relay(c net.Conn, upstream string) {
+	defer r.wg.Done()
+	defer c.Close()
+	up, err := net.Dial("tcp", upstream)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	done := make(chan struct{})
+	go func() {
+		n, _ := io.Copy(up, c)
+		r.bytes.Add(n)
+		up.Close()
+		close(done)
+	}()
+	n, _ := io.Copy(c, up)
+	r.bytes.Add(n)
+	c.Close()
+	<-done
+}
+
+// wait stops the relay and waits for every relayed connection to end.
+func (r *byteRelay) wait() int64 {
+	r.ln.Close()
+	r.wg.Wait()
+	return r.bytes.Load()
+}
+
+// TestHTTP2BytesThroughAProxy pins how bytes on the wire are told over an
+// HTTP/2 connection that many requests share, inside a CONNECT tunnel: the
+// records' bytes add up to the summary's totals and to by_proxy, and those
+// are what went through the proxy, each byte counted once (the relay in
+// front of the proxy also sees the connection's last bytes, its TLS close,
+// after every request is done). A record's own figure is its share: the
+// bytes the connection carried since the last request took them.
+func TestHTTP2BytesThroughAProxy(t *testing.T) {
+	t.Parallel()
+	secure, err := target.Start(target.Options{BodySize: 1024, TLS: true, HTTP2: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(secure.Close)
+	proxy := newForwardProxy(t, "", "")
+	relay := startByteRelay(t, proxy.hostPort())
+	dir := t.TempDir()
+	var urls strings.Builder
+	const n = 60
+	for i := range n {
+		fmt.Fprintln(&urls, secure.URL(0, fmt.Sprintf("/?key=%d", i)))
+	}
+	for name, text := range map[string]string{"ca.pem": string(secure.CertPEM()), "urls.txt": urls.String()} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gw := "http://" + relay.ln.Addr().String()
+	res := runFetchctl(t, dir, nil, "run", "-q", "--cacert", "ca.pem", "--proxy", gw, "--limit", "16", "--per-host", "16",
+		"-o", "out.ndjson", "--summary", "sum.json", "urls.txt")
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	billed := relay.wait()
+	recs := readRecords(t, filepath.Join(dir, "out.ndjson"))
+	var out, in int64
+	for _, r := range recs {
+		if !r.OK || r.Proto != "HTTP/2.0" {
+			t.Fatalf("record %+v, want ok over HTTP/2", r)
+		}
+		out += r.BytesOut
+		in += r.BytesIn
+	}
+	if len(recs) != n {
+		t.Fatalf("%d records, want %d", len(recs), n)
+	}
+	sum := readSummary(t, filepath.Join(dir, "sum.json"))
+	if sum.BytesOut != out || sum.BytesIn != in {
+		t.Errorf("summary counts %d out and %d in, the records %d and %d", sum.BytesOut, sum.BytesIn, out, in)
+	}
+	if len(sum.ByProxy) != 1 || sum.ByProxy[0].BytesOut != out || sum.ByProxy[0].BytesIn != in {
+		t.Errorf("by_proxy %+v, want the one proxy with the records' %d out and %d in", sum.ByProxy, out, in)
+	}
+	// The bodies alone are n KiB; the TLS close of the connections is
+	// what the relay may see beyond the records.
+	if total := out + in; total < n*1024 || billed < total || billed > total+512 {
+		t.Errorf("records count %d bytes, the proxy carried %d: want the same, give or take the connections' TLS close", total, billed)
+	}
+}
