@@ -123,13 +123,13 @@ func TestBudgetStopsAResumableRun(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "urls.txt"), []byte(urls.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res := runFetchctl(t, dir, nil, "run", "-q", "--proxy", gw, "--limit", "1", "--budget", "20KiB",
+	res := runFetchctl(t, dir, nil, "run", "-q", "--proxy", gw, "--limit", "1", "--budget", "20KB",
 		"-o", "out.ndjson", "--summary", "sum.json", "urls.txt")
-	if res.code != 1 || !strings.Contains(res.stderr, "--budget") {
-		t.Fatalf("exit %d, stderr %q; want 1 and a word on the budget", res.code, res.stderr)
+	if res.code != 1 || !strings.Contains(res.stderr, "--budget of 20KB through proxies reached") {
+		t.Fatalf("exit %d, stderr %q; want 1 and a word on the budget as written", res.code, res.stderr)
 	}
 	sum := readSummary(t, filepath.Join(dir, "sum.json"))
-	if !sum.Interrupted || !strings.Contains(sum.Stopped, "--budget") || sum.Total == 0 || sum.Total >= 40 {
+	if !sum.Interrupted || !strings.Contains(sum.Stopped, "--budget of 20KB") || sum.Total == 0 || sum.Total >= 40 {
 		t.Errorf("summary %+v: want interrupted by the budget part-way", sum)
 	}
 	res = runFetchctl(t, dir, nil, "run", "-q", "--proxy", gw, "--budget", "1GiB", "--resume", "-o", "out.ndjson", "urls.txt")

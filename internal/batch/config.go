@@ -233,6 +233,7 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 		}
 	}
 	c.Runner.Budget = int64(r.Budget)
+	c.Runner.BudgetText = r.SizeText("budget")
 	if c.Session, err = routes.ParseSessionMode(r.Session); err != nil {
 		return nil, bad("session", "%v", err)
 	}

@@ -88,6 +88,26 @@ type Settings struct {
 
 	sources   map[string]Source
 	requested map[string]any
+	// sizeTexts holds each size the user gave, in the units written.
+	sizeTexts map[string]string
+}
+
+// SizeText returns the size setting name (its flag name) as --dry-run
+// and messages show it: in the unit family the user wrote it in (20GB,
+// 512KiB), or, for a built-in value, in the largest binary unit that
+// divides it.
+func (s *Settings) SizeText(name string) string {
+	if t, ok := s.sizeTexts[name]; ok {
+		return t
+	}
+	for _, f := range s.fields("") {
+		if f.name == name {
+			if n, ok := get(f.ptr).(Size); ok {
+				return FormatSize(int64(n))
+			}
+		}
+	}
+	return ""
 }
 
 // field is one setting: its flag is --name, its variable FETCHCTL_NAME and
@@ -214,6 +234,9 @@ func (s *Settings) Shown() map[string]Value {
 			v.V = t.String()
 		case Size:
 			v.V = FormatSize(int64(t))
+			if text, ok := s.sizeTexts[f.name]; ok {
+				v.V = text
+			}
 		}
 		if f.mask != nil {
 			v.V = f.mask(v.V)
