@@ -140,3 +140,34 @@ func TestBudgetStopsAResumableRun(t *testing.T) {
 		t.Errorf("after --resume the output holds %d records, want 40", n)
 	}
 }
+
+// TestRotateOnNoneTurnsRotationOff: with --rotate-on none (or an empty
+// value), a 403 through a proxy is a plain status failure, not a block:
+// no attempt is blocked and the URL is not tried again elsewhere.
+func TestRotateOnNoneTurnsRotationOff(t *testing.T) {
+	t.Parallel()
+	for _, value := range []string{"none", "NONE", ""} {
+		t.Run("value="+value, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			banned := gatewayAnswering(t, 403, "a.example")
+			if err := os.WriteFile(filepath.Join(dir, "urls.txt"), []byte("http://a.example/1\nhttp://a.example/2\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			res := runFetchctl(t, dir, nil, "run", "-q", "--proxy", banned, "--rotate-on", value, "--retries", "0",
+				"-o", "out.ndjson", "--summary", "sum.json", "urls.txt")
+			if res.code != 0 {
+				t.Fatalf("exit %d: %s", res.code, res.stderr)
+			}
+			for _, r := range readRecords(t, filepath.Join(dir, "out.ndjson")) {
+				if r.Blocked || r.Status != 403 || r.Error == nil || r.Error.Kind != report.KindStatus {
+					t.Errorf("%s: blocked %v, status %d, error %+v: want a plain 403 status failure", r.URL, r.Blocked, r.Status, r.Error)
+				}
+			}
+			sum := readSummary(t, filepath.Join(dir, "sum.json"))
+			if len(sum.ByProxy) != 1 || sum.ByProxy[0].Blocks != 0 {
+				t.Errorf("by_proxy %+v: want one proxy with no block", sum.ByProxy)
+			}
+		})
+	}
+}

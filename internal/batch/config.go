@@ -224,8 +224,12 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 		// Settings.Secrets; those of --proxy-file are known only here.
 		Secrets: proxySecrets,
 	}
-	if c.Runner.RotateOn, err = runner.ParseStatusSet(r.RotateOn); err != nil {
-		return nil, bad("rotate-on", "%v", err)
+	// --rotate-on none (or given empty) turns rotation on statuses off:
+	// the zero set holds no status.
+	if v := strings.TrimSpace(r.RotateOn); v != "" && !strings.EqualFold(v, "none") {
+		if c.Runner.RotateOn, err = runner.ParseStatusSet(v); err != nil {
+			return nil, bad("rotate-on", "%v; none turns rotation off", err)
+		}
 	}
 	if r.BlockPattern != "" {
 		if c.Runner.BlockPattern, err = regexp.Compile(r.BlockPattern); err != nil {
