@@ -185,6 +185,11 @@ type Result struct {
 	Stopped     string  `json:"stopped"`
 	ByHost      []Group `json:"by_host"`
 	ByProxy     []Group `json:"by_proxy,omitempty"`
+
+	// NoRecord is what the text summary's warning says held nothing when
+	// a finished run has no record ("" for "the input held no URL"); it is
+	// not part of the JSON.
+	NoRecord string `json:"-"`
 }
 
 // MarshalJSON writes res as the contract's summary JSON (see [Result]).
