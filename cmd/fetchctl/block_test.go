@@ -125,13 +125,13 @@ func TestBudgetStopsAResumableRun(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "urls.txt"), []byte(urls.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res := runFetchctl(t, dir, nil, "run", "-q", "--proxy", gw, "--limit", "1", "--budget", "20KiB",
+	res := runFetchctl(t, dir, nil, "run", "-q", "--proxy", gw, "--limit", "1", "--budget", "20KB",
 		"-o", "out.ndjson", "--summary", "sum.json", "urls.txt")
-	if res.code != 1 || !strings.Contains(res.stderr, "--budget") {
-		t.Fatalf("exit %d, stderr %q; want 1 and a word on the budget", res.code, res.stderr)
+	if res.code != 1 || !strings.Contains(res.stderr, "--budget of 20KB through proxies reached") {
+		t.Fatalf("exit %d, stderr %q; want 1 and a word on the budget as written", res.code, res.stderr)
 	}
 	sum := readSummary(t, filepath.Join(dir, "sum.json"))
-	if !sum.Interrupted || !strings.Contains(sum.Stopped, "--budget") || sum.Total == 0 || sum.Total >= 40 {
+	if !sum.Interrupted || !strings.Contains(sum.Stopped, "--budget of 20KB") || sum.Total == 0 || sum.Total >= 40 {
 		t.Errorf("summary %+v: want interrupted by the budget part-way", sum)
 	}
 	res = runFetchctl(t, dir, nil, "run", "-q", "--proxy", gw, "--budget", "1GiB", "--resume", "-o", "out.ndjson", "urls.txt")
@@ -172,7 +172,7 @@ func TestBudgetHoldsAsBytesFlow(t *testing.T) {
 	const budget = 64 << 10
 	res := runFetchctl(t, dir, nil, "run", "-q", "--proxy", proxy, "--limit", "1", "--max-body", "32MiB",
 		"--budget", "64KiB", "-o", "out.ndjson", "--summary", "sum.json", "urls.txt")
-	m := regexp.MustCompile(`--budget of 65536 bytes through proxies reached \((\d+) spent\)`).FindStringSubmatch(res.stderr)
+	m := regexp.MustCompile(`--budget of 64KiB through proxies reached \((\d+) bytes spent\)`).FindStringSubmatch(res.stderr)
 	if res.code != 1 || m == nil {
 		t.Fatalf("exit %d, stderr %q; want 1 and the budget's message", res.code, res.stderr)
 	}
@@ -191,5 +191,36 @@ func TestBudgetHoldsAsBytesFlow(t *testing.T) {
 	}
 	if len(sum.ByProxy) != 1 || sum.ByProxy[0].BytesOut+sum.ByProxy[0].BytesIn != spent {
 		t.Errorf("by_proxy %+v, want the one proxy with the %d bytes spent", sum.ByProxy, spent)
+	}
+}
+
+// TestRotateOnNoneTurnsRotationOff: with --rotate-on none (or an empty
+// value), a 403 through a proxy is a plain status failure, not a block:
+// no attempt is blocked and the URL is not tried again elsewhere.
+func TestRotateOnNoneTurnsRotationOff(t *testing.T) {
+	t.Parallel()
+	for _, value := range []string{"none", "NONE", ""} {
+		t.Run("value="+value, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			banned := gatewayAnswering(t, 403, "a.example")
+			if err := os.WriteFile(filepath.Join(dir, "urls.txt"), []byte("http://a.example/1\nhttp://a.example/2\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			res := runFetchctl(t, dir, nil, "run", "-q", "--proxy", banned, "--rotate-on", value, "--retries", "0",
+				"-o", "out.ndjson", "--summary", "sum.json", "urls.txt")
+			if res.code != 0 {
+				t.Fatalf("exit %d: %s", res.code, res.stderr)
+			}
+			for _, r := range readRecords(t, filepath.Join(dir, "out.ndjson")) {
+				if r.Blocked || r.Status != 403 || r.Error == nil || r.Error.Kind != report.KindStatus {
+					t.Errorf("%s: blocked %v, status %d, error %+v: want a plain 403 status failure", r.URL, r.Blocked, r.Status, r.Error)
+				}
+			}
+			sum := readSummary(t, filepath.Join(dir, "sum.json"))
+			if len(sum.ByProxy) != 1 || sum.ByProxy[0].Blocks != 0 {
+				t.Errorf("by_proxy %+v: want one proxy with no block", sum.ByProxy)
+			}
+		})
 	}
 }

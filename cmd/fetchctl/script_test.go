@@ -755,6 +755,18 @@ func cmdSumCmp(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	a, b := read(args[0]), read(args[1])
 	var diffs []string
+	// Both have the same keys: a summary of results is shaped as a run's.
+	keys := func(m map[string]any) string {
+		var out []string
+		for k := range m {
+			out = append(out, k)
+		}
+		sort.Strings(out)
+		return strings.Join(out, ",")
+	}
+	if ka, kb := keys(a), keys(b); ka != kb {
+		diffs = append(diffs, fmt.Sprintf("keys: %s vs %s", ka, kb))
+	}
 	for _, f := range []string{"total", "ok", "failed", "success_ratio", "status", "errors", "attempts", "retries", "bytes", "interrupted"} {
 		if x, y := lookup(a, f), lookup(b, f); x != y {
 			diffs = append(diffs, fmt.Sprintf("%s: %s vs %s", f, x, y))

@@ -95,6 +95,7 @@ func runSummarize(opts *summarizeOptions) error {
 		}
 	}
 	res := s.Result(last.Sub(first), false)
+	res.NoRecord = "the results hold no record"
 	if !opts.quiet {
 		_ = res.WriteText(opts.deps.io.ErrOut)
 	}

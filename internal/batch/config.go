@@ -226,8 +226,12 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 		// Settings.Secrets; those of --proxy-file are known only here.
 		Secrets: proxySecrets,
 	}
-	if c.Runner.RotateOn, err = runner.ParseStatusSet(r.RotateOn); err != nil {
-		return nil, bad("rotate-on", "%v", err)
+	// --rotate-on none (or given empty) turns rotation on statuses off:
+	// the zero set holds no status.
+	if v := strings.TrimSpace(r.RotateOn); v != "" && !strings.EqualFold(v, "none") {
+		if c.Runner.RotateOn, err = runner.ParseStatusSet(v); err != nil {
+			return nil, bad("rotate-on", "%v; none turns rotation off", err)
+		}
 	}
 	if r.BlockPattern != "" {
 		if c.Runner.BlockPattern, err = regexp.Compile(r.BlockPattern); err != nil {
@@ -235,6 +239,7 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 		}
 	}
 	c.Runner.Budget = int64(r.Budget)
+	c.Runner.BudgetText = r.SizeText("budget")
 	if r.Budget > 0 {
 		// The budget holds as bytes flow: the clients count them on their
 		// connections through proxies, and the run stops at the limit.

@@ -11,8 +11,9 @@ import (
 	"github.com/fetchctl/fetchctl/internal/settings"
 )
 
-// inForce is what the caps come to with the run's proxies, for --dry-run:
-// "5 proxies × per-proxy 20, capped by --limit 100".
+// inForce is what the caps come to with the run's proxies, for --dry-run;
+// its text names the cap that binds: "5 proxies × per-proxy 20 = 100,
+// capped by --limit 60", "1 proxy × per-proxy 20, under --limit 30".
 type inForce struct {
 	Proxies  int `json:"proxies"` // 0: direct
 	PerProxy int `json:"per_proxy"`
@@ -27,20 +28,40 @@ type inForce struct {
 func newInForce(p *routes.Plan, perHost int) inForce {
 	f := inForce{Proxies: p.Proxies, PerProxy: p.PerRoute, Limit: p.Limit, PerHost: min(perHost, p.Limit), InFlight: p.Limit, KeptAlive: p.KeptAlive}
 	if f.Proxies == 0 {
-		f.Text = fmt.Sprintf("direct, --limit %d: up to %d in flight, %d per host", f.Limit, f.InFlight, f.PerHost)
+		f.Text = fmt.Sprintf("direct, --limit %d: up to %d in flight, %s", f.Limit, f.InFlight, perHostText(f, perHost, ""))
 		return f
 	}
-	f.InFlight = min(p.Limit, p.Proxies*p.PerRoute)
+	sum := p.Proxies * p.PerRoute
+	f.InFlight = min(p.Limit, sum)
 	noun := "proxies"
 	if f.Proxies == 1 {
 		noun = "proxy"
 	}
-	f.Text = fmt.Sprintf("%d %s × per-proxy %d, capped by --limit %d: up to %d in flight, %d per host over all proxies",
-		f.Proxies, noun, f.PerProxy, f.Limit, f.InFlight, f.PerHost)
+	// Name the cap that binds: the proxies' sum below --limit, --limit
+	// below it, or both the same.
+	var caps string
+	switch {
+	case sum < p.Limit:
+		caps = fmt.Sprintf("%d %s × per-proxy %d, under --limit %d", f.Proxies, noun, f.PerProxy, f.Limit)
+	case sum > p.Limit:
+		caps = fmt.Sprintf("%d %s × per-proxy %d = %d, capped by --limit %d", f.Proxies, noun, f.PerProxy, sum, f.Limit)
+	default:
+		caps = fmt.Sprintf("%d %s × per-proxy %d = %d, as --limit %d", f.Proxies, noun, f.PerProxy, sum, f.Limit)
+	}
+	f.Text = fmt.Sprintf("%s: up to %d in flight, %s", caps, f.InFlight, perHostText(f, perHost, " over all proxies"))
 	if f.KeptAlive < f.Proxies {
 		f.Text += fmt.Sprintf("; the first %d keep idle connections, the others open one per request", f.KeptAlive)
 	}
 	return f
+}
+
+// perHostText says whether --per-host holds a host below the run's
+// in-flight cap, or one host may take all of it.
+func perHostText(f inForce, perHost int, over string) string {
+	if f.PerHost < f.InFlight {
+		return fmt.Sprintf("%d per host%s", f.PerHost, over)
+	}
+	return fmt.Sprintf("all of them on one host if need be (--per-host %d)", perHost)
 }
 
 type inputStats struct {

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/json"
 	"math"
 	"slices"
 	"strconv"
@@ -157,6 +158,11 @@ func (s *Summary) add(r *Record) {
 // unrounded so that a threshold compares exactly, and 1 when there are no
 // records. The maps and ByHost are never nil, so they encode as {} and []
 // when empty; ByProxy is nil unless a record named a proxy.
+//
+// In JSON, "stopped" is always there (null unless the run stopped), and
+// bytes_out, bytes_in and retry_bytes are there, 0 included, whenever
+// by_proxy is, that is when a record went through a proxy; a run without
+// proxies has none of the four. See [Group] for its entries.
 type Result struct {
 	Total        int64            `json:"total"`
 	OK           int64            `json:"ok"`
@@ -176,9 +182,51 @@ type Result struct {
 	BytesIn     int64   `json:"bytes_in,omitempty"`
 	RetryBytes  int64   `json:"retry_bytes,omitempty"`
 	Interrupted bool    `json:"interrupted"`
-	Stopped     string  `json:"stopped,omitempty"`
+	Stopped     string  `json:"stopped"`
 	ByHost      []Group `json:"by_host"`
 	ByProxy     []Group `json:"by_proxy,omitempty"`
+
+	// NoRecord is what the text summary's warning says held nothing when
+	// a finished run has no record ("" for "the input held no URL"); it is
+	// not part of the JSON.
+	NoRecord string `json:"-"`
+}
+
+// MarshalJSON writes res as the contract's summary JSON (see [Result]).
+func (res Result) MarshalJSON() ([]byte, error) {
+	out := struct {
+		Total        int64            `json:"total"`
+		OK           int64            `json:"ok"`
+		Failed       int64            `json:"failed"`
+		SuccessRatio float64          `json:"success_ratio"`
+		Status       map[string]int64 `json:"status"`
+		Errors       map[string]int64 `json:"errors"`
+		Attempts     int64            `json:"attempts"`
+		Retries      int64            `json:"retries"`
+		Bytes        int64            `json:"bytes"`
+		ElapsedMS    float64          `json:"elapsed_ms"`
+		RatePerS     float64          `json:"rate_per_s"`
+		LatencyMS    Latency          `json:"latency_ms"`
+		BytesOut     *int64           `json:"bytes_out,omitempty"`
+		BytesIn      *int64           `json:"bytes_in,omitempty"`
+		RetryBytes   *int64           `json:"retry_bytes,omitempty"`
+		Interrupted  bool             `json:"interrupted"`
+		Stopped      *string          `json:"stopped"`
+		ByHost       []Group          `json:"by_host"`
+		ByProxy      []Group          `json:"by_proxy,omitempty"`
+	}{
+		Total: res.Total, OK: res.OK, Failed: res.Failed, SuccessRatio: res.SuccessRatio,
+		Status: res.Status, Errors: res.Errors, Attempts: res.Attempts, Retries: res.Retries,
+		Bytes: res.Bytes, ElapsedMS: res.ElapsedMS, RatePerS: res.RatePerS, LatencyMS: res.LatencyMS,
+		Interrupted: res.Interrupted, ByHost: res.ByHost, ByProxy: res.ByProxy,
+	}
+	if res.ByProxy != nil || res.BytesOut != 0 || res.BytesIn != 0 || res.RetryBytes != 0 {
+		out.BytesOut, out.BytesIn, out.RetryBytes = &res.BytesOut, &res.BytesIn, &res.RetryBytes
+	}
+	if res.Stopped != "" {
+		out.Stopped = &res.Stopped
+	}
+	return json.Marshal(out)
 }
 
 // MarkStopped records that the run stopped on a failure of its own (its
@@ -227,6 +275,42 @@ type Group struct {
 	Retries  int64            `json:"retries,omitempty"`
 	BytesOut int64            `json:"bytes_out,omitempty"`
 	BytesIn  int64            `json:"bytes_in,omitempty"`
+}
+
+// MarshalJSON writes a proxy's entry (Proxy set) with attempts, ok,
+// failures ({} when none), blocks, retries, bytes_out and bytes_in, 0
+// included; a host's with blocks, 0 included, and limit when set.
+func (g Group) MarshalJSON() ([]byte, error) {
+	if g.Proxy == "" {
+		return json.Marshal(struct {
+			Host      string           `json:"host,omitempty"`
+			Total     int64            `json:"total"`
+			OK        int64            `json:"ok"`
+			Status    map[string]int64 `json:"status"`
+			Errors    map[string]int64 `json:"errors"`
+			LatencyMS Latency          `json:"latency_ms"`
+			Limit     int              `json:"limit,omitempty"`
+			Blocks    int64            `json:"blocks"`
+		}{g.Host, g.Total, g.OK, g.Status, g.Errors, g.LatencyMS, g.Limit, g.Blocks})
+	}
+	failures := g.Failures
+	if failures == nil {
+		failures = map[string]int64{}
+	}
+	return json.Marshal(struct {
+		Proxy     string           `json:"proxy"`
+		Total     int64            `json:"total"`
+		OK        int64            `json:"ok"`
+		Status    map[string]int64 `json:"status"`
+		Errors    map[string]int64 `json:"errors"`
+		LatencyMS Latency          `json:"latency_ms"`
+		Attempts  int64            `json:"attempts"`
+		Failures  map[string]int64 `json:"failures"`
+		Blocks    int64            `json:"blocks"`
+		Retries   int64            `json:"retries"`
+		BytesOut  int64            `json:"bytes_out"`
+		BytesIn   int64            `json:"bytes_in"`
+	}{g.Proxy, g.Total, g.OK, g.Status, g.Errors, g.LatencyMS, g.Attempts, failures, g.Blocks, g.Retries, g.BytesOut, g.BytesIn})
 }
 
 // Failed returns the group's records that are not ok.

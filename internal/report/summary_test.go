@@ -108,7 +108,7 @@ func TestSummaryEmptyJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"total":0,"ok":0,"failed":0,"success_ratio":1,"status":{},"errors":{},"attempts":0,"retries":0,"bytes":0,"elapsed_ms":1500,"rate_per_s":0,"latency_ms":{"p50":0,"p90":0,"p99":0,"max":0},"interrupted":false,"by_host":[]}`
+	want := `{"total":0,"ok":0,"failed":0,"success_ratio":1,"status":{},"errors":{},"attempts":0,"retries":0,"bytes":0,"elapsed_ms":1500,"rate_per_s":0,"latency_ms":{"p50":0,"p90":0,"p99":0,"max":0},"interrupted":false,"stopped":null,"by_host":[]}`
 	if string(got) != want {
 		t.Errorf("empty summary JSON:\n got %s\nwant %s", got, want)
 	}
@@ -117,7 +117,7 @@ func TestSummaryEmptyJSON(t *testing.T) {
 	if got, err = json.Marshal(res); err != nil {
 		t.Fatal(err)
 	}
-	want = `{"total":0,"ok":0,"failed":0,"success_ratio":0,"status":{},"errors":{},"attempts":0,"retries":0,"bytes":0,"elapsed_ms":1500,"rate_per_s":0,"latency_ms":{"p50":0,"p90":0,"p99":0,"max":0},"interrupted":true,"by_host":[]}`
+	want = `{"total":0,"ok":0,"failed":0,"success_ratio":0,"status":{},"errors":{},"attempts":0,"retries":0,"bytes":0,"elapsed_ms":1500,"rate_per_s":0,"latency_ms":{"p50":0,"p90":0,"p99":0,"max":0},"interrupted":true,"stopped":null,"by_host":[]}`
 	if string(got) != want {
 		t.Errorf("empty summary JSON:\n got %s\nwant %s", got, want)
 	}
@@ -134,9 +134,11 @@ func TestSummaryJSONShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"total":1,"ok":1,"failed":0,"success_ratio":1,"status":{"200":1},"errors":{},"attempts":1,"retries":0,"bytes":100,"elapsed_ms":1000,"rate_per_s":1,"latency_ms":{"p50":84,"p90":84,"p99":84,"max":84},"interrupted":false,` +
-		`"by_host":[{"host":"example.com:443","total":1,"ok":1,"status":{"200":1},"errors":{},"latency_ms":{"p50":84,"p90":84,"p99":84,"max":84},"limit":7}],` +
-		`"by_proxy":[{"proxy":"http://bob:***@proxy.example:8080","total":1,"ok":1,"status":{"200":1},"errors":{},"latency_ms":{"p50":84,"p90":84,"p99":84,"max":84},"attempts":1}]}`
+	want := `{"total":1,"ok":1,"failed":0,"success_ratio":1,"status":{"200":1},"errors":{},"attempts":1,"retries":0,"bytes":100,"elapsed_ms":1000,"rate_per_s":1,"latency_ms":{"p50":84,"p90":84,"p99":84,"max":84},` +
+		`"bytes_out":0,"bytes_in":0,"retry_bytes":0,"interrupted":false,"stopped":null,` +
+		`"by_host":[{"host":"example.com:443","total":1,"ok":1,"status":{"200":1},"errors":{},"latency_ms":{"p50":84,"p90":84,"p99":84,"max":84},"limit":7,"blocks":0}],` +
+		`"by_proxy":[{"proxy":"http://bob:***@proxy.example:8080","total":1,"ok":1,"status":{"200":1},"errors":{},"latency_ms":{"p50":84,"p90":84,"p99":84,"max":84},` +
+		`"attempts":1,"failures":{},"blocks":0,"retries":0,"bytes_out":0,"bytes_in":0}]}`
 	if string(got) != want {
 		t.Errorf("summary JSON:\n got %s\nwant %s", got, want)
 	}
@@ -331,5 +333,59 @@ func BenchmarkSummaryAdd(b *testing.B) {
 	for b.Loop() {
 		s.Add(recs[i%len(recs)])
 		i++
+	}
+}
+
+// TestSummaryJSONKeepsZeroCounts: a stopped run says why; the counts of a
+// proxy and of the run through proxies are there when 0, so that a query
+// such as `.by_proxy[] | .blocks` reads 0, not null; and the summary
+// decodes back to what it was.
+func TestSummaryJSONKeepsZeroCounts(t *testing.T) {
+	t.Parallel()
+	s := NewSummary()
+	r := rec("https://example.com/", 500, KindStatus, 1, 10)
+	r.Proxy = "http://proxy.example:8080"
+	r.BytesOut, r.BytesIn = 100, 200
+	s.Add(r)
+	res := s.Result(time.Second, false)
+	res.MarkStopped("--budget of 1KB through proxies reached (1200 bytes spent)")
+	data, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Stopped    *string          `json:"stopped"`
+		RetryBytes *int64           `json:"retry_bytes"`
+		ByHost     []map[string]any `json:"by_host"`
+		ByProxy    []map[string]any `json:"by_proxy"`
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Stopped == nil || *m.Stopped != res.Stopped || m.RetryBytes == nil || *m.RetryBytes != 0 {
+		t.Errorf("summary %s: want stopped and retry_bytes 0", data)
+	}
+	if len(m.ByProxy) != 1 {
+		t.Fatalf("by_proxy %s, want one proxy", data)
+	}
+	for key, want := range map[string]any{"attempts": 1.0, "ok": 0.0, "failures": map[string]any{"status": 1.0}, "blocks": 0.0, "retries": 0.0, "bytes_out": 100.0, "bytes_in": 200.0} {
+		if got, ok := m.ByProxy[0][key]; !ok || !reflect.DeepEqual(got, want) {
+			t.Errorf("by_proxy[0].%s = %v (present %v), want %v", key, got, ok, want)
+		}
+	}
+	for _, key := range []string{"attempts", "failures", "retries", "bytes_out", "bytes_in"} {
+		if _, ok := m.ByHost[0][key]; ok {
+			t.Errorf("by_host[0] has %s: %s", key, data)
+		}
+	}
+	if got, ok := m.ByHost[0]["blocks"]; !ok || got != 0.0 {
+		t.Errorf("by_host[0].blocks = %v (present %v), want 0", got, ok)
+	}
+	var back Result
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, res) {
+		t.Errorf("decoded summary:\n got %+v\nwant %+v", back, res)
 	}
 }

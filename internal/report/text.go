@@ -15,7 +15,7 @@ const textHosts = 5
 
 // WriteText writes the human summary: the status counts, error kinds,
 // retries and latency percentiles, the hosts with the most failures, a
-// warning when a finished run had no record, why the run stopped or that it
+// warning when a finished run had no record (see Result.NoRecord), why the run stopped or that it
 // was interrupted, and last a
 // line of the form
 //
@@ -42,7 +42,11 @@ func (res Result) WriteText(w io.Writer) error {
 		}
 		writeFailingHosts(bw, res.ByHost)
 	} else if !res.Interrupted {
-		fmt.Fprintln(bw, "fetchctl: warning: the input held no URL")
+		none := res.NoRecord
+		if none == "" {
+			none = "the input held no URL"
+		}
+		fmt.Fprintf(bw, "fetchctl: warning: %s\n", none)
 	}
 	switch {
 	case res.Stopped != "":

@@ -180,3 +180,33 @@ func TestWriteTextStopped(t *testing.T) {
 		t.Errorf("interrupted with no record: ratio %v, want 0", res.SuccessRatio)
 	}
 }
+
+// TestWriteTextNoRecordSaysWhatHeldNone: a finished run with no record
+// warns in the words its caller gives (the input, a shard, result files).
+func TestWriteTextNoRecordSaysWhatHeldNone(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, noRecord, want string
+	}{
+		{"run", "", "fetchctl: warning: the input held no URL\n"},
+		{"shard", "this shard got no URL of the list", "fetchctl: warning: this shard got no URL of the list\n"},
+		{"summarize", "the results hold no record", "fetchctl: warning: the results hold no record\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			res := NewSummary().Result(0, false)
+			res.NoRecord = tt.noRecord
+			var b strings.Builder
+			if err := res.WriteText(&b); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(b.String(), tt.want) {
+				t.Errorf("text %q lacks %q", b.String(), tt.want)
+			}
+			if got := strings.Count(b.String(), "warning"); got != 1 {
+				t.Errorf("text %q has %d warnings, want 1", b.String(), got)
+			}
+		})
+	}
+}

@@ -16,7 +16,7 @@ func watchBudget(opts Options, cancel context.CancelCauseFunc) {
 	if m == nil || m.Limit() <= 0 {
 		return
 	}
-	m.OnLimit(func() { cancel(&BudgetError{Budget: m.Limit()}) })
+	m.OnLimit(func() { cancel(&BudgetError{Budget: m.Limit(), Text: opts.BudgetText}) })
 }
 
 // stopCause is why the run's context ended: a *BudgetError when the

@@ -88,7 +88,7 @@ func (d *dispatcher) adapt(res *result) {
 func (d *dispatcher) spend(res *result) {
 	d.spent += res.wireOut + res.wireIn
 	if d.opts.Budget > 0 && d.spent >= d.opts.Budget && d.fatal == nil {
-		d.fatal = &BudgetError{Budget: d.opts.Budget, Spent: d.spent}
+		d.fatal = &BudgetError{Budget: d.opts.Budget, Spent: d.spent, Text: d.opts.BudgetText}
 	}
 }
 

@@ -105,8 +105,10 @@ type Options struct {
 	BlockPattern *regexp.Regexp
 	// Budget, when positive, ends the run with a [*BudgetError] once the
 	// bytes on the wire through proxies that finished attempts claimed
-	// reach it.
-	Budget int64
+	// reach it; BudgetText is how the user wrote it (100KB), for the
+	// message.
+	Budget     int64
+	BudgetText string
 	// Meter, when set, is the one the routes' clients count their bytes
 	// through proxies on (transport.Options.Meter): the run ends with a
 	// [*BudgetError] the moment they reach its limit, the attempts in
@@ -134,10 +136,16 @@ type Options struct {
 // included.
 type BudgetError struct {
 	Budget, Spent int64
+	// Text is the budget as the user wrote it, "" to give it in bytes.
+	Text string
 }
 
 func (e *BudgetError) Error() string {
-	return fmt.Sprintf("--budget of %d bytes through proxies reached (%d spent)", e.Budget, e.Spent)
+	budget := e.Text
+	if budget == "" {
+		budget = fmt.Sprintf("%d bytes", e.Budget)
+	}
+	return fmt.Sprintf("--budget of %s through proxies reached (%d bytes spent)", budget, e.Spent)
 }
 
 // Rotator is a route client that can give a host a fresh exit (a new proxy

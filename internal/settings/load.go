@@ -100,7 +100,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) string, version string) (*Setti
 	if err != nil {
 		return nil, err
 	}
-	s := &Settings{ConfigFile: file, sources: map[string]Source{}}
+	s := &Settings{ConfigFile: file, sources: map[string]Source{}, sizeTexts: map[string]string{}}
 	if err := s.resolve(fs, v, set, getenv, version); err != nil {
 		return nil, err
 	}
@@ -197,6 +197,9 @@ func (s *Settings) resolve(fs *pflag.FlagSet, v *viper.Viper, set presets.Set, g
 				return e
 			}
 			val = parsed
+			if n, isSize := parsed.(Size); isSize {
+				s.sizeTexts[f.name] = FormatSizeLike(int64(n), text)
+			}
 		case !ok && f.preset != nil:
 			src, val = FromPreset, f.preset(pool)
 		case !ok:

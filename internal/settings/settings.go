@@ -88,6 +88,26 @@ type Settings struct {
 
 	sources   map[string]Source
 	requested map[string]any
+	// sizeTexts holds each size the user gave, in the units written.
+	sizeTexts map[string]string
+}
+
+// SizeText returns the size setting name (its flag name) as --dry-run
+// and messages show it: in the unit family the user wrote it in (20GB,
+// 512KiB), or, for a built-in value, in the largest binary unit that
+// divides it.
+func (s *Settings) SizeText(name string) string {
+	if t, ok := s.sizeTexts[name]; ok {
+		return t
+	}
+	for _, f := range s.fields("") {
+		if f.name == name {
+			if n, ok := get(f.ptr).(Size); ok {
+				return FormatSize(int64(n))
+			}
+		}
+	}
+	return ""
 }
 
 // field is one setting: its flag is --name, its variable FETCHCTL_NAME and
@@ -100,7 +120,8 @@ type field struct {
 	// def is the built-in default, nil when the preset sets the value.
 	def    any
 	preset func(presets.Preset) any
-	// mask shows the value with its secrets hidden, for --dry-run.
+	// mask shows the value as --dry-run prints it: its secrets hidden, or
+	// an empty value by what it means.
 	mask func(any) any
 }
 
@@ -131,7 +152,7 @@ func (s *Settings) fields(version string) []field {
 		{name: "adaptive", ptr: &s.Adaptive, def: false, usage: "adapt per-host concurrency: cut on 429/503 and timeouts, grow on success, never above --per-host"},
 		{name: "proxy", ptr: &s.Proxy, def: "", mask: maskProxy, usage: "http://, https:// or socks5:// proxy, with user:pass@ if needed"},
 		{name: "proxy-file", ptr: &s.ProxyFile, def: "", usage: "file of proxies, one a line; requests are spread over them"},
-		{name: "rotate-on", ptr: &s.RotateOn, def: "403,429", usage: "statuses by which a target blocks a proxy's exit: the proxy or session cools down for the host and the URL is retried through another"},
+		{name: "rotate-on", ptr: &s.RotateOn, def: "403,429", mask: showNone, usage: "statuses by which a target blocks a proxy's exit: the proxy or session cools down for the host and the URL is retried through another; none turns this off"},
 		{name: "block-pattern", ptr: &s.BlockPattern, def: "", usage: "regular expression whose match in the first 64KiB of a body, through a proxy, is a block like --rotate-on"},
 		{name: "budget", ptr: &s.Budget, def: Size(0), usage: "stop the run (resumable) once this many bytes went through proxies on the wire; 0 is no limit"},
 		{name: "session", ptr: &s.Session, def: "", usage: "renew the {session} of a proxy URL's user name: host (one per target host), url (one per request) or N (every N requests)"},
@@ -214,6 +235,9 @@ func (s *Settings) Shown() map[string]Value {
 			v.V = t.String()
 		case Size:
 			v.V = FormatSize(int64(t))
+			if text, ok := s.sizeTexts[f.name]; ok {
+				v.V = text
+			}
 		}
 		if f.mask != nil {
 			v.V = f.mask(v.V)
@@ -221,6 +245,14 @@ func (s *Settings) Shown() map[string]Value {
 		out[f.key()] = v
 	}
 	return out
+}
+
+// showNone shows an empty --rotate-on as what it does: none.
+func showNone(v any) any {
+	if s, ok := v.(string); ok && strings.TrimSpace(s) == "" {
+		return "none"
+	}
+	return v
 }
 
 func maskProxy(v any) any {

@@ -212,3 +212,41 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// TestShownSizesKeepTheUnitsWritten: a size shows in the unit family the
+// user wrote it in (20GB stays 20GB, not 19531250KiB), and the bytes
+// behind it are exact.
+func TestShownSizesKeepTheUnitsWritten(t *testing.T) {
+	t.Chdir(t.TempDir())
+	tests := []struct {
+		name, flag, in, key, want string
+		bytes                     int64
+	}{
+		{"decimal GB", "--budget", "20GB", "budget", "20GB", 20e9},
+		{"decimal KB", "--budget", "100KB", "budget", "100KB", 100e3},
+		{"lower case", "--budget", "100kb", "budget", "100KB", 100e3},
+		{"decimal fraction", "--budget", "1.5GB", "budget", "1500MB", 1500e6},
+		{"binary", "--budget", "2GiB", "budget", "2GiB", 2 << 30},
+		{"bytes", "--budget", "100000", "budget", "100000", 100000},
+		{"max-body decimal", "--max-body", "10MB", "max_body", "10MB", 10e6},
+		{"max-body binary", "--max-body", "512KiB", "max_body", "512KiB", 512 << 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := load(t, nil, tt.flag, tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.Shown()[tt.key].V; got != tt.want {
+				t.Errorf("%s %s shown as %v, want %s", tt.flag, tt.in, got, tt.want)
+			}
+			if got := s.SizeText(strings.TrimPrefix(tt.flag, "--")); got != tt.want {
+				t.Errorf("SizeText(%s) = %q, want %q", tt.flag, got, tt.want)
+			}
+			n := map[string]Size{"budget": s.Budget, "max_body": s.MaxBody}[tt.key]
+			if int64(n) != tt.bytes {
+				t.Errorf("%s %s = %d bytes, want %d", tt.flag, tt.in, n, tt.bytes)
+			}
+		})
+	}
+}
