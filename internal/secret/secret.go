@@ -26,7 +26,8 @@ const Mask = "***"
 // is not a valid URL. When the user info cannot be told apart from the rest
 // (a password holding an unescaped "/", say) it errs towards hiding too much.
 // A string without "://" is read as starting with the user info, as proxy
-// settings sometimes are. Safe for concurrent use.
+// settings sometimes are. A session placeholder in the user name,
+// {session:N}, is kept whole. Safe for concurrent use.
 func URL(raw string) string {
 	start := 0
 	if i := strings.Index(raw, "://"); i >= 0 {
@@ -49,7 +50,7 @@ func URL(raw string) string {
 			return raw
 		}
 	}
-	colon := strings.IndexByte(rest[:at], ':')
+	colon := userColon(rest[:at])
 	if colon < 0 || rest[colon+1:at] == Mask {
 		return raw
 	}
@@ -110,11 +111,35 @@ func Password(raw string) string {
 	if at < 0 {
 		return ""
 	}
-	_, pw, ok := strings.Cut(rest[:at], ":")
-	if !ok {
+	colon := userColon(rest[:at])
+	if colon < 0 {
 		return ""
 	}
-	return pw
+	return rest[:at][colon+1:]
+}
+
+// userColon returns the index of the ':' that ends the user name of user
+// info, or -1. The colon of a session placeholder written in the user name,
+// {session:N} with N digits, is not that one.
+func userColon(userinfo string) int {
+	const open = "{session:"
+	for i := 0; i < len(userinfo); i++ {
+		if userinfo[i] != ':' {
+			continue
+		}
+		if start := i + 1 - len(open); start >= 0 && userinfo[start:i+1] == open {
+			j := i + 1
+			for j < len(userinfo) && '0' <= userinfo[j] && userinfo[j] <= '9' {
+				j++
+			}
+			if j > i+1 && j < len(userinfo) && userinfo[j] == '}' {
+				i = j
+				continue
+			}
+		}
+		return i
+	}
+	return -1
 }
 
 // IsHeader reports whether a header of this name (in any case) carries a

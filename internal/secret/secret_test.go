@@ -27,6 +27,11 @@ func TestURL(t *testing.T) {
 		{"unescaped slash in password", "https://user:pa/ss@host/p", "https://user:***@host/p"},
 		{"unescaped hash in password", "http://user:pa#ss@host", "http://user:***@host"},
 		{"no scheme", "bob:pw@proxy:3128", "bob:***@proxy:3128"},
+		{"session placeholder in the user name", "http://user-{session:12}:Secretpw@127.0.0.1:18001", "http://user-{session:12}:***@127.0.0.1:18001"},
+		{"placeholder out of range", "http://user-{session:0}:Secretpw@h:1", "http://user-{session:0}:***@h:1"},
+		{"plain placeholder", "http://h-{session}:pw@h:1", "http://h-{session}:***@h:1"},
+		{"placeholder in the password", "http://u:pw-{session:9}@h:1", "http://u:***@h:1"},
+		{"not a placeholder", "http://a{session:x}:pw@h:1", "http://a{session:***@h:1"},
 		{"unparsable host", "http://u:pw@ho st:99/", "http://u:***@ho st:99/"},
 		{"not a URL", "hello world", "hello world"},
 		{"empty", "", ""},
@@ -160,6 +165,8 @@ func TestPassword(t *testing.T) {
 		{"http://bob:pa ss@h:1", "pa ss"},
 		{"http://bob:x/y@h:1", "x/y"},
 		{"  socks5://bob:pw@h:1  ", "pw"},
+		{"http://user-{session:12}:Secretpw@h:1", "Secretpw"},
+		{"http://u:pw-{session:8}@h:1", "pw-{session:8}"},
 		{"", ""},
 	}
 	for _, tt := range tests {
