@@ -82,6 +82,8 @@ func prepare(ctx context.Context, cfg *Config, env Env) (*prepared, error) {
 		fmt.Fprintf(env.Stderr, "fetchctl: warning: --per-host %d is above --limit %d: no host gets more than %d requests at once\n",
 			cfg.Runner.PerHost, cfg.Runner.Limit, cfg.Runner.Limit)
 	}
+	env.Secrets.Add(plan.Secrets...)
+	cfg.Runner.Secrets = env.Secrets.List()
 	cfg.Runner.Routes = plan.Routes
 	cfg.Runner.PerProxy = plan.PerRoute
 	cfg.Runner.MultiInput = len(inputs) > 1

@@ -15,8 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/net/http/httpproxy"
-
 	"github.com/fetchctl/fetchctl/internal/runner"
 	"github.com/fetchctl/fetchctl/internal/secret"
 	"github.com/fetchctl/fetchctl/internal/transport"
@@ -61,6 +59,10 @@ type Plan struct {
 	// KeptAlive is how many of the proxies keep idle connections between
 	// requests (see [keptAlive]).
 	KeptAlive int
+	// Secrets are the fixed parts of the passwords of the environment's
+	// session templates (see [TemplateSecrets]): only Build reads those
+	// proxies, and a message could show the filled passwords.
+	Secrets []string
 	// Notice, when not "", says in one line why the limit was lowered and
 	// how to raise the open-file limit.
 	Notice string
@@ -90,24 +92,86 @@ func Build(o Options) (*Plan, error) {
 	if len(o.Proxies) > 0 {
 		return plan, proxyRoutes(plan, o, proxied(t, perRoute))
 	}
-	if o.Session.On() {
-		return nil, errors.New("--session needs a proxy URL with {session} in its user name or password")
+	// The environment is read through getenv alone, never by the transport.
+	t.ProxyFromEnv = false
+	if fromEnv {
+		env, err := readEnvProxies(getenv)
+		if err != nil {
+			return nil, err
+		}
+		return plan, envRoutes(plan, o, t, env)
 	}
-	if fromEnv && (getenv("HTTP_PROXY") != "" || getenv("http_proxy") != "") {
-		t = proxied(t, perRoute)
+	if o.Session.On() {
+		return nil, errNoTemplate
 	}
 	c, err := transport.New(t)
 	if err != nil {
 		return nil, err
 	}
-	r := runner.Route{Client: c}
-	if fromEnv {
-		proxyFor := envProxy(getenv)
-		r.Client = authCheck{next: c, proxyFor: proxyFor}
-		r.ProxyFor = proxyFor
-	}
-	plan.Routes = []runner.Route{r}
+	plan.Routes = []runner.Route{{Client: c}}
 	return plan, nil
+}
+
+var errNoTemplate = errors.New("--session needs a proxy URL with {session} in its user name or password")
+
+// envRoutes adds the one route of the environment's proxies to plan: each
+// proxy gets the client --proxy would give it, and requests that no proxy
+// carries go direct.
+func envRoutes(plan *Plan, o Options, t transport.Options, env *envProxies) error {
+	t.Shared = transport.NewShared(t)
+	r := envRoute{env: env, via: map[*url.URL]runner.Doer{}}
+	templates := 0
+	for _, p := range env.list() {
+		c, template, err := proxyClient(p, o, proxied(t, plan.PerRoute), true)
+		if err != nil {
+			return err
+		}
+		if template {
+			templates++
+		}
+		r.via[p] = c
+		plan.Secrets = append(plan.Secrets, TemplateSecrets(p)...)
+	}
+	if o.Session.On() && templates == 0 {
+		return errNoTemplate
+	}
+	direct, err := transport.New(t)
+	if err != nil {
+		return err
+	}
+	r.direct = direct
+	plan.Routes = []runner.Route{{Client: authCheck{next: r, proxyFor: env.name}, ProxyFor: env.name}}
+	return nil
+}
+
+// proxyClient returns the client of one proxy: sessions for a {session}
+// template, else a client through it that keeps idle connections when
+// keepAlive says so. template reports which.
+func proxyClient(p *url.URL, o Options, t transport.Options, keepAlive bool) (c runner.Doer, template bool, err error) {
+	if HasSession(p) {
+		name := proxyName(p)
+		if !o.Session.On() {
+			return nil, true, fmt.Errorf("proxy %s holds {session}: say when a session is renewed with --session host, url or a number of requests", name)
+		}
+		if err := checkTemplate(p); err != nil {
+			return nil, true, fmt.Errorf("proxy %s: %w", name, err)
+		}
+		return newSessions(p, o.Session, o.SessionTTL, t), true, nil
+	}
+	pt := t
+	pt.Proxy = p
+	pt.ProxyFromEnv = false
+	if !keepAlive {
+		pt.KeepAlive = 0
+	}
+	client, err := transport.New(pt)
+	if err != nil {
+		return nil, false, err
+	}
+	if pt.KeepAlive == 0 {
+		return closing{next: client}, false, nil
+	}
+	return client, false, nil
 }
 
 // keptAlive is how many of a run's proxies keep idle connections between
@@ -127,36 +191,17 @@ func proxyRoutes(plan *Plan, o Options, t transport.Options) error {
 	templates := 0
 	for i, p := range o.Proxies {
 		name := proxyName(p)
-		var c runner.Doer
+		c, template, err := proxyClient(p, o, t, i < plan.KeptAlive)
+		if err != nil {
+			return err
+		}
 		var keepHost time.Duration
-		if HasSession(p) {
+		if template {
 			templates++
-			if !o.Session.On() {
-				return fmt.Errorf("proxy %s holds {session}: say when a session is renewed with --session host, url or a number of requests", name)
-			}
-			if err := checkTemplate(p); err != nil {
-				return fmt.Errorf("proxy %s: %w", name, err)
-			}
-			c = newSessions(p, o.Session, o.SessionTTL, t)
 			if o.Session.PerHost {
 				// A host's session lives on this proxy: the host stays
 				// on it, at most for as long as an idle session lasts.
 				keepHost = sessionIdle
-			}
-		} else {
-			pt := t
-			pt.Proxy = p
-			pt.ProxyFromEnv = false
-			if i >= plan.KeptAlive {
-				pt.KeepAlive = 0
-			}
-			client, err := transport.New(pt)
-			if err != nil {
-				return err
-			}
-			c = client
-			if pt.KeepAlive == 0 {
-				c = closing{next: client}
 			}
 		}
 		plan.Routes = append(plan.Routes, runner.Route{
@@ -166,7 +211,7 @@ func proxyRoutes(plan *Plan, o Options, t transport.Options) error {
 		})
 	}
 	if o.Session.On() && templates == 0 {
-		return errors.New("--session needs a proxy URL with {session} in its user name or password")
+		return errNoTemplate
 	}
 	return nil
 }
@@ -254,31 +299,6 @@ func envHasProxy(getenv func(string) string) bool {
 		}
 	}
 	return false
-}
-
-// envProxy returns which proxy, by HTTPS_PROXY, HTTP_PROXY and NO_PROXY (as
-// the transport reads them), carries a request for a URL, masked.
-func envProxy(getenv func(string) string) func(*url.URL) string {
-	// The lower-case name wins, as in httpproxy.FromEnvironment.
-	either := func(lower, upper string) string {
-		if v := getenv(lower); v != "" {
-			return v
-		}
-		return getenv(upper)
-	}
-	pf := (&httpproxy.Config{
-		HTTPProxy:  either("http_proxy", "HTTP_PROXY"),
-		HTTPSProxy: either("https_proxy", "HTTPS_PROXY"),
-		NoProxy:    either("no_proxy", "NO_PROXY"),
-		CGI:        getenv("REQUEST_METHOD") != "",
-	}).ProxyFunc()
-	return func(u *url.URL) string {
-		p, err := pf(u)
-		if err != nil || p == nil {
-			return ""
-		}
-		return secret.URLOf(p)
-	}
 }
 
 // fdReserve is kept free for the inputs, the output, body files, DNS and

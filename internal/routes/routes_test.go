@@ -65,7 +65,11 @@ func TestEnvProxyUsesTheGivenEnvironment(t *testing.T) {
 		"NO_PROXY":    "skip.example",
 	}
 	getenv := func(k string) string { return env[k] }
-	proxyFor := envProxy(getenv)
+	proxies, err := readEnvProxies(getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyFor := proxies.name
 	for _, tt := range []struct{ url, want string }{
 		{"http://a.example/", "http://bob:***@lower:1"},
 		{"https://a.example/", "http://s:***@secure:2"},

@@ -4,6 +4,17 @@
 // and any string a caller registers in a [Set]. Every record, message, log
 // line and summary goes through these functions; nothing else masks.
 //
+// Free text is masked in two passes (see [Text]). The structured pass masks
+// a secret where it stands as one, whatever its length: the password of
+// every URL's user info, a known secret between ":" and "@" (user info
+// without a scheme, or a URL too malformed to read), and the value of a
+// secret header ("Cookie: v"). The substring pass masks a known secret of
+// 6 bytes or more anywhere else, but only as a token of its own: not where
+// it is part of a longer word or number. A short or common password ("1",
+// "p", "proxy", "8000") is thus hidden in the user info that holds it
+// without garbling addresses, ports, words, user names or other proxies'
+// names.
+//
 // It imports no other package of fetchctl.
 package secret
 
@@ -26,7 +37,8 @@ const Mask = "***"
 // is not a valid URL. When the user info cannot be told apart from the rest
 // (a password holding an unescaped "/", say) it errs towards hiding too much.
 // A string without "://" is read as starting with the user info, as proxy
-// settings sometimes are. Safe for concurrent use.
+// settings sometimes are. A session placeholder in the user name,
+// {session:N}, is kept whole. Safe for concurrent use.
 func URL(raw string) string {
 	start := 0
 	if i := strings.Index(raw, "://"); i >= 0 {
@@ -49,7 +61,7 @@ func URL(raw string) string {
 			return raw
 		}
 	}
-	colon := strings.IndexByte(rest[:at], ':')
+	colon := userColon(rest[:at])
 	if colon < 0 || rest[colon+1:at] == Mask {
 		return raw
 	}
@@ -110,11 +122,35 @@ func Password(raw string) string {
 	if at < 0 {
 		return ""
 	}
-	_, pw, ok := strings.Cut(rest[:at], ":")
-	if !ok {
+	colon := userColon(rest[:at])
+	if colon < 0 {
 		return ""
 	}
-	return pw
+	return rest[:at][colon+1:]
+}
+
+// userColon returns the index of the ':' that ends the user name of user
+// info, or -1. The colon of a session placeholder written in the user name,
+// {session:N} with N digits, is not that one.
+func userColon(userinfo string) int {
+	const open = "{session:"
+	for i := 0; i < len(userinfo); i++ {
+		if userinfo[i] != ':' {
+			continue
+		}
+		if start := i + 1 - len(open); start >= 0 && userinfo[start:i+1] == open {
+			j := i + 1
+			for j < len(userinfo) && '0' <= userinfo[j] && userinfo[j] <= '9' {
+				j++
+			}
+			if j > i+1 && j < len(userinfo) && userinfo[j] == '}' {
+				i = j
+				continue
+			}
+		}
+		return i
+	}
+	return -1
 }
 
 // IsHeader reports whether a header of this name (in any case) carries a
@@ -158,33 +194,115 @@ func HeaderLineValue(line string) string {
 	return strings.TrimSpace(strings.TrimLeft(line[end:], ": \t="))
 }
 
-// Text returns s with every occurrence of each non-empty secret, and of its
-// percent-escaped forms as they appear in a URL's user info or query,
-// replaced by [Mask]. Longer secrets are replaced first, so a secret that
-// contains another is hidden whole. Safe for concurrent use.
+// minBare is the length from which a secret is also masked where it
+// stands alone in text, not only where it stands as a secret.
+const minBare = 6
+
+// Text returns s with the secrets masked, and every URL's password (see
+// [URLsIn]). A secret, as given or percent-escaped as in a URL's user info
+// or query, reads as [Mask]:
+//
+//   - where it stands as a secret, whatever its length: as the password of
+//     user info (":secret@"), or as the value of an Authorization,
+//     Proxy-Authorization, Cookie or Set-Cookie header ("Cookie: secret",
+//     "Cookie=secret");
+//   - anywhere else only when it is at least 6 bytes long and a token of
+//     its own: the text next to it on either side is not a letter, digit
+//     or "_" (unless the secret's own first or last byte is not one
+//     either). A secret inside a longer word or number stays, so that a
+//     short or common password does not garble ports, addresses, words
+//     and other proxies' names.
+//
+// Longer secrets are replaced first, so a secret that contains another is
+// hidden whole. Safe for concurrent use.
 func Text(s string, secrets ...string) string {
 	if s == "" {
 		return s
 	}
-	var forms []string
+	type form struct {
+		text string
+		bare bool
+	}
+	var forms []form
 	for _, secret := range secrets {
 		if secret == "" {
 			continue
 		}
-		forms = append(forms, secret)
+		bare := len(secret) >= minBare
+		forms = append(forms, form{secret, bare})
 		// url.UserPassword escapes as a URL's user info does; drop its ":".
 		if e := url.UserPassword("", secret).String()[1:]; e != secret {
-			forms = append(forms, e)
+			forms = append(forms, form{e, bare})
 		}
 		if e := url.QueryEscape(secret); e != secret {
-			forms = append(forms, e)
+			forms = append(forms, form{e, bare})
 		}
 	}
-	slices.SortFunc(forms, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
+	slices.SortStableFunc(forms, func(a, b form) int { return cmp.Compare(len(b.text), len(a.text)) })
 	for _, f := range forms {
-		s = strings.ReplaceAll(s, f, Mask)
+		s = maskForm(s, f.text, f.bare)
 	}
-	return s
+	return URLsIn(s)
+}
+
+// maskForm replaces the occurrences of f in s that [Text] masks.
+func maskForm(s, f string, bare bool) string {
+	i := strings.Index(s, f)
+	if i < 0 {
+		return s
+	}
+	var b strings.Builder
+	for i >= 0 {
+		j := i + len(f)
+		if standsAsSecret(s, i, j) || bare && tokenEdge(s, i, f[0], true) && tokenEdge(s, j, f[len(f)-1], false) {
+			b.WriteString(s[:i])
+			b.WriteString(Mask)
+		} else {
+			b.WriteString(s[:j])
+		}
+		s = s[j:]
+		i = strings.Index(s, f)
+	}
+	b.WriteString(s)
+	return b.String()
+}
+
+// standsAsSecret reports whether s[i:j] is the password of user info or
+// the value of a header that carries a secret.
+func standsAsSecret(s string, i, j int) bool {
+	if i > 0 && s[i-1] == ':' && j < len(s) && s[j] == '@' {
+		return true
+	}
+	before := strings.TrimRight(s[:i], " \t")
+	if before == s[:i] && !strings.HasSuffix(before, "=") {
+		// "Cookie=v" joins without a space; "Cookie: v" has one.
+		return false
+	}
+	before = strings.TrimRight(before, " \t:=")
+	k := len(before)
+	for k > 0 && (isWordByte(before[k-1]) || before[k-1] == '-') {
+		k--
+	}
+	return IsHeader(before[k:])
+}
+
+// tokenEdge reports whether position at of s is a token boundary for a
+// secret whose byte next to it is inner: start says at is where the secret
+// starts.
+func tokenEdge(s string, at int, inner byte, start bool) bool {
+	if !isWordByte(inner) {
+		return true
+	}
+	if start {
+		return at == 0 || !isWordByte(s[at-1])
+	}
+	return at == len(s) || !isWordByte(s[at])
+}
+
+// isWordByte reports whether c belongs to a word: an ASCII letter or digit,
+// "_", or a byte of a multi-byte UTF-8 character.
+func isWordByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c >= 0x80
 }
 
 // Set is the secrets a run has learnt of (proxy passwords, header values),
@@ -228,7 +346,7 @@ func (s *Set) List() []string {
 }
 
 // Mask returns text with the known secrets and every URL's password as
-// [Mask].
+// [Mask], by the rule of [Text].
 func (s *Set) Mask(text string) string {
-	return URLsIn(Text(text, s.List()...))
+	return Text(text, s.List()...)
 }

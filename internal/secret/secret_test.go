@@ -27,6 +27,11 @@ func TestURL(t *testing.T) {
 		{"unescaped slash in password", "https://user:pa/ss@host/p", "https://user:***@host/p"},
 		{"unescaped hash in password", "http://user:pa#ss@host", "http://user:***@host"},
 		{"no scheme", "bob:pw@proxy:3128", "bob:***@proxy:3128"},
+		{"session placeholder in the user name", "http://user-{session:12}:Secretpw@127.0.0.1:18001", "http://user-{session:12}:***@127.0.0.1:18001"},
+		{"placeholder out of range", "http://user-{session:0}:Secretpw@h:1", "http://user-{session:0}:***@h:1"},
+		{"plain placeholder", "http://h-{session}:pw@h:1", "http://h-{session}:***@h:1"},
+		{"placeholder in the password", "http://u:pw-{session:9}@h:1", "http://u:***@h:1"},
+		{"not a placeholder", "http://a{session:x}:pw@h:1", "http://a{session:***@h:1"},
 		{"unparsable host", "http://u:pw@ho st:99/", "http://u:***@ho st:99/"},
 		{"not a URL", "hello world", "hello world"},
 		{"empty", "", ""},
@@ -84,12 +89,40 @@ func TestText(t *testing.T) {
 	}{
 		{"no secrets", "proxyconnect tcp: dial tcp 10.0.0.1:8080: refused", nil, "proxyconnect tcp: dial tcp 10.0.0.1:8080: refused"},
 		{"empty secret ignored", "abc", []string{""}, "abc"},
-		{"every occurrence", "pw then pw again", []string{"pw"}, "*** then *** again"},
-		{"several secrets", "user bob token T0K3N cookie c=1", []string{"T0K3N", "c=1"}, "user bob token *** cookie ***"},
-		{"longer secret first", "password and pass", []string{"pass", "password"}, "*** and ***"},
+		{"every occurrence", "s3cr3t-pw then s3cr3t-pw again", []string{"s3cr3t-pw"}, "*** then *** again"},
+		{"several secrets", "user bob token T0K3N-X cookie sid=c0ffee", []string{"T0K3N-X", "sid=c0ffee"}, "user bob token *** cookie ***"},
+		{"longer secret first", "s3cret-longer and s3cret", []string{"s3cret", "s3cret-longer"}, "*** and ***"},
 		{"escaped in user info", "Get http://bob:p%40ss%2Fw@proxy/", []string{"p@ss/w"}, "Get http://bob:***@proxy/"},
-		{"escaped in query", "GET /?k=a+b%26c", []string{"a b&c"}, "GET /?k=***"},
+		{"escaped in query", "GET /?k=a+b%26cdef", []string{"a b&cdef"}, "GET /?k=***"},
 		{"empty text", "", []string{"x"}, ""},
+
+		// Where a password stands as a secret, it is masked whatever its
+		// length.
+		{"short password in a proxy URL", "proxy http://user:1@127.0.0.1:18999: dial tcp 127.0.0.1:18999: connect: connection refused", []string{"1"},
+			"proxy http://user:***@127.0.0.1:18999: dial tcp 127.0.0.1:18999: connect: connection refused"},
+		{"password p", "proxy http://user:p@127.0.0.1:1: dial tcp 127.0.0.1:1: connect: connection refused", []string{"p"},
+			"proxy http://user:***@127.0.0.1:1: dial tcp 127.0.0.1:1: connect: connection refused"},
+		{"password proxy", "run stopped: every proxy is failing: 3 proxy failures in a row on http://user:proxy@h:1, the last: proxy http://user:proxy@h:1: refused", []string{"proxy"},
+			"run stopped: every proxy is failing: 3 proxy failures in a row on http://user:***@h:1, the last: proxy http://user:***@h:1: refused"},
+		{"password part of a port", "proxy http://user:8000@127.0.0.1:18000: dial tcp 127.0.0.1:18000: refused", []string{"8000"},
+			"proxy http://user:***@127.0.0.1:18000: dial tcp 127.0.0.1:18000: refused"},
+		{"user name equal to the password", "proxy http://admin:admin@h:1: answered 407", []string{"admin"}, "proxy http://admin:***@h:1: answered 407"},
+		{"another proxy's port", "proxy http://b:***@127.0.0.1:21999: dial tcp 127.0.0.1:21999: refused", []string{"99"},
+			"proxy http://b:***@127.0.0.1:21999: dial tcp 127.0.0.1:21999: refused"},
+		{"long password inside a longer token", "Secretpw2 xSecretpw Secretpw_3", []string{"Secretpw"}, "Secretpw2 xSecretpw Secretpw_3"},
+		{"long password as a token", "said Secretpw. (Secretpw) -Secretpw-", []string{"Secretpw"}, "said ***. (***) -***-"},
+		{"long password next to a separator it holds", "pass: Fixed-abcd1234-Part99", []string{"Fixed-", "-Part99"}, "pass: ***abcd1234***"},
+
+		// The appearances the substring pass exists for.
+		{"quoted by net/url, with a space", `parse "http://u:p w@h/": invalid character " " in host name`, []string{"p w"},
+			`parse "http://u:***@h/": invalid character " " in host name`},
+		{"password alone in a port error", `invalid port ":Secretpw" after host`, []string{"Secretpw"}, `invalid port ":***" after host`},
+		{"proxy URL inside a net/http error", `Get "http://t/": proxyconnect tcp: http://u:pw@127.0.0.1:1: refused`, []string{"pw"},
+			`Get "http://t/": proxyconnect tcp: http://u:***@127.0.0.1:1: refused`},
+		{"user info without a scheme", "bob:pw@proxy:3128 refused", []string{"pw"}, "bob:***@proxy:3128 refused"},
+		{"short header value", "header Cookie: c=1 and cookie=c=1", []string{"c=1"}, "header Cookie: *** and cookie=***"},
+		{"escaped short password", "Get http://bob:p%40s@proxy/", []string{"p@s"}, "Get http://bob:***@proxy/"},
+		{"panic text", "token s3cr3t leaked", []string{"s3cr3t"}, "token *** leaked"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,8 +131,10 @@ func TestText(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("Text(%q, %q) = %q, want %q", tt.s, tt.secrets, got, tt.want)
 			}
+			// A secret long enough for the substring pass is gone unless
+			// it is part of a longer token.
 			for _, secret := range tt.secrets {
-				if secret != "" && strings.Contains(got, secret) {
+				if len(secret) >= minBare && !strings.Contains(tt.want, secret) && strings.Contains(got, secret) {
 					t.Errorf("Text left %q in %q", secret, got)
 				}
 			}
@@ -160,6 +195,8 @@ func TestPassword(t *testing.T) {
 		{"http://bob:pa ss@h:1", "pa ss"},
 		{"http://bob:x/y@h:1", "x/y"},
 		{"  socks5://bob:pw@h:1  ", "pw"},
+		{"http://user-{session:12}:Secretpw@h:1", "Secretpw"},
+		{"http://u:pw-{session:8}@h:1", "pw-{session:8}"},
 		{"", ""},
 	}
 	for _, tt := range tests {
@@ -193,13 +230,13 @@ func TestHeaderLine(t *testing.T) {
 func TestSet(t *testing.T) {
 	t.Parallel()
 	var s Set
-	s.Add("T0K3N", "", "T0K3N")
-	s.AddPassword("http://bob:p%40ss@proxy:1")
+	s.Add("T0K3N-1", "", "T0K3N-1")
+	s.AddPassword("http://bob:p%40ss-w0rd@proxy:1")
 	s.AddPassword("not a url")
-	if got, want := s.List(), []string{"T0K3N", "p@ss"}; !slices.Equal(got, want) {
+	if got, want := s.List(), []string{"T0K3N-1", "p@ss-w0rd"}; !slices.Equal(got, want) {
 		t.Errorf("List() = %q, want %q", got, want)
 	}
-	in := "token T0K3N via http://bob:p%40ss@proxy:1 and http://eve:other@h/ said p@ss"
+	in := "token T0K3N-1 via http://bob:p%40ss-w0rd@proxy:1 and http://eve:other@h/ said p@ss-w0rd"
 	want := "token *** via http://bob:***@proxy:1 and http://eve:***@h/ said ***"
 	if got := s.Mask(in); got != want {
 		t.Errorf("Mask(%q) = %q, want %q", in, got, want)

@@ -170,15 +170,23 @@ func proxySelector(opts Options) (func(*url.URL) (*url.URL, error), error) {
 	}
 	// Checked here so that a bad variable is a setup error with the password
 	// masked, not a per-request error quoting it.
-	for _, v := range []struct{ name, value string }{
-		{"HTTP_PROXY", cfg.HTTPProxy}, {"HTTPS_PROXY", cfg.HTTPSProxy},
+	// httpproxy is then handed each proxy as parseProxy read it (a missing
+	// scheme added, a {session} placeholder escaped), since its own parser
+	// reads a user name with braces as a host name.
+	for _, v := range []struct {
+		name  string
+		value *string
+	}{
+		{"HTTP_PROXY", &cfg.HTTPProxy}, {"HTTPS_PROXY", &cfg.HTTPSProxy},
 	} {
-		if v.value == "" {
+		if *v.value == "" {
 			continue
 		}
-		if _, err := parseProxy(v.value); err != nil {
+		u, err := parseProxy(*v.value)
+		if err != nil {
 			return nil, fmt.Errorf("%s: %w", v.name, err)
 		}
+		*v.value = u.String()
 	}
 	pf := cfg.ProxyFunc()
 	return func(u *url.URL) (*url.URL, error) {

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -800,4 +801,34 @@ func TestProxyAuthorizationHeaderGoesToTheProxyOnly(t *testing.T) {
 			t.Errorf("targets saw Proxy-Authorization %q", targetSaw)
 		}
 	})
+}
+
+// An environment proxy is read as ParseProxy reads it: braces in its user
+// name do not make net/http's parser take "http" for its host.
+func TestEnvProxyParsedAsProxyIs(t *testing.T) {
+	for _, k := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "REQUEST_METHOD"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("HTTP_PROXY", "http://h-{session}:envPw@127.0.0.1:1")
+	var dialed []string
+	var mu sync.Mutex
+	c, err := New(Options{ProxyFromEnv: true, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		dialed = append(dialed, addr)
+		mu.Unlock()
+		return nil, errors.New("no dialling in this test")
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Get("http://target.test/a")
+	var pe *ProxyError
+	if !errors.As(err, &pe) || pe.Proxy != "http://h-%7Bsession%7D:***@127.0.0.1:1" || strings.Contains(err.Error(), "envPw") {
+		t.Errorf("err = %v, want a proxy error naming the proxy as written, password masked", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(dialed) != 1 || dialed[0] != "127.0.0.1:1" {
+		t.Errorf("dialled %q, want the proxy's 127.0.0.1:1", dialed)
+	}
 }
