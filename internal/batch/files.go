@@ -168,18 +168,30 @@ func checkWritable(flag, path string) error {
 	return nil
 }
 
-// CheckSummarize refuses, before summarize reads anything, a --summary
-// that is one of the result files it reads (by the file itself, so links
-// count too) or that could not be written.
+// CheckSummarize refuses, before summarize reads anything, one result
+// file named twice (by any path to it: its records would count twice),
+// and a --summary that is one of the result files it reads (by the file
+// itself, so links count too) or that could not be written.
 func CheckSummarize(summary string, names []string, files []*os.File) error {
-	if summary == "" {
-		return nil
-	}
 	var ins []namedFile
 	for i, f := range files {
-		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-			ins = append(ins, namedFile{names[i], fi})
+		fi, err := f.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
 		}
+		for _, in := range ins {
+			if !os.SameFile(fi, in.fi) {
+				continue
+			}
+			if names[i] == in.name {
+				return setupErrorf("results file %s is named twice: name each file once", in.name)
+			}
+			return setupErrorf("results file %s is the same file as %s: name each file once", names[i], in.name)
+		}
+		ins = append(ins, namedFile{names[i], fi})
+	}
+	if summary == "" {
+		return nil
 	}
 	if err := isInput("--summary", summary, "records", ins); err != nil {
 		return err
