@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/fetchctl/fetchctl/internal/report"
 	"github.com/fetchctl/fetchctl/internal/runner"
@@ -199,6 +200,49 @@ func CheckSummarize(summary string, names []string, files []*os.File) error {
 	return checkWritable("--summary", summary)
 }
 
+// readFile is a file the run reads besides its inputs, as the flag that
+// names it shows it, and what writing over it would destroy.
+type readFile struct {
+	flag, path, what string
+}
+
+// readFiles are the files the run reads besides its inputs: the config
+// file, the proxy file, the request body file and the CA file.
+func readFiles(cfg *Config) []readFile {
+	r := cfg.settings
+	if r == nil {
+		return nil
+	}
+	var reads []readFile
+	if r.ConfigFile != "" {
+		reads = append(reads, readFile{"--config " + r.ConfigFile, r.ConfigFile, "settings"})
+	}
+	if r.ProxyFile != "" {
+		reads = append(reads, readFile{"--proxy-file " + r.ProxyFile, r.ProxyFile, "proxies"})
+	}
+	if strings.HasPrefix(r.Data, "@") {
+		reads = append(reads, readFile{"--data " + r.Data, r.Data[1:], "request body"})
+	}
+	if r.CACert != "" {
+		reads = append(reads, readFile{"--cacert " + r.CACert, r.CACert, "CA certificates"})
+	}
+	return reads
+}
+
+// isRead refuses a flag's path that is one of the files the run reads.
+func isRead(flag, path string, reads []readFile) error {
+	fi := regularFile(path)
+	if fi == nil {
+		return nil
+	}
+	for _, rf := range reads {
+		if other := regularFile(rf.path); other != nil && os.SameFile(fi, other) {
+			return setupErrorf("%s %s is the %s: writing it would destroy the %s; name another file", flag, path, rf.flag, rf.what)
+		}
+	}
+	return nil
+}
+
 // checkOutputs refuses, before anything is touched, an -o or --summary
 // that would destroy an input or earlier results: -o or --summary naming an
 // input (by the file itself, so links count too), --summary naming the
@@ -221,8 +265,12 @@ func checkOutputs(cfg *Config, inputs []runner.Input) error {
 			ins = append(ins, namedFile{name, fi})
 		}
 	}
+	reads := readFiles(cfg)
 	if cfg.Output != "" {
 		if err := isInput("-o", cfg.Output, "list", ins); err != nil {
+			return err
+		}
+		if err := isRead("-o", cfg.Output, reads); err != nil {
 			return err
 		}
 		outFI := regularFile(cfg.Output)
@@ -232,6 +280,9 @@ func checkOutputs(cfg *Config, inputs []runner.Input) error {
 	}
 	if cfg.SummaryOut != "" {
 		if err := isInput("--summary", cfg.SummaryOut, "list", ins); err != nil {
+			return err
+		}
+		if err := isRead("--summary", cfg.SummaryOut, reads); err != nil {
 			return err
 		}
 		if cfg.Output != "" {
