@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strconv"
 	"strings"
 )
 
@@ -140,6 +141,45 @@ func decodeRecord(body []byte, rec *Record) error {
 		return fmt.Errorf(`"time" is not a time such as %q`, timeExample)
 	}
 	rec.OK = *in.OK
+	return negativeField(rec)
+}
+
+// negativeField refuses a count, size or duration below zero: no run
+// writes one, and a summary would add it up as if it had.
+func negativeField(rec *Record) error {
+	neg := func(field string, v float64) error {
+		if v < 0 {
+			return fmt.Errorf("%q is %s, want 0 or more", field, strconv.FormatFloat(v, 'f', -1, 64))
+		}
+		return nil
+	}
+	ms := func(field string, v *float64) error {
+		if v == nil {
+			return nil
+		}
+		return neg(field, *v)
+	}
+	errs := []error{
+		neg("bytes", float64(rec.Bytes)),
+		neg("attempts", float64(rec.Attempts)),
+		neg("duration_ms", rec.DurationMS),
+		neg("bytes_out", float64(rec.BytesOut)),
+		neg("bytes_in", float64(rec.BytesIn)),
+	}
+	if t := rec.Timings; t != nil {
+		errs = append(errs, ms("timings.dns_ms", t.DNSMS), ms("timings.connect_ms", t.ConnectMS),
+			ms("timings.tls_ms", t.TLSMS), ms("timings.ttfb_ms", t.TTFBMS))
+	}
+	for _, a := range rec.History {
+		errs = append(errs, neg("history.ms", a.MS), neg("history.wait_ms", a.WaitMS),
+			neg("history.retry_after", a.RetryAfter), neg("history.bytes_out", float64(a.BytesOut)),
+			neg("history.bytes_in", float64(a.BytesIn)))
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

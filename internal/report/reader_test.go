@@ -72,6 +72,16 @@ func TestReadRecords(t *testing.T) {
 		{name: "time a number", in: `{"url":"https://a/","line":1,"ok":true,"time":5}` + "\n", wantErr: `line 1: invalid record: "time" is not a time such as "2025-11-25T20:46:01Z"`},
 		{name: "time not RFC 3339", in: `{"url":"https://a/","line":1,"ok":true,"time":"yesterday"}` + "\n", wantErr: `line 1: invalid record: "time" is not a time such as "2025-11-25T20:46:01Z"`},
 		{name: "garbage after the object", in: line1 + "x\n" + line1 + "\n", wantErr: "line 1: invalid record"},
+		{name: "negative bytes", in: `{"url":"https://a/","line":1,"ok":true,"bytes":-10000000,"time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record: "bytes" is -10000000, want 0 or more`},
+		{name: "negative attempts", in: `{"url":"https://a/","line":1,"ok":true,"attempts":-3,"time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record: "attempts" is -3, want 0 or more`},
+		{name: "negative duration", in: `{"url":"https://a/","line":1,"ok":true,"duration_ms":-50,"time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record: "duration_ms" is -50, want 0 or more`},
+		{name: "negative bytes_in", in: `{"url":"https://a/","line":1,"ok":true,"bytes_in":-1,"time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record: "bytes_in" is -1, want 0 or more`},
+		{name: "negative bytes_out", in: `{"url":"https://a/","line":1,"ok":true,"bytes_out":-2,"time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record: "bytes_out" is -2, want 0 or more`},
+		{name: "negative timing", in: `{"url":"https://a/","line":1,"ok":true,"timings":{"ttfb_ms":-1.5,"reused":false},"time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record: "timings.ttfb_ms" is -1.5, want 0 or more`},
+		{name: "negative history ms", in: `{"url":"https://a/","line":1,"ok":true,"history":[{"ms":-4}],"time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record: "history.ms" is -4, want 0 or more`},
+		{name: "negative history bytes", in: `{"url":"https://a/","line":1,"ok":true,"history":[{"ms":4,"bytes_in":-4}],"time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record: "history.bytes_in" is -4, want 0 or more`},
+		{name: "negative history wait", in: `{"url":"https://a/","line":1,"ok":true,"history":[{"ms":4,"wait_ms":-1}],"time":"2025-11-25T20:46:01Z"}` + "\n", wantErr: `line 1: invalid record: "history.wait_ms" is -1, want 0 or more`},
+		{name: "zero counts", in: `{"url":"https://a/","line":1,"ok":true,"bytes":0,"attempts":0,"duration_ms":0,"time":"2025-11-25T20:46:01Z"}` + "\n", wantLines: []int64{1}, wantGood: -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
