@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -63,8 +64,21 @@ func yamlMessage(path string, err error) string {
 			}
 		}
 	}
-	return strings.TrimPrefix(err.Error(), "yaml: ")
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := duplicateKey.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("key %q is set twice, at line %s and at line %s", m[2], m[3], m[1])
+	}
+	if strings.Contains(msg, "\n") {
+		// Other unmarshal errors come each on an indented line of its
+		// own: one line here.
+		return strings.Join(strings.Fields(msg), " ")
+	}
+	return msg
 }
+
+// duplicateKey matches the YAML library's message for a key set twice in
+// one mapping.
+var duplicateKey = regexp.MustCompile(`line (\d+): mapping key "(.*)" already defined at line (\d+)`)
 
 // presetKeys are the keys a preset under presets: may set.
 var presetKeys = []string{"base", "limit", "per_host", "per_proxy", "keepalive", "max_idle", "http2", "timeout", "retries"}
@@ -77,6 +91,13 @@ func checkConfigKeys(v *viper.Viper, path string) error {
 	var s Settings
 	for _, f := range s.fields("") {
 		known = append(known, f.key())
+	}
+	switch v.Get("presets").(type) {
+	case nil, map[string]any:
+	case []any:
+		return fmt.Errorf("config file %s: key presets: must be a mapping of preset names (such as \"mine:\" with settings under it), not a list", path)
+	default:
+		return fmt.Errorf("config file %s: key presets: must be a mapping of preset names (such as \"mine:\" with settings under it), not a single value", path)
 	}
 	keys := v.AllKeys()
 	sort.Strings(keys)

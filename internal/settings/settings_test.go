@@ -99,6 +99,12 @@ func TestLoadConfigFileErrors(t *testing.T) {
 		{"bad value", "limit: many\n", `c.yaml: key limit: "many" is not a whole number`},
 		{"bad preset value", "presets:\n  x:\n    retries: lots\n", `c.yaml: key presets.x.retries: "lots" is not a whole number`},
 		{"list", "- limit: 3\n", `c.yaml: must be a mapping of settings (such as "limit: 50"), not a list`},
+		{"duplicate key", "limit: 3\nlimit: 4\n", `c.yaml: key "limit" is set twice, at line 1 and at line 2`},
+		{"duplicate preset key", "presets:\n  x:\n    retries: 1\n    retries: 2\n", `c.yaml: key "retries" is set twice, at line 3 and at line 4`},
+		{"presets a number", "presets: 5\n", `c.yaml: key presets: must be a mapping of preset names (such as "mine:" with settings under it), not a single value`},
+		{"presets a string", "presets: \"x\"\n", `c.yaml: key presets: must be a mapping of preset names (such as "mine:" with settings under it), not a single value`},
+		{"presets a list", "presets:\n  - limit: 3\n", `c.yaml: key presets: must be a mapping of preset names (such as "mine:" with settings under it), not a list`},
+		{"preset a number", "presets:\n  mine: 5\n", `key presets.mine: want a map of settings`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "c.yaml")
@@ -106,8 +112,8 @@ func TestLoadConfigFileErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err := load(t, nil, "--config", path)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("err = %v, want it to say %q", err, tt.want)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("err = %v, want one line saying %q", err, tt.want)
 			}
 		})
 	}
