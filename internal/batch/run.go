@@ -205,6 +205,15 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 	}
 	var lost []lostAttempt
 	cfg.Runner.Unrecorded = func(a report.Attempt, retry bool) { lost = append(lost, lostAttempt{a, retry}) }
+	// A reader of stdout that goes away ends the run at once, as a write
+	// to the closed pipe would (the process dies of SIGPIPE), not when the
+	// next record is written. An -o FIFO is opened for reading too, so
+	// its writes never find it closed.
+	stopWatch := func() {}
+	if f, ok := out.(*os.File); ok && stdStream(f) {
+		stopWatch = watchReader(f, dieOfSIGPIPE)
+	}
+	defer stopWatch()
 	runErr := runner.Run(ctx, cfg.Runner, jobs, emit)
 	stopReading()
 	if runErr == nil && ctx.Err() == nil {
@@ -217,6 +226,7 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 	// on a stdin that its producer keeps open cannot be woken, and must not
 	// hold up the shutdown. It ends with the process.
 	flushErr := writer.Close()
+	stopWatch()
 	for _, l := range lost {
 		summary.AddUnrecorded(l.a, l.retry)
 	}
