@@ -2,8 +2,10 @@ package transport
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 )
 
@@ -89,3 +91,45 @@ func headError(err error, limit int64) *HeadError {
 	}
 	return &HeadError{Limit: limit, Err: err, msg: msg}
 }
+
+// h2HeadLimit is the bound net/http gets on an HTTP/2 header list (and
+// each HPACK string in it) when a response head may hold limit bytes: four
+// times as much, at least 64 KiB, so that a field over limit is decoded and
+// the response refused alone rather than with its connection. A head
+// between limit and this bound is decoded, then refused.
+func h2HeadLimit(limit int64) int64 {
+	if limit <= 0 {
+		limit = defaultMaxHeaderBytes
+	}
+	return max(4*limit, 64<<10)
+}
+
+// checkH2Head refuses an HTTP/2 response whose head is over the header
+// limit, counted as HTTP/2 counts a header list: each field's name and
+// value and 32 bytes, the :status pseudo-header included. It closes the
+// body of a response it refuses.
+func (rt *roundTripper) checkH2Head(resp *http.Response) error {
+	if rt.h2 == nil || resp.ProtoMajor != 2 {
+		return nil
+	}
+	limit := rt.maxHeaderBytes
+	if limit <= 0 {
+		limit = defaultMaxHeaderBytes
+	}
+	const perField = 32
+	size := int64(len(":status") + 3 + perField)
+	for name, values := range resp.Header {
+		for _, v := range values {
+			size += int64(len(name)+len(v)) + perField
+		}
+	}
+	if size <= limit {
+		return nil
+	}
+	resp.Body.Close()
+	return &HeadError{Limit: limit, Err: errH2HeadOverLimit,
+		msg: fmt.Sprintf("HTTP/2 response header list over the limit of %d bytes", limit)}
+}
+
+// errH2HeadOverLimit is what a *HeadError from checkH2Head wraps.
+var errH2HeadOverLimit = errors.New("http2: response header list over the limit")
