@@ -295,7 +295,8 @@ func newClient(opts Options) (*http.Client, error) {
 	// which costs more CPU than the bytes saved on the rest. A limit of one
 	// byte holds no entry.
 	tr.HTTP2 = &http.HTTP2Config{MaxEncoderHeaderTableSize: 1}
-	// net/http applies the same bound to HTTP/2 header lists, but see below.
+	// net/http applies the same bound to HTTP/2 header lists; configureHTTP2
+	// gives HTTP/2 connections a larger one.
 	tr.MaxResponseHeaderBytes = opts.MaxHeaderBytes
 	if !opts.HTTP2 {
 		// A non-nil empty map keeps net/http from enabling HTTP/2.
@@ -304,30 +305,7 @@ func newClient(opts Options) (*http.Client, error) {
 
 	var h2tr *http.Transport
 	if opts.HTTP2 {
-		// net/http bounds an HTTP/2 header list, and each HPACK string in
-		// it, by MaxResponseHeaderBytes, and a string over that bound is a
-		// COMPRESSION_ERROR that ends every stream on the connection. The
-		// HTTP/2 connections are therefore run by a copy of the transport
-		// with a larger bound, and RoundTrip holds each HTTP/2 head to
-		// MaxHeaderBytes: only the response over it fails.
-		h2tr = tr.Clone()
-		h2tr.MaxResponseHeaderBytes = h2HeadLimit(opts.MaxHeaderBytes)
-		h2tr.CloseIdleConnections()
-		up := h2tr.TLSNextProto["h2"]
-		// net/http installs its HTTP/2 client on first use; an HTTP/2
-		// connection gets write-behind before its first frame.
-		tr.CloseIdleConnections()
-		if h2 := tr.TLSNextProto["h2"]; h2 != nil {
-			if up != nil {
-				h2 = up
-			}
-			tr.TLSNextProto["h2"] = func(authority string, c *tls.Conn) http.RoundTripper {
-				if tc := trackedOf(c); tc != nil {
-					tc.writeBehind()
-				}
-				return h2(authority, c)
-			}
-		}
+		h2tr = configureHTTP2(tr, opts.MaxHeaderBytes)
 	}
 
 	rt := &roundTripper{
