@@ -147,6 +147,12 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	clock.mu.Lock()
 	res.sent = clock.wrote
 	unanswered := clock.sent - clock.answered
+	readEnded := true
+	if err != nil && clock.conn != nil {
+		if ended, ok := transport.ReadEnded(clock.conn); ok {
+			readEnded = ended
+		}
+	}
 	clock.ws = nil
 	clock.mu.Unlock()
 
@@ -166,7 +172,7 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 		res.kind = report.KindProtocol
 		res.msg = fmt.Sprintf("the server answered none of %d requests in a row (HTTP/2 streams reset?); attempt stopped", unanswered)
 	case err != nil:
-		res.kind, res.msg = Classify(err)
+		res.kind, res.msg = ClassifyHead(err, readEnded)
 		var pe *transport.ProxyError
 		res.targetUnreachable = errors.As(err, &pe) && pe.TargetUnreachable
 		if res.kind == report.KindReset && res.status != 0 {

@@ -36,8 +36,20 @@ func (e *bodyTooLargeError) ErrorKind() string { return report.KindBodyTooLarge 
 // Classify maps a failed attempt's error to one of the contract's error kinds
 // and a message a person can act on. The message may quote what the server
 // sent, so it is cut to [report.MaxServerText].
+//
+// A header line of name characters alone without a colon is taken for a
+// head cut off by a broken connection (kind reset); use [ClassifyHead] when
+// it is known whether the connection's read side ended.
 func Classify(err error) (kind, message string) {
-	kind = classifyKind(err)
+	return ClassifyHead(err, true)
+}
+
+// ClassifyHead is [Classify] for an attempt whose connection's read side
+// had ended (the peer closed or broke it) or not. A header line without a
+// colon on a connection still open was sent whole, and is a malformed head
+// (kind protocol) whatever it holds.
+func ClassifyHead(err error, readEnded bool) (kind, message string) {
+	kind = classifyKind(err, readEnded)
 	message = causeText(err)
 	if kind == report.KindProtocol {
 		// net/http says "transport connection broken" of a head it
@@ -50,7 +62,7 @@ func Classify(err error) (kind, message string) {
 	return kind, report.Clip(message)
 }
 
-func classifyKind(err error) string {
+func classifyKind(err error, readEnded bool) string {
 	var k kinder
 	if errors.As(err, &k) {
 		return k.ErrorKind()
@@ -74,7 +86,7 @@ func classifyKind(err error) string {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return report.KindTimeout
 	}
-	if isProtocol(err) {
+	if isProtocol(err, readEnded) {
 		return report.KindProtocol
 	}
 	if isReset(err) {
@@ -121,11 +133,12 @@ func (e h2StreamError) Error() string { return "stream error" }
 
 // isProtocol reports a response head that net/http refused (malformed, or
 // longer than the transport's MaxResponseHeaderBytes over HTTP/1 or as an
-// HTTP/2 header list) and an HTTP/2 stream that the server reset.
-func isProtocol(err error) bool {
+// HTTP/2 header list) and an HTTP/2 stream that the server reset. A line
+// that may be a head cut off (see cutInName) is one only when readEnded.
+func isProtocol(err error, readEnded bool) bool {
 	var pe textproto.ProtocolError
 	if errors.As(err, &pe) {
-		return !cutInName(string(pe))
+		return !readEnded || !cutInName(string(pe))
 	}
 	var se h2StreamError
 	if errors.As(err, &se) {

@@ -140,3 +140,124 @@ func TestH2HeadOverLimit(t *testing.T) {
 		})
 	}
 }
+
+// startH2BatchServer speaks HTTP/2 on 127.0.0.1 like startH2HeadServer, but
+// waits for n requests on the connection and then answers them in the
+// order they came, each with the head blockFor gives its path, so that all
+// n are in flight on one connection when the first head arrives.
+func startH2BatchServer(t *testing.T, n int, blockFor func(path string) []byte) string {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{loopbackCert(t)},
+		NextProtos:   []string{"h2"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testnet.Serve(t, ln, func(c net.Conn) {
+		preface := make([]byte, len(http2.ClientPreface))
+		if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
+			return
+		}
+		fr := http2.NewFramer(c, c)
+		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+		if fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: uint32(n)}) != nil {
+			return
+		}
+		type stream struct {
+			id   uint32
+			path string
+		}
+		var pending []stream
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() && fr.WriteSettingsAck() != nil {
+					return
+				}
+			case *http2.MetaHeadersFrame:
+				pending = append(pending, stream{f.StreamID, f.PseudoValue("path")})
+				if len(pending) < n {
+					continue
+				}
+				for _, s := range pending {
+					block := blockFor(s.path)
+					const most = 16 << 10
+					first := block[:min(len(block), most)]
+					rest := block[len(first):]
+					if fr.WriteHeaders(http2.HeadersFrameParam{StreamID: s.id, BlockFragment: first, EndStream: true, EndHeaders: len(rest) == 0}) != nil {
+						return
+					}
+					for len(rest) > 0 {
+						frag := rest[:min(len(rest), most)]
+						rest = rest[len(frag):]
+						if fr.WriteContinuation(s.id, len(rest) == 0, frag) != nil {
+							return
+						}
+					}
+				}
+				pending = nil
+			}
+		}
+	})
+	return "https://" + ln.Addr().String()
+}
+
+// TestH2HeadOverLimitSharedConn: over HTTP/2, a response head over the
+// header limit fails that response alone; the other requests in flight on
+// the same connection get their answers.
+func TestH2HeadOverLimitSharedConn(t *testing.T) {
+	t.Parallel()
+	var many []string
+	for i := range 20 {
+		many = append(many, "x-field-"+string(rune('a'+i)), strings.Repeat("v", 300))
+	}
+	tests := []struct {
+		name string
+		big  []byte
+	}{
+		{"one field over the limit", hpackBlock("x-big", strings.Repeat("a", 5000))},
+		{"header list over the limit", hpackBlock(many...)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			const n = 4
+			base := startH2BatchServer(t, n, func(path string) []byte {
+				if path == "/big" {
+					return tt.big
+				}
+				return hpackBlock("x-ok", "1")
+			})
+			c, err := transport.New(transport.Options{HTTP2: true, Insecure: true, MaxHeaderBytes: 4096, KeepAlive: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.CloseIdleConnections)
+			opts := Options{
+				Limit: n, PerHost: n, Routes: []Route{{Client: c}}, Timeout: 10 * time.Second,
+				Retries: 0, RetryOn: mustRetryOn(t, "429,5xx,timeout,reset,connect"),
+			}
+			urls := []string{base + "/big", base + "/a", base + "/b", base + "/c"}
+			recs, err := runJobs(t, context.Background(), opts, urls)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				if strings.HasSuffix(r.URL, "/big") {
+					if r.Error == nil || r.Error.Kind != report.KindProtocol || !strings.Contains(r.Error.Message, "4096") {
+						t.Errorf("%s: error %+v, want protocol naming the limit", r.URL, r.Error)
+					}
+					continue
+				}
+				if !r.OK {
+					t.Errorf("%s: error %+v, want ok", r.URL, r.Error)
+				}
+			}
+		})
+	}
+}

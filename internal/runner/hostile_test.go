@@ -53,6 +53,13 @@ func TestHostileHeads(t *testing.T) {
 		{"two Transfer-Encodings", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n", "", report.KindProtocol, 1, "too many transfer encodings"},
 		{"forbidden trailer key", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: Content-Length\r\n\r\n2\r\nhi\r\n0\r\n\r\n", "", report.KindProtocol, 1, "bad trailer key"},
 		{"bad Content-Length retried when asked", "HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nhi", "protocol", report.KindProtocol, 3, ""},
+		// A whole line without a colon, even one of header-name
+		// characters alone, is a malformed head; so are a first header
+		// line that starts with a space and a field name net/http refuses.
+		{"line without a colon", "HTTP/1.1 200 OK\r\nNoColonHeader\r\nContent-Length: 2\r\n\r\nok", "", report.KindProtocol, 1, `missing colon: "NoColonHeader"`},
+		{"last line without a colon", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nNoColonHeader\r\n\r\nok", "", report.KindProtocol, 1, "missing colon"},
+		{"first header line starts with a space", "HTTP/1.1 200 OK\r\n X-Lead: 1\r\nContent-Length: 2\r\n\r\nok", "", report.KindProtocol, 1, "malformed MIME header initial line"},
+		{"invalid field name", "HTTP/1.1 200 OK\r\nX@Bad: 1\r\nContent-Length: 2\r\n\r\nok", "", report.KindProtocol, 1, "malformed MIME header line"},
 		{"512 KiB header passes", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 512<<10) + "\r\nContent-Type: text/" + strings.Repeat("c", 100_000) + "\r\nContent-Length: 2\r\n\r\nok", "", "", 1, ""},
 	}
 	for _, tt := range tests {

@@ -24,6 +24,7 @@ type trackedConn struct {
 	requests atomic.Int64 // requests handed this connection
 	served   atomic.Int64 // requests that took it, for ConnReused
 	proto    atomic.Int32 // protoUnknown until IsHTTP2 has asked
+	readDone atomic.Bool  // a read failed: the peer closed or broke the connection
 	// out and in count the bytes written and read on the wire (TLS,
 	// CONNECT and proxy handshakes included) that no request has claimed
 	// yet (see ClaimWire).
@@ -96,6 +97,7 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 		err = c.metered(n, err)
 	}
 	if err != nil {
+		c.readDone.Store(true)
 		if w := c.wb.Load(); w != nil {
 			if werr := w.failed(); werr != nil {
 				return n, werr
@@ -233,6 +235,19 @@ func ConnReused(c net.Conn) (reused, ok bool) {
 		return false, false
 	}
 	return tc.served.Add(1) > 1, true
+}
+
+// ReadEnded reports whether a read on c (the connection of an httptrace
+// GotConn hook) has failed: the peer closed or broke the connection, or it
+// was closed under the reader. A response head that stops short of a line's
+// end was then cut off, rather than sent malformed. ok is false for a
+// connection this package did not dial. Safe for concurrent use.
+func ReadEnded(c net.Conn) (ended, ok bool) {
+	tc := trackedOf(c)
+	if tc == nil {
+		return false, false
+	}
+	return tc.readDone.Load(), true
 }
 
 // trackedOf finds the *trackedConn under the TLS layers of a connection

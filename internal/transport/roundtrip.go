@@ -21,6 +21,7 @@ import (
 // HTTP/2 response head that net/http refused into *HeadError.
 type roundTripper struct {
 	base            *http.Transport
+	h2              *http.Transport                  // runs the HTTP/2 connections, or nil
 	maxHeaderBytes  int64                            // Options.MaxHeaderBytes, for HeadError
 	proxyFor        func(*url.URL) (*url.URL, error) // nil: never a proxy
 	maxConnRequests int
@@ -87,6 +88,9 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			if he := headError(err, rt.maxHeaderBytes); he != nil {
 				return nil, he
 			}
+			return nil, err
+		}
+		if err := rt.checkH2Head(resp); err != nil {
 			return nil, err
 		}
 		if isRedirect(resp.StatusCode) {
@@ -166,6 +170,9 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
+	if err := rt.checkH2Head(resp); err != nil {
+		return nil, err
+	}
 	resp.Request = req
 	if isRedirect(resp.StatusCode) {
 		if err := checkLocation(req, resp, rt.followRedirects); err != nil {
@@ -233,7 +240,12 @@ func (rt *roundTripper) gotConn(info httptrace.GotConnInfo, hdr http.Header, ori
 }
 
 // CloseIdleConnections closes the connections that carry no request.
-func (rt *roundTripper) CloseIdleConnections() { rt.base.CloseIdleConnections() }
+func (rt *roundTripper) CloseIdleConnections() {
+	rt.base.CloseIdleConnections()
+	if rt.h2 != nil {
+		rt.h2.CloseIdleConnections()
+	}
+}
 
 // proxyFailure turns an error that arose at the proxy into a *ProxyError:
 // one the dialer already made, a dial or TLS failure that net/http reports

@@ -295,29 +295,22 @@ func newClient(opts Options) (*http.Client, error) {
 	// which costs more CPU than the bytes saved on the rest. A limit of one
 	// byte holds no entry.
 	tr.HTTP2 = &http.HTTP2Config{MaxEncoderHeaderTableSize: 1}
-	// net/http applies the same bound to HTTP/2 header lists.
+	// net/http applies the same bound to HTTP/2 header lists; configureHTTP2
+	// gives HTTP/2 connections a larger one.
 	tr.MaxResponseHeaderBytes = opts.MaxHeaderBytes
 	if !opts.HTTP2 {
 		// A non-nil empty map keeps net/http from enabling HTTP/2.
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	}
 
+	var h2tr *http.Transport
 	if opts.HTTP2 {
-		// net/http installs its HTTP/2 client on first use; an HTTP/2
-		// connection gets write-behind before its first frame.
-		tr.CloseIdleConnections()
-		if h2 := tr.TLSNextProto["h2"]; h2 != nil {
-			tr.TLSNextProto["h2"] = func(authority string, c *tls.Conn) http.RoundTripper {
-				if tc := trackedOf(c); tc != nil {
-					tc.writeBehind()
-				}
-				return h2(authority, c)
-			}
-		}
+		h2tr = configureHTTP2(tr, opts.MaxHeaderBytes)
 	}
 
 	rt := &roundTripper{
 		base:            tr,
+		h2:              h2tr,
 		maxHeaderBytes:  opts.MaxHeaderBytes,
 		proxyFor:        proxyFor,
 		maxConnRequests: opts.MaxConnRequests,
