@@ -197,8 +197,8 @@ func (s *Settings) resolve(fs *pflag.FlagSet, v *viper.Viper, set presets.Set, g
 				return e
 			}
 			val = parsed
-			if n, isSize := parsed.(Size); isSize {
-				s.sizeTexts[f.name] = FormatSizeLike(int64(n), text)
+			if _, isSize := parsed.(Size); isSize {
+				s.sizeTexts[f.name] = strings.TrimSpace(text)
 			}
 		case !ok && f.preset != nil:
 			src, val = FromPreset, f.preset(pool)

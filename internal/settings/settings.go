@@ -88,13 +88,13 @@ type Settings struct {
 
 	sources   map[string]Source
 	requested map[string]any
-	// sizeTexts holds each size the user gave, in the units written.
+	// sizeTexts holds each size the user gave, as written (trimmed).
 	sizeTexts map[string]string
 }
 
 // SizeText returns the size setting name (its flag name) as --dry-run
-// and messages show it: in the unit family the user wrote it in (20GB,
-// 512KiB), or, for a built-in value, in the largest binary unit that
+// and messages show it: exactly as the user wrote it (20GB, 512KiB, 1.5GB,
+// 1024), or, for a built-in value, in the largest binary unit that
 // divides it.
 func (s *Settings) SizeText(name string) string {
 	if t, ok := s.sizeTexts[name]; ok {
