@@ -285,3 +285,43 @@ func TestConfigSizesKeepTheTextWritten(t *testing.T) {
 		})
 	}
 }
+
+// TestRotateOnOff: none, an empty value and a key with no value in the
+// config file all turn rotation off, and --dry-run shows it as none.
+func TestRotateOnOff(t *testing.T) {
+	t.Chdir(t.TempDir())
+	tests := []struct {
+		name, yaml string
+		args       []string
+		src        Source
+	}{
+		{"flag NONE", "", []string{"--rotate-on", "NONE"}, FromFlag},
+		{"flag empty", "", []string{"--rotate-on", ""}, FromFlag},
+		{"config empty", "rotate_on: \"\"\n", nil, FromConfig},
+		{"config null", "rotate_on:\n", nil, FromConfig},
+		{"config tilde", "rotate_on: ~\n", nil, FromConfig},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := tt.args
+			if tt.yaml != "" {
+				path := filepath.Join(t.TempDir(), "fetchctl.yaml")
+				if err := os.WriteFile(path, []byte(tt.yaml), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "--config", path)
+			}
+			s, err := load(t, nil, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := strings.TrimSpace(s.RotateOn); v != "" && !strings.EqualFold(v, "none") {
+				t.Errorf("rotate-on = %q, want rotation off", s.RotateOn)
+			}
+			shown := s.Shown()["rotate_on"]
+			if shown.V != "none" || shown.Source != tt.src {
+				t.Errorf("rotate_on shown as %v from %v, want none from %v", shown.V, shown.Source, tt.src)
+			}
+		})
+	}
+}
