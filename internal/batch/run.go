@@ -79,8 +79,12 @@ func prepare(ctx context.Context, cfg *Config, env Env) (*prepared, error) {
 		cfg.Runner.Limit = plan.Limit
 	}
 	if cfg.Runner.PerHost > cfg.Runner.Limit {
-		fmt.Fprintf(env.Stderr, "fetchctl: warning: --per-host %d is above --limit %d: no host gets more than %d requests at once\n",
-			cfg.Runner.PerHost, cfg.Runner.Limit, cfg.Runner.Limit)
+		requests := "requests"
+		if cfg.Runner.Limit == 1 {
+			requests = "request"
+		}
+		fmt.Fprintf(env.Stderr, "fetchctl: warning: --per-host %d is above --limit %d: no host gets more than %d %s at once\n",
+			cfg.Runner.PerHost, cfg.Runner.Limit, cfg.Runner.Limit, requests)
 	}
 	env.Secrets.Add(plan.Secrets...)
 	cfg.Runner.Secrets = env.Secrets.List()

@@ -49,15 +49,35 @@ func TestSummaryCountsEveryProxyAttempt(t *testing.T) {
 	}
 }
 
+// TestTextShowsProxyBytes: the text summary has a proxies line whenever
+// the run had proxies, 0 bytes included, and none without proxies.
 func TestTextShowsProxyBytes(t *testing.T) {
 	t.Parallel()
-	var b strings.Builder
-	res := Result{Total: 1, OK: 1, Attempts: 2, Retries: 1, BytesOut: 2048, BytesIn: 3 << 20, RetryBytes: 512}
-	if err := res.WriteText(&b); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		res  Result
+		want string // "" for no proxies line
+	}{
+		{"bytes", Result{Total: 1, OK: 1, Attempts: 2, Retries: 1, BytesOut: 2048, BytesIn: 3 << 20, RetryBytes: 512},
+			"  proxies   3.0 MiB on the wire (2.0 KiB out, 3.0 MiB in), 512 B of it on retries\n"},
+		{"proxies carried nothing", Result{Total: 1, Attempts: 1, ByProxy: []Group{{Proxy: "http://u:***@127.0.0.1:1", Total: 1, Attempts: 1}}},
+			"  proxies   0 B on the wire (0 B out, 0 B in), 0 B of it on retries\n"},
+		{"no proxies", Result{Total: 1, OK: 1, Attempts: 1}, ""},
 	}
-	if want := "  proxies   3.0 MiB on the wire (2.0 KiB out, 3.0 MiB in), 512 B of it on retries\n"; !strings.Contains(b.String(), want) {
-		t.Errorf("text %q lacks %q", b.String(), want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			if err := tt.res.WriteText(&b); err != nil {
+				t.Fatal(err)
+			}
+			if tt.want == "" {
+				if strings.Contains(b.String(), "proxies") {
+					t.Errorf("text %q has a proxies line for a run without proxies", b.String())
+				}
+			} else if !strings.Contains(b.String(), tt.want) {
+				t.Errorf("text %q lacks %q", b.String(), tt.want)
+			}
+		})
 	}
 }
 

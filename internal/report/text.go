@@ -14,7 +14,8 @@ import (
 const textHosts = 5
 
 // WriteText writes the human summary: the status counts, error kinds,
-// retries and latency percentiles, the hosts with the most failures, a
+// retries and latency percentiles, the bytes through proxies whenever the
+// run had proxies (0 B included), the hosts with the most failures, a
 // warning when a finished run had no record (see Result.NoRecord), why the run stopped or that it
 // was interrupted, and last a
 // line of the form
@@ -36,7 +37,7 @@ func (res Result) WriteText(w io.Writer) error {
 			fmt.Fprintf(bw, "  latency   p50 %s  p90 %s  p99 %s  max %s\n",
 				formatMS(l.P50), formatMS(l.P90), formatMS(l.P99), formatMS(l.Max))
 		}
-		if wire := res.BytesOut + res.BytesIn; wire > 0 {
+		if wire := res.BytesOut + res.BytesIn; wire > 0 || res.ByProxy != nil {
 			fmt.Fprintf(bw, "  proxies   %s on the wire (%s out, %s in), %s of it on retries\n",
 				formatBytes(wire), formatBytes(res.BytesOut), formatBytes(res.BytesIn), formatBytes(res.RetryBytes))
 		}

@@ -15,6 +15,9 @@ import (
 // parsed as --proxy is.
 type envProxies struct {
 	http, https *url.URL
+	// httpVar and httpsVar name the variables they came from, as set
+	// (HTTP_PROXY or http_proxy), for messages.
+	httpVar, httpsVar string
 	// pick returns the proxy of http or https that carries a request for
 	// a URL, by the variables and NO_PROXY, or nil for none.
 	pick func(*url.URL) *url.URL
@@ -39,9 +42,10 @@ func readEnvProxies(getenv func(string) string) (*envProxies, error) {
 		lower, upper string
 		u            **url.URL
 		raw          *string
+		name         *string
 	}{
-		{"http_proxy", "HTTP_PROXY", &e.http, &cfg.HTTPProxy},
-		{"https_proxy", "HTTPS_PROXY", &e.https, &cfg.HTTPSProxy},
+		{"http_proxy", "HTTP_PROXY", &e.http, &cfg.HTTPProxy, &e.httpVar},
+		{"https_proxy", "HTTPS_PROXY", &e.https, &cfg.HTTPSProxy, &e.httpsVar},
 	} {
 		name, raw := either(v.lower, v.upper)
 		if raw == "" {
@@ -52,6 +56,7 @@ func readEnvProxies(getenv func(string) string) (*envProxies, error) {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		*v.u = u
+		*v.name = name
 		// httpproxy applies NO_PROXY and the loopback rule; it is handed
 		// the parsed URL, escaped, which it reads back as is.
 		*v.raw = u.String()
@@ -83,6 +88,14 @@ func (e *envProxies) list() []*url.URL {
 		out = append(out, e.https)
 	}
 	return out
+}
+
+// variable returns the name of the variable that set p, one of list's.
+func (e *envProxies) variable(p *url.URL) string {
+	if p == e.http {
+		return e.httpVar
+	}
+	return e.httpsVar
 }
 
 // envRoute sends each request through the environment's proxy for its URL,

@@ -124,7 +124,7 @@ func envRoutes(plan *Plan, o Options, t transport.Options, env *envProxies) erro
 	for _, p := range env.list() {
 		c, template, err := proxyClient(p, o, proxied(t, plan.PerRoute), true)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", env.variable(p), err)
 		}
 		if template {
 			templates++
@@ -151,7 +151,7 @@ func proxyClient(p *url.URL, o Options, t transport.Options, keepAlive bool) (c 
 	if HasSession(p) {
 		name := proxyName(p)
 		if !o.Session.On() {
-			return nil, true, fmt.Errorf("proxy %s holds {session}: say when a session is renewed with --session host, url or a number of requests", name)
+			return nil, true, fmt.Errorf("proxy %s holds {session}%s: say when a session is renewed with --session host, url or a number of requests", name, inPassword(p))
 		}
 		if err := checkTemplate(p); err != nil {
 			return nil, true, fmt.Errorf("proxy %s: %w", name, err)
@@ -172,6 +172,15 @@ func proxyClient(p *url.URL, o Options, t transport.Options, keepAlive bool) (c 
 		return closing{next: client}, false, nil
 	}
 	return client, false, nil
+}
+
+// inPassword is " in its password" when p's placeholder is only in its
+// password, which its masked name does not show, else "".
+func inPassword(p *url.URL) string {
+	if placeholder.MatchString(p.User.Username()) {
+		return ""
+	}
+	return " in its password"
 }
 
 // keptAlive is how many of a run's proxies keep idle connections between

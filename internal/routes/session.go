@@ -84,6 +84,22 @@ func checkTemplate(u *url.URL) error {
 	return nil
 }
 
+// shownID is id as the first placeholder of template fills it in: the
+// session id that messages name beside the proxy as written.
+func shownID(template *url.URL, id string) string {
+	pw, _ := template.User.Password()
+	for _, s := range []string{template.User.Username(), pw} {
+		if m := placeholder.FindStringSubmatch(s); m != nil {
+			n := defaultIDLength
+			if m[1] != "" {
+				n, _ = strconv.Atoi(m[1])
+			}
+			return strings.Repeat(id, n/len(id)+1)[:n]
+		}
+	}
+	return id
+}
+
 // fill returns the template with every placeholder replaced by id (cut or
 // repeated to the length the placeholder asks for).
 func fill(template *url.URL, id string) *url.URL {
@@ -280,7 +296,10 @@ func (s *sessions) sweepLocked(now time.Time) {
 
 func (s *sessions) openLocked(now time.Time) (*session, error) {
 	o := s.opts
-	o.Proxy = fill(s.template, s.newID())
+	id := s.newID()
+	o.Proxy = fill(s.template, id)
+	// Messages name the proxy as records do, and the session apart.
+	o.ProxyName = proxyName(s.template) + " (session " + shownID(s.template, id) + ")"
 	c, err := transport.New(o)
 	if err != nil {
 		return nil, err

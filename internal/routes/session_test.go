@@ -3,6 +3,7 @@ package routes
 import (
 	"encoding/base64"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -206,4 +207,46 @@ func mustParse(t *testing.T, raw string) *url.URL {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestSessionErrorsNameTheProxyAsWritten: a failure through a session names
+// the proxy as records do, {session:N} whole and the password ***, and the
+// session id apart, for http and socks5 proxies alike.
+func TestSessionErrorsNameTheProxyAsWritten(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens here: every dial is refused
+	tests := []struct{ name, proxy, want string }{
+		{"user name", "http://c-{session:12}:Secretpw@" + addr, "proxy http://c-{session:12}:***@" + addr + " (session clsmsgqlfg9l): "},
+		{"password", "http://c:Secretpw-{session}@" + addr, "proxy http://c:***@" + addr + " (session clsmsgql): "},
+		{"socks5", "socks5://c-{session:4}:Secretpw@" + addr, "proxy socks5://c-{session:4}:***@" + addr + " (session clsm): "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := transport.ParseProxy(tt.proxy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := transport.Options{PerHost: 1}
+			opts.Shared = transport.NewShared(opts)
+			s := newSessions(p, SessionMode{PerURL: true}, time.Minute, opts)
+			s.newID = func() string { return "clsmsgqlfg9labcdefgh" }
+			req, _ := http.NewRequest("GET", "http://127.0.0.1:9/a", nil)
+			resp, err := s.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				t.Fatal("request through a refused proxy succeeded")
+			}
+			msg := err.Error()
+			if i := strings.Index(msg, "proxy "); i < 0 || !strings.HasPrefix(msg[i:], tt.want) {
+				t.Errorf("error %q does not name the proxy as %q", msg, tt.want)
+			}
+			if strings.Contains(msg, "Secretpw") {
+				t.Errorf("error %q shows the password", msg)
+			}
+		})
+	}
 }

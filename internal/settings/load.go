@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -174,6 +175,9 @@ func (s *Settings) resolve(fs *pflag.FlagSet, v *viper.Viper, set presets.Set, g
 			} else {
 				text = getenv(f.envName())
 			}
+		case v != nil && f.nullEmpty && v.Get(f.key()) == nil && slices.Contains(v.AllKeys(), f.key()):
+			// Written with no value: as empty.
+			src, ok = FromConfig, true
 		case v != nil && v.IsSet(f.key()):
 			src, ok = FromConfig, true
 			if list {
@@ -197,8 +201,8 @@ func (s *Settings) resolve(fs *pflag.FlagSet, v *viper.Viper, set presets.Set, g
 				return e
 			}
 			val = parsed
-			if n, isSize := parsed.(Size); isSize {
-				s.sizeTexts[f.name] = FormatSizeLike(int64(n), text)
+			if _, isSize := parsed.(Size); isSize {
+				s.sizeTexts[f.name] = strings.TrimSpace(text)
 			}
 		case !ok && f.preset != nil:
 			src, val = FromPreset, f.preset(pool)

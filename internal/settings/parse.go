@@ -152,25 +152,6 @@ func ParseSize(s string) (int64, error) {
 	return int64(f * float64(mult)), nil
 }
 
-// FormatSizeLike writes n in the unit family of written, the text it was
-// read from: in the largest decimal unit that divides it when written ends
-// in KB, MB, GB or TB (20GB stays 20GB), else as [FormatSize] does.
-func FormatSizeLike(n int64, written string) string {
-	t := strings.ToUpper(strings.TrimSpace(written))
-	if len(t) > 2 && strings.HasSuffix(t, "B") && strings.ContainsRune("KMGT", rune(t[len(t)-2])) {
-		for _, u := range []struct {
-			suffix string
-			mult   int64
-		}{{"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}} {
-			if n >= u.mult && n%u.mult == 0 {
-				return strconv.FormatInt(n/u.mult, 10) + u.suffix
-			}
-		}
-		return strconv.FormatInt(n, 10)
-	}
-	return FormatSize(n)
-}
-
 // FormatSize writes n in the largest binary unit that divides it.
 func FormatSize(n int64) string {
 	for _, u := range []struct {

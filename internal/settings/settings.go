@@ -88,13 +88,13 @@ type Settings struct {
 
 	sources   map[string]Source
 	requested map[string]any
-	// sizeTexts holds each size the user gave, in the units written.
+	// sizeTexts holds each size the user gave, as written (trimmed).
 	sizeTexts map[string]string
 }
 
 // SizeText returns the size setting name (its flag name) as --dry-run
-// and messages show it: in the unit family the user wrote it in (20GB,
-// 512KiB), or, for a built-in value, in the largest binary unit that
+// and messages show it: exactly as the user wrote it (20GB, 512KiB, 1.5GB,
+// 1024), or, for a built-in value, in the largest binary unit that
 // divides it.
 func (s *Settings) SizeText(name string) string {
 	if t, ok := s.sizeTexts[name]; ok {
@@ -123,6 +123,10 @@ type field struct {
 	// mask shows the value as --dry-run prints it: its secrets hidden, or
 	// an empty value by what it means.
 	mask func(any) any
+	// nullEmpty reads the config key written with no value (YAML null) as
+	// an empty value, which means something for this setting, rather than
+	// as not set.
+	nullEmpty bool
 }
 
 func (f field) envName() string {
@@ -152,7 +156,7 @@ func (s *Settings) fields(version string) []field {
 		{name: "adaptive", ptr: &s.Adaptive, def: false, usage: "adapt per-host concurrency: cut on 429/503 and timeouts, grow on success, never above --per-host"},
 		{name: "proxy", ptr: &s.Proxy, def: "", mask: maskProxy, usage: "http://, https:// or socks5:// proxy, with user:pass@ if needed"},
 		{name: "proxy-file", ptr: &s.ProxyFile, def: "", usage: "file of proxies, one a line; requests are spread over them"},
-		{name: "rotate-on", ptr: &s.RotateOn, def: "403,429", mask: showNone, usage: "statuses by which a target blocks a proxy's exit: the proxy or session cools down for the host and the URL is retried through another; none turns this off"},
+		{name: "rotate-on", ptr: &s.RotateOn, def: "403,429", mask: showNone, nullEmpty: true, usage: "statuses by which a target blocks a proxy's exit: the proxy or session cools down for the host and the URL is retried through another; none turns this off"},
 		{name: "block-pattern", ptr: &s.BlockPattern, def: "", usage: "regular expression whose match in the first 64KiB of a body, through a proxy, is a block like --rotate-on"},
 		{name: "budget", ptr: &s.Budget, def: Size(0), usage: "stop the run (resumable) once this many bytes went through proxies on the wire; 0 is no limit"},
 		{name: "session", ptr: &s.Session, def: "", usage: "renew the {session} of a proxy URL's user name: host (one per target host), url (one per request) or N (every N requests)"},
@@ -247,9 +251,10 @@ func (s *Settings) Shown() map[string]Value {
 	return out
 }
 
-// showNone shows an empty --rotate-on as what it does: none.
+// showNone shows an empty --rotate-on as what it does, and none in any
+// case, as none.
 func showNone(v any) any {
-	if s, ok := v.(string); ok && strings.TrimSpace(s) == "" {
+	if s, ok := v.(string); ok && (strings.TrimSpace(s) == "" || strings.EqualFold(strings.TrimSpace(s), "none")) {
 		return "none"
 	}
 	return v

@@ -219,9 +219,9 @@ func TestParseSize(t *testing.T) {
 	}
 }
 
-// TestShownSizesKeepTheUnitsWritten: a size shows in the unit family the
-// user wrote it in (20GB stays 20GB, not 19531250KiB), and the bytes
-// behind it are exact.
+// TestShownSizesKeepTheUnitsWritten: a size shows as the user wrote it
+// (20GB stays 20GB, not 19531250KiB; 1024 stays 1024, not 1KiB), and the
+// bytes behind it are exact.
 func TestShownSizesKeepTheUnitsWritten(t *testing.T) {
 	t.Chdir(t.TempDir())
 	tests := []struct {
@@ -230,12 +230,18 @@ func TestShownSizesKeepTheUnitsWritten(t *testing.T) {
 	}{
 		{"decimal GB", "--budget", "20GB", "budget", "20GB", 20e9},
 		{"decimal KB", "--budget", "100KB", "budget", "100KB", 100e3},
-		{"lower case", "--budget", "100kb", "budget", "100KB", 100e3},
-		{"decimal fraction", "--budget", "1.5GB", "budget", "1500MB", 1500e6},
+		{"lower case", "--budget", "100kb", "budget", "100kb", 100e3},
+		{"decimal fraction", "--budget", "1.5GB", "budget", "1.5GB", 1500e6},
+		{"decimal half", "--budget", "0.5GB", "budget", "0.5GB", 500e6},
 		{"binary", "--budget", "2GiB", "budget", "2GiB", 2 << 30},
+		{"binary fraction", "--budget", "1.5MiB", "budget", "1.5MiB", 3 << 19},
+		{"binary fraction to bytes", "--budget", "1.25KiB", "budget", "1.25KiB", 1280},
 		{"bytes", "--budget", "100000", "budget", "100000", 100000},
+		{"bytes a binary unit divides", "--budget", "1024", "budget", "1024", 1024},
+		{"spaces trimmed", "--budget", " 20GB ", "budget", "20GB", 20e9},
 		{"max-body decimal", "--max-body", "10MB", "max_body", "10MB", 10e6},
 		{"max-body binary", "--max-body", "512KiB", "max_body", "512KiB", 512 << 10},
+		{"max-body fraction", "--max-body", "1.5MiB", "max_body", "1.5MiB", 3 << 19},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -252,6 +258,75 @@ func TestShownSizesKeepTheUnitsWritten(t *testing.T) {
 			n := map[string]Size{"budget": s.Budget, "max_body": s.MaxBody}[tt.key]
 			if int64(n) != tt.bytes {
 				t.Errorf("%s %s = %d bytes, want %d", tt.flag, tt.in, n, tt.bytes)
+			}
+		})
+	}
+}
+
+// TestConfigSizesKeepTheTextWritten: a size from the config file shows as
+// written there too, a bare number included.
+func TestConfigSizesKeepTheTextWritten(t *testing.T) {
+	t.Chdir(t.TempDir())
+	tests := []struct{ name, yaml, key, want string }{
+		{"bare number", "budget: 1024\n", "budget", "1024"},
+		{"fraction", "budget: 1.5GB\n", "budget", "1.5GB"},
+		{"max_body binary fraction", "max_body: 1.5MiB\n", "max_body", "1.5MiB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "fetchctl.yaml")
+			if err := os.WriteFile(path, []byte(tt.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s, err := load(t, nil, "--config", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.Shown()[tt.key].V; got != tt.want {
+				t.Errorf("%s shown as %v, want %s", strings.TrimSpace(tt.yaml), got, tt.want)
+			}
+			if got := s.SizeText(strings.ReplaceAll(tt.key, "_", "-")); got != tt.want {
+				t.Errorf("SizeText(%s) = %q, want %q", tt.key, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRotateOnOff: none, an empty value and a key with no value in the
+// config file all turn rotation off, and --dry-run shows it as none.
+func TestRotateOnOff(t *testing.T) {
+	t.Chdir(t.TempDir())
+	tests := []struct {
+		name, yaml string
+		args       []string
+		src        Source
+	}{
+		{"flag NONE", "", []string{"--rotate-on", "NONE"}, FromFlag},
+		{"flag empty", "", []string{"--rotate-on", ""}, FromFlag},
+		{"config empty", "rotate_on: \"\"\n", nil, FromConfig},
+		{"config null", "rotate_on:\n", nil, FromConfig},
+		{"config tilde", "rotate_on: ~\n", nil, FromConfig},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := tt.args
+			if tt.yaml != "" {
+				path := filepath.Join(t.TempDir(), "fetchctl.yaml")
+				if err := os.WriteFile(path, []byte(tt.yaml), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "--config", path)
+			}
+			s, err := load(t, nil, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := strings.TrimSpace(s.RotateOn); v != "" && !strings.EqualFold(v, "none") {
+				t.Errorf("rotate-on = %q, want rotation off", s.RotateOn)
+			}
+			shown := s.Shown()["rotate_on"]
+			if shown.V != "none" || shown.Source != tt.src {
+				t.Errorf("rotate_on shown as %v from %v, want none from %v", shown.V, shown.Source, tt.src)
 			}
 		})
 	}

@@ -60,7 +60,7 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 		conn, err = d.dialDirect(ctx, network, addr)
 		err = d.timedOut(ctx, err)
 	case isSOCKS(st.proxy):
-		conn, err = d.dialSOCKS(ctx, st.proxy, network, addr)
+		conn, err = d.dialSOCKS(ctx, st.proxy, st.proxyName, network, addr)
 		var pe *ProxyError
 		if errors.As(err, &pe) {
 			pe.Err = d.timedOut(ctx, pe.Err)

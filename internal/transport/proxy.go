@@ -201,14 +201,13 @@ func proxySelector(opts Options) (func(*url.URL) (*url.URL, error), error) {
 // dialSOCKS connects to addr through a SOCKS5 proxy. For socks5:// the
 // target's name is resolved here and its addresses tried in order; for
 // socks5h:// the proxy resolves it. Every failure past name resolution is a
-// *ProxyError.
+// *ProxyError, which names the proxy name.
 //
 // When the dialer tracks connections, the SOCKS5 exchange runs on the
 // *trackedConn, which is returned: the greeting, the user/password
 // sub-negotiation and the CONNECT exchange count as bytes on the wire, and
 // a connection that the exchange fails on reports them as it closes.
-func (d *dialer) dialSOCKS(ctx context.Context, p *url.URL, network, addr string) (net.Conn, error) {
-	name := secret.URLOf(p)
+func (d *dialer) dialSOCKS(ctx context.Context, p *url.URL, name, network, addr string) (net.Conn, error) {
 	var auth *proxy.Auth
 	if p.User != nil {
 		pw, _ := p.User.Password()

@@ -24,6 +24,7 @@ type roundTripper struct {
 	h2              *http.Transport                  // runs the HTTP/2 connections, or nil
 	maxHeaderBytes  int64                            // Options.MaxHeaderBytes, for HeadError
 	proxyFor        func(*url.URL) (*url.URL, error) // nil: never a proxy
+	proxyName       string                           // Options.ProxyName
 	maxConnRequests int
 	followRedirects bool // the client follows redirects (see checkLocation)
 	// tunnels, when HTTP/2 may be spoken and connections are kept but not
@@ -103,7 +104,10 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	st := &reqState{target: req.URL.Scheme}
 	var hdr http.Header
 	if p != nil {
-		st.proxy, st.proxyName, st.netProxy = p, secret.URLOf(p), p
+		st.proxy, st.proxyName, st.netProxy = p, rt.proxyName, p
+		if st.proxyName == "" {
+			st.proxyName = secret.URLOf(p)
+		}
 		if p.Scheme == "https" {
 			np := *p
 			np.Scheme = "http"

@@ -87,6 +87,9 @@ type Options struct {
 	// by the proxy) proxy. User info in the URL is sent as proxy
 	// credentials. See [ParseProxy].
 	Proxy *url.URL
+	// ProxyName, when set, is how errors name Proxy instead of its URL
+	// with the password masked. It must hold no secret.
+	ProxyName string
 	// ProxyFromEnv, when Proxy is nil, routes requests as HTTPS_PROXY,
 	// HTTP_PROXY and NO_PROXY (and their lower-case forms) say at the time
 	// New is called. As with every NO_PROXY implementation that follows Go's,
@@ -314,6 +317,7 @@ func newClient(opts Options) (*http.Client, error) {
 		maxHeaderBytes:  opts.MaxHeaderBytes,
 		proxyFor:        proxyFor,
 		maxConnRequests: opts.MaxConnRequests,
+		proxyName:       opts.ProxyName,
 		followRedirects: opts.MaxRedirects > 0,
 	}
 	if opts.HTTP2 && opts.KeepAlive > 0 && opts.MaxConnRequests == 0 && proxyFor != nil {

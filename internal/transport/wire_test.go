@@ -304,7 +304,7 @@ func TestSOCKSTargetThatSpeaksFirst(t *testing.T) {
 	d := &dialer{track: true, custom: new(net.Dialer).DialContext}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := d.dialSOCKS(ctx, relay.through(p), "tcp", "127.0.0.1:9")
+	conn, err := d.dialSOCKS(ctx, relay.through(p), "socks5 proxy", "tcp", "127.0.0.1:9")
 	if err != nil {
 		t.Fatal(err)
 	}
