@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"io"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -34,12 +33,8 @@ func startH2HeadServer(t *testing.T, block []byte) (url string, requests *atomic
 	}
 	requests = new(atomic.Int64)
 	testnet.Serve(t, ln, func(c net.Conn) {
-		preface := make([]byte, len(http2.ClientPreface))
-		if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
-			return
-		}
-		fr := http2.NewFramer(c, c)
-		if fr.WriteSettings() != nil {
+		fr := testnet.H2Framer(c)
+		if fr == nil {
 			return
 		}
 		for {
@@ -155,15 +150,11 @@ func startH2BatchServer(t *testing.T, n int, blockFor func(path string) []byte) 
 		t.Fatal(err)
 	}
 	testnet.Serve(t, ln, func(c net.Conn) {
-		preface := make([]byte, len(http2.ClientPreface))
-		if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
+		fr := testnet.H2Framer(c, http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: uint32(n)})
+		if fr == nil {
 			return
 		}
-		fr := http2.NewFramer(c, c)
 		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-		if fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: uint32(n)}) != nil {
-			return
-		}
 		type stream struct {
 			id   uint32
 			path string

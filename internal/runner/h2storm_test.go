@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -58,12 +57,8 @@ func startResettingH2Server(t *testing.T, code http2.ErrCode) *resettingH2Server
 }
 
 func (s *resettingH2Server) serve(c net.Conn) {
-	preface := make([]byte, len(http2.ClientPreface))
-	if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
-		return
-	}
-	fr := http2.NewFramer(c, c)
-	if err := fr.WriteSettings(); err != nil {
+	fr := testnet.H2Framer(c)
+	if fr == nil {
 		return
 	}
 	for {

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http/httptrace"
 	"os"
@@ -47,12 +46,8 @@ func startH2FrameServer(t *testing.T) *h2FrameServer {
 }
 
 func (s *h2FrameServer) serve(c net.Conn) {
-	preface := make([]byte, len(http2.ClientPreface))
-	if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
-		return
-	}
-	fr := http2.NewFramer(c, c)
-	if err := fr.WriteSettings(); err != nil {
+	fr := testnet.H2Framer(c)
+	if fr == nil {
 		return
 	}
 	var resp bytes.Buffer
