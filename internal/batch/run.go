@@ -143,6 +143,12 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 	// reader sees each record as its URL finishes, a busy run's output
 	// still takes one write per batch.
 	writer := report.NewWriter(out, writeInterval)
+	// A write that fails in the writer's background flush stops the run at
+	// once, as one that fails in emit does: fetching on would only make
+	// records that cannot be written.
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	writer.OnError(func(err error) { stopRun(err) })
 	// The summary counts a record once its line is written out, so that a
 	// run stopped by a write error counts exactly what the output holds.
 	// The writer's flushing goroutine runs this too, out of reach of every
@@ -164,7 +170,7 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 	}
 
 	jobs := make(chan runner.Job, 1024)
-	readCtx, stopReading := context.WithCancel(ctx)
+	readCtx, stopReading := context.WithCancel(runCtx)
 	defer stopReading()
 	readErr := make(chan error, 1)
 	go func() {
@@ -218,8 +224,12 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 		stopWatch = watchReader(f, dieOfSIGPIPE)
 	}
 	defer stopWatch()
-	runErr := runner.Run(ctx, cfg.Runner, jobs, emit)
+	runErr := runner.Run(runCtx, cfg.Runner, jobs, emit)
 	stopReading()
+	if errors.Is(runErr, context.Canceled) && ctx.Err() == nil {
+		// Stopped by the writer's failure, not by a signal.
+		runErr = context.Cause(runCtx)
+	}
 	if runErr == nil && ctx.Err() == nil {
 		// The run took every job, so the reader has finished and said how.
 		if rerr := <-readErr; rerr != nil && !errors.Is(rerr, context.Canceled) {

@@ -1,0 +1,106 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// slowList serves a list of fast URLs and one /slow that answers only when
+// the test ends, and writes the list to a file: a run of it cannot end by
+// itself before the test does.
+func slowList(t *testing.T, fast int) (dir, list string) {
+	t.Helper()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		fmt.Fprintln(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	var urls strings.Builder
+	for i := range fast {
+		fmt.Fprintf(&urls, "%s/?%d\n", srv.URL, i)
+	}
+	urls.WriteString(srv.URL + "/slow\n")
+	dir = t.TempDir()
+	list = filepath.Join(dir, "urls.txt")
+	if err := os.WriteFile(list, []byte(urls.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, list
+}
+
+// fetchctlCmd is the built binary run with args, its config kept in dir.
+func fetchctlCmd(t *testing.T, ctx context.Context, dir string, args ...string) *exec.Cmd {
+	t.Helper()
+	bin, err := exec.LookPath("fetchctl")
+	if err != nil {
+		t.Fatalf("fetchctl not on PATH: %v", err)
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	return cmd
+}
+
+// waitEnd waits for a started cmd to end, failing the test when it still
+// runs 10s later: what it waits for has happened by then.
+func waitEnd(t *testing.T, cmd *exec.Cmd, stderr fmt.Stringer, what string) error {
+	t.Helper()
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case err := <-waited:
+		return err
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-waited
+		t.Fatalf("fetchctl still ran 10s after %s; stderr: %s", what, stderr)
+		return nil
+	}
+}
+
+// TestBackgroundWriteFailureStopsTheRun checks that a record whose write
+// fails in the writer's background flush (here the first one, onto
+// /dev/full) stops the run at once, as a failed write of the next record
+// would: exit 1, the same message, with /slow still in flight.
+func TestBackgroundWriteFailureStopsTheRun(t *testing.T) {
+	t.Parallel()
+	dir, list := slowList(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	summary := filepath.Join(dir, "summary.json")
+	cmd := fetchctlCmd(t, ctx, dir, "run", "-c", "2", "--per-host", "2", "-o", "/dev/full", "--summary", summary, list)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	err := waitEnd(t, cmd, &stderr, "its output failed")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("fetchctl ended with %v, want exit 1; stderr: %s", err, stderr.String())
+	}
+	if want := "fetchctl: run stopped: write output: write /dev/full: no space left on device\n"; !strings.HasSuffix(stderr.String(), want) {
+		t.Errorf("stderr ends %q, want %q", stderr.String(), want)
+	}
+	res := readSummary(t, summary)
+	if !res.Interrupted || !strings.Contains(res.Stopped, "no space left on device") {
+		t.Errorf("summary interrupted %v, stopped %q; want a run stopped for the full disk", res.Interrupted, res.Stopped)
+	}
+}
