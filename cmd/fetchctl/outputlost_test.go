@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -102,5 +104,79 @@ func TestBackgroundWriteFailureStopsTheRun(t *testing.T) {
 	res := readSummary(t, summary)
 	if !res.Interrupted || !strings.Contains(res.Stopped, "no space left on device") {
 		t.Errorf("summary interrupted %v, stopped %q; want a run stopped for the full disk", res.Interrupted, res.Stopped)
+	}
+}
+
+// killedBySIGPIPE fails the test unless err is of a process killed by
+// SIGPIPE (141 in a shell).
+func killedBySIGPIPE(t *testing.T, err error, stderr fmt.Stringer) {
+	t.Helper()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		t.Fatalf("fetchctl ended with %v, want it killed by SIGPIPE; stderr: %s", err, stderr)
+	}
+	if ws := exit.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGPIPE {
+		t.Fatalf("fetchctl ended with %v, want killed by SIGPIPE (141 in a shell); stderr: %s", ws, stderr)
+	}
+}
+
+// TestFIFOReaderGoingAwayEndsTheRun checks that with -o onto a FIFO the run
+// is not a reader of its own output: when the FIFO's reader goes away, with
+// /slow still in flight, the run ends at once, killed by SIGPIPE, as it does
+// when the reader of stdout goes away. With --resume there is nothing to
+// read back from a FIFO: the run writes to it all the same.
+func TestFIFOReaderGoingAwayEndsTheRun(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name  string
+		extra []string
+	}{
+		{"plain", nil},
+		{"resume", []string{"--resume"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir, list := slowList(t, 3)
+			fifo := filepath.Join(dir, "out.fifo")
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			args := append([]string{"run", "-q", "-c", "4", "--per-host", "4", "-o", fifo, list}, tt.extra...)
+			cmd := fetchctlCmd(t, ctx, dir, args...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// The open waits for fetchctl to open the FIFO for writing.
+			opened := make(chan *os.File, 1)
+			go func() {
+				f, err := os.Open(fifo)
+				if err != nil {
+					t.Error(err)
+				}
+				opened <- f
+			}()
+			var r *os.File
+			select {
+			case r = <-opened:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("fetchctl did not open the FIFO in 10s; stderr: %s", stderr.String())
+			}
+			if r == nil {
+				t.FailNow()
+			}
+			r.SetReadDeadline(time.Now().Add(10 * time.Second))
+			sc := bufio.NewScanner(r)
+			for i := range 3 {
+				if !sc.Scan() {
+					t.Fatalf("the FIFO ended after %d records (%v); stderr: %s", i, sc.Err(), stderr.String())
+				}
+			}
+			r.Close()
+			killedBySIGPIPE(t, waitEnd(t, cmd, &stderr, "the FIFO's reader went away"), &stderr)
+		})
 	}
 }

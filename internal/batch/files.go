@@ -313,10 +313,22 @@ func checkOutputs(cfg *Config, inputs []runner.Input) error {
 // there (adding them to the summary) and checks them against the inputs
 // that are regular files, which it reads once and rewinds; only then, when
 // they all match, does it cut a torn last line. It returns the records to
-// keep and whether every input was checked, none being a stream.
+// keep and whether every input was checked, none being a stream. A file
+// that is not regular is opened write-only (see openSpecial), with or
+// without --resume: there are no records to read back from it.
 func openOutput(ctx context.Context, cfg *Config, summary *report.Summary, inputs []runner.Input) (*os.File, *keptRecords, bool, error) {
+	if fi, err := os.Stat(cfg.Output); err == nil && !fi.Mode().IsRegular() {
+		f, err := openSpecial(ctx, cfg.Output)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, false, err
+			}
+			return nil, nil, false, setupErrorf("output %s: %v", cfg.Output, settings.PathError(err))
+		}
+		return f, nil, false, nil
+	}
 	if !cfg.Resume {
-		f, err := os.Create(cfg.Output)
+		f, err := os.OpenFile(cfg.Output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o666)
 		if err != nil {
 			return nil, nil, false, setupErrorf("output %s: %v", cfg.Output, settings.PathError(err))
 		}
@@ -361,6 +373,36 @@ func openOutput(ctx context.Context, cfg *Config, summary *report.Summary, input
 		return fail(fmt.Errorf("--resume: %w", err))
 	}
 	return f, kept, all, nil
+}
+
+// openSpecial opens an output that is not a regular file (a FIFO, a
+// terminal, /dev/null) write-only. Opened for reading too, the run would
+// be a reader of its own FIFO: a reader that goes away would never be
+// noticed, and a full FIFO would block the run for good. Opening a FIFO
+// waits for its reader, as a shell's > does; ctx ends the wait.
+func openSpecial(ctx context.Context, path string) (*os.File, error) {
+	type opened struct {
+		f   *os.File
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		done <- opened{f, err}
+	}()
+	select {
+	case o := <-done:
+		return o.f, o.err
+	case <-ctx.Done():
+		// The open cannot be called off: a reader that comes later gets
+		// the file closed at once.
+		go func() {
+			if o := <-done; o.f != nil {
+				o.f.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
 }
 
 // precheck compares the inputs that are regular files with the kept

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/fetchctl/fetchctl/internal/report"
@@ -148,7 +149,7 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 	// records that cannot be written.
 	runCtx, stopRun := context.WithCancelCause(ctx)
 	defer stopRun(nil)
-	writer.OnError(func(err error) { stopRun(err) })
+	writer.OnError(writeFailed(dieOfSIGPIPE, stopRun))
 	// The summary counts a record once its line is written out, so that a
 	// run stopped by a write error counts exactly what the output holds.
 	// The writer's flushing goroutine runs this too, out of reach of every
@@ -215,12 +216,11 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 	}
 	var lost []lostAttempt
 	cfg.Runner.Unrecorded = func(a report.Attempt, retry bool) { lost = append(lost, lostAttempt{a, retry}) }
-	// A reader of stdout that goes away ends the run at once, as a write
-	// to the closed pipe would (the process dies of SIGPIPE), not when the
-	// next record is written. An -o FIFO is opened for reading too, so
-	// its writes never find it closed.
+	// A reader of stdout, or of an -o FIFO, that goes away ends the run at
+	// once, as a write to the closed pipe would (the process dies of
+	// SIGPIPE), not when the next record is written.
 	stopWatch := func() {}
-	if f, ok := out.(*os.File); ok && stdStream(f) {
+	if f, ok := out.(*os.File); ok {
 		stopWatch = watchReader(f, dieOfSIGPIPE)
 	}
 	defer stopWatch()
@@ -278,6 +278,18 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 		return o, nil
 	}
 	return o, CheckMinSuccess(o.Result, cfg.MinSuccess)
+}
+
+// writeFailed is what a run does when a write of its records fails: when
+// the reader of a pipe or FIFO went away it dies, as a write to stdout's
+// closed pipe ends the process, and otherwise it stops with err.
+func writeFailed(die func(), stop context.CancelCauseFunc) func(error) {
+	return func(err error) {
+		if errors.Is(err, syscall.EPIPE) {
+			die()
+		}
+		stop(err)
+	}
 }
 
 // countTotal returns how many URLs the run will finish, by the reader's
