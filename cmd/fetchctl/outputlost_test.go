@@ -180,3 +180,73 @@ func TestFIFOReaderGoingAwayEndsTheRun(t *testing.T) {
 		})
 	}
 }
+
+// TestReaderLeavingAfterTheLastRecord checks that a reader of stdout that
+// goes away once it has every record loses nothing: the run ends with its
+// own exit code (here, reading stdin, when stdin ends). A line that comes
+// after the reader left is a record that cannot be delivered: the run
+// then dies of SIGPIPE, as a write to the closed pipe would end it.
+func TestReaderLeavingAfterTheLastRecord(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	for _, tt := range []struct {
+		name     string
+		lineMore bool // a line comes after the reader left
+	}{
+		{"stdin ends", false},
+		{"another line comes", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := fetchctlCmd(t, ctx, dir, "run", "-", "--progress", "never")
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stdin.Close()
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd.Stdout = w
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			const n = 2
+			for i := range n {
+				fmt.Fprintf(stdin, "%s/%d\n", srv.URL, i)
+			}
+			r.SetReadDeadline(time.Now().Add(10 * time.Second))
+			sc := bufio.NewScanner(r)
+			for i := range n {
+				if !sc.Scan() {
+					t.Fatalf("stdout ended after %d records (%v); stderr: %s", i, sc.Err(), stderr.String())
+				}
+			}
+			// Every record is in: the reader goes away, and then the input
+			// ends or brings one more line.
+			r.Close()
+			if tt.lineMore {
+				fmt.Fprintf(stdin, "%s/more\n", srv.URL)
+				killedBySIGPIPE(t, waitEnd(t, cmd, &stderr, "a line came with no reader left"), &stderr)
+				return
+			}
+			stdin.Close()
+			if err := waitEnd(t, cmd, &stderr, "stdin ended"); err != nil {
+				t.Fatalf("fetchctl ended with %v, want exit 0: every record was delivered; stderr: %s", err, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "fetchctl: 2/2 ok") {
+				t.Errorf("stderr has no summary of the 2 URLs: %s", stderr.String())
+			}
+		})
+	}
+}

@@ -170,13 +170,16 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 		}
 	}
 
+	// What a reader of the output that goes away would lose: see
+	// watchReader below.
+	deliver := &delivery{die: dieOfSIGPIPE}
 	jobs := make(chan runner.Job, 1024)
 	readCtx, stopReading := context.WithCancel(runCtx)
 	defer stopReading()
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(jobs)
-		ro := runner.ReadOptions{Shard: cfg.Shard}
+		ro := runner.ReadOptions{Shard: cfg.Shard, Sending: deliver.take}
 		if skip != nil && skip.count > 0 {
 			ro.Recorded = skip.check
 		}
@@ -201,6 +204,7 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 		if err := countErr.Load(); err != nil {
 			return *err
 		}
+		deliver.hand()
 		if err := writer.Write(rec); err != nil {
 			return err
 		}
@@ -216,16 +220,19 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 	}
 	var lost []lostAttempt
 	cfg.Runner.Unrecorded = func(a report.Attempt, retry bool) { lost = append(lost, lostAttempt{a, retry}) }
-	// A reader of stdout, or of an -o FIFO, that goes away ends the run at
-	// once, as a write to the closed pipe would (the process dies of
-	// SIGPIPE), not when the next record is written.
+	// A reader of stdout, or of an -o FIFO, that goes away while records
+	// are still to be written ends the run at once, as a write to the
+	// closed pipe would (the process dies of SIGPIPE), not when the next
+	// record is written. Once it has every record so far, it lost nothing:
+	// the run ends by itself, or at the next line it reads.
 	stopWatch := func() {}
 	if f, ok := out.(*os.File); ok {
-		stopWatch = watchReader(f, dieOfSIGPIPE)
+		stopWatch = watchReader(f, deliver.readerGone)
 	}
 	defer stopWatch()
 	runErr := runner.Run(runCtx, cfg.Runner, jobs, emit)
 	stopReading()
+	deliver.runEnded()
 	if errors.Is(runErr, context.Canceled) && ctx.Err() == nil {
 		// Stopped by the writer's failure, not by a signal.
 		runErr = context.Cause(runCtx)
