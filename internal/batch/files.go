@@ -243,14 +243,89 @@ func isRead(flag, path string, reads []readFile) error {
 	return nil
 }
 
+// isBodyFile refuses a flag's path that a body saved under --save-bodies
+// dir could replace: one with a name a body file of the inputs could take
+// (see [runner.IsBodyFileName]) in that folder, by any path (through a
+// linked folder, ../), a link to one (even to nothing yet: writing makes
+// it), or a link under such a name in the folder, which the body would
+// replace at the end.
+func isBodyFile(flag, path, dir string, inputs []string) error {
+	if dir == "" {
+		return nil
+	}
+	p := path
+	for range 40 {
+		folder, name := filepath.Split(p)
+		if runner.IsBodyFileName(name, inputs) && sameFolder(folder, dir) {
+			return setupErrorf("%s %s could be a body file of --save-bodies %s: a saved body would replace it; name another file", flag, path, dir)
+		}
+		target, err := os.Readlink(p)
+		if err != nil {
+			return nil
+		}
+		if !filepath.IsAbs(target) {
+			// Relative to the link's folder, left as written: the system
+			// resolves its links and .. in the order they come.
+			target = folder + target
+		}
+		p = target
+	}
+	return nil
+}
+
+// sameFolder reports whether a and b name one folder: by the folder itself
+// when both are there, else (the --save-bodies folder is made when the run
+// starts) by their paths, with the links of the part that is there
+// resolved.
+func sameFolder(a, b string) bool {
+	if a == "" {
+		a = "."
+	}
+	ai, aerr := os.Stat(a)
+	bi, berr := os.Stat(b)
+	switch {
+	case aerr == nil && berr == nil:
+		return os.SameFile(ai, bi)
+	case aerr == nil || berr == nil:
+		return false
+	}
+	return resolvedPath(a) == resolvedPath(b)
+}
+
+// resolvedPath is p made absolute, with the links of its longest part that
+// is there resolved.
+func resolvedPath(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return filepath.Clean(p)
+	}
+	rest := ""
+	for cur := abs; ; {
+		if real, err := filepath.EvalSymlinks(cur); err == nil {
+			return filepath.Join(real, rest)
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return abs
+		}
+		rest = filepath.Join(filepath.Base(cur), rest)
+		cur = parent
+	}
+}
+
 // checkOutputs refuses, before anything is touched, an -o or --summary
 // that would destroy an input or earlier results: -o or --summary naming an
 // input (by the file itself, so links count too), --summary naming the
 // output, and -o naming a regular file that holds something, unless
-// --resume or --overwrite says what to do with it; and a --summary that
-// could not be written at the end. Files that are not regular (/dev/null,
-// a FIFO, a terminal) are never refused.
+// --resume or --overwrite says what to do with it; -o or --summary that a
+// saved body could replace; and a --summary that could not be written at
+// the end. Files that are not regular (/dev/null, a FIFO, a terminal) are
+// never refused for what they hold.
 func checkOutputs(cfg *Config, inputs []runner.Input) error {
+	names := make([]string, len(inputs))
+	for i, in := range inputs {
+		names[i] = in.Name
+	}
 	var ins []namedFile
 	for _, in := range inputs {
 		f, ok := in.R.(*os.File)
@@ -273,6 +348,9 @@ func checkOutputs(cfg *Config, inputs []runner.Input) error {
 		if err := isRead("-o", cfg.Output, reads); err != nil {
 			return err
 		}
+		if err := isBodyFile("-o", cfg.Output, cfg.Runner.SaveDir, names); err != nil {
+			return err
+		}
 		outFI := regularFile(cfg.Output)
 		if outFI != nil && outFI.Size() > 0 && !cfg.Resume && !cfg.Overwrite {
 			return setupErrorf("-o %s already holds results: add --resume to go on with them, or --overwrite to start again", cfg.Output)
@@ -283,6 +361,9 @@ func checkOutputs(cfg *Config, inputs []runner.Input) error {
 			return err
 		}
 		if err := isRead("--summary", cfg.SummaryOut, reads); err != nil {
+			return err
+		}
+		if err := isBodyFile("--summary", cfg.SummaryOut, cfg.Runner.SaveDir, names); err != nil {
 			return err
 		}
 		if cfg.Output != "" {
@@ -313,10 +394,22 @@ func checkOutputs(cfg *Config, inputs []runner.Input) error {
 // there (adding them to the summary) and checks them against the inputs
 // that are regular files, which it reads once and rewinds; only then, when
 // they all match, does it cut a torn last line. It returns the records to
-// keep and whether every input was checked, none being a stream.
+// keep and whether every input was checked, none being a stream. A file
+// that is not regular is opened write-only (see openSpecial), with or
+// without --resume: there are no records to read back from it.
 func openOutput(ctx context.Context, cfg *Config, summary *report.Summary, inputs []runner.Input) (*os.File, *keptRecords, bool, error) {
+	if fi, err := os.Stat(cfg.Output); err == nil && !fi.Mode().IsRegular() {
+		f, err := openSpecial(ctx, cfg.Output)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, false, err
+			}
+			return nil, nil, false, setupErrorf("output %s: %v", cfg.Output, settings.PathError(err))
+		}
+		return f, nil, false, nil
+	}
 	if !cfg.Resume {
-		f, err := os.Create(cfg.Output)
+		f, err := os.OpenFile(cfg.Output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o666)
 		if err != nil {
 			return nil, nil, false, setupErrorf("output %s: %v", cfg.Output, settings.PathError(err))
 		}
@@ -361,6 +454,36 @@ func openOutput(ctx context.Context, cfg *Config, summary *report.Summary, input
 		return fail(fmt.Errorf("--resume: %w", err))
 	}
 	return f, kept, all, nil
+}
+
+// openSpecial opens an output that is not a regular file (a FIFO, a
+// terminal, /dev/null) write-only. Opened for reading too, the run would
+// be a reader of its own FIFO: a reader that goes away would never be
+// noticed, and a full FIFO would block the run for good. Opening a FIFO
+// waits for its reader, as a shell's > does; ctx ends the wait.
+func openSpecial(ctx context.Context, path string) (*os.File, error) {
+	type opened struct {
+		f   *os.File
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		done <- opened{f, err}
+	}()
+	select {
+	case o := <-done:
+		return o.f, o.err
+	case <-ctx.Done():
+		// The open cannot be called off: a reader that comes later gets
+		// the file closed at once.
+		go func() {
+			if o := <-done; o.f != nil {
+				o.f.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
 }
 
 // precheck compares the inputs that are regular files with the kept

@@ -4,7 +4,6 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -87,11 +86,4 @@ func dieOfSIGPIPE() {
 	_ = unix.Tgkill(unix.Getpid(), unix.Gettid(), unix.SIGPIPE)
 	// Not reached unless the signal was blocked: the runtime then exits 2.
 	os.Exit(2)
-}
-
-// stdStream reports whether f is stdout or stderr, where a broken pipe
-// kills the process rather than failing the write.
-func stdStream(f *os.File) bool {
-	fd := rawFd(f)
-	return fd == syscall.Stdout || fd == syscall.Stderr
 }

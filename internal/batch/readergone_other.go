@@ -9,5 +9,3 @@ import "os"
 func watchReader(*os.File, func()) (stop func()) { return func() {} }
 
 func dieOfSIGPIPE() {}
-
-func stdStream(*os.File) bool { return false }

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/fetchctl/fetchctl/internal/report"
@@ -143,6 +144,12 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 	// reader sees each record as its URL finishes, a busy run's output
 	// still takes one write per batch.
 	writer := report.NewWriter(out, writeInterval)
+	// A write that fails in the writer's background flush stops the run at
+	// once, as one that fails in emit does: fetching on would only make
+	// records that cannot be written.
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	writer.OnError(writeFailed(dieOfSIGPIPE, stopRun))
 	// The summary counts a record once its line is written out, so that a
 	// run stopped by a write error counts exactly what the output holds.
 	// The writer's flushing goroutine runs this too, out of reach of every
@@ -163,13 +170,16 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 		}
 	}
 
+	// What a reader of the output that goes away would lose: see
+	// watchReader below.
+	deliver := &delivery{die: dieOfSIGPIPE}
 	jobs := make(chan runner.Job, 1024)
-	readCtx, stopReading := context.WithCancel(ctx)
+	readCtx, stopReading := context.WithCancel(runCtx)
 	defer stopReading()
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(jobs)
-		ro := runner.ReadOptions{Shard: cfg.Shard}
+		ro := runner.ReadOptions{Shard: cfg.Shard, Sending: deliver.take}
 		if skip != nil && skip.count > 0 {
 			ro.Recorded = skip.check
 		}
@@ -194,6 +204,7 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 		if err := countErr.Load(); err != nil {
 			return *err
 		}
+		deliver.hand()
 		if err := writer.Write(rec); err != nil {
 			return err
 		}
@@ -209,17 +220,23 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 	}
 	var lost []lostAttempt
 	cfg.Runner.Unrecorded = func(a report.Attempt, retry bool) { lost = append(lost, lostAttempt{a, retry}) }
-	// A reader of stdout that goes away ends the run at once, as a write
-	// to the closed pipe would (the process dies of SIGPIPE), not when the
-	// next record is written. An -o FIFO is opened for reading too, so
-	// its writes never find it closed.
+	// A reader of stdout, or of an -o FIFO, that goes away while records
+	// are still to be written ends the run at once, as a write to the
+	// closed pipe would (the process dies of SIGPIPE), not when the next
+	// record is written. Once it has every record so far, it lost nothing:
+	// the run ends by itself, or at the next line it reads.
 	stopWatch := func() {}
-	if f, ok := out.(*os.File); ok && stdStream(f) {
-		stopWatch = watchReader(f, dieOfSIGPIPE)
+	if f, ok := out.(*os.File); ok {
+		stopWatch = watchReader(f, deliver.readerGone)
 	}
 	defer stopWatch()
-	runErr := runner.Run(ctx, cfg.Runner, jobs, emit)
+	runErr := runner.Run(runCtx, cfg.Runner, jobs, emit)
 	stopReading()
+	deliver.runEnded()
+	if errors.Is(runErr, context.Canceled) && ctx.Err() == nil {
+		// Stopped by the writer's failure, not by a signal.
+		runErr = context.Cause(runCtx)
+	}
 	if runErr == nil && ctx.Err() == nil {
 		// The run took every job, so the reader has finished and said how.
 		if rerr := <-readErr; rerr != nil && !errors.Is(rerr, context.Canceled) {
@@ -268,6 +285,18 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 		return o, nil
 	}
 	return o, CheckMinSuccess(o.Result, cfg.MinSuccess)
+}
+
+// writeFailed is what a run does when a write of its records fails: when
+// the reader of a pipe or FIFO went away it dies, as a write to stdout's
+// closed pipe ends the process, and otherwise it stops with err.
+func writeFailed(die func(), stop context.CancelCauseFunc) func(error) {
+	return func(err error) {
+		if errors.Is(err, syscall.EPIPE) {
+			die()
+		}
+		stop(err)
+	}
 }
 
 // countTotal returns how many URLs the run will finish, by the reader's

@@ -19,7 +19,9 @@ const bufSize = 64 << 10
 // whole lines only, so a reader that sees a write sees whole records.
 //
 // The first error from the underlying writer (a broken pipe, a full disk) is
-// kept: every later call returns it, wrapped as "write output: ...".
+// kept: every later call returns it, wrapped as "write output: ...", and
+// [Writer.OnError] learns of it at once, also when the flushing goroutine
+// made the write.
 //
 // Use [NewWriter]; the zero value is not usable. A Writer is safe for
 // concurrent use. Call [Writer.Close] when done, to write what is buffered
@@ -38,6 +40,7 @@ type Writer struct {
 
 	onWritten func(*Record)
 	pending   []*Record // records in buf, kept only for onWritten
+	onError   func(error)
 }
 
 // NewWriter returns a Writer to w. When interval is positive, a goroutine
@@ -71,6 +74,17 @@ func NewWriter(w io.Writer, interval time.Duration) *Writer {
 func (w *Writer) OnWritten(f func(*Record)) {
 	w.mu.Lock()
 	w.onWritten = f
+	w.mu.Unlock()
+}
+
+// OnError sets f to be called, once, with the kept error when a write to
+// the underlying writer first fails, from whichever of Write, Flush, Close
+// or the flushing goroutine made it: a failed background write is known at
+// once, not at the next Write. f is called with the Writer's lock held and
+// must not call the Writer. Call OnError before the first Write.
+func (w *Writer) OnError(f func(error)) {
+	w.mu.Lock()
+	w.onError = f
 	w.mu.Unlock()
 }
 
@@ -169,7 +183,8 @@ func (w *Writer) flushLoop(interval time.Duration) {
 			case <-t.C:
 			}
 		}
-		// An error is kept in w.err and returned by the next call.
+		// An error is kept in w.err, returned by the next call and
+		// passed to onError.
 		_ = w.Flush()
 	}
 }
@@ -201,6 +216,9 @@ func (w *Writer) writeLocked(p []byte) error {
 	}
 	if err != nil {
 		w.err = fmt.Errorf("write output: %w", err)
+		if w.onError != nil {
+			w.onError(w.err)
+		}
 	}
 	return w.err
 }

@@ -405,3 +405,60 @@ func TestWriterBatchesWithinInterval(t *testing.T) {
 		t.Errorf("second write call holds %d lines, want 2", n)
 	}
 }
+
+// TestWriterOnError checks that OnError learns of the first failed write at
+// once, also when the flushing goroutine made it and no Write came after,
+// and only once, with the error every later call returns.
+func TestWriterOnError(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		interval time.Duration // 0: the Write that fills the buffer fails
+		target   *failingWriter
+		want     error
+	}{
+		{"background write, broken pipe", time.Millisecond, &failingWriter{err: syscall.EPIPE}, syscall.EPIPE},
+		{"background write, disk full", time.Millisecond, &failingWriter{err: syscall.ENOSPC}, syscall.ENOSPC},
+		{"background write, short", time.Millisecond, &failingWriter{short: true}, io.ErrShortWrite},
+		{"foreground write, disk full", 0, &failingWriter{limit: bufSize, err: syscall.ENOSPC}, syscall.ENOSPC},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := NewWriter(tt.target, tt.interval)
+			failed := make(chan error, 10)
+			w.OnError(func(err error) { failed <- err })
+			r := sampleRecord()
+			if tt.interval > 0 {
+				// One record, buffered: only the flushing goroutine writes.
+				if err := w.Write(r); err != nil {
+					t.Fatalf("Write = %v, want nil: the line is only buffered", err)
+				}
+			} else {
+				for range 10000 {
+					if w.Write(r) != nil {
+						break
+					}
+				}
+			}
+			var got error
+			select {
+			case got = <-failed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("OnError not called 10s after the write failed")
+			}
+			if !errors.Is(got, tt.want) || !strings.HasPrefix(got.Error(), "write output: ") {
+				t.Fatalf("OnError got %v, want \"write output: \" wrapping %v", got, tt.want)
+			}
+			if err := w.Write(r); err != got {
+				t.Errorf("Write after the failure = %v, want the error OnError got, %v", err, got)
+			}
+			if err := w.Close(); err != got {
+				t.Errorf("Close after the failure = %v, want %v", err, got)
+			}
+			if n := len(failed); n != 0 {
+				t.Errorf("OnError called %d more times, want once", n)
+			}
+		})
+	}
+}

@@ -291,15 +291,44 @@ func bodyFileName(j Job, multi bool) string {
 	if !multi {
 		return name
 	}
-	in := filepath.Base(j.Input)
+	return strconv.Itoa(j.index) + "-" + bodyInputName(j.Input) + "-" + name
+}
+
+// bodyInputName is an input's base name as body file names show it.
+func bodyInputName(input string) string {
+	in := filepath.Base(input)
 	if in == "-" {
 		in = "stdin"
 	}
-	in = strings.Map(func(r rune) rune {
+	return strings.Map(func(r rune) rune {
 		if r == '/' || r == '\\' || r < 0x20 {
 			return '_'
 		}
 		return r
 	}, in)
-	return strconv.Itoa(j.index) + "-" + in + "-" + name
+}
+
+// IsBodyFileName reports whether a body that --save-bodies saves for a run
+// over inputs (their names, in order) could be given the file name name:
+// "<line>.body", or with several inputs "<position>-<input>-<line>.body"
+// for one of them. A body is renamed into place under that name, replacing
+// whatever is there; the temporary file it is written to first is always a
+// new one, so no other name in the folder is ever written.
+func IsBodyFileName(name string, inputs []string) bool {
+	line, ok := strings.CutSuffix(name, ".body")
+	if !ok {
+		return false
+	}
+	if len(inputs) > 1 {
+		pos, rest, _ := strings.Cut(line, "-")
+		i, err := strconv.Atoi(pos)
+		if err != nil || i < 1 || i > len(inputs) || pos != strconv.Itoa(i) {
+			return false
+		}
+		if line, ok = strings.CutPrefix(rest, bodyInputName(inputs[i-1])+"-"); !ok {
+			return false
+		}
+	}
+	n, err := strconv.ParseInt(line, 10, 64)
+	return err == nil && n >= 1 && line == strconv.FormatInt(n, 10)
 }

@@ -194,6 +194,10 @@ type ReadOptions struct {
 	// on --resume); an error stops ReadJobs, which returns it, before the
 	// line is sent. It is called from the reading goroutine only.
 	Recorded func(j *Job) (bool, error)
+	// Sending, when set, is called before each job is sent, from the
+	// reading goroutine: a job sent gets a record unless the run stops
+	// first.
+	Sending func()
 }
 
 // ReadJobs reads every input in order, line by line with no length limit, and
@@ -230,6 +234,9 @@ func readOne(ctx context.Context, index int, in Input, opts ReadOptions, out cha
 		job.index = index
 		if err != nil || !ok {
 			return err
+		}
+		if opts.Sending != nil {
+			opts.Sending()
 		}
 		select {
 		case out <- job:

@@ -187,6 +187,41 @@ func TestReadJobsRecorded(t *testing.T) {
 	}
 }
 
+// TestReadJobsSending checks that Sending is called once for each job sent,
+// before it is sent, and for no line that gets no job: blank, a comment,
+// recorded already, or in another shard.
+func TestReadJobsSending(t *testing.T) {
+	t.Parallel()
+	in := "http://x.example/1\n# note\n\nftp://bad/\nhttp://y.example/5\n"
+	for _, tt := range []struct {
+		name string
+		opts ReadOptions
+		want int
+	}{
+		{"every line", ReadOptions{}, 3},
+		{"recorded", ReadOptions{Recorded: func(j *Job) (bool, error) { return j.Line == 1, nil }}, 2},
+		{"another shard", ReadOptions{Shard: Shard{K: 1, N: 1 << 30}}, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			out := make(chan Job, 10)
+			sending := 0
+			tt.opts.Sending = func() {
+				if len(out) != sending {
+					t.Errorf("Sending called with %d jobs sent, want %d: before each send", len(out), sending)
+				}
+				sending++
+			}
+			if err := ReadJobs(context.Background(), []Input{{Name: "a", R: strings.NewReader(in)}}, tt.opts, out); err != nil {
+				t.Fatal(err)
+			}
+			if sending != len(out) || sending != tt.want {
+				t.Errorf("Sending called %d times for %d jobs sent, want %d", sending, len(out), tt.want)
+			}
+		})
+	}
+}
+
 func TestShardsCoverEveryLineOnce(t *testing.T) {
 	t.Parallel()
 	var b strings.Builder

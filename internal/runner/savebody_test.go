@@ -121,6 +121,51 @@ func TestBodyFileNamesUnique(t *testing.T) {
 	}
 }
 
+// TestIsBodyFileName checks that IsBodyFileName knows every name a body of
+// the inputs is given, and no other.
+func TestIsBodyFileName(t *testing.T) {
+	t.Parallel()
+	one := []string{"d1/u.txt"}
+	several := []string{"d1/u.txt", "d2/u.txt", "-", "a-b"}
+	for _, tt := range []struct {
+		name   string
+		inputs []string
+		want   bool
+	}{
+		{"7.body", one, true},
+		{"123456789.body", one, true},
+		{"0.body", one, false},
+		{"07.body", one, false},
+		{"-7.body", one, false},
+		{"7.body.tmp", one, false},
+		{"x.body", one, false},
+		{"out.ndjson", one, false},
+		{"1-u.txt-7.body", one, false},
+		{"7.body", several, false},
+		{"1-u.txt-7.body", several, true},
+		{"2-u.txt-7.body", several, true},
+		{"3-stdin-1.body", several, true},
+		{"4-a-b-12.body", several, true},
+		{"5-u.txt-7.body", several, false},
+		{"01-u.txt-7.body", several, false},
+		{"3-u.txt-7.body", several, false},
+		{"1-u.txt-x.body", several, false},
+	} {
+		if got := IsBodyFileName(tt.name, tt.inputs); got != tt.want {
+			t.Errorf("IsBodyFileName(%q, %d inputs) = %v, want %v", tt.name, len(tt.inputs), got, tt.want)
+		}
+	}
+	for i, in := range several {
+		j := Job{Input: in, Line: 42, index: i + 1}
+		if name := bodyFileName(j, true); !IsBodyFileName(name, several) {
+			t.Errorf("IsBodyFileName(%q) = false for a body of input %d", name, i+1)
+		}
+	}
+	if name := bodyFileName(Job{Input: one[0], Line: 42, index: 1}, false); !IsBodyFileName(name, one) {
+		t.Errorf("IsBodyFileName(%q) = false for a body of the one input", name)
+	}
+}
+
 // TestSaveBodyFailureStopsTheRun checks that a body that cannot be kept (a
 // full disk) ends the run with an error of its own: the URL gets no record,
 // no partial file is left, and the error is not blamed on the target.
