@@ -89,6 +89,9 @@ func ParseLine(line string) (u *url.URL, raw string, skip bool, err error) {
 			return nil, s, false, invalid("line holds the invisible character %U at byte %d", r, i)
 		}
 	}
+	if name, ok := otherScheme(s); ok {
+		return nil, s, false, invalid("scheme %q is not fetched: only http and https are", name)
+	}
 	if !hasScheme(s) {
 		s = "https://" + s
 	}
@@ -151,6 +154,42 @@ func hasScheme(s string) bool {
 		}
 	}
 	return false
+}
+
+// otherSchemes are URI schemes written without "//" (mailto:, tel:, data:,
+// javascript:, ...) that lists of links scraped from pages hold. Without a
+// "//", "mailto:info@example.com" reads like user:password@host, and
+// "file:/etc/passwd" like a host named file; these names are taken as the
+// schemes they are.
+var otherSchemes = map[string]bool{
+	"about": true, "blob": true, "callto": true, "cid": true, "data": true,
+	"fax": true, "file": true, "geo": true, "intent": true, "javascript": true,
+	"magnet": true, "mailto": true, "market": true, "mid": true, "news": true,
+	"sip": true, "sips": true, "skype": true, "sms": true, "tel": true,
+	"urn": true, "view-source": true, "xmpp": true,
+}
+
+// otherScheme reports the scheme of s when s starts with one of
+// otherSchemes and a colon that does not begin a port ("data:8080/x" is a
+// host named data).
+func otherScheme(s string) (string, bool) {
+	i := strings.IndexByte(s, ':')
+	if i <= 0 {
+		return "", false
+	}
+	name := strings.ToLower(s[:i])
+	if !otherSchemes[name] {
+		return "", false
+	}
+	rest := s[i+1:]
+	digits := 0
+	for digits < len(rest) && '0' <= rest[digits] && rest[digits] <= '9' {
+		digits++
+	}
+	if digits > 0 && (digits == len(rest) || strings.IndexByte("/?#", rest[digits]) >= 0) {
+		return "", false
+	}
+	return name, true
 }
 
 // Shard selects the hosts one of N cooperating runs fetches. The zero value
