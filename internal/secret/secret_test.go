@@ -242,3 +242,35 @@ func TestSet(t *testing.T) {
 		t.Errorf("Mask(%q) = %q, want %q", in, got, want)
 	}
 }
+
+// FuzzURLHidesPassword checks that whatever the user name, password, host
+// and path, a URL that net/url writes reads back with the password masked
+// and every other part as it was.
+func FuzzURLHidesPassword(f *testing.F) {
+	f.Add("bob", "pw", "proxy.example:8080", "/a", "q=1")
+	f.Add("c-{session:8}", "p@ss:w/rd?#", "127.0.0.1:1", "", "")
+	f.Add("", "x", "[::1]:80", "/p@th:x", "u=http://a:b@c/")
+	f.Add("u:1", "***", "h", "/", "a=@")
+	f.Fuzz(func(t *testing.T, user, pass, host, path, query string) {
+		if pass == "" {
+			return
+		}
+		u := &url.URL{Scheme: "http", User: url.UserPassword(user, pass), Host: host, Path: path, RawQuery: query}
+		raw := u.String()
+		back, err := url.Parse(raw)
+		if err != nil || back.Host != host {
+			return // not a URL net/url reads back: nothing to compare
+		}
+		masked := URL(raw)
+		m, err := url.Parse(masked)
+		if err != nil {
+			t.Fatalf("URL(%q) = %q, which does not parse: %v", raw, masked, err)
+		}
+		if pw, _ := m.User.Password(); pw != Mask {
+			t.Fatalf("URL(%q) = %q: password reads %q, want %q", raw, masked, pw, Mask)
+		}
+		if m.User.Username() != back.User.Username() || m.Host != back.Host || m.Path != back.Path || m.RawQuery != back.RawQuery {
+			t.Fatalf("URL(%q) = %q: changed more than the password", raw, masked)
+		}
+	})
+}
