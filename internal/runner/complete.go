@@ -130,7 +130,8 @@ func (d *dispatcher) retry(t *task, res *result, entry report.Attempt, now time.
 		h.pushFront(t)
 	} else {
 		h.waiting++
-		d.schedule(timerEntry{at: now.Add(wait), kind: wakeTask, task: t})
+		// A blocked URL's wait is for an exit to cool down for its host.
+		d.schedule(timerEntry{at: now.Add(wait), kind: wakeTask, task: t, cooling: res.blocked})
 	}
 	return true
 }

@@ -252,7 +252,7 @@ func (d *dispatcher) dispatch() {
 				// Every exit cools down for the host: its URLs wait, holding
 				// no slot, for the first one to come back.
 				h.asleep = true
-				d.schedule(timerEntry{at: wake, kind: wakeHost, host: h})
+				d.schedule(timerEntry{at: wake, kind: wakeHost, host: h, cooling: true})
 			}
 			continue
 		}
