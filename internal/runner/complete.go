@@ -86,7 +86,13 @@ func (d *dispatcher) adapt(res *result) {
 // spend adds the attempt's bytes through a proxy to the run's, and ends
 // the run once they reach Options.Budget.
 func (d *dispatcher) spend(res *result) {
-	d.spent += res.wireOut + res.wireIn
+	d.addSpent(res.wireOut + res.wireIn)
+}
+
+// addSpent adds n bytes through proxies to the run's, and ends the run
+// once they reach Options.Budget.
+func (d *dispatcher) addSpent(n int64) {
+	d.spent += n
 	if d.opts.Budget > 0 && d.spent >= d.opts.Budget && d.fatal == nil {
 		d.fatal = &BudgetError{Budget: d.opts.Budget, Spent: d.spent, Text: d.opts.BudgetText}
 	}
