@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/fetchctl/fetchctl/internal/target"
+	"github.com/fetchctl/fetchctl/internal/testnet"
 )
 
 // byteRelay relays TCP connections to upstream and counts the bytes it
@@ -130,5 +131,47 @@ func TestHTTP2BytesThroughAProxy(t *testing.T) {
 	// what the relay may see beyond the records.
 	if total := out + in; total < n*1024 || billed < total || billed > total+512 {
 		t.Errorf("records count %d bytes, the proxy carried %d: want the same, give or take the connections' TLS close", total, billed)
+	}
+}
+
+// TestHeldConnectCountsWhenTheAttemptTimesOut: a proxy that reads a
+// CONNECT and answers nothing outlives the attempt (--timeout); the run
+// ends with the dial under way, closes it, and counts what it wrote in the
+// summary's totals and by_proxy: what the proxy read, byte for byte.
+func TestHeldConnectCountsWhenTheAttemptTimesOut(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var read atomic.Int64
+	closed := make(chan struct{}, 1)
+	testnet.Serve(t, ln, func(c net.Conn) {
+		n, _ := io.Copy(io.Discard, c) // the CONNECT, then nothing until the client closes
+		read.Add(n)
+		closed <- struct{}{}
+	})
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "urls.txt"), []byte("https://a.test/1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gw := "http://" + ln.Addr().String()
+	res := runFetchctl(t, dir, nil, "run", "-q", "--proxy", gw, "--timeout", "200ms", "--retries", "0",
+		"-o", "out.ndjson", "--summary", "sum.json", "urls.txt")
+	if res.code == 2 {
+		t.Fatalf("exit 2: %s", res.stderr)
+	}
+	<-closed
+	recs := readRecords(t, filepath.Join(dir, "out.ndjson"))
+	if len(recs) != 1 || recs[0].Error == nil || recs[0].Error.Kind != "timeout" {
+		t.Fatalf("records %+v, want one that timed out", recs)
+	}
+	sum := readSummary(t, filepath.Join(dir, "sum.json"))
+	want := read.Load()
+	if want == 0 || sum.BytesOut != want || sum.BytesIn != 0 {
+		t.Errorf("summary counts %d bytes out and %d in, the proxy read %d and wrote none", sum.BytesOut, sum.BytesIn, want)
+	}
+	if len(sum.ByProxy) != 1 || sum.ByProxy[0].BytesOut != want || sum.ByProxy[0].BytesIn != 0 {
+		t.Errorf("by_proxy %+v, want the proxy with %d bytes out", sum.ByProxy, want)
 	}
 }

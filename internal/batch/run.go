@@ -90,6 +90,7 @@ func prepare(ctx context.Context, cfg *Config, env Env) (*prepared, error) {
 	env.Secrets.Add(plan.Secrets...)
 	cfg.Runner.Secrets = env.Secrets.List()
 	cfg.Runner.Routes = plan.Routes
+	cfg.Runner.Settle = plan.Settle
 	cfg.Runner.PerProxy = plan.PerRoute
 	cfg.Runner.MultiInput = len(inputs) > 1
 	p.plan = plan

@@ -64,9 +64,9 @@ func (s *Summary) addAttempts(r *Record) {
 
 // AddUnrecorded counts the bytes on the wire of an attempt through a proxy
 // whose URL got no record (the run stopped while it was under way, or
-// before the URL's next attempt): in the totals (retry_bytes too when it
-// was a retry) and in its proxy's bytes, not in attempts or any count of
-// records.
+// before the URL's next attempt), or those a dial spent after its attempt
+// ended: in the totals (retry_bytes too when it was a retry) and in its
+// proxy's bytes, not in attempts or any count of records.
 func (s *Summary) AddUnrecorded(a Attempt, retry bool) {
 	s.wireOut += a.BytesOut
 	s.wireIn += a.BytesIn

@@ -66,6 +66,10 @@ type Plan struct {
 	// Notice, when not "", says in one line why the limit was lowered and
 	// how to raise the open-file limit.
 	Notice string
+	// Settle, nil for a direct run, closes the connections through the
+	// proxies that no request took, once the run is done with them, so
+	// that their bytes count (see transport.Shared.CloseUntaken).
+	Settle func()
 }
 
 // Build returns the run's routes: one client per proxy, or one direct
@@ -119,6 +123,7 @@ var errNoTemplate = errors.New("--session needs a proxy URL with {session} in it
 // carries go direct.
 func envRoutes(plan *Plan, o Options, t transport.Options, env *envProxies) error {
 	t.Shared = transport.NewShared(t)
+	plan.Settle = t.Shared.CloseUntaken
 	r := envRoute{env: env, via: map[*url.URL]runner.Doer{}}
 	templates := 0
 	for _, p := range env.list() {
@@ -197,6 +202,7 @@ func keptAlive(proxies, limit, maxIdle int) int {
 // proxyRoutes adds one route per proxy to plan.
 func proxyRoutes(plan *Plan, o Options, t transport.Options) error {
 	t.Shared = transport.NewShared(t)
+	plan.Settle = t.Shared.CloseUntaken
 	templates := 0
 	for i, p := range o.Proxies {
 		name := proxyName(p)

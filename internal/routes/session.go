@@ -70,15 +70,18 @@ func HasSession(u *url.URL) bool {
 }
 
 // checkTemplate returns an error for a placeholder whose length is out of
-// range.
+// range, saying when it is in the password, which the proxy's masked name
+// does not show.
 func checkTemplate(u *url.URL) error {
 	pw, _ := u.User.Password()
-	for _, m := range append(placeholder.FindAllStringSubmatch(u.User.Username(), -1), placeholder.FindAllStringSubmatch(pw, -1)...) {
-		if m[1] == "" {
-			continue
-		}
-		if n, err := strconv.Atoi(m[1]); err != nil || n < 1 || n > 64 {
-			return fmt.Errorf("%s: a session id is 1 to 64 characters long", m[0])
+	for _, part := range []struct{ text, where string }{{u.User.Username(), ""}, {pw, " in its password"}} {
+		for _, m := range placeholder.FindAllStringSubmatch(part.text, -1) {
+			if m[1] == "" {
+				continue
+			}
+			if n, err := strconv.Atoi(m[1]); err != nil || n < 1 || n > 64 {
+				return fmt.Errorf("%s%s: a session id is 1 to 64 characters long", m[0], part.where)
+			}
 		}
 	}
 	return nil

@@ -250,3 +250,41 @@ func TestSessionErrorsNameTheProxyAsWritten(t *testing.T) {
 		})
 	}
 }
+
+// TestBadSessionLengthSaysWhere: a {session:N} out of range is refused
+// before the run, naming the proxy with its password *** and saying when
+// the placeholder is in the password, which the masked name does not show.
+func TestBadSessionLengthSaysWhere(t *testing.T) {
+	t.Parallel()
+	const addr = "127.0.0.1:1"
+	tests := []struct{ name, proxy, env, want string }{
+		{"user name", "http://c-{session:0}:Secretpw@" + addr, "",
+			"proxy http://c-{session:0}:***@" + addr + ": {session:0}: a session id is 1 to 64 characters long"},
+		{"password", "http://c:Secretpw-{session:0}@" + addr, "",
+			"proxy http://c:***@" + addr + ": {session:0} in its password: a session id is 1 to 64 characters long"},
+		{"password too long", "http://c:Secretpw-{session:65}@" + addr, "",
+			"proxy http://c:***@" + addr + ": {session:65} in its password: a session id is 1 to 64 characters long"},
+		{"good user name, bad password", "http://c-{session}:Secretpw-{session:0}@" + addr, "",
+			"proxy http://c-{session}:***@" + addr + ": {session:0} in its password: a session id is 1 to 64 characters long"},
+		{"environment password", "", "http://c:Secretpw-{session:0}@" + addr,
+			"HTTPS_PROXY: proxy http://c:***@" + addr + ": {session:0} in its password: a session id is 1 to 64 characters long"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := Options{Limit: 4, Session: SessionMode{PerHost: true}, Transport: transport.Options{DialContext: loopbackOnly}}
+			if tt.proxy != "" {
+				o.Proxies = []*url.URL{mustParse(t, tt.proxy)}
+			} else {
+				o.Getenv = envOf(map[string]string{"HTTPS_PROXY": tt.env})
+				o.Transport.ProxyFromEnv = true
+			}
+			_, err := Build(o)
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("Build: %v, want %q", err, tt.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "Secretpw") {
+				t.Errorf("error %q shows the password", err)
+			}
+		})
+	}
+}

@@ -97,6 +97,10 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	clock := &res.clock
 	clock.start = began
 	clock.ws = ws
+	if res.proxy != "" {
+		clock.late = &d.late
+		clock.lateAs = lateBytes{a: report.Attempt{Proxy: res.proxy}, retry: t.attempts > 1}
+	}
 	// The lookups and connects of a dial come from the transport's dialer
 	// (see transport.DialObserver), the rest from net/http's trace.
 	ctx = transport.WithDialObserver(httptrace.WithClientTrace(ctx, clock.trace(!idempotent(d.opts.Method))), clock)

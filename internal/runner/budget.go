@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/fetchctl/fetchctl/internal/report"
 )
@@ -71,5 +72,51 @@ func (d *dispatcher) unfinished(err error) {
 	var be *BudgetError
 	if errors.As(err, &be) {
 		be.Spent = d.spent
+	}
+}
+
+// lateWire gathers the bytes that connections through proxies report after
+// the attempt that dialled them has claimed its own: a dial that outlived
+// its attempt (the attempt timed out, or took another connection) and then
+// failed, or was closed unused. Those bytes went over the wire all the
+// same; the dispatcher takes them as an attempt of no record. Safe for
+// concurrent use.
+type lateWire struct {
+	mu   sync.Mutex
+	list []lateBytes
+	// wake tells the dispatcher that list holds something.
+	wake chan struct{}
+}
+
+// lateBytes are bytes of one attempt's dial, as an Attempt naming its
+// proxy; retry is true when it was not the job's first attempt.
+type lateBytes struct {
+	a     report.Attempt
+	retry bool
+}
+
+func (l *lateWire) add(b lateBytes) {
+	if b.a.BytesOut == 0 && b.a.BytesIn == 0 {
+		return
+	}
+	l.mu.Lock()
+	l.list = append(l.list, b)
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// takeLate counts the late bytes gathered so far: in the bytes spent, and
+// through Options.Unrecorded in the totals and by_proxy.
+func (d *dispatcher) takeLate() {
+	d.late.mu.Lock()
+	list := d.late.list
+	d.late.list = nil
+	d.late.mu.Unlock()
+	for _, b := range list {
+		d.addSpent(b.a.BytesOut + b.a.BytesIn)
+		d.lose(b.a, b.retry)
 	}
 }

@@ -41,18 +41,34 @@ type phaseClock struct {
 	// that closed before a request took them.
 	conn            net.Conn
 	wireOut, wireIn int64
+	// late, once the attempt has claimed its bytes, takes those that a
+	// connection dialled for it reports afterwards, as lateAs.
+	late    *lateWire
+	lateAs  lateBytes
+	claimed bool
 }
 
 // ObserveWire implements [transport.WireObserver].
 func (c *phaseClock) ObserveWire(out, in int64) {
-	c.mark(func() { c.wireOut += out; c.wireIn += in })
+	c.mu.Lock()
+	if !c.claimed || c.late == nil {
+		c.wireOut += out
+		c.wireIn += in
+		c.mu.Unlock()
+		return
+	}
+	b := c.lateAs
+	c.mu.Unlock()
+	b.a.BytesOut, b.a.BytesIn = out, in
+	c.late.add(b)
 }
 
 // claimWire returns the bytes the attempt sent and received on the wire.
-// Call it once the attempt is over.
+// Call it once the attempt is over: bytes reported later go to late.
 func (c *phaseClock) claimWire() (out, in int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.claimed = true
 	out, in = c.wireOut, c.wireIn
 	if c.conn != nil {
 		o, n, _ := transport.ClaimWire(c.conn)

@@ -86,7 +86,13 @@ func (d *dispatcher) adapt(res *result) {
 // spend adds the attempt's bytes through a proxy to the run's, and ends
 // the run once they reach Options.Budget.
 func (d *dispatcher) spend(res *result) {
-	d.spent += res.wireOut + res.wireIn
+	d.addSpent(res.wireOut + res.wireIn)
+}
+
+// addSpent adds n bytes through proxies to the run's, and ends the run
+// once they reach Options.Budget.
+func (d *dispatcher) addSpent(n int64) {
+	d.spent += n
 	if d.opts.Budget > 0 && d.spent >= d.opts.Budget && d.fatal == nil {
 		d.fatal = &BudgetError{Budget: d.opts.Budget, Spent: d.spent, Text: d.opts.BudgetText}
 	}
@@ -130,7 +136,8 @@ func (d *dispatcher) retry(t *task, res *result, entry report.Attempt, now time.
 		h.pushFront(t)
 	} else {
 		h.waiting++
-		d.schedule(timerEntry{at: now.Add(wait), kind: wakeTask, task: t})
+		// A blocked URL's wait is for an exit to cool down for its host.
+		d.schedule(timerEntry{at: now.Add(wait), kind: wakeTask, task: t, cooling: res.blocked})
 	}
 	return true
 }

@@ -40,6 +40,8 @@ type dispatcher struct {
 	fatal        error
 	// spent is the bytes on the wire through proxies so far.
 	spent int64
+	// late gathers the bytes of dials that ended after their attempt.
+	late lateWire
 	// keepHost is the longest Route.KeepHost: when positive, each host
 	// keeps the route it was given (host.pin), and pins remembers it for
 	// keepHost after the host was forgotten.
@@ -80,6 +82,7 @@ func Run(ctx context.Context, opts Options, jobs <-chan Job, emit func(*report.R
 		results: make(chan *result, 64),
 		work:    make(chan work),
 		out:     make(chan *report.Record, 256),
+		late:    lateWire{wake: make(chan struct{}, 1)},
 	}
 	for i, r := range opts.Routes {
 		d.routes = append(d.routes, &route{Route: r, index: i})
@@ -115,6 +118,10 @@ func Run(ctx context.Context, opts Options, jobs <-chan Job, emit func(*report.R
 		d.inflight--
 		d.unrecorded(res.task, res)
 	}
+	if opts.Settle != nil {
+		opts.Settle()
+	}
+	d.takeLate()
 	d.unfinished(err)
 	close(d.work)
 	d.wg.Wait()
@@ -178,6 +185,8 @@ func (d *dispatcher) loop(jobs <-chan Job, emitErr <-chan error) error {
 			}
 		case res := <-d.results:
 			d.complete(res)
+		case <-d.late.wake:
+			d.takeLate()
 		case <-timerC:
 			timerAt = time.Time{}
 			d.fireTimers(d.clock.Now())
@@ -252,7 +261,7 @@ func (d *dispatcher) dispatch() {
 				// Every exit cools down for the host: its URLs wait, holding
 				// no slot, for the first one to come back.
 				h.asleep = true
-				d.schedule(timerEntry{at: wake, kind: wakeHost, host: h})
+				d.schedule(timerEntry{at: wake, kind: wakeHost, host: h, cooling: true})
 			}
 			continue
 		}

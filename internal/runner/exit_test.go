@@ -327,3 +327,160 @@ func TestCoolingWaitEndsOnCancel(t *testing.T) {
 		t.Errorf("%d requests, want 1: the host waits for the cool-down", n)
 	}
 }
+
+// atClock is a clock that stands still and sends on armed the time each
+// setting of the dispatcher's timer is for.
+type atClock struct {
+	*fakeClock
+	armed chan time.Time
+}
+
+func (c atClock) NewTimer() wakeTimer { return atTimer{c.fakeClock.NewTimer(), c.armed} }
+
+type atTimer struct {
+	wakeTimer
+	armed chan time.Time
+}
+
+func (t atTimer) ResetAt(at time.Time) {
+	t.wakeTimer.ResetAt(at)
+	select {
+	case t.armed <- at:
+	default:
+	}
+}
+
+// failFirst is a proxy's client whose first request fails at the proxy;
+// the others go through the log.
+type failFirst struct {
+	exit
+	calls int
+}
+
+func (f *failFirst) Do(req *http.Request) (*http.Response, error) {
+	f.log.mu.Lock()
+	f.calls++
+	first := f.calls == 1
+	f.log.mu.Unlock()
+	if first {
+		return nil, proxyFailure(f.name, "connection refused", false)
+	}
+	return f.exit.Do(req)
+}
+
+// TestProxyBackEndsTheCoolingWait: without sessions, a host whose every
+// exit in use cools down for it waits for the first to cool down; when a
+// proxy set aside comes back meanwhile, the host's URLs go through it at
+// once, both the one that was blocked (waiting to be retried) and the one
+// queued behind it, and the record's wait is the time it waited.
+func TestProxyBackEndsTheCoolingWait(t *testing.T) {
+	t.Parallel()
+	const cooldown = 30 * time.Second
+	clk := atClock{newFakeClock(false), make(chan time.Time, 16)}
+	log := &exitLog{now: clk.Now, status: func(_, url string) int {
+		if strings.HasPrefix(url, "http://a.test/") && clk.Now().Before(fakeEpoch.Add(cooldown)) {
+			return 403
+		}
+		return 200
+	}}
+	back := &failFirst{exit: exit{log: log, name: "http://back:8080"}}
+	blocked := &exit{log: log, name: "http://blocked:8080"}
+	rotateOn, _ := ParseStatusSet("403")
+	logs := make(chan string, 64)
+	opts := Options{Limit: 1, PerHost: 1, RotateOn: rotateOn, Retries: 1, ProxyFailures: 1, ProxyCooldown: cooldown, clock: clk,
+		Routes: []Route{{Proxy: back.name, Client: back}, {Proxy: blocked.name, Client: blocked}},
+		Logf: func(format string, args ...any) {
+			select {
+			case logs <- fmt.Sprintf(format, args...):
+			default:
+			}
+		}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	jobs := make(chan Job)
+	recs := make(chan *report.Record, 8)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, opts, jobs, func(r *report.Record) error {
+			recs <- r
+			return nil
+		})
+	}()
+	send := func(line string) {
+		j := make(chan Job, 1)
+		_ = ReadJobs(ctx, []Input{{Name: "-", R: strings.NewReader(line)}}, ReadOptions{}, j)
+		jobs <- <-j
+	}
+	waitLog := func(prefix string) {
+		t.Helper()
+		for {
+			select {
+			case l := <-logs:
+				if strings.HasPrefix(l, prefix) {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("no log line %q", prefix)
+			}
+		}
+	}
+
+	// At 0 the first proxy fails and is set aside for the cool-down; the
+	// URL goes on through the other.
+	send("http://c.test/1")
+	if r := <-recs; !r.OK {
+		t.Fatalf("c.test/1: %+v, want ok through the other proxy", r.Error)
+	}
+	// At 10s a.test blocks the one proxy in use: its URLs wait, the first
+	// to be retried, the second queued.
+	clk.Advance(10 * time.Second)
+	send("http://a.test/1")
+	waitLog("retry 1/1 http://a.test/1")
+	send("http://a.test/2")
+	close(jobs)
+	// At 30s the proxy set aside comes back: a.test's URLs go through it.
+	clk.Advance(20 * time.Second)
+	for waiting := true; waiting; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			waiting = false
+		case at := <-clk.armed:
+			if at.After(clk.Now()) {
+				// a.test still waits: let the run end to see when it went.
+				clk.Advance(at.Sub(clk.Now()))
+			}
+		case <-ctx.Done():
+			t.Fatal("the run did not end")
+		}
+	}
+	close(recs)
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	for _, s := range log.sent {
+		if s.host != "a.test" || s.status == 403 {
+			continue
+		}
+		if at := s.at.Sub(fakeEpoch); at != cooldown || s.route != back.name {
+			t.Errorf("%s sent through %s at +%s, want through %s at +%s, when it came back",
+				s.url, s.route, at, back.name, cooldown)
+		}
+	}
+	n := 0
+	for r := range recs {
+		n++
+		if !r.OK {
+			t.Errorf("%s: %+v, want ok", r.URL, r.Error)
+		}
+		if r.URL == "http://a.test/1" {
+			if len(r.History) != 2 || r.History[0].WaitMS != 20000 {
+				t.Errorf("a.test/1 history %+v, want the block and a wait of 20000 ms, then the success", r.History)
+			}
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d records of a.test, want 2", n)
+	}
+}

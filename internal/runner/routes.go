@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"container/heap"
 	"fmt"
 	"time"
 
@@ -211,6 +212,39 @@ func (d *dispatcher) unpark() {
 	}
 	clear(d.parked)
 	d.parked = d.parked[:0]
+}
+
+// endCoolingWaits ends at now the waits of tasks and hosts for an exit to
+// cool down for their host: a proxy back in use may carry them. Those for
+// which every exit still cools down wait again, for what is left; a task's
+// history says how long it did wait.
+func (d *dispatcher) endCoolingWaits(now time.Time) {
+	kept := d.timers[:0]
+	for _, e := range d.timers {
+		if !e.cooling {
+			kept = append(kept, e)
+			continue
+		}
+		switch e.kind {
+		case wakeTask:
+			t := e.task
+			if n := len(t.history); n > 0 {
+				t.history[n-1].WaitMS -= ms(e.at.Sub(now))
+			}
+			t.host.waiting--
+			t.host.pushFront(t)
+			d.markReady(t.host)
+		case wakeHost:
+			e.host.asleep = false
+			d.markReady(e.host)
+		}
+	}
+	if len(kept) == len(d.timers) {
+		return
+	}
+	clear(d.timers[len(kept):])
+	d.timers = kept
+	heap.Init(&d.timers)
 }
 
 // trackProxy counts a proxy's failures in a row and sets the proxy aside

@@ -118,8 +118,17 @@ type Options struct {
 	// that the run, stopped or interrupted, leaves without a record: its
 	// bytes on the wire were spent all the same. retry is true for an
 	// attempt after the job's first. Run calls it from its own goroutine
-	// before it returns.
+	// before it returns. It also learns, as an attempt of no job, the
+	// bytes of a connection through a proxy that its dial spent after the
+	// attempt that dialled it ended (a CONNECT answered 502 after the
+	// attempt timed out, or took another connection): no record holds
+	// those.
 	Unrecorded func(a report.Attempt, retry bool)
+	// Settle, when set, is called once every attempt is back, before Run
+	// returns: it closes the connections through proxies that no request
+	// took (dials still under way, connections left idle unused), whose
+	// bytes then reach Unrecorded. See transport.Shared.CloseUntaken.
+	Settle func()
 
 	// Secrets are strings scrubbed from every error message.
 	Secrets []string

@@ -54,6 +54,9 @@ type timerEntry struct {
 	task  *task
 	host  *host
 	route *route
+	// cooling marks the wait of a task or a host for an exit to cool down
+	// for its host: a proxy back in use ends it early.
+	cooling bool
 }
 
 type timerHeap []timerEntry
@@ -96,6 +99,7 @@ func (d *dispatcher) fireTimers(now time.Time) {
 			d.upRoutes++
 			d.logf("proxy %s: back in use after its cool-down", e.route.Proxy)
 			d.unpark()
+			d.endCoolingWaits(now)
 		}
 	}
 }

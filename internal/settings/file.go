@@ -94,6 +94,8 @@ func checkConfigKeys(v *viper.Viper, path string) error {
 	}
 	switch v.Get("presets").(type) {
 	case nil, map[string]any:
+		// presets: with no value is as if it were not there, as is any
+		// other key with no value: no presets of the file's own.
 	case []any:
 		return fmt.Errorf("config file %s: key presets: must be a mapping of preset names (such as \"mine:\" with settings under it), not a list", path)
 	default:

@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/fetchctl/fetchctl/internal/presets"
 )
 
 // load parses args as the run command's flags and resolves them with env.
@@ -327,6 +329,47 @@ func TestRotateOnOff(t *testing.T) {
 			shown := s.Shown()["rotate_on"]
 			if shown.V != "none" || shown.Source != tt.src {
 				t.Errorf("rotate_on shown as %v from %v, want none from %v", shown.V, shown.Source, tt.src)
+			}
+		})
+	}
+}
+
+// TestConfigKeyWithNoValueIsUnset: a key of the config file written with
+// no value (YAML null) is as if it were not there, presets: included: no
+// presets of the file's own, and --pool takes the built-in ones only.
+// rotate_on is the one exception (see TestRotateOnOff).
+func TestConfigKeyWithNoValueIsUnset(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, tt := range []struct{ name, yaml string }{
+		{"limit", "limit:\n"},
+		{"limit tilde", "limit: ~\n"},
+		{"presets", "presets:\n"},
+		{"presets tilde", "presets: ~\n"},
+		{"presets with comments only", "presets:\n  # mine:\n  #   limit: 3\nretries: 2\n"},
+		{"preset field", "presets:\n  mine:\n    limit:\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(path, []byte(tt.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s, err := load(t, nil, "--config", path)
+			if err != nil {
+				t.Fatalf("err = %v, want none", err)
+			}
+			if s.Source("limit") == FromConfig {
+				t.Errorf("limit from %s, want it unset in the config file", s.Source("limit"))
+			}
+			set, err := LoadPresets(path, func(string) string { return "" })
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, builtin := strings.Join(set.Names(), ","), strings.Join(presets.Names(), ",")
+			if strings.HasPrefix(tt.name, "preset field") {
+				builtin += ",mine"
+			}
+			if got != builtin {
+				t.Errorf("presets = %s, want %s", got, builtin)
 			}
 		})
 	}

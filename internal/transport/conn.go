@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -40,6 +41,10 @@ type trackedConn struct {
 	// meter, on a connection through a proxy, adds up its bytes with
 	// those of the run's other such connections (see WireMeter).
 	meter *WireMeter
+	// untaken, on a connection through a proxy, holds it until a request
+	// takes it or it closes (see Shared.CloseUntaken).
+	untaken   *untaken
+	closeOnce sync.Once
 
 	// A direct connection dialed with no word of its target's scheme
 	// learns it from what is written to it (writes come one after another:
@@ -142,19 +147,79 @@ func (c *trackedConn) metered(n int, err error) error {
 }
 
 // Close closes the connection; one that no request took reports its bytes
-// to the request that dialled it.
+// to the request that dialled it, those counted so far before the peer can
+// see the close, and any that a read or write under way adds after it. A
+// Close while another runs returns once that one has reported.
 func (c *trackedConn) Close() error {
+	first := false
+	var err error
+	c.closeOnce.Do(func() {
+		first = true
+		err = c.close()
+	})
+	if !first {
+		return c.Conn.Close()
+	}
+	return err
+}
+
+func (c *trackedConn) close() error {
 	if w := c.wb.Load(); w != nil {
 		w.close(c)
 	}
+	report := c.wireTo != nil && c.served.Load() == 0
+	if report {
+		c.reportWire()
+	}
 	err := c.Conn.Close()
 	c.leaveGate()
-	if c.wireTo != nil && c.served.Load() == 0 {
-		if out, in := c.out.Swap(0), c.in.Swap(0); out+in > 0 {
-			c.wireTo.ObserveWire(out, in)
-		}
+	if report {
+		c.reportWire()
+	}
+	if c.untaken != nil {
+		c.untaken.remove(c)
 	}
 	return err
+}
+
+// reportWire hands the bytes no request claimed to the request that
+// dialled the connection.
+func (c *trackedConn) reportWire() {
+	if out, in := c.out.Swap(0), c.in.Swap(0); out+in > 0 {
+		c.wireTo.ObserveWire(out, in)
+	}
+}
+
+// untaken is the set of connections through proxies that no request has
+// taken yet, of the clients that share one [Shared].
+type untaken struct {
+	mu     sync.Mutex
+	conns  map[*trackedConn]struct{}
+	closed bool // CloseUntaken has run: new connections close at once
+}
+
+// add holds c until a request takes it or it closes; after CloseUntaken it
+// closes c's network connection at once, so that its dial fails having
+// carried nothing.
+func (u *untaken) add(c *trackedConn) {
+	u.mu.Lock()
+	if u.closed {
+		u.mu.Unlock()
+		c.Conn.Close()
+		return
+	}
+	if u.conns == nil {
+		u.conns = make(map[*trackedConn]struct{})
+	}
+	u.conns[c] = struct{}{}
+	c.untaken = u
+	u.mu.Unlock()
+}
+
+func (u *untaken) remove(c *trackedConn) {
+	u.mu.Lock()
+	delete(u.conns, c)
+	u.mu.Unlock()
 }
 
 // gateLeft marks a connection that a tunnelGate no longer counts.
@@ -234,7 +299,11 @@ func ConnReused(c net.Conn) (reused, ok bool) {
 	if tc == nil {
 		return false, false
 	}
-	return tc.served.Add(1) > 1, true
+	n := tc.served.Add(1)
+	if n == 1 && tc.untaken != nil {
+		tc.untaken.remove(tc)
+	}
+	return n > 1, true
 }
 
 // ReadEnded reports whether a read on c (the connection of an httptrace

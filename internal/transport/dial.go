@@ -28,6 +28,9 @@ type dialer struct {
 	dialAddr func(ctx context.Context, network, addr string) (net.Conn, error)
 	// meter counts the bytes of connections through a proxy.
 	meter *WireMeter
+	// untaken holds the connections through a proxy that no request has
+	// taken yet (see Shared.CloseUntaken).
+	untaken *untaken
 	// fallbackDelay is how long the first address family gets before the
 	// other is raced against it; 0 is defaultFallbackDelay.
 	fallbackDelay time.Duration
@@ -122,6 +125,9 @@ func (d *dialer) newTracked(ctx context.Context, conn net.Conn) *trackedConn {
 	tc.wireTo, _ = observerFrom(ctx).(WireObserver)
 	if st := stateFrom(ctx); st != nil && st.proxy != nil {
 		tc.meter = d.meter
+		if d.untaken != nil {
+			d.untaken.add(tc)
+		}
 	}
 	return tc
 }

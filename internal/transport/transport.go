@@ -140,6 +140,8 @@ type Shared struct {
 	rootsMu   sync.Mutex
 	rootsFile string
 	roots     *x509.CertPool
+
+	untaken untaken
 }
 
 // rootsFor returns the pool of the CA file at path, loading it on the first
@@ -156,6 +158,28 @@ func (s *Shared) rootsFor(path string) (*x509.CertPool, error) {
 	}
 	s.rootsFile, s.roots = path, pool
 	return pool, nil
+}
+
+// CloseUntaken closes every connection through a proxy, dialled by the
+// clients that share s, that no request has taken: dials still under way
+// (a CONNECT waiting for its answer, a TLS handshake with an HTTPS proxy)
+// and connections that went to the idle pool unused. Each reports its
+// bytes to the [WireObserver] of the request that dialled it before
+// CloseUntaken returns. A connection dialled afterwards is closed at once.
+// A run calls it once its requests are done, so that every byte it
+// spent through proxies is counted.
+func (s *Shared) CloseUntaken() {
+	u := &s.untaken
+	u.mu.Lock()
+	u.closed = true
+	list := make([]*trackedConn, 0, len(u.conns))
+	for c := range u.conns {
+		list = append(list, c)
+	}
+	u.mu.Unlock()
+	for _, c := range list {
+		c.Close()
+	}
 }
 
 // NewShared returns caches for the clients built from opts.
@@ -250,6 +274,7 @@ func newClient(opts Options) (*http.Client, error) {
 		connectTimeout: opts.ConnectTimeout,
 		track:          true, // for the connect deadline, requests per connection and ConnReused
 		meter:          opts.Meter,
+		untaken:        &opts.Shared.untaken,
 	}
 
 	tr := http.DefaultTransport.(*http.Transport).Clone()

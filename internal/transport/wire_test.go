@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fetchctl/fetchctl/internal/testnet"
 )
 
 type wireCount struct{ out, in atomic.Int64 }
@@ -316,5 +318,84 @@ func TestSOCKSTargetThatSpeaksFirst(t *testing.T) {
 	out, in, ok := ClaimWire(conn)
 	if wantOut, wantIn := relay.fromClient.Load(), relay.toClient.Load(); !ok || out != wantOut || in != wantIn {
 		t.Errorf("claimed %d bytes out and %d in (ok %v), the proxy saw %d and %d", out, in, ok, wantOut, wantIn)
+	}
+}
+
+// holdingProxy is a loopback HTTP proxy that reads a CONNECT, says so on
+// got, and answers nothing: it reads on until its client closes, then says
+// so on closed. read is what it read.
+type holdingProxy struct {
+	url         *url.URL
+	got, closed chan struct{}
+	read        atomic.Int64
+}
+
+func startHoldingProxy(t *testing.T) *holdingProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &holdingProxy{got: make(chan struct{}, 4), closed: make(chan struct{}, 4)}
+	p.url, _ = url.Parse("http://" + ln.Addr().String())
+	testnet.Serve(t, ln, func(c net.Conn) {
+		buf := make([]byte, 4096)
+		head := ""
+		for !strings.Contains(head, "\r\n\r\n") {
+			n, err := c.Read(buf)
+			p.read.Add(int64(n))
+			head += string(buf[:n])
+			if err != nil {
+				return
+			}
+		}
+		p.got <- struct{}{}
+		for {
+			n, err := c.Read(buf)
+			p.read.Add(int64(n))
+			if err != nil {
+				break
+			}
+		}
+		p.closed <- struct{}{}
+	})
+	return p
+}
+
+// TestCloseUntakenReportsDialsUnderWay: a CONNECT still waiting for its
+// answer when the request that dialled it has given up is closed by
+// CloseUntaken, which returns once its bytes reached that request's
+// observer; a dial that starts afterwards is closed at once.
+func TestCloseUntakenReportsDialsUnderWay(t *testing.T) {
+	t.Parallel()
+	p := startHoldingProxy(t)
+	opts := Options{Proxy: p.url, KeepAlive: time.Minute, PerHost: 4}
+	opts.Shared = NewShared(opts)
+	c := testClient(t, opts)
+	var wc wireCount
+	ctx, cancel := context.WithCancel(WithDialObserver(context.Background(), &wc))
+	req, _ := http.NewRequestWithContext(ctx, "GET", "https://a.test/", nil)
+	go func() {
+		<-p.got
+		cancel()
+	}()
+	if _, err := c.Do(req); err == nil {
+		t.Fatal("a request whose CONNECT got no answer succeeded")
+	}
+	opts.Shared.CloseUntaken()
+	out, in := wc.out.Load(), wc.in.Load()
+	<-p.closed
+	if want := p.read.Load(); want == 0 || out != want || in != 0 {
+		t.Errorf("the dialling request learnt %d bytes out and %d in by the time CloseUntaken returned; the proxy read %d and wrote none",
+			out, in, want)
+	}
+
+	var late wireCount
+	req, _ = http.NewRequestWithContext(WithDialObserver(context.Background(), &late), "GET", "https://b.test/", nil)
+	if _, err := c.Do(req); err == nil {
+		t.Fatal("a request after CloseUntaken succeeded")
+	}
+	if n := late.out.Load() + late.in.Load(); n != 0 {
+		t.Errorf("a dial after CloseUntaken carried %d bytes, want none", n)
 	}
 }
