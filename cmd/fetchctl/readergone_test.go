@@ -6,12 +6,8 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,32 +20,9 @@ import (
 // SIGPIPE (141 in a shell), as a write to the closed pipe would end it.
 func TestReaderGoingAwayEndsTheRun(t *testing.T) {
 	t.Parallel()
-	bin, err := exec.LookPath("fetchctl")
-	if err != nil {
-		t.Fatalf("fetchctl not on PATH: %v", err)
-	}
 	// /slow answers only when the test ends: the run cannot end by itself
 	// before then.
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-		}
-		fmt.Fprintln(w, "ok")
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(release) })
-
-	dir := t.TempDir()
-	list := filepath.Join(dir, "urls.txt")
-	urls := srv.URL + "/?a\n" + srv.URL + "/?b\n" + srv.URL + "/?c\n" + srv.URL + "/slow\n"
-	if err := os.WriteFile(list, []byte(urls), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
+	dir, list := slowList(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	r, w, err := os.Pipe()
@@ -57,8 +30,7 @@ func TestReaderGoingAwayEndsTheRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stderr strings.Builder
-	cmd := exec.CommandContext(ctx, bin, "run", "-q", "-c", "4", "--per-host", "4", list)
-	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	cmd := fetchctlCmd(t, ctx, dir, "run", "-q", "-c", "4", "--per-host", "4", list)
 	cmd.Stdout = w
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
