@@ -327,11 +327,28 @@ func writeStats(path string, st stats, stdout io.Writer) error {
 	})
 }
 
-// writeFile writes to stdout for "-", else to a temporary file renamed into
-// place, so that a reader never sees a half-written file.
+// writeFile writes to stdout for "-", to a device or FIFO as it is, else to
+// a temporary file renamed into place, so that a reader never sees a
+// half-written file.
 func writeFile(path string, stdout io.Writer, fill func(io.Writer) error) error {
 	if path == "-" {
 		return fill(stdout)
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		// A device or FIFO (/dev/null, a pipe to a reader) is written to;
+		// renaming a file over it would replace it.
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		err = fill(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		return nil
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
