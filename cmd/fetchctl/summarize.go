@@ -14,7 +14,8 @@ func newSummarizeCmd(d *deps) *cobra.Command {
 		Short: "Summarize one or more NDJSON result files (the shards of one run, say)",
 		Long: `Summarize one or more NDJSON result files as one run: the human summary on
 stderr, --json for the JSON on stdout, --summary FILE to write it, and the exit
-codes of run, so a final CI step can gate on the merged result. Files are
+codes of run, so a final CI step can gate on the merged result. - reads
+records from stdin (once). Files are
 streamed: memory stays flat however many records they hold. elapsed_ms spans
 the earliest record's start to the latest record's end. --summary,
 --min-success and --quiet come from flags, FETCHCTL_* variables and the config
@@ -23,7 +24,7 @@ file as run's do.`,
     --min-success 0.98 --summary summary.json`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return usageErrorf("summarize needs at least one result file")
+				return usageErrorf("summarize needs at least one result file (- for stdin)")
 			}
 			return nil
 		},

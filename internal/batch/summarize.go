@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -17,7 +18,7 @@ var SummarizeSettings = []string{"summary", "min-success", "quiet"}
 
 // SummarizeConfig is what summarize needs, resolved and validated.
 type SummarizeConfig struct {
-	// Files are the result files, in order.
+	// Files are the result files, in order; "-" is stdin.
 	Files []string
 	// JSON prints the summary as JSON on Stdout.
 	JSON       bool
@@ -44,18 +45,33 @@ func SummarizeFromSettings(r *settings.Settings) (*SummarizeConfig, error) {
 // is read. Its error is a *SetupError for a file that cannot be read or
 // holds a line that is no record, a *BelowMinError under MinSuccess.
 func Summarize(cfg *SummarizeConfig, env Env) error {
-	files := make([]*os.File, 0, len(cfg.Files))
+	// Every file is opened first, so that a missing one is an error before
+	// anything is read; stdin ("-") is read once at most.
+	files := make([]*os.File, len(cfg.Files))
+	readers := make([]io.Reader, len(cfg.Files))
 	defer func() {
-		for _, f := range files {
-			f.Close()
+		for i, f := range files {
+			if f != nil && cfg.Files[i] != "-" {
+				f.Close()
+			}
 		}
 	}()
-	for _, name := range cfg.Files {
+	stdinUsed := false
+	for i, name := range cfg.Files {
+		if name == "-" {
+			if stdinUsed {
+				return setupErrorf("stdin (-) is named more than once")
+			}
+			stdinUsed = true
+			readers[i] = env.Stdin
+			files[i], _ = env.Stdin.(*os.File)
+			continue
+		}
 		f, err := os.Open(name)
 		if err != nil {
 			return setupErrorf("summarize: %s: %v", name, settings.PathError(err))
 		}
-		files = append(files, f)
+		files[i], readers[i] = f, f
 	}
 	if err := CheckSummarize(cfg.SummaryOut, cfg.Files, files); err != nil {
 		return err
@@ -67,8 +83,8 @@ func Summarize(cfg *SummarizeConfig, env Env) error {
 	}
 	s := report.NewSummary()
 	var first, last time.Time
-	for i, f := range files {
-		_, err := report.ReadRecords(bufio.NewReaderSize(f, 256<<10), func(rec *report.Record) error {
+	for i, r := range readers {
+		_, err := report.ReadRecords(bufio.NewReaderSize(r, 256<<10), func(rec *report.Record) error {
 			s.Add(rec)
 			if !rec.Time.IsZero() {
 				end := rec.Time.Add(time.Duration(rec.DurationMS * float64(time.Millisecond)))
@@ -82,7 +98,7 @@ func Summarize(cfg *SummarizeConfig, env Env) error {
 			return nil
 		})
 		if err != nil {
-			return setupErrorf("summarize: %s: %v", cfg.Files[i], err)
+			return setupErrorf("summarize: %s: %v", resultsName(cfg.Files[i]), err)
 		}
 	}
 	res := s.Result(last.Sub(first), false)
