@@ -29,6 +29,7 @@ file as run's do.`,
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
+			warnEnv(d)
 			s, err := settings.Load(c.Flags(), d.getenv, version, batch.SummarizeSettings...)
 			if err != nil {
 				return &usageError{err}

@@ -447,3 +447,32 @@ func TestPickAddsThePoolForPresetValues(t *testing.T) {
 		t.Errorf("picked %s, want %s", got, want)
 	}
 }
+
+func TestUnknownEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ []string
+		want    []string
+	}{
+		{"settings and config", []string{"FETCHCTL_LIMIT=9", "FETCHCTL_CONFIG=c.yaml", "FETCHCTL_PER_HOST=2", "PATH=/bin"}, nil},
+		{"read elsewhere", []string{"FETCHCTL_CPUPROFILE=cpu.prof"}, nil},
+		{"empty", []string{"FETCHCTL_LIMT="}, nil},
+		{"not the prefix", []string{"fetchctl_limt=9", "XFETCHCTL_LIMT=9"}, nil},
+		{"near a setting", []string{"FETCHCTL_LIMT=9"}, []string{"FETCHCTL_LIMT is not a setting; did you mean FETCHCTL_LIMIT?"}},
+		{"near the config", []string{"FETCHCTL_CONFG=c.yaml"}, []string{"FETCHCTL_CONFG is not a setting; did you mean FETCHCTL_CONFIG?"}},
+		{"near nothing", []string{"FETCHCTL_COLOUR=blue"}, []string{"FETCHCTL_COLOUR is not a setting"}},
+		{"bare prefix", []string{"FETCHCTL_=1"}, []string{"FETCHCTL_ is not a setting"}},
+		{"several, sorted", []string{"FETCHCTL_ZZZ=1", "FETCHCTL_RETRYS=1"}, []string{
+			"FETCHCTL_RETRYS is not a setting; did you mean FETCHCTL_RETRIES?",
+			"FETCHCTL_ZZZ is not a setting",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := UnknownEnv(tt.environ)
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("UnknownEnv(%q) = %q, want %q", tt.environ, got, tt.want)
+			}
+		})
+	}
+}
