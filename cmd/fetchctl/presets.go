@@ -29,6 +29,7 @@ func newPresetsCmd(d *deps) *cobra.Command {
 			if len(args) == 1 {
 				opts.name = args[0]
 			}
+			warnEnv(d)
 			cfgPath, _ := c.Flags().GetString("config")
 			set, err := settings.LoadPresets(cfgPath, d.getenv)
 			if err != nil {

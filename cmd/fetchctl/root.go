@@ -52,6 +52,9 @@ func (e *exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 type deps struct {
 	io     *IOStreams
 	getenv func(string) string
+	// environ lists the environment, to warn of FETCHCTL_* variables
+	// that are no setting; nil checks none.
+	environ func() []string
 	// signal is set to the signal that cancelled the context, if any.
 	signal *atomic.Value
 	// started is set once a command's own code runs: an error before it
@@ -64,10 +67,16 @@ type deps struct {
 // Main runs fetchctl with the process's arguments and streams and returns the
 // exit code.
 func Main() int {
-	return mainWith(os.Args[1:], systemStreams(), os.Getenv)
+	return mainEnv(os.Args[1:], systemStreams(), os.Getenv, os.Environ)
 }
 
-func mainWith(args []string, streams *IOStreams, getenv func(string) string) (code int) {
+// mainWith runs fetchctl with the variables getenv returns, and no check
+// of the environment's FETCHCTL_* names.
+func mainWith(args []string, streams *IOStreams, getenv func(string) string) int {
+	return mainEnv(args, streams, getenv, nil)
+}
+
+func mainEnv(args []string, streams *IOStreams, getenv func(string) string, environ func() []string) (code int) {
 	red := &secret.Set{}
 	defer func() {
 		// A panic is a bug; its report must not leak what the settings
@@ -97,7 +106,7 @@ func mainWith(args []string, streams *IOStreams, getenv func(string) string) (co
 		}
 	}()
 
-	d := &deps{io: streams, getenv: getenv, signal: &got, redact: red}
+	d := &deps{io: streams, getenv: getenv, environ: environ, signal: &got, redact: red}
 	root := newRootCmd(d)
 	root.SetArgs(args)
 	root.SetIn(streams.In)
@@ -136,6 +145,19 @@ func exitCode(err error, d *deps, streams *IOStreams) int {
 		return exitUsage
 	}
 	return exitBelowMin
+}
+
+// warnEnv writes a warning line for each FETCHCTL_* variable that is no
+// setting, -q or not, as other warnings about settings are: a misspelt
+// variable that is silently ignored looks like a setting that does not
+// work.
+func warnEnv(d *deps) {
+	if d.environ == nil {
+		return
+	}
+	for _, w := range settings.UnknownEnv(d.environ()) {
+		fmt.Fprintf(d.io.ErrOut, "fetchctl: warning: %s\n", w)
+	}
 }
 
 // extraCommands are added to the root by builds with extra tags (mangen).

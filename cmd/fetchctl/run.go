@@ -33,6 +33,7 @@ config file and the --pool preset, in that order of precedence.`,
   fetchctl run urls.txt --min-success 0.98 --summary summary.json`,
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.files = args
+			warnEnv(d)
 			s, err := settings.Load(c.Flags(), d.getenv, version)
 			if err != nil {
 				return &usageError{err}

@@ -172,24 +172,33 @@ func checkWritable(flag, path string) error {
 // CheckSummarize refuses, before summarize reads anything, one result
 // file named twice (by any path to it: its records would count twice),
 // and a --summary that is one of the result files it reads (by the file
-// itself, so links count too) or that could not be written.
+// itself, so links count too) or that could not be written. files[i] is
+// the open file of names[i], nil when it is no file (stdin from a pipe);
+// "-" names stdin.
 func CheckSummarize(summary string, names []string, files []*os.File) error {
 	var ins []namedFile
 	for i, f := range files {
+		if f == nil {
+			continue
+		}
 		fi, err := f.Stat()
 		if err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
+		name := resultsName(names[i])
 		for _, in := range ins {
 			if !os.SameFile(fi, in.fi) {
 				continue
 			}
-			if names[i] == in.name {
+			switch {
+			case name == in.name:
 				return setupErrorf("results file %s is named twice: name each file once", in.name)
+			case names[i] == "-":
+				return setupErrorf("stdin is the same file as results file %s: name each file once", in.name)
 			}
-			return setupErrorf("results file %s is the same file as %s: name each file once", names[i], in.name)
+			return setupErrorf("results file %s is the same file as %s: name each file once", name, in.name)
 		}
-		ins = append(ins, namedFile{names[i], fi})
+		ins = append(ins, namedFile{name, fi})
 	}
 	if summary == "" {
 		return nil
@@ -198,6 +207,14 @@ func CheckSummarize(summary string, names []string, files []*os.File) error {
 		return err
 	}
 	return checkWritable("--summary", summary)
+}
+
+// resultsName is a result file as messages name it: stdin for "-".
+func resultsName(name string) string {
+	if name == "-" {
+		return "stdin"
+	}
+	return name
 }
 
 // readFile is a file the run reads besides its inputs, as the flag that

@@ -79,7 +79,10 @@ func prepare(ctx context.Context, cfg *Config, env Env) (*prepared, error) {
 		s.Limit = plan.Limit
 		cfg.Runner.Limit = plan.Limit
 	}
-	if cfg.Runner.PerHost > cfg.Runner.Limit {
+	// Only a --per-host the user set is theirs to lower: a preset's own,
+	// above a --limit they lowered, is no mistake.
+	if src := s.Source("per-host"); cfg.Runner.PerHost > cfg.Runner.Limit &&
+		(src == settings.FromFlag || src == settings.FromEnv || src == settings.FromConfig) {
 		requests := "requests"
 		if cfg.Runner.Limit == 1 {
 			requests = "request"

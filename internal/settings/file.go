@@ -126,16 +126,23 @@ func checkConfigKeys(v *viper.Viper, path string) error {
 // didYouMean returns " (did you mean K?)" for the known key nearest to key,
 // when it is within a couple of edits, else "".
 func didYouMean(key string, known []string) string {
-	best, bestD := "", 3
-	for _, k := range known {
-		if d := editDistance(key, k); d < bestD {
-			best, bestD = k, d
-		}
-	}
+	best := nearest(key, known)
 	if best == "" {
 		return ""
 	}
 	return " (did you mean " + best + "?)"
+}
+
+// nearest returns the known name nearest to name when it is within a
+// couple of edits, else "".
+func nearest(name string, known []string) string {
+	best, bestD := "", 3
+	for _, k := range known {
+		if d := editDistance(name, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
 }
 
 // editDistance is the Levenshtein distance of a and b, in bytes.

@@ -54,11 +54,12 @@ func (s *Settings) Errorf(name, format string, args ...any) error {
 	return e
 }
 
-// AddFlags registers the settings as flags. Help shows the built-in
-// defaults; a preset's value shows as "from --pool".
-func AddFlags(fs *pflag.FlagSet, version string) {
+// AddFlags registers the settings named by their flags (every one when
+// none is named) as flags. Help shows the built-in defaults; a preset's
+// value shows as "from --pool".
+func AddFlags(fs *pflag.FlagSet, version string, only ...string) {
 	var s Settings
-	for _, f := range s.fields(version) {
+	for _, f := range pick(s.fields(version), only) {
 		switch p := f.ptr.(type) {
 		case *string:
 			fs.StringP(f.name, f.short, defOr(f.def, ""), f.usage)
@@ -91,7 +92,13 @@ func defOr[T any](v any, zero T) T {
 // [AddFlags]), the variables getenv returns and the config file:
 // --config's, else FETCHCTL_CONFIG's, else ./fetchctl.yaml, else
 // $XDG_CONFIG_HOME/fetchctl/config.yaml. Every error is the user's to fix.
-func Load(fs *pflag.FlagSet, getenv func(string) string, version string) (*Settings, error) {
+//
+// With names (flag names), only those settings are resolved, --pool with
+// them when one takes its value from the preset, and the others keep their
+// zero values: a command that uses a few settings is not refused for a
+// value that only another one uses. The config file is checked as a whole
+// all the same, as every command shares it.
+func Load(fs *pflag.FlagSet, getenv func(string) string, version string, only ...string) (*Settings, error) {
 	cfgPath, _ := fs.GetString("config")
 	v, file, err := loadFile(cfgPath, getenv)
 	if err != nil {
@@ -102,7 +109,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) string, version string) (*Setti
 		return nil, err
 	}
 	s := &Settings{ConfigFile: file, sources: map[string]Source{}, sizeTexts: map[string]string{}}
-	if err := s.resolve(fs, v, set, getenv, version); err != nil {
+	if err := s.resolve(fs, v, set, getenv, version, only); err != nil {
 		return nil, err
 	}
 	if s.Data != "" && s.sources["method"] == FromDefault {
@@ -154,9 +161,9 @@ func LoadPresets(explicit string, getenv func(string) string) (presets.Set, erro
 
 // resolve sets every field with the precedence flag > env > config file >
 // preset > built-in default, keeping the source of each.
-func (s *Settings) resolve(fs *pflag.FlagSet, v *viper.Viper, set presets.Set, getenv func(string) string, version string) error {
+func (s *Settings) resolve(fs *pflag.FlagSet, v *viper.Viper, set presets.Set, getenv func(string) string, version string, only []string) error {
 	var pool presets.Preset
-	for _, f := range s.fields(version) {
+	for _, f := range pick(s.fields(version), only) {
 		text, src, ok := "", FromDefault, false
 		var val any
 		_, list := f.ptr.(*[]string)
@@ -224,6 +231,35 @@ func (s *Settings) resolve(fs *pflag.FlagSet, v *viper.Viper, set presets.Set, g
 		}
 	}
 	return nil
+}
+
+// pick returns the fields named in only, in the table's order, with the
+// pool when one of them takes its value from the preset; all of them when
+// only is empty. A name that is no setting is a bug of the caller.
+func pick(list []field, only []string) []field {
+	if len(only) == 0 {
+		return list
+	}
+	want := map[string]bool{}
+	for _, name := range only {
+		want[name] = true
+	}
+	for _, f := range list {
+		if want[f.name] && f.preset != nil {
+			want["pool"] = true
+		}
+	}
+	var out []field
+	for _, f := range list {
+		if want[f.name] {
+			out = append(out, f)
+			delete(want, f.name)
+		}
+	}
+	for name := range want {
+		panic(fmt.Sprintf("settings: no setting %q", name))
+	}
+	return out
 }
 
 // loadFile reads the config file, explicit or found; a file named

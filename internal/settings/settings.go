@@ -8,6 +8,7 @@
 package settings
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -284,6 +285,34 @@ func Keys() []string {
 	for _, f := range s.fields("") {
 		out = append(out, f.key())
 	}
+	return out
+}
+
+// otherEnv are FETCHCTL_* variables read outside the settings table, which
+// are no setting and no mistake: the benchmark's profiling build reads
+// FETCHCTL_CPUPROFILE (scripts/bench).
+var otherEnv = []string{"FETCHCTL_CPUPROFILE"}
+
+// UnknownEnv returns a warning for each FETCHCTL_* variable of environ
+// ("NAME=value" strings, as os.Environ returns them) that fetchctl does not
+// read, sorted, naming the nearest setting's variable when one is close:
+// "FETCHCTL_LIMT is not a setting; did you mean FETCHCTL_LIMIT?". An empty
+// variable is as unset, as for the settings, and says nothing.
+func UnknownEnv(environ []string) []string {
+	known := EnvNames()
+	var out []string
+	for _, kv := range environ {
+		name, val, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "FETCHCTL_") || val == "" || slices.Contains(known, name) || slices.Contains(otherEnv, name) {
+			continue
+		}
+		msg := name + " is not a setting"
+		if near := nearest(name, known); near != "" {
+			msg += "; did you mean " + near + "?"
+		}
+		out = append(out, msg)
+	}
+	slices.Sort(out)
 	return out
 }
 

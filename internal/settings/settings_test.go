@@ -374,3 +374,105 @@ func TestConfigKeyWithNoValueIsUnset(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadOnlyNamed resolves a few settings, as summarize does: with the
+// same precedence and config file, a value only the others use is no
+// error, and the file is still checked as a whole.
+func TestLoadOnlyNamed(t *testing.T) {
+	t.Chdir(t.TempDir())
+	only := []string{"summary", "min-success", "quiet"}
+	loadOnly := func(t *testing.T, file string, env map[string]string, args ...string) (*Settings, error) {
+		t.Helper()
+		fs := pflag.NewFlagSet("summarize", pflag.ContinueOnError)
+		fs.String("config", "", "")
+		AddFlags(fs, "test", only...)
+		if fs.Lookup("limit") != nil || fs.Lookup("min-success") == nil {
+			t.Fatal("AddFlags registered other flags than those named")
+		}
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		cfg := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(cfg, []byte(file), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		env["HOME"] = t.TempDir()
+		env["FETCHCTL_CONFIG"] = cfg
+		return Load(fs, func(k string) string { return env[k] }, "test", only...)
+	}
+
+	t.Run("precedence", func(t *testing.T) {
+		s, err := loadOnly(t, "min_success: 0.9\nsummary: cfg.json\nlimit: x\npool: nosuch\n",
+			map[string]string{"FETCHCTL_SUMMARY": "env.json", "FETCHCTL_LIMIT": "many"}, "-q")
+		if err != nil {
+			t.Fatalf("got %v, want no error for settings not named", err)
+		}
+		checks := []struct {
+			name      string
+			got, want any
+			src       Source
+		}{
+			{"min-success", s.MinSuccess, 0.9, FromConfig},
+			{"summary", s.Summary, "env.json", FromEnv},
+			{"quiet", s.Quiet, true, FromFlag},
+			{"limit", s.Limit, 0, ""},
+		}
+		for _, c := range checks {
+			if c.got != c.want || s.Source(c.name) != c.src {
+				t.Errorf("%s = %v from %q, want %v from %q", c.name, c.got, s.Source(c.name), c.want, c.src)
+			}
+		}
+	})
+	for _, tt := range []struct{ name, file, want string }{
+		{"unknown key", "min_sucess: 0.9\n", `unknown key "min_sucess" (did you mean min_success?)`},
+		{"bad value", "min_success: half\n", "key min_success: "},
+		{"presets not a mapping", "presets: [a]\n", "key presets: must be a mapping"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadOnly(t, tt.file, map[string]string{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestPickAddsThePoolForPresetValues(t *testing.T) {
+	var s Settings
+	var names []string
+	for _, f := range pick(s.fields(""), []string{"limit", "quiet"}) {
+		names = append(names, f.name)
+	}
+	if got, want := strings.Join(names, ","), "pool,limit,quiet"; got != want {
+		t.Errorf("picked %s, want %s", got, want)
+	}
+}
+
+func TestUnknownEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ []string
+		want    []string
+	}{
+		{"settings and config", []string{"FETCHCTL_LIMIT=9", "FETCHCTL_CONFIG=c.yaml", "FETCHCTL_PER_HOST=2", "PATH=/bin"}, nil},
+		{"read elsewhere", []string{"FETCHCTL_CPUPROFILE=cpu.prof"}, nil},
+		{"empty", []string{"FETCHCTL_LIMT="}, nil},
+		{"not the prefix", []string{"fetchctl_limt=9", "XFETCHCTL_LIMT=9"}, nil},
+		{"near a setting", []string{"FETCHCTL_LIMT=9"}, []string{"FETCHCTL_LIMT is not a setting; did you mean FETCHCTL_LIMIT?"}},
+		{"near the config", []string{"FETCHCTL_CONFG=c.yaml"}, []string{"FETCHCTL_CONFG is not a setting; did you mean FETCHCTL_CONFIG?"}},
+		{"near nothing", []string{"FETCHCTL_COLOUR=blue"}, []string{"FETCHCTL_COLOUR is not a setting"}},
+		{"bare prefix", []string{"FETCHCTL_=1"}, []string{"FETCHCTL_ is not a setting"}},
+		{"several, sorted", []string{"FETCHCTL_ZZZ=1", "FETCHCTL_RETRYS=1"}, []string{
+			"FETCHCTL_RETRYS is not a setting; did you mean FETCHCTL_RETRIES?",
+			"FETCHCTL_ZZZ is not a setting",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := UnknownEnv(tt.environ)
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("UnknownEnv(%q) = %q, want %q", tt.environ, got, tt.want)
+			}
+		})
+	}
+}
