@@ -24,11 +24,18 @@ type kinder interface {
 	ErrorKind() string
 }
 
-// bodyTooLargeError is the failure of a body longer than --max-body.
-type bodyTooLargeError struct{ limit int64 }
+// bodyTooLargeError is the failure of a body longer than --max-body; text
+// is the limit as the user wrote it, "" to give it in bytes.
+type bodyTooLargeError struct {
+	limit int64
+	text  string
+}
 
 func (e *bodyTooLargeError) Error() string {
-	return fmt.Sprintf("body is larger than --max-body (%d bytes)", e.limit)
+	if e.text == "" {
+		return fmt.Sprintf("body is larger than --max-body %d bytes", e.limit)
+	}
+	return "body is larger than --max-body " + e.text
 }
 
 func (e *bodyTooLargeError) ErrorKind() string { return report.KindBodyTooLarge }

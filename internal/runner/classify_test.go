@@ -92,7 +92,8 @@ func TestClassifyRealFaults(t *testing.T) {
 		{name: "short body", url: plain.URL(0, "/short"), kind: "reset", status: 200},
 		{name: "proxy refused", url: plain.URL(0, "/"), proxy: "http://user:pw@" + dead, kind: "proxy"},
 		{name: "redirect loop", url: plain.URL(0, "/loop"), kind: "redirect", status: 302},
-		{name: "body too large", url: plain.URL(0, "/big?size=2MiB"), opts: func(o *Options) { o.MaxBody = 1 << 20 }, kind: "body_too_large", message: "--max-body", status: 200},
+		{name: "body too large", url: plain.URL(0, "/big?size=2MiB"), opts: func(o *Options) { o.MaxBody, o.MaxBodyText = 1<<20, "1MiB" }, kind: "body_too_large", message: "body is larger than --max-body 1MiB", status: 200},
+		{name: "body too large, limit in bytes", url: plain.URL(0, "/big?size=2MiB"), opts: func(o *Options) { o.MaxBody = 1 << 20 }, kind: "body_too_large", message: "body is larger than --max-body 1048576 bytes", status: 200},
 		{name: "status", url: plain.URL(0, "/status/500"), kind: "status", message: "--ok-status 200-299", status: 500},
 	}
 	for _, tt := range tests {
