@@ -111,7 +111,7 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 		if strings.HasPrefix(data, "@") {
 			body, err = os.ReadFile(data[1:])
 			if err != nil {
-				return nil, bad("data", "cannot read the body file: %v", settings.PathError(err))
+				return nil, bad("data", "cannot read the body file %s: %v", shownPath(data[1:]), settings.PathError(err))
 			}
 		} else {
 			body = []byte(data)
