@@ -58,6 +58,11 @@ func Classify(err error) (kind, message string) {
 func ClassifyHead(err error, readEnded bool) (kind, message string) {
 	kind = classifyKind(err, readEnded)
 	message = causeText(err)
+	if kind == report.KindReset && message == io.EOF.Error() && errors.Is(err, io.EOF) {
+		// net/http passes on a bare io.EOF when the server closed the
+		// connection before a byte of its answer (or of the TLS handshake).
+		message = "the server closed the connection without answering"
+	}
 	if kind == report.KindProtocol {
 		// net/http says "transport connection broken" of a head it
 		// refused, since it then drops the connection: the head is what
