@@ -30,7 +30,8 @@ func bigHead(n int) string {
 // TestHostileHeadsEndToEnd: --max-header-size (flag, env, config) bounds a
 // response head, a head over it or a malformed one is kind protocol and not
 // retried unless --retry-on says protocol, and records, -v lines and the
-// summary stay small whatever the server sent.
+// summary stay small whatever the server sent. A head over the limit says
+// so, naming --max-header-size as written.
 func TestHostileHeadsEndToEnd(t *testing.T) {
 	t.Parallel()
 	malformed := "HTTP/1.1 200 OK\r\nX-Bad: " + strings.Repeat("b\x01", 50_000) + "\r\nContent-Length: 2\r\n\r\nok"
@@ -42,13 +43,15 @@ func TestHostileHeadsEndToEnd(t *testing.T) {
 		config string
 		kind   string // "" is ok
 		tries  int64
+		// message is the record's error message, when given.
+		message string
 	}{
-		{name: "2 MiB header by default", head: bigHead(2 << 20), kind: "protocol", tries: 1},
+		{name: "2 MiB header by default", head: bigHead(2 << 20), kind: "protocol", tries: 1, message: "response head over --max-header-size 1MiB"},
 		{name: "malformed 100 KB line", head: malformed, kind: "protocol", tries: 1},
 		{name: "512 KiB header under 1MiB", head: bigHead(512 << 10), args: []string{"--max-header-size", "1MiB"}, tries: 1},
-		{name: "10 KiB header over 4KiB flag", head: bigHead(10 << 10), args: []string{"--max-header-size", "4KiB"}, kind: "protocol", tries: 1},
-		{name: "10 KiB header over 4KiB env", head: bigHead(10 << 10), env: []string{"FETCHCTL_MAX_HEADER_SIZE=4KiB"}, kind: "protocol", tries: 1},
-		{name: "10 KiB header over 4KiB config", head: bigHead(10 << 10), config: "max_header_size: 4KiB\n", kind: "protocol", tries: 1},
+		{name: "10 KiB header over 4KiB flag", head: bigHead(10 << 10), args: []string{"--max-header-size", "4KiB"}, kind: "protocol", tries: 1, message: "response head over --max-header-size 4KiB"},
+		{name: "10 KiB header over 4KiB env", head: bigHead(10 << 10), env: []string{"FETCHCTL_MAX_HEADER_SIZE=4KiB"}, kind: "protocol", tries: 1, message: "response head over --max-header-size 4KiB"},
+		{name: "10 KiB header over 4KiB config", head: bigHead(10 << 10), config: "max_header_size: 4KiB\n", kind: "protocol", tries: 1, message: "response head over --max-header-size 4KiB"},
 		{name: "retried with --retry-on protocol", head: malformed, args: []string{"--retry-on", "5xx,protocol", "--backoff", "1ms"}, kind: "protocol", tries: 3},
 	}
 	for _, tt := range tests {
@@ -84,6 +87,9 @@ func TestHostileHeadsEndToEnd(t *testing.T) {
 			}
 			if r.Error == nil || r.Error.Kind != tt.kind {
 				t.Fatalf("error %.300q, want kind %s", fmt.Sprint(r.Error), tt.kind)
+			}
+			if tt.message != "" && r.Error.Message != tt.message {
+				t.Errorf("message %q, want %q", r.Error.Message, tt.message)
 			}
 			if n := len(r.Error.Message); n > 1024+200 {
 				t.Errorf("message of %d bytes", n)

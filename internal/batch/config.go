@@ -111,7 +111,7 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 		if strings.HasPrefix(data, "@") {
 			body, err = os.ReadFile(data[1:])
 			if err != nil {
-				return nil, bad("data", "cannot read the body file: %v", settings.PathError(err))
+				return nil, bad("data", "cannot read the body file %s: %v", shownPath(data[1:]), settings.PathError(err))
 			}
 		} else {
 			body = []byte(data)
@@ -199,29 +199,31 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 		MaxRedirects:    r.MaxRedirects,
 		LocationTrusted: r.LocationTrusted,
 		MaxHeaderBytes:  int64(r.MaxHeaderSize),
+		MaxHeaderText:   "--max-header-size " + r.SizeText("max-header-size"),
 		ProxyFromEnv:    len(c.Proxies) == 0,
 		DNSTTL:          r.DNSTTL,
 		MaxConnRequests: r.MaxConnRequests,
 	}
 	c.Runner = runner.Options{
-		Limit:      r.Limit,
-		PerHost:    r.PerHost,
-		PerProxy:   r.PerProxy,
-		Method:     method,
-		Header:     header,
-		Body:       body,
-		Timeout:    r.Timeout,
-		MaxBody:    int64(r.MaxBody),
-		Hash:       r.Hash,
-		SaveDir:    r.SaveBodies,
-		OKStatus:   okStatus,
-		RetryOn:    retryOn,
-		Retries:    r.Retries,
-		Backoff:    r.Backoff,
-		BackoffMax: r.BackoffMax,
-		Rate:       r.Rate,
-		Adaptive:   r.Adaptive,
-		KeepAlive:  r.KeepAlive > 0,
+		Limit:       r.Limit,
+		PerHost:     r.PerHost,
+		PerProxy:    r.PerProxy,
+		Method:      method,
+		Header:      header,
+		Body:        body,
+		Timeout:     r.Timeout,
+		MaxBody:     int64(r.MaxBody),
+		MaxBodyText: r.SizeText("max-body"),
+		Hash:        r.Hash,
+		SaveDir:     r.SaveBodies,
+		OKStatus:    okStatus,
+		RetryOn:     retryOn,
+		Retries:     r.Retries,
+		Backoff:     r.Backoff,
+		BackoffMax:  r.BackoffMax,
+		Rate:        r.Rate,
+		Adaptive:    r.Adaptive,
+		KeepAlive:   r.KeepAlive > 0,
 		// The --proxy, environment-proxy and header secrets come from
 		// Settings.Secrets; those of --proxy-file are known only here.
 		Secrets: proxySecrets,

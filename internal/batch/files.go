@@ -9,7 +9,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/fetchctl/fetchctl/internal/report"
 	"github.com/fetchctl/fetchctl/internal/runner"
@@ -86,12 +88,12 @@ func openInputs(files []string, stdin io.Reader) ([]runner.Input, func(), error)
 		f, err := os.Open(name)
 		if err != nil {
 			closeAll()
-			return nil, nil, setupErrorf("input %s: %v", name, settings.PathError(err))
+			return nil, nil, setupErrorf("input %s: %v", shownPath(name), settings.PathError(err))
 		}
 		if st, err := f.Stat(); err == nil && st.IsDir() {
 			f.Close()
 			closeAll()
-			return nil, nil, setupErrorf("input %s is a directory, not a URL list", name)
+			return nil, nil, setupErrorf("input %s is a directory, not a URL list", shownPath(name))
 		}
 		if err := once(name, f); err != nil {
 			f.Close()
@@ -102,6 +104,16 @@ func openInputs(files []string, stdin io.Reader) ([]runner.Input, func(), error)
 		inputs = append(inputs, runner.Input{Name: name, R: f})
 	}
 	return inputs, closeAll, nil
+}
+
+// shownPath is a file name as a message gives it: as written, or quoted
+// when that would not show it (empty, white space at either end, a control
+// character), so that the message stays one line.
+func shownPath(name string) string {
+	if name == "" || strings.TrimSpace(name) != name || strings.ContainsFunc(name, unicode.IsControl) {
+		return strconv.Quote(name)
+	}
+	return name
 }
 
 // namedFile is an input that is a regular file, as a message names it and

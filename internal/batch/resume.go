@@ -25,6 +25,7 @@ type keptRecords struct {
 	multi   bool             // records carry the input's name
 	inputs  map[string]int32 // input name as records give it -> index
 	names   []string         // index -> input name
+	opened  []runner.Input   // the run's inputs, to tell a file named another way
 	entries []keptEntry
 	seen    []uint64 // bit i: the input had entries[i]'s line, with its URL
 	count   int64
@@ -55,7 +56,7 @@ func urlHash(s string) uint64 {
 }
 
 func newKeptRecords(file string, shard runner.Shard, inputs []runner.Input) *keptRecords {
-	k := &keptRecords{file: file, shard: shard, multi: len(inputs) > 1, inputs: map[string]int32{}}
+	k := &keptRecords{file: file, shard: shard, multi: len(inputs) > 1, inputs: map[string]int32{}, opened: inputs}
 	if !k.multi {
 		// Records of a single-input run carry no input name.
 		k.inputs[""] = 0
@@ -99,11 +100,43 @@ func (k *keptRecords) add(fileNo int64, rec *report.Record) error {
 				why = "this run does not read " + rec.Input
 			}
 		}
+		if other, ok := k.sameFile(rec.Input); ok {
+			how := "names that file " + other
+			if other == "-" {
+				how = "reads that file from stdin"
+			}
+			return setupErrorf("--resume: %s line %d holds a record of %s, but this run %s: name each input as the run that wrote it did",
+				k.file, fileNo, of(rec.Input, rec.Line), how)
+		}
 		return setupErrorf("--resume: %s line %d holds a record of %s, but %s: results of another run? Resume with the inputs it read, or start again with --overwrite",
 			k.file, fileNo, of(rec.Input, rec.Line), why)
 	}
 	k.entries = append(k.entries, keptEntry{line: rec.Line, url: urlHash(rec.URL), fileNo: fileNo, in: in})
 	return nil
+}
+
+// sameFile returns the name of this run's input that is the file a
+// record's input names, by another name, when one is: inputs match by
+// name as written, and a message says so rather than that the file is not
+// read. The record's name is taken from where this run is.
+func (k *keptRecords) sameFile(name string) (string, bool) {
+	if !k.multi || name == "" || name == "-" {
+		return "", false
+	}
+	fi := regularFile(name)
+	if fi == nil {
+		return "", false
+	}
+	for _, in := range k.opened {
+		f, ok := in.R.(*os.File)
+		if !ok {
+			continue
+		}
+		if st, err := f.Stat(); err == nil && os.SameFile(fi, st) {
+			return in.Name, true
+		}
+	}
+	return "", false
 }
 
 // done sorts the entries and refuses two records of one line.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -128,6 +130,50 @@ func TestKeptRecordsShard(t *testing.T) {
 			var se *SetupError
 			if !errors.As(err, &se) || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("ReadJobs = %v, want a setup error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestKeptRecordsSameFileOtherName: a record of an input this run does not
+// name is refused, as inputs match by name as written; when this run reads
+// that very file under another name, or from stdin, the message says so.
+func TestKeptRecordsSameFileOtherName(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.txt"), filepath.Join(dir, "b.txt")
+	for _, p := range []string{a, b} {
+		if err := os.WriteFile(p, []byte("https://a.example/\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := func(p string) *os.File {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	tests := []struct {
+		name   string
+		inputs []runner.Input
+		want   string
+	}{
+		{name: "another path", inputs: []runner.Input{{Name: dir + "/./a.txt", R: open(a)}, {Name: b, R: open(b)}},
+			want: fmt.Sprintf("holds a record of %s line 1, but this run names that file %s: name each input as the run that wrote it did", a, dir+"/./a.txt")},
+		{name: "stdin", inputs: []runner.Input{{Name: "-", R: open(a)}, {Name: b, R: open(b)}},
+			want: fmt.Sprintf("holds a record of %s line 1, but this run reads that file from stdin: name each input as the run that wrote it did", a)},
+		{name: "another file", inputs: []runner.Input{{Name: b, R: open(b)}, {Name: "-", R: strings.NewReader("")}},
+			want: fmt.Sprintf("holds a record of %s line 1, but this run does not read %s: results of another run?", a, a)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			k := newKeptRecords("out.ndjson", runner.Shard{}, tt.inputs)
+			err := k.add(1, &report.Record{URL: "https://a.example/", Line: 1, Input: a})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("add = %v, want it to say %q", err, tt.want)
 			}
 		})
 	}

@@ -116,7 +116,10 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 	defer p.closeInputs()
 	if dir := cfg.Runner.SaveDir; dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, setupErrorf("--save-bodies: cannot create the folder: %v", settings.PathError(err))
+			if fi, serr := os.Stat(dir); serr == nil && !fi.IsDir() {
+				return nil, setupErrorf("--save-bodies %s is a file, not a folder", shownPath(dir))
+			}
+			return nil, setupErrorf("--save-bodies: cannot create the folder %s: %v", shownPath(dir), settings.PathError(err))
 		}
 	}
 	summary := report.NewSummary()

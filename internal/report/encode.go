@@ -13,8 +13,10 @@ import (
 // escaping), with three normalisations:
 //
 //   - durations (duration_ms and every *_ms, wait_ms and retry_after) are
-//     rounded to 0.001 and a value that rounds to 0 counts as empty;
-//     NaN and infinities, which JSON cannot carry, are written as 0;
+//     rounded to 0.001; one held in a float64 with omitempty counts as
+//     empty when it rounds to 0, one held in a pointer is written whenever
+//     the pointer is set; NaN and infinities, which JSON cannot carry, are
+//     written as 0;
 //   - time is r.Time in UTC, RFC 3339 with nanoseconds; a time outside the
 //     years 0 to 9999 is written as the zero time;
 //   - strings are escaped as encoding/json does: invalid UTF-8 becomes
@@ -146,14 +148,8 @@ func appendAttempt(dst []byte, a *Attempt) []byte {
 	}
 	dst = append(dst, `"ms":`...)
 	dst = appendFloat(dst, roundMS(a.MS))
-	if w := roundMS(a.WaitMS); w != 0 {
-		dst = append(dst, `,"wait_ms":`...)
-		dst = appendFloat(dst, w)
-	}
-	if ra := roundMS(a.RetryAfter); ra != 0 {
-		dst = append(dst, `,"retry_after":`...)
-		dst = appendFloat(dst, ra)
-	}
+	dst, _ = appendOptMS(dst, true, `"wait_ms":`, a.WaitMS)
+	dst, _ = appendOptMS(dst, true, `"retry_after":`, a.RetryAfter)
 	dst = appendProxyCost(dst, a.Proxy, a.Blocked, a.BytesOut, a.BytesIn)
 	return append(dst, '}')
 }

@@ -31,7 +31,7 @@ func sampleRecord() *Record {
 			DNSMS: ptr(1.25), ConnectMS: ptr(10.5), TLSMS: ptr(22.125), TTFBMS: ptr(84.002),
 		},
 		History: []Attempt{
-			{Status: 503, MS: 80.5, WaitMS: 250, RetryAfter: 0.25},
+			{Status: 503, MS: 80.5, WaitMS: ptr(250.0), RetryAfter: ptr(0.25)},
 			{Status: 200, MS: 82.125},
 		},
 		SHA256:   "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
@@ -68,7 +68,7 @@ func normalized(r *Record) *Record {
 	}
 	c.History = nil
 	for _, a := range r.History {
-		a.MS, a.WaitMS, a.RetryAfter = ms(a.MS), ms(a.WaitMS), ms(a.RetryAfter)
+		a.MS, a.WaitMS, a.RetryAfter = ms(a.MS), msPtr(a.WaitMS), msPtr(a.RetryAfter)
 		c.History = append(c.History, a)
 	}
 	c.Time = c.Time.UTC()
@@ -131,8 +131,15 @@ func TestAppendJSON(t *testing.T) {
 		},
 		{
 			name: "history with error kinds and no status",
-			rec:  &Record{History: []Attempt{{Error: KindTimeout, MS: 20000, WaitMS: 0.0004}, {Error: KindReset}}},
-			want: `{"url":"","line":0,"ok":false,"bytes":0,"attempts":0,"duration_ms":0,"history":[{"error":"timeout","ms":20000},{"error":"reset","ms":0}],"time":"0001-01-01T00:00:00Z"}`,
+			rec:  &Record{History: []Attempt{{Error: KindTimeout, MS: 20000, WaitMS: ptr(1.5)}, {Error: KindReset}}},
+			want: `{"url":"","line":0,"ok":false,"bytes":0,"attempts":0,"duration_ms":0,"history":[{"error":"timeout","ms":20000,"wait_ms":1.5},{"error":"reset","ms":0}],"time":"0001-01-01T00:00:00Z"}`,
+		},
+		{
+			// A wait of none, and a Retry-After: 0, are there: the next
+			// attempt went at once, and the server asked for no wait.
+			name: "history with a wait of 0 and Retry-After 0",
+			rec:  &Record{History: []Attempt{{Status: 429, MS: 6.263, WaitMS: ptr(0.0004), RetryAfter: ptr(0.0)}, {Status: 200, MS: 0.271}}},
+			want: `{"url":"","line":0,"ok":false,"bytes":0,"attempts":0,"duration_ms":0,"history":[{"status":429,"ms":6.263,"wait_ms":0,"retry_after":0},{"status":200,"ms":0.271}],"time":"0001-01-01T00:00:00Z"}`,
 		},
 		{
 			name: "empty history is left out",
@@ -244,7 +251,7 @@ func randomRecord(rng *rand.Rand) *Record {
 		r.Error = &Error{Kind: pick(kinds[:]...), Message: str()}
 	}
 	for range rng.IntN(4) {
-		r.History = append(r.History, Attempt{Status: pick2(rng, 0, 429, 503), Error: pick("", KindTimeout, KindReset), MS: ms(), WaitMS: ms(), RetryAfter: ms(),
+		r.History = append(r.History, Attempt{Status: pick2(rng, 0, 429, 503), Error: pick("", KindTimeout, KindReset), MS: ms(), WaitMS: optMS(), RetryAfter: optMS(),
 			Proxy: pick("", str()), Blocked: rng.IntN(2) == 0, BytesOut: rng.Int64N(3) * rng.Int64N(1<<30), BytesIn: rng.Int64N(3) * rng.Int64N(1<<30)})
 	}
 	return r
@@ -310,7 +317,7 @@ func FuzzAppendJSON(f *testing.F) {
 			r.Error = &Error{Kind: kind, Message: message}
 		}
 		for range nHistory % 4 {
-			r.History = append(r.History, Attempt{Status: status, Error: histErr, MS: ms, WaitMS: wait, RetryAfter: retryAfter})
+			r.History = append(r.History, Attempt{Status: status, Error: histErr, MS: ms, WaitMS: &wait, RetryAfter: &retryAfter})
 		}
 		got := AppendJSON(nil, r)
 		if !json.Valid(got) {

@@ -171,8 +171,8 @@ func negativeField(rec *Record) error {
 			ms("timings.tls_ms", t.TLSMS), ms("timings.ttfb_ms", t.TTFBMS))
 	}
 	for _, a := range rec.History {
-		errs = append(errs, neg("history.ms", a.MS), neg("history.wait_ms", a.WaitMS),
-			neg("history.retry_after", a.RetryAfter), neg("history.bytes_out", float64(a.BytesOut)),
+		errs = append(errs, neg("history.ms", a.MS), ms("history.wait_ms", a.WaitMS),
+			ms("history.retry_after", a.RetryAfter), neg("history.bytes_out", float64(a.BytesOut)),
 			neg("history.bytes_in", float64(a.BytesIn)))
 	}
 	for _, err := range errs {

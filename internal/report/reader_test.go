@@ -129,7 +129,7 @@ func TestReadRecordsResetsBetweenLines(t *testing.T) {
 	want := []Record{
 		{URL: "https://b.example/", Line: 2, Attempts: 2, DurationMS: 30000,
 			Error:   &Error{Kind: KindTimeout, Message: "deadline"},
-			History: []Attempt{{Error: KindTimeout, MS: 15000, WaitMS: 250}, {Error: KindTimeout, MS: 14750}},
+			History: []Attempt{{Error: KindTimeout, MS: 15000, WaitMS: ptr(250.0)}, {Error: KindTimeout, MS: 14750}},
 			Time:    time.Date(2025, 11, 25, 20, 46, 2, 0, time.UTC)},
 		{URL: "https://a.example/", Line: 1, OK: true, Status: 200, Bytes: 5, Attempts: 1, DurationMS: 12.5,
 			Time: time.Date(2025, 11, 25, 20, 46, 1, 5e8, time.UTC)},
@@ -268,4 +268,37 @@ func FuzzReadRecords(f *testing.F) {
 			t.Fatalf("records as written read back as\n%s\nwant\n%s", bytes.Join(back, []byte("\n")), written)
 		}
 	})
+}
+
+// TestReadRecordsWaits: a history's wait_ms and retry_after read back as
+// written, 0 included, and as nil when left out, as records written before
+// a 0 was kept leave them.
+func TestReadRecordsWaits(t *testing.T) {
+	t.Parallel()
+	const (
+		zeros = `{"url":"https://a/","line":1,"ok":true,"attempts":2,"history":[{"status":429,"ms":6.263,"wait_ms":0,"retry_after":0},{"status":200,"ms":0.271}],"time":"2025-11-25T20:46:01Z"}`
+		old   = `{"url":"https://a/","line":2,"ok":true,"attempts":2,"history":[{"status":429,"ms":6.263},{"status":200,"ms":0.271}],"time":"2025-11-25T20:46:01Z"}`
+	)
+	var got [][]Attempt
+	_, err := ReadRecords(strings.NewReader(zeros+"\n"+old+"\n"), func(r *Record) error {
+		got = append(got, append([]Attempt(nil), r.History...))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]Attempt{
+		{{Status: 429, MS: 6.263, WaitMS: ptr(0.0), RetryAfter: ptr(0.0)}, {Status: 200, MS: 0.271}},
+		{{Status: 429, MS: 6.263}, {Status: 200, MS: 0.271}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("histories:\n got %+v\nwant %+v", got, want)
+	}
+	var back []byte
+	for i, h := range got {
+		back = AppendJSON(back[:0], &Record{History: h})
+		if w := []string{`"wait_ms":0,"retry_after":0}`, `{"status":429,"ms":6.263}`}[i]; !bytes.Contains(back, []byte(w)) {
+			t.Errorf("record %d writes back as %s, want it to hold %s", i+1, back, w)
+		}
+	}
 }

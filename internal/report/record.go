@@ -115,11 +115,15 @@ type Error struct {
 
 // Attempt is one entry of a record's history.
 type Attempt struct {
-	Status     int     `json:"status,omitempty"`
-	Error      string  `json:"error,omitempty"`
-	MS         float64 `json:"ms"`
-	WaitMS     float64 `json:"wait_ms,omitempty"`
-	RetryAfter float64 `json:"retry_after,omitempty"`
+	Status int     `json:"status,omitempty"`
+	Error  string  `json:"error,omitempty"`
+	MS     float64 `json:"ms"`
+	// WaitMS is the wait before the next attempt, 0 included; nil on the
+	// last attempt. RetryAfter is the Retry-After the server sent, in
+	// seconds, 0 included; nil when it sent none. Records written before
+	// these could be 0 leave out a 0 wait; they read as nil.
+	WaitMS     *float64 `json:"wait_ms,omitempty"`
+	RetryAfter *float64 `json:"retry_after,omitempty"`
 	// Proxy names the proxy that carried the attempt, "" for none.
 	Proxy    string `json:"proxy,omitempty"`
 	Blocked  bool   `json:"blocked,omitempty"`

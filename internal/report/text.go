@@ -32,7 +32,11 @@ func (res Result) WriteText(w io.Writer) error {
 		if len(res.Errors) > 0 {
 			fmt.Fprintf(bw, "  errors    %s\n", joinCounts(res.Errors, byCount))
 		}
-		fmt.Fprintf(bw, "  retries   %d (%d attempts)\n", res.Retries, res.Attempts)
+		attempts := "attempts"
+		if res.Attempts == 1 {
+			attempts = "attempt"
+		}
+		fmt.Fprintf(bw, "  retries   %d (%d %s)\n", res.Retries, res.Attempts, attempts)
 		if l := res.LatencyMS; l != (Latency{}) {
 			fmt.Fprintf(bw, "  latency   p50 %s  p90 %s  p99 %s  max %s\n",
 				formatMS(l.P50), formatMS(l.P90), formatMS(l.P99), formatMS(l.Max))

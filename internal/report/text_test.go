@@ -59,6 +59,9 @@ func textCases() []struct {
 		}
 	}
 
+	one := NewSummary()
+	one.Add(rec("http://127.0.0.1:8080/", 200, "", 1, 3))
+
 	allBad := NewSummary()
 	for i := range 3 {
 		allBad.Add(invalid(int64(i + 1)))
@@ -71,6 +74,7 @@ func textCases() []struct {
 		{"typical run", typical.Result(12300*time.Millisecond, false)},
 		{"clean loopback run", clean.Result(250*time.Millisecond, false)},
 		{"interrupted resumed run", interrupted.Result(4*time.Second, true)},
+		{"one URL", one.Result(4*time.Millisecond, false)},
 		{"only invalid lines", allBad.Result(3*time.Millisecond, false)},
 		{"empty input", NewSummary().Result(2*time.Millisecond, false)},
 	}

@@ -52,7 +52,7 @@ func benchJobs(tb testing.TB, n, hosts int) []Job {
 	jobs := make([]Job, n)
 	for i := range jobs {
 		line := fmt.Sprintf("http://127.0.0.1:%d/?key=%d\n", 20000+i%hosts, i)
-		job, ok, _ := makeJob("-", int64(i+1), line, ReadOptions{})
+		job, ok, _ := makeJob("-", int64(i+1), line, 0, ReadOptions{})
 		if !ok || job.Err != nil {
 			tb.Fatalf("makeJob(%q) = %v, %v", line, job.Err, ok)
 		}
@@ -140,7 +140,7 @@ func BenchmarkParseLine(b *testing.B) {
 		b.Run("makeJob/"+tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if job, ok, _ := makeJob("-", 1, tc.line, ReadOptions{}); !ok || job.Err != nil {
+				if job, ok, _ := makeJob("-", 1, tc.line, 0, ReadOptions{}); !ok || job.Err != nil {
 					b.Fatal(job.Err)
 				}
 			}

@@ -94,8 +94,8 @@ func TestBlockedRotatesToAnotherProxy(t *testing.T) {
 			if len(h) != 2 || !h[0].Blocked || h[0].Proxy != "http://p1:1" || h[0].Status != 403 || h[0].Error != report.KindBlocked || h[1].Blocked || h[1].Proxy != "http://p2:1" {
 				t.Errorf("%s: history %+v", r.URL, h)
 			}
-			if h[0].WaitMS != 0 {
-				t.Errorf("%s: waited %v ms before moving on, want none", r.URL, h[0].WaitMS)
+			if h[0].WaitMS == nil || *h[0].WaitMS != 0 {
+				t.Errorf("%s: first attempt %+v, want a wait of 0 before moving on", r.URL, h[0])
 			}
 		}
 	}

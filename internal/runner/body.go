@@ -112,7 +112,7 @@ func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res
 		}
 	}
 	if tooLarge {
-		return &bodyTooLargeError{limit: d.opts.MaxBody}
+		return &bodyTooLargeError{limit: d.opts.MaxBody, text: d.opts.MaxBodyText}
 	}
 	var se *SaveError
 	if errors.As(err, &se) {

@@ -24,11 +24,18 @@ type kinder interface {
 	ErrorKind() string
 }
 
-// bodyTooLargeError is the failure of a body longer than --max-body.
-type bodyTooLargeError struct{ limit int64 }
+// bodyTooLargeError is the failure of a body longer than --max-body; text
+// is the limit as the user wrote it, "" to give it in bytes.
+type bodyTooLargeError struct {
+	limit int64
+	text  string
+}
 
 func (e *bodyTooLargeError) Error() string {
-	return fmt.Sprintf("body is larger than --max-body (%d bytes)", e.limit)
+	if e.text == "" {
+		return fmt.Sprintf("body is larger than --max-body %d bytes", e.limit)
+	}
+	return "body is larger than --max-body " + e.text
 }
 
 func (e *bodyTooLargeError) ErrorKind() string { return report.KindBodyTooLarge }
@@ -51,6 +58,11 @@ func Classify(err error) (kind, message string) {
 func ClassifyHead(err error, readEnded bool) (kind, message string) {
 	kind = classifyKind(err, readEnded)
 	message = causeText(err)
+	if kind == report.KindReset && message == io.EOF.Error() && errors.Is(err, io.EOF) {
+		// net/http passes on a bare io.EOF when the server closed the
+		// connection before a byte of its answer (or of the TLS handshake).
+		message = "the server closed the connection without answering"
+	}
 	if kind == report.KindProtocol {
 		// net/http says "transport connection broken" of a head it
 		// refused, since it then drops the connection: the head is what

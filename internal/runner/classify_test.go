@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/fetchctl/fetchctl/internal/secret"
 	"github.com/fetchctl/fetchctl/internal/target"
+	"github.com/fetchctl/fetchctl/internal/testnet"
 )
 
 // closedPort returns a loopback address where nothing listens.
@@ -92,7 +94,8 @@ func TestClassifyRealFaults(t *testing.T) {
 		{name: "short body", url: plain.URL(0, "/short"), kind: "reset", status: 200},
 		{name: "proxy refused", url: plain.URL(0, "/"), proxy: "http://user:pw@" + dead, kind: "proxy"},
 		{name: "redirect loop", url: plain.URL(0, "/loop"), kind: "redirect", status: 302},
-		{name: "body too large", url: plain.URL(0, "/big?size=2MiB"), opts: func(o *Options) { o.MaxBody = 1 << 20 }, kind: "body_too_large", message: "--max-body", status: 200},
+		{name: "body too large", url: plain.URL(0, "/big?size=2MiB"), opts: func(o *Options) { o.MaxBody, o.MaxBodyText = 1<<20, "1MiB" }, kind: "body_too_large", message: "body is larger than --max-body 1MiB", status: 200},
+		{name: "body too large, limit in bytes", url: plain.URL(0, "/big?size=2MiB"), opts: func(o *Options) { o.MaxBody = 1 << 20 }, kind: "body_too_large", message: "body is larger than --max-body 1048576 bytes", status: 200},
 		{name: "status", url: plain.URL(0, "/status/500"), kind: "status", message: "--ok-status 200-299", status: 500},
 	}
 	for _, tt := range tests {
@@ -143,5 +146,40 @@ func TestClassifyFallsBackToOther(t *testing.T) {
 	}
 	if k, _ := Classify(&url.Error{Op: "Get", URL: "x", Err: kindError{"proxy"}}); k != "proxy" {
 		t.Errorf("kind = %q, want proxy from ErrorKind", k)
+	}
+}
+
+// TestClassifyClosedWithoutAnswer: a server that reads the request and
+// closes the connection without a byte of answer is kind reset, retried,
+// and the message says what happened rather than net/http's "EOF".
+func TestClassifyClosedWithoutAnswer(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testnet.Serve(t, ln, func(c net.Conn) {
+		// Read the request head, then close: a FIN, not a reset.
+		br := bufio.NewReader(c)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil || line == "\r\n" {
+				break
+			}
+		}
+		c.Close()
+	})
+	opts := Options{Limit: 1, PerHost: 1, Retries: 1, RetryOn: mustRetryOn(t, "reset"), Backoff: time.Millisecond, BackoffMax: time.Millisecond}
+	recs, err := runJobs(t, context.Background(), opts, []string{"http://" + ln.Addr().String() + "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := recs[0]
+	const want = "the server closed the connection without answering"
+	if r.Error == nil || r.Error.Kind != "reset" || r.Error.Message != want {
+		t.Fatalf("error %+v, want kind reset saying %q", r.Error, want)
+	}
+	if r.Attempts != 2 {
+		t.Errorf("%d attempts, want 2: a reset is retried", r.Attempts)
 	}
 }

@@ -121,9 +121,11 @@ func (d *dispatcher) retry(t *task, res *result, entry report.Attempt, now time.
 	if !ok {
 		return false
 	}
-	entry.WaitMS = ms(wait)
+	// Both are there when 0: the next attempt went at once, or the server
+	// asked for no wait.
+	entry.WaitMS = new(ms(wait))
 	if res.hasRetryAfter {
-		entry.RetryAfter = res.retryAfter.Seconds()
+		entry.RetryAfter = new(res.retryAfter.Seconds())
 	}
 	t.history = append(t.history, entry)
 	if t.reroutes > reroutes {

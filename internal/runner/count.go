@@ -25,12 +25,12 @@ func CountJobs(ctx context.Context, names []string, shard Shard) int64 {
 		if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
 			return -1
 		}
-		err = readLines(Input{Name: name, R: f}, func(lineNo int64, text string) error {
+		err = readLines(Input{Name: name, R: f}, func(lineNo int64, text string, size int64) error {
 			if shard.N <= 1 {
 				if !skipped(text) {
 					n++
 				}
-			} else if _, ok, _ := makeJob(name, lineNo, text, ReadOptions{Shard: shard}); ok {
+			} else if _, ok, _ := makeJob(name, lineNo, text, size, ReadOptions{Shard: shard}); ok {
 				n++
 			}
 			return ctx.Err()

@@ -475,7 +475,7 @@ func TestProxyBackEndsTheCoolingWait(t *testing.T) {
 			t.Errorf("%s: %+v, want ok", r.URL, r.Error)
 		}
 		if r.URL == "http://a.test/1" {
-			if len(r.History) != 2 || r.History[0].WaitMS != 20000 {
+			if len(r.History) != 2 || r.History[0].WaitMS == nil || *r.History[0].WaitMS != 20000 {
 				t.Errorf("a.test/1 history %+v, want the block and a wait of 20000 ms, then the success", r.History)
 			}
 		}

@@ -85,7 +85,8 @@ func hpackBlock(fields ...string) []byte {
 // way net/http refuses it: a header list over the limit, one field longer
 // than the limit (which it reports as a connection-level
 // COMPRESSION_ERROR), or a frame of the head far beyond it (a
-// connection-level PROTOCOL_ERROR). The message names the limit. A head
+// connection-level PROTOCOL_ERROR). The message names the limit as
+// transport.Options.MaxHeaderText words it. A head
 // whose header compression is broken is malformed: protocol too.
 func TestH2HeadOverLimit(t *testing.T) {
 	t.Parallel()
@@ -100,11 +101,11 @@ func TestH2HeadOverLimit(t *testing.T) {
 	}{
 		// 'a' is Huffman-coded in 5 bits: the field's 5000 bytes take
 		// 3125 on the wire.
-		{"one field over the limit", hpackBlock("x-big", strings.Repeat("a", 5000)), "4096"},
-		{"header list over the limit", hpackBlock(many...), "4096"},
+		{"one field over the limit", hpackBlock("x-big", strings.Repeat("a", 5000)), "over --max-header-size 4KiB"},
+		{"header list over the limit", hpackBlock(many...), "over --max-header-size 4KiB"},
 		// '~' takes 13 bits in Huffman code, so the field goes as is: a
 		// 16 KiB frame, more than twice the limit.
-		{"frame far over the limit", hpackBlock("x-big", strings.Repeat("~", 20000)), "4096"},
+		{"frame far over the limit", hpackBlock("x-big", strings.Repeat("~", 20000)), "over --max-header-size 4KiB"},
 		// Index 63 is past the static table, and the dynamic one is empty.
 		{"broken header compression", append(hpackBlock(), 0x80|63), "header compression"},
 	}
@@ -112,7 +113,7 @@ func TestH2HeadOverLimit(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			url, requests := startH2HeadServer(t, tt.block)
-			c, err := transport.New(transport.Options{HTTP2: true, Insecure: true, MaxHeaderBytes: 4096})
+			c, err := transport.New(transport.Options{HTTP2: true, Insecure: true, MaxHeaderBytes: 4096, MaxHeaderText: "--max-header-size 4KiB"})
 			if err != nil {
 				t.Fatal(err)
 			}

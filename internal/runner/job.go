@@ -2,6 +2,7 @@ package runner
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -64,12 +65,20 @@ func skipped(line string) bool {
 // no record (blank, or a # comment). A line without a scheme gets "https://"
 // in front; only http and https are accepted.
 func ParseLine(line string) (u *url.URL, raw string, skip bool, err error) {
+	return parseLine(line, 0)
+}
+
+// parseLine is [ParseLine] for a line that may be the start of a longer one:
+// size, when larger than line, is the length of the whole line without the
+// white space at either end.
+func parseLine(line string, size int64) (u *url.URL, raw string, skip bool, err error) {
 	if skipped(line) {
 		return nil, "", true, nil
 	}
 	s := strings.TrimSpace(line)
-	if len(s) > MaxURLLength {
-		return nil, s, false, invalid("line is %d bytes, longer than the %d-byte limit", len(s), MaxURLLength)
+	size = max(size, int64(len(s)))
+	if size > MaxURLLength {
+		return nil, s, false, invalid("line is %d bytes, longer than the %d-byte limit", size, MaxURLLength)
 	}
 	if !utf8.ValidString(s) {
 		return nil, s, false, invalid("line is not valid UTF-8")
@@ -252,24 +261,26 @@ func ReadJobs(ctx context.Context, inputs []Input, opts ReadOptions, out chan<- 
 	return nil
 }
 
-// trimLeadingMarks drops the byte-order marks and zero-width spaces that
-// editors and some exports put before a file's first line.
-func trimLeadingMarks(s string) string {
+// leadingMarks returns how many bytes at the start of p are the byte-order
+// marks and zero-width spaces that editors and some exports put before a
+// file's first line.
+func leadingMarks(p []byte) int {
+	n := 0
 	for {
 		switch {
-		case strings.HasPrefix(s, "\ufeff"):
-			s = s[len("\ufeff"):]
-		case strings.HasPrefix(s, "\u200b"):
-			s = s[len("\u200b"):]
+		case bytes.HasPrefix(p[n:], []byte("\ufeff")):
+			n += len("\ufeff")
+		case bytes.HasPrefix(p[n:], []byte("\u200b")):
+			n += len("\u200b")
 		default:
-			return s
+			return n
 		}
 	}
 }
 
 func readOne(ctx context.Context, index int, in Input, opts ReadOptions, out chan<- Job) error {
-	return readLines(in, func(lineNo int64, text string) error {
-		job, ok, err := makeJob(in.Name, lineNo, text, opts)
+	return readLines(in, func(lineNo int64, text string, size int64) error {
+		job, ok, err := makeJob(in.Name, lineNo, text, size, opts)
 		job.index = index
 		if err != nil || !ok {
 			return err
@@ -287,24 +298,24 @@ func readOne(ctx context.Context, index int, in Input, opts ReadOptions, out cha
 }
 
 // readLines calls fn with each line of in, numbered from 1, with no length
-// limit (a line past twice MaxURLLength is cut: it is invalid whatever its
-// end), and the marks before the first line dropped. It stops at the first
-// error fn returns.
-func readLines(in Input, fn func(lineNo int64, text string) error) error {
+// limit, and the marks before the first line dropped. A line longer than the
+// reader's buffer comes as its start (see [longLine]) and its size, the
+// length of the whole line without the white space at either end; size is 0
+// when text is the whole line. It stops at the first error fn returns.
+func readLines(in Input, fn func(lineNo int64, text string, size int64) error) error {
 	br := bufio.NewReaderSize(in.R, 64<<10)
 	var lineNo int64
-	var long []byte
+	var long longLine
 	for {
 		chunk, err := br.ReadSlice('\n')
+		if lineNo == 0 && long.n == 0 {
+			chunk = chunk[leadingMarks(chunk):]
+		}
 		if err == bufio.ErrBufferFull {
-			// A line longer than the buffer: gather it, but keep no more
-			// than needed to report it (it is invalid past MaxURLLength).
-			if len(long) <= MaxURLLength*2 {
-				long = append(long, chunk...)
-			}
+			long.add(chunk)
 			continue
 		}
-		if len(chunk) == 0 && len(long) == 0 && err != nil {
+		if len(chunk) == 0 && long.n == 0 && err != nil {
 			if err == io.EOF {
 				return nil
 			}
@@ -312,19 +323,14 @@ func readLines(in Input, fn func(lineNo int64, text string) error) error {
 		}
 		lineNo++
 		var text string
-		if long != nil {
-			if len(long) <= MaxURLLength*2 {
-				long = append(long, chunk...)
-			}
-			text = string(long)
-			long = nil
+		var size int64
+		if long.n > 0 {
+			long.add(chunk)
+			text, size = long.take()
 		} else {
 			text = string(chunk)
 		}
-		if lineNo == 1 {
-			text = trimLeadingMarks(text)
-		}
-		if ferr := fn(lineNo, text); ferr != nil {
+		if ferr := fn(lineNo, text, size); ferr != nil {
 			return ferr
 		}
 		if err != nil {
@@ -336,8 +342,50 @@ func readLines(in Input, fn func(lineNo int64, text string) error) error {
 	}
 }
 
-func makeJob(input string, line int64, text string, opts ReadOptions) (Job, bool, error) {
-	u, raw, skip, err := ParseLine(text)
+// longLine gathers a line that is longer than the reader's buffer, piece by
+// piece, in memory that does not grow with the line: it keeps the line from
+// its first byte that is not white space up to twice MaxURLLength (enough for
+// the whole of any line short enough to be a URL, and for the start that an
+// invalid line's record shows), and counts the rest.
+type longLine struct {
+	kept    []byte
+	n       int64 // bytes of the line so far
+	lead    int64 // white space before its first other byte
+	trail   int64 // white space after its last other byte so far
+	started bool  // a byte other than white space was seen
+}
+
+func (l *longLine) add(p []byte) {
+	l.n += int64(len(p))
+	if !l.started {
+		t := bytes.TrimLeftFunc(p, unicode.IsSpace)
+		l.lead += int64(len(p) - len(t))
+		if len(t) == 0 {
+			return
+		}
+		l.started = true
+		p = t
+	}
+	if room := 2*MaxURLLength - len(l.kept); room > 0 {
+		l.kept = append(l.kept, p[:min(room, len(p))]...)
+	}
+	if t := bytes.TrimRightFunc(p, unicode.IsSpace); len(t) == 0 {
+		l.trail += int64(len(p))
+	} else {
+		l.trail = int64(len(p) - len(t))
+	}
+}
+
+// take returns the line's start and its size without the white space at
+// either end, and makes l ready for the next line.
+func (l *longLine) take() (string, int64) {
+	text, size := string(l.kept), l.n-l.lead-l.trail
+	*l = longLine{kept: l.kept[:0]}
+	return text, size
+}
+
+func makeJob(input string, line int64, text string, size int64, opts ReadOptions) (Job, bool, error) {
+	u, raw, skip, err := parseLine(text, size)
 	if skip {
 		return Job{}, false, nil
 	}

@@ -341,3 +341,49 @@ func TestReadJobsStripsBOM(t *testing.T) {
 		}
 	}
 }
+
+// TestReadJobsLongLineLength checks that the reason for an over-long line
+// gives the line's own length, however far past the reader's buffer it runs,
+// counted as a short line's is: without the white space at either end or the
+// marks before a first line. A short URL among white space that runs past
+// the buffer is read whole.
+func TestReadJobsLongLineLength(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		line string
+		want int
+	}{
+		{name: "under the buffer", line: "http://h/?q=" + strings.Repeat("a", 20000), want: 20012},
+		{name: "past the buffer", line: "http://h/?q=" + strings.Repeat("a", 70000), want: 70012},
+		{name: "a megabyte", line: "http://h/?q=" + strings.Repeat("a", 1<<20), want: 12 + 1<<20},
+		{name: "white space at both ends", line: strings.Repeat(" ", 100) + "http://h/?q=" + strings.Repeat("a", 200000) + strings.Repeat(" \t", 70000) + "\r", want: 200012},
+		{name: "white space inside", line: "http://h/?q=" + strings.Repeat("a", 65000) + strings.Repeat(" ", 70000) + "b", want: 135013},
+		{name: "leading white space past the buffer", line: strings.Repeat(" ", 100000) + "http://h/?q=" + strings.Repeat("a", 9000), want: 9012},
+		{name: "byte-order mark", line: "\ufeffhttp://h/?q=" + strings.Repeat("a", 100000), want: 100012},
+		{name: "a short URL in white space past the buffer", line: strings.Repeat(" ", 100000) + "http://h/a" + strings.Repeat(" ", 100000), want: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			input := tt.line + "\nhttp://h/next\n"
+			jobs := readAll(t, []Input{{Name: "list.txt", R: strings.NewReader(input)}}, ReadOptions{})
+			if tt.want == 0 {
+				if len(jobs) != 2 || jobs[0].Err != nil || jobs[0].URL != "http://h/a" {
+					t.Fatalf("got %+v, want line 1 to be http://h/a", jobs)
+				}
+				return
+			}
+			if len(jobs) != 2 || jobs[0].Err == nil || jobs[1].Line != 2 {
+				t.Fatalf("got %d jobs (%+v), want the long line invalid and line 2 after it", len(jobs), jobs)
+			}
+			want := fmt.Sprintf("line is %d bytes, longer than the %d-byte limit", tt.want, MaxURLLength)
+			if got := jobs[0].Err.Error(); got != want {
+				t.Errorf("reason %q, want %q", got, want)
+			}
+			if len(jobs[0].URL) > 1100 {
+				t.Errorf("record URL is %d bytes, want it cut short", len(jobs[0].URL))
+			}
+		})
+	}
+}

@@ -228,8 +228,8 @@ func (d *dispatcher) endCoolingWaits(now time.Time) {
 		switch e.kind {
 		case wakeTask:
 			t := e.task
-			if n := len(t.history); n > 0 {
-				t.history[n-1].WaitMS -= ms(e.at.Sub(now))
+			if n := len(t.history); n > 0 && t.history[n-1].WaitMS != nil {
+				*t.history[n-1].WaitMS -= ms(e.at.Sub(now))
 			}
 			t.host.waiting--
 			t.host.pushFront(t)

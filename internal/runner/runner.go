@@ -64,8 +64,11 @@ type Options struct {
 	Body    []byte      // request body, nil for none
 	Timeout time.Duration
 	MaxBody int64 // body bytes read; more is body_too_large; 0 is no limit
-	Hash    bool
-	SaveDir string // write each body to a file here when set
+	// MaxBodyText is MaxBody as the user wrote it (2MiB), for the message;
+	// "" gives it in bytes.
+	MaxBodyText string
+	Hash        bool
+	SaveDir     string // write each body to a file here when set
 	// saveFile creates a temporary body file; tests replace it.
 	saveFile func(dir, pattern string) (bodyFile, error)
 	// clock is the dispatcher's; tests replace it.

@@ -332,7 +332,7 @@ func TestRunRetriesFreeTheirSlots(t *testing.T) {
 	err := Run(context.Background(), opts, jobs, func(r *report.Record) error {
 		order = append(order, r.URL)
 		if strings.HasPrefix(r.URL, flaky.URL) {
-			if !r.OK || r.Attempts != 2 || len(r.History) != 2 || r.History[0].Status != 503 || r.History[0].RetryAfter != 1 {
+			if !r.OK || r.Attempts != 2 || len(r.History) != 2 || r.History[0].Status != 503 || r.History[0].RetryAfter == nil || *r.History[0].RetryAfter != 1 {
 				t.Errorf("flaky record: %+v history %+v", r, r.History)
 			}
 			if r.DurationMS < 1000 {
@@ -470,5 +470,57 @@ func TestRunWithoutARoute(t *testing.T) {
 	err := Run(context.Background(), Options{Limit: 1, PerHost: 1}, jobs, func(*report.Record) error { return nil })
 	if err == nil || err.Error() != "no route" {
 		t.Errorf("err = %v, want \"no route\", with no package prefix", err)
+	}
+}
+
+// TestHistoryWaits: each attempt but the last says how long the next one
+// waited, a wait of none included; retry_after is there whenever the server
+// sent Retry-After, 0 included, and never otherwise.
+func TestHistoryWaits(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		retryAfter string // "" sends none
+		wantRA     *float64
+	}{
+		{name: "Retry-After 0", retryAfter: "0", wantRA: new(0.0)},
+		{name: "no Retry-After", retryAfter: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var calls atomic.Int64
+			srv := newTestServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
+				if calls.Add(1) == 1 {
+					if tt.retryAfter != "" {
+						w.Header().Set("Retry-After", tt.retryAfter)
+					}
+					w.WriteHeader(429)
+					return
+				}
+				io.WriteString(w, "ok")
+			})
+			opts := Options{Limit: 1, PerHost: 1, Retries: 1, RetryOn: mustRetryOn(t, "429"), Backoff: time.Millisecond, BackoffMax: time.Millisecond}
+			recs, err := runJobs(t, context.Background(), opts, []string{srv.URL + "/"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := recs[0].History
+			if !recs[0].OK || len(h) != 2 {
+				t.Fatalf("record %+v, history %+v; want ok after two attempts", recs[0], h)
+			}
+			if h[0].WaitMS == nil || *h[0].WaitMS < 0 || *h[0].WaitMS > 1 {
+				t.Errorf("first attempt's wait_ms %v, want 0 to 1", h[0].WaitMS)
+			}
+			if tt.wantRA == nil && h[0].RetryAfter != nil || tt.wantRA != nil && (h[0].RetryAfter == nil || *h[0].RetryAfter != *tt.wantRA) {
+				t.Errorf("first attempt's retry_after %v, want %v", h[0].RetryAfter, tt.wantRA)
+			}
+			if tt.wantRA != nil && *h[0].WaitMS != 0 {
+				t.Errorf("wait_ms %v after Retry-After: 0, want 0", *h[0].WaitMS)
+			}
+			if h[1].WaitMS != nil || h[1].RetryAfter != nil {
+				t.Errorf("last attempt %+v, want no wait_ms or retry_after", h[1])
+			}
+		})
 	}
 }

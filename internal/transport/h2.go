@@ -48,14 +48,15 @@ func IsHTTP2(c net.Conn) bool {
 	return h2
 }
 
-// HeadError is an HTTP/2 response head over Options.MaxHeaderBytes, or one
-// that net/http refused, as a connection or stream error whose code alone
-// says little: a header list over h2HeadLimit, a single field longer than
-// that (a COMPRESSION_ERROR, since HPACK decoding stops at the limit), a
-// frame of the head far beyond it (a PROTOCOL_ERROR), or a head that does
-// not decode. net/http keeps the cause of a COMPRESSION_ERROR or PROTOCOL_ERROR
-// to itself, so the message gives both the limit and the other cause. Its
-// ErrorKind method returns "protocol".
+// HeadError is a response head over Options.MaxHeaderBytes (HTTP/1 or
+// HTTP/2), or an HTTP/2 head that net/http refused, as a connection or
+// stream error whose code alone says little: a header list over
+// h2HeadLimit, a single field longer than that (a COMPRESSION_ERROR, since
+// HPACK decoding stops at the limit), a frame of the head far beyond it (a
+// PROTOCOL_ERROR), or a head that does not decode. net/http keeps the cause
+// of a COMPRESSION_ERROR or PROTOCOL_ERROR to itself, so the message gives
+// both the limit and the other cause. The message names the limit as
+// Options.MaxHeaderText does. Its ErrorKind method returns "protocol".
 type HeadError struct {
 	Limit int64 // the header limit in force
 	Err   error // net/http's error
@@ -66,27 +67,42 @@ func (e *HeadError) Error() string     { return e.msg }
 func (e *HeadError) Unwrap() error     { return e.Err }
 func (e *HeadError) ErrorKind() string { return "protocol" }
 
-// defaultMaxHeaderBytes is net/http's bound on an HTTP/2 header list when
-// MaxResponseHeaderBytes is 0.
+// defaultMaxHeaderBytes is net/http's bound on a response head, over
+// HTTP/1 and HTTP/2, when MaxResponseHeaderBytes is 0.
 const defaultMaxHeaderBytes = 10 << 20
 
-// headError returns err as a *HeadError when it is net/http refusing an
-// HTTP/2 response head, else nil. Its text is fixed in h2_bundle.go: the
+// limitName is how a message names the header limit: text (see
+// Options.MaxHeaderText), or the limit in bytes when text is "".
+func limitName(limit int64, text string) string {
+	if text != "" {
+		return text
+	}
+	return fmt.Sprintf("the limit of %d bytes", limit)
+}
+
+// headError returns err as a *HeadError when it is net/http refusing a
+// response head for its size, or an HTTP/2 head it could not take, else
+// nil; text names the limit (see [limitName]). Its text is fixed in
+// net/http: over HTTP/1 a head over the limit reads "server response
+// headers exceeded N bytes; aborted" (transport.go); in h2_bundle.go the
 // connection errors print as "connection error: CODE", and a header list
 // over the limit is a stream error whose cause reads "http2: response
 // header list larger than advertised limit".
-func headError(err error, limit int64) *HeadError {
+func headError(err error, limit int64, text string) *HeadError {
 	if limit <= 0 {
 		limit = defaultMaxHeaderBytes
 	}
+	name := limitName(limit, text)
 	var msg string
 	switch text := err.Error(); {
+	case strings.Contains(text, "server response headers exceeded "):
+		msg = "response head over " + name
 	case strings.Contains(text, "response header list larger than advertised limit"):
-		msg = fmt.Sprintf("HTTP/2 response header list over the limit of %d bytes", limit)
+		msg = "HTTP/2 response header list over " + name
 	case strings.HasSuffix(text, "connection error: COMPRESSION_ERROR"):
-		msg = fmt.Sprintf("HTTP/2 response head does not decode (COMPRESSION_ERROR): a header field over the limit of %d bytes, or broken header compression", limit)
+		msg = fmt.Sprintf("HTTP/2 response head does not decode (COMPRESSION_ERROR): a header field over %s, or broken header compression", name)
 	case strings.HasSuffix(text, "connection error: PROTOCOL_ERROR"):
-		msg = fmt.Sprintf("HTTP/2 connection error: PROTOCOL_ERROR (a response head frame far over the limit of %d bytes, or frames that break the protocol)", limit)
+		msg = fmt.Sprintf("HTTP/2 connection error: PROTOCOL_ERROR (a response head frame far over %s, or frames that break the protocol)", name)
 	default:
 		return nil
 	}
@@ -129,7 +145,7 @@ func (rt *roundTripper) checkH2Head(resp *http.Response) error {
 	}
 	resp.Body.Close()
 	return &HeadError{Limit: limit, Err: errH2HeadOverLimit,
-		msg: fmt.Sprintf("HTTP/2 response header list over the limit of %d bytes", limit)}
+		msg: "HTTP/2 response header list over " + limitName(limit, rt.maxHeaderText)}
 }
 
 // errH2HeadOverLimit is what a *HeadError from checkH2Head wraps.

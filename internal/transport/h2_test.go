@@ -375,27 +375,36 @@ func TestWriteBehindOnlyOnHTTP2(t *testing.T) {
 	}
 }
 
-// TestHeadError: the errors net/http gives for an HTTP/2 response head it
-// refuses become a *HeadError of kind protocol that names the limit in
-// force; other errors are left as they are.
+// TestHeadError: the errors net/http gives for a response head it refuses
+// for its size (HTTP/1 or HTTP/2) or for its HTTP/2 encoding become a
+// *HeadError of kind protocol that names the limit in force, as
+// Options.MaxHeaderText words it when set; other errors are left as they
+// are.
 func TestHeadError(t *testing.T) {
 	t.Parallel()
+	const h1 = "net/http: HTTP/1.x transport connection broken: net/http: server response headers exceeded 4096 bytes; aborted"
 	tests := []struct {
 		name  string
 		err   error
 		limit int64
+		text  string
 		want  string // in the message; "" is no HeadError
 	}{
-		{"field over the limit", errors.New("connection error: COMPRESSION_ERROR"), 4096, "over the limit of 4096 bytes"},
-		{"list over the limit", errors.New("stream error: stream ID 1; PROTOCOL_ERROR; http2: response header list larger than advertised limit"), 4096, "header list over the limit of 4096 bytes"},
-		{"frame far over the limit", errors.New("connection error: PROTOCOL_ERROR"), 4096, "4096"},
-		{"net/http's default limit", errors.New("connection error: COMPRESSION_ERROR"), 0, "10485760"},
-		{"stream reset by the server", errors.New("stream error: stream ID 1; INTERNAL_ERROR; received from peer"), 4096, ""},
-		{"connection reset", fmt.Errorf("read: %w", syscall.ECONNRESET), 4096, ""},
+		{"field over the limit", errors.New("connection error: COMPRESSION_ERROR"), 4096, "", "over the limit of 4096 bytes"},
+		{"list over the limit", errors.New("stream error: stream ID 1; PROTOCOL_ERROR; http2: response header list larger than advertised limit"), 4096, "", "header list over the limit of 4096 bytes"},
+		{"frame far over the limit", errors.New("connection error: PROTOCOL_ERROR"), 4096, "", "4096"},
+		{"net/http's default limit", errors.New("connection error: COMPRESSION_ERROR"), 0, "", "10485760"},
+		{"HTTP/1 head over the limit", errors.New(h1), 4096, "", "response head over the limit of 4096 bytes"},
+		{"field over the limit, named", errors.New("connection error: COMPRESSION_ERROR"), 4096, "--max-header-size 4KiB", "a header field over --max-header-size 4KiB,"},
+		{"list over the limit, named", errors.New("stream error: stream ID 1; PROTOCOL_ERROR; http2: response header list larger than advertised limit"), 4096, "--max-header-size 4KiB", "HTTP/2 response header list over --max-header-size 4KiB"},
+		{"frame far over the limit, named", errors.New("connection error: PROTOCOL_ERROR"), 4096, "--max-header-size 4KiB", "far over --max-header-size 4KiB,"},
+		{"HTTP/1 head over the limit, named", errors.New(h1), 4096, "--max-header-size 4KiB", "response head over --max-header-size 4KiB"},
+		{"stream reset by the server", errors.New("stream error: stream ID 1; INTERNAL_ERROR; received from peer"), 4096, "", ""},
+		{"connection reset", fmt.Errorf("read: %w", syscall.ECONNRESET), 4096, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			he := headError(tt.err, tt.limit)
+			he := headError(tt.err, tt.limit, tt.text)
 			if tt.want == "" {
 				if he != nil {
 					t.Fatalf("headError(%v) = %v, want none", tt.err, he)

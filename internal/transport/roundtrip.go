@@ -17,12 +17,14 @@ import (
 // roundTripper sits in front of the *http.Transport. Per request it picks the
 // proxy, tells the dialer about it through the context, watches which
 // connection the request gets (to count requests per connection and to end
-// the connect deadline), turns failures at the proxy into *ProxyError and an
-// HTTP/2 response head that net/http refused into *HeadError.
+// the connect deadline), turns failures at the proxy into *ProxyError and a
+// response head that net/http refused for its size, or over HTTP/2, into
+// *HeadError.
 type roundTripper struct {
 	base            *http.Transport
 	h2              *http.Transport                  // runs the HTTP/2 connections, or nil
 	maxHeaderBytes  int64                            // Options.MaxHeaderBytes, for HeadError
+	maxHeaderText   string                           // Options.MaxHeaderText, for HeadError
 	proxyFor        func(*url.URL) (*url.URL, error) // nil: never a proxy
 	proxyName       string                           // Options.ProxyName
 	maxConnRequests int
@@ -86,7 +88,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if p == nil && rt.maxConnRequests <= 0 {
 		resp, err := rt.base.RoundTrip(req)
 		if err != nil {
-			if he := headError(err, rt.maxHeaderBytes); he != nil {
+			if he := headError(err, rt.maxHeaderBytes, rt.maxHeaderText); he != nil {
 				return nil, he
 			}
 			return nil, err
@@ -166,7 +168,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := rt.base.RoundTrip(r2)
 	if err != nil {
-		if he := headError(err, rt.maxHeaderBytes); he != nil {
+		if he := headError(err, rt.maxHeaderBytes, rt.maxHeaderText); he != nil {
 			return nil, he
 		}
 		if st.proxy != nil {

@@ -65,6 +65,10 @@ type Options struct {
 	// or an HTTP/2 header list); a longer one fails the request. 0 is
 	// net/http's default of 10 MiB.
 	MaxHeaderBytes int64
+	// MaxHeaderText is how messages about a head over MaxHeaderBytes name
+	// the limit, as the user knows it ("--max-header-size 4KiB"); "" names
+	// it in bytes ("the limit of 4096 bytes").
+	MaxHeaderText string
 	// MaxRedirects is how many redirects are followed; 0 follows none and
 	// returns the 3xx response itself (with a Location that does not parse
 	// removed, so that it comes back all the same). A response that would
@@ -340,6 +344,7 @@ func newClient(opts Options) (*http.Client, error) {
 		base:            tr,
 		h2:              h2tr,
 		maxHeaderBytes:  opts.MaxHeaderBytes,
+		maxHeaderText:   opts.MaxHeaderText,
 		proxyFor:        proxyFor,
 		maxConnRequests: opts.MaxConnRequests,
 		proxyName:       opts.ProxyName,
