@@ -6,10 +6,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fetchctl/fetchctl/internal/target"
 	"github.com/fetchctl/fetchctl/internal/testnet"
@@ -20,7 +22,11 @@ import (
 type byteRelay struct {
 	ln    net.Listener
 	bytes atomic.Int64
+	conns atomic.Int64
 	wg    sync.WaitGroup
+	// setup, when set, is how long a new connection takes to reach
+	// upstream: a gateway a round trip or more away.
+	setup time.Duration
 }
 
 func startByteRelay(t *testing.T, upstream string) *byteRelay {
@@ -49,6 +55,10 @@ func startByteRelay(t *testing.T, upstream string) *byteRelay {
 func (r *byteRelay) relay(c net.Conn, upstream string) {
 	defer r.wg.Done()
 	defer c.Close()
+	r.conns.Add(1)
+	if r.setup > 0 {
+		time.Sleep(r.setup) // the latency of a far gateway, not a wait for anything
+	}
 	up, err := net.Dial("tcp", upstream)
 	if err != nil {
 		return
@@ -173,5 +183,91 @@ func TestHeldConnectCountsWhenTheAttemptTimesOut(t *testing.T) {
 	}
 	if len(sum.ByProxy) != 1 || sum.ByProxy[0].BytesOut != want || sum.ByProxy[0].BytesIn != 0 {
 		t.Errorf("by_proxy %+v, want the proxy with %d bytes out", sum.ByProxy, want)
+	}
+}
+
+// TestTunnelsThroughASlowProxy: with a proxy whose connections take longer
+// to set up than a request takes to answer, https hosts over HTTP/1.1 get
+// at most --per-host tunnels each, and every byte the proxy carried is in
+// the summary's totals and by_proxy, whether the tunnel carried a request
+// or not, through an HTTP proxy (CONNECT) and through SOCKS5, and with
+// --session, where each session opens its own tunnels.
+func TestTunnelsThroughASlowProxy(t *testing.T) {
+	t.Parallel()
+	const hosts, perHost, n = 2, 2, 24
+	secure, err := target.Start(target.Options{Hosts: hosts, BodySize: 1024, TLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(secure.Close)
+	var urls strings.Builder
+	for i := range n {
+		fmt.Fprintln(&urls, secure.URL(i%hosts, fmt.Sprintf("/?key=%d", i)))
+	}
+	for _, tc := range []struct {
+		name     string
+		scheme   string
+		session  []string
+		maxConns int64 // 0: not checked
+	}{
+		{name: "connect", scheme: "http", maxConns: hosts * perHost},
+		{name: "socks5", scheme: "socks5", maxConns: hosts * perHost},
+		{name: "connect-session", scheme: "http", session: []string{"--session", "7"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var upstream, user string
+			switch tc.scheme {
+			case "http":
+				upstream, user = newForwardProxy(t, "", "").hostPort(), "c-{session}:pw"
+				if tc.session == nil {
+					user = "u:pw"
+				}
+			case "socks5":
+				if _, err := target.ProxyPath("microsocks"); err != nil && os.Getenv("CI") == "" {
+					t.Skip(err)
+				}
+				d, err := target.StartMicrosocks("u", "pw")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(d.Stop)
+				upstream, user = d.Addr, "u:pw"
+			}
+			relay := startByteRelay(t, upstream)
+			relay.setup = 150 * time.Millisecond
+			dir := t.TempDir()
+			for name, text := range map[string]string{"ca.pem": string(secure.CertPEM()), "urls.txt": urls.String()} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			gw := tc.scheme + "://" + user + "@" + relay.ln.Addr().String()
+			args := append([]string{"run", "-q", "--cacert", "ca.pem", "--proxy", gw, "--per-host", strconv.Itoa(perHost),
+				"-o", "out.ndjson", "--summary", "sum.json", "urls.txt"}, tc.session...)
+			res := runFetchctl(t, dir, nil, args...)
+			if res.code != 0 {
+				t.Fatalf("exit %d: %s", res.code, res.stderr)
+			}
+			billed := relay.wait()
+			conns := relay.conns.Load()
+			if tc.maxConns > 0 && conns > tc.maxConns {
+				t.Errorf("%d tunnels for %d hosts at --per-host %d, want at most %d", conns, hosts, perHost, tc.maxConns)
+			}
+			recs := readRecords(t, filepath.Join(dir, "out.ndjson"))
+			if len(recs) != n {
+				t.Fatalf("%d records, want %d", len(recs), n)
+			}
+			sum := readSummary(t, filepath.Join(dir, "sum.json"))
+			total := sum.BytesOut + sum.BytesIn
+			if len(sum.ByProxy) != 1 || sum.ByProxy[0].BytesOut != sum.BytesOut || sum.ByProxy[0].BytesIn != sum.BytesIn {
+				t.Errorf("by_proxy %+v, want the one proxy with the totals' %d out and %d in", sum.ByProxy, sum.BytesOut, sum.BytesIn)
+			}
+			// What the relay may see beyond the totals is each
+			// connection's TLS close.
+			if billed < total || billed > total+conns*64 {
+				t.Errorf("the totals count %d bytes over %d connections, the proxy carried %d", total, conns, billed)
+			}
+		})
 	}
 }

@@ -21,6 +21,7 @@ import (
 // HTTP/2 response head that net/http refused into *HeadError.
 type roundTripper struct {
 	base            *http.Transport
+	fwd             *http.Transport                  // plain-http requests forwarded by an HTTP(S) proxy; may be base
 	h2              *http.Transport                  // runs the HTTP/2 connections, or nil
 	maxHeaderBytes  int64                            // Options.MaxHeaderBytes, for HeadError
 	proxyFor        func(*url.URL) (*url.URL, error) // nil: never a proxy
@@ -164,7 +165,11 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if hdr != nil {
 		r2.Header = hdr
 	}
-	resp, err := rt.base.RoundTrip(r2)
+	tr := rt.base
+	if p != nil && !isSOCKS(p) && req.URL.Scheme == "http" {
+		tr = rt.fwd
+	}
+	resp, err := tr.RoundTrip(r2)
 	if err != nil {
 		if he := headError(err, rt.maxHeaderBytes); he != nil {
 			return nil, he
@@ -246,6 +251,9 @@ func (rt *roundTripper) gotConn(info httptrace.GotConnInfo, hdr http.Header, ori
 // CloseIdleConnections closes the connections that carry no request.
 func (rt *roundTripper) CloseIdleConnections() {
 	rt.base.CloseIdleConnections()
+	if rt.fwd != rt.base {
+		rt.fwd.CloseIdleConnections()
+	}
 	if rt.h2 != nil {
 		rt.h2.CloseIdleConnections()
 	}
