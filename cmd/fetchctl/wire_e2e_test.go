@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -269,5 +270,58 @@ func TestTunnelsThroughASlowProxy(t *testing.T) {
 				t.Errorf("the totals count %d bytes over %d connections, the proxy carried %d", total, conns, billed)
 			}
 		})
+	}
+}
+
+// TestBudgetCountsEveryTunnel: with a session for every URL, each URL
+// listed several times, to https hosts over HTTP/1.1, through a proxy
+// slower to set up a connection than a request takes, --budget stops the
+// run, and the bytes
+// its message says were spent are the summary's totals and by_proxy: every
+// tunnel's, whether a request took it or not, and no fewer than the budget.
+// The proxy carried those bytes, and at most what each connection had on
+// its way in when the run stopped beyond them.
+func TestBudgetCountsEveryTunnel(t *testing.T) {
+	t.Parallel()
+	const n, budget = 80, 20000
+	secure, err := target.Start(target.Options{Hosts: 2, BodySize: 1024, TLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(secure.Close)
+	var urls strings.Builder
+	for i := range n {
+		fmt.Fprintln(&urls, secure.URL(i%2, fmt.Sprintf("/?key=%d", i%10)))
+	}
+	relay := startByteRelay(t, newForwardProxy(t, "", "").hostPort())
+	relay.setup = 150 * time.Millisecond
+	dir := t.TempDir()
+	for name, text := range map[string]string{"ca.pem": string(secure.CertPEM()), "urls.txt": urls.String()} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gw := "http://c-{session}:pw@" + relay.ln.Addr().String()
+	res := runFetchctl(t, dir, nil, "run", "-q", "--cacert", "ca.pem", "--proxy", gw, "--session", "url", "--per-host", "4",
+		"--budget", "20KB", "-o", "out.ndjson", "--summary", "sum.json", "urls.txt")
+	m := regexp.MustCompile(`--budget of 20KB through proxies reached \((\d+) bytes spent\)`).FindStringSubmatch(res.stderr)
+	if res.code != 1 || m == nil {
+		t.Fatalf("exit %d, stderr %q; want 1 and the budget's message", res.code, res.stderr)
+	}
+	spent, _ := strconv.ParseInt(m[1], 10, 64)
+	billed := relay.wait()
+	conns := relay.conns.Load()
+	if spent < budget {
+		t.Errorf("%d bytes spent for a budget of %d: the meter stops at the budget, not before", spent, budget)
+	}
+	sum := readSummary(t, filepath.Join(dir, "sum.json"))
+	if sum.BytesOut+sum.BytesIn != spent {
+		t.Errorf("summary counts %d+%d bytes through proxies, the message %d spent", sum.BytesOut, sum.BytesIn, spent)
+	}
+	if len(sum.ByProxy) != 1 || sum.ByProxy[0].BytesOut+sum.ByProxy[0].BytesIn != spent {
+		t.Errorf("by_proxy %+v, want the one proxy with the %d bytes spent", sum.ByProxy, spent)
+	}
+	if billed < spent || billed > spent+conns*4096 {
+		t.Errorf("%d bytes spent, the proxy carried %d over %d connections", spent, billed, conns)
 	}
 }
