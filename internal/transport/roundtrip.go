@@ -134,6 +134,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 
 	ctx := context.WithValue(req.Context(), stateKey{}, st)
+	wireTo, _ := observerFrom(ctx).(WireObserver)
 	if rt.maxConnRequests > 0 && hdr == nil {
 		// The request may get "Connection: close"; the caller's header map
 		// must stay untouched.
@@ -155,6 +156,9 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		},
 		GotConn: func(info httptrace.GotConnInfo) {
 			st.gotConn.Store(true)
+			if tc := trackedOf(info.Conn); tc != nil && !IsHTTP2(info.Conn) {
+				tc.takeWire(wireTo)
+			}
 			if st.gateKey != "" {
 				rt.tunnels.conn(st.gateKey, info.Conn, st.probe)
 			}
