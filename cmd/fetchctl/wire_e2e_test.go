@@ -6,10 +6,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fetchctl/fetchctl/internal/target"
 	"github.com/fetchctl/fetchctl/internal/testnet"
@@ -20,7 +23,11 @@ import (
 type byteRelay struct {
 	ln    net.Listener
 	bytes atomic.Int64
+	conns atomic.Int64
 	wg    sync.WaitGroup
+	// setup, when set, is how long a new connection takes to reach
+	// upstream: a gateway a round trip or more away.
+	setup time.Duration
 }
 
 func startByteRelay(t *testing.T, upstream string) *byteRelay {
@@ -49,6 +56,10 @@ func startByteRelay(t *testing.T, upstream string) *byteRelay {
 func (r *byteRelay) relay(c net.Conn, upstream string) {
 	defer r.wg.Done()
 	defer c.Close()
+	r.conns.Add(1)
+	if r.setup > 0 {
+		time.Sleep(r.setup) // the latency of a far gateway, not a wait for anything
+	}
 	up, err := net.Dial("tcp", upstream)
 	if err != nil {
 		return
@@ -173,5 +184,206 @@ func TestHeldConnectCountsWhenTheAttemptTimesOut(t *testing.T) {
 	}
 	if len(sum.ByProxy) != 1 || sum.ByProxy[0].BytesOut != want || sum.ByProxy[0].BytesIn != 0 {
 		t.Errorf("by_proxy %+v, want the proxy with %d bytes out", sum.ByProxy, want)
+	}
+}
+
+// TestTunnelsThroughASlowProxy: with a proxy whose connections take longer
+// to set up than a request takes to answer, https hosts over HTTP/1.1 get
+// at most --per-host tunnels each, and every byte the proxy carried is in
+// the summary's totals and by_proxy, whether the tunnel carried a request
+// or not, through an HTTP proxy (CONNECT) and through SOCKS5, and with
+// --session, where each session opens its own tunnels.
+func TestTunnelsThroughASlowProxy(t *testing.T) {
+	t.Parallel()
+	const hosts, perHost, n = 2, 2, 24
+	secure, err := target.Start(target.Options{Hosts: hosts, BodySize: 1024, TLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(secure.Close)
+	var urls strings.Builder
+	for i := range n {
+		fmt.Fprintln(&urls, secure.URL(i%hosts, fmt.Sprintf("/?key=%d", i)))
+	}
+	for _, tc := range []struct {
+		name     string
+		scheme   string
+		session  []string
+		maxConns int64 // 0: not checked
+	}{
+		{name: "connect", scheme: "http", maxConns: hosts * perHost},
+		{name: "socks5", scheme: "socks5", maxConns: hosts * perHost},
+		{name: "connect-session", scheme: "http", session: []string{"--session", "7"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var upstream, user string
+			switch tc.scheme {
+			case "http":
+				upstream, user = newForwardProxy(t, "", "").hostPort(), "c-{session}:pw"
+				if tc.session == nil {
+					user = "u:pw"
+				}
+			case "socks5":
+				if _, err := target.ProxyPath("microsocks"); err != nil && os.Getenv("CI") == "" {
+					t.Skip(err)
+				}
+				d, err := target.StartMicrosocks("u", "pw")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(d.Stop)
+				upstream, user = d.Addr, "u:pw"
+			}
+			relay := startByteRelay(t, upstream)
+			relay.setup = 150 * time.Millisecond
+			dir := t.TempDir()
+			for name, text := range map[string]string{"ca.pem": string(secure.CertPEM()), "urls.txt": urls.String()} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			gw := tc.scheme + "://" + user + "@" + relay.ln.Addr().String()
+			args := append([]string{"run", "-q", "--cacert", "ca.pem", "--proxy", gw, "--per-host", strconv.Itoa(perHost),
+				"-o", "out.ndjson", "--summary", "sum.json", "urls.txt"}, tc.session...)
+			res := runFetchctl(t, dir, nil, args...)
+			if res.code != 0 {
+				t.Fatalf("exit %d: %s", res.code, res.stderr)
+			}
+			billed := relay.wait()
+			conns := relay.conns.Load()
+			if tc.maxConns > 0 && conns > tc.maxConns {
+				t.Errorf("%d tunnels for %d hosts at --per-host %d, want at most %d", conns, hosts, perHost, tc.maxConns)
+			}
+			recs := readRecords(t, filepath.Join(dir, "out.ndjson"))
+			if len(recs) != n {
+				t.Fatalf("%d records, want %d", len(recs), n)
+			}
+			sum := readSummary(t, filepath.Join(dir, "sum.json"))
+			total := sum.BytesOut + sum.BytesIn
+			if len(sum.ByProxy) != 1 || sum.ByProxy[0].BytesOut != sum.BytesOut || sum.ByProxy[0].BytesIn != sum.BytesIn {
+				t.Errorf("by_proxy %+v, want the one proxy with the totals' %d out and %d in", sum.ByProxy, sum.BytesOut, sum.BytesIn)
+			}
+			// What the relay may see beyond the totals is each
+			// connection's TLS close.
+			if billed < total || billed > total+conns*64 {
+				t.Errorf("the totals count %d bytes over %d connections, the proxy carried %d", total, conns, billed)
+			}
+		})
+	}
+}
+
+// TestBudgetCountsEveryTunnel: with a session for every URL, each URL
+// listed several times, to https hosts over HTTP/1.1, through a proxy
+// slower to set up a connection than a request takes, --budget stops the
+// run, and the bytes
+// its message says were spent are the summary's totals and by_proxy: every
+// tunnel's, whether a request took it or not, and no fewer than the budget.
+// The proxy carried those bytes, and at most what each connection had on
+// its way in when the run stopped beyond them.
+func TestBudgetCountsEveryTunnel(t *testing.T) {
+	t.Parallel()
+	const n, budget = 80, 20000
+	secure, err := target.Start(target.Options{Hosts: 2, BodySize: 1024, TLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(secure.Close)
+	var urls strings.Builder
+	for i := range n {
+		fmt.Fprintln(&urls, secure.URL(i%2, fmt.Sprintf("/?key=%d", i%10)))
+	}
+	relay := startByteRelay(t, newForwardProxy(t, "", "").hostPort())
+	relay.setup = 150 * time.Millisecond
+	dir := t.TempDir()
+	for name, text := range map[string]string{"ca.pem": string(secure.CertPEM()), "urls.txt": urls.String()} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gw := "http://c-{session}:pw@" + relay.ln.Addr().String()
+	res := runFetchctl(t, dir, nil, "run", "-q", "--cacert", "ca.pem", "--proxy", gw, "--session", "url", "--per-host", "4",
+		"--budget", "20KB", "-o", "out.ndjson", "--summary", "sum.json", "urls.txt")
+	m := regexp.MustCompile(`--budget of 20KB through proxies reached \((\d+) bytes spent\)`).FindStringSubmatch(res.stderr)
+	if res.code != 1 || m == nil {
+		t.Fatalf("exit %d, stderr %q; want 1 and the budget's message", res.code, res.stderr)
+	}
+	spent, _ := strconv.ParseInt(m[1], 10, 64)
+	billed := relay.wait()
+	conns := relay.conns.Load()
+	if spent < budget {
+		t.Errorf("%d bytes spent for a budget of %d: the meter stops at the budget, not before", spent, budget)
+	}
+	sum := readSummary(t, filepath.Join(dir, "sum.json"))
+	if sum.BytesOut+sum.BytesIn != spent {
+		t.Errorf("summary counts %d+%d bytes through proxies, the message %d spent", sum.BytesOut, sum.BytesIn, spent)
+	}
+	if len(sum.ByProxy) != 1 || sum.ByProxy[0].BytesOut+sum.ByProxy[0].BytesIn != spent {
+		t.Errorf("by_proxy %+v, want the one proxy with the %d bytes spent", sum.ByProxy, spent)
+	}
+	if billed < spent || billed > spent+conns*4096 {
+		t.Errorf("%d bytes spent, the proxy carried %d over %d connections", spent, billed, conns)
+	}
+}
+
+// TestHTTP1RecordsCarryTheirOwnBytes: through tinyproxy, which closes its
+// connection to the client after each forwarded response without saying
+// so, a request often takes a connection from the pool that is about to
+// close and goes again on a new one. Every record still carries the bytes
+// of its own exchange: none is left without them and none holds another's
+// (before, the request that went again took those of the request before
+// it on the closing connection, when that one had not taken them yet).
+func TestHTTP1RecordsCarryTheirOwnBytes(t *testing.T) {
+	t.Parallel()
+	if _, err := target.ProxyPath("tinyproxy"); err != nil && os.Getenv("CI") == "" {
+		t.Skip(err)
+	}
+	srv, err := target.Start(target.Options{Hosts: 4, Latency: 20 * time.Millisecond, BodySize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	d, err := target.StartTinyproxy(dir, target.TinyproxyOptions{User: "user", Pass: "pass"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Stop)
+	const n = 200
+	var urls strings.Builder
+	for i := range n {
+		fmt.Fprintln(&urls, srv.URL(i%4, fmt.Sprintf("/?key=%03d", i)))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "urls.txt"), []byte(urls.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := runFetchctl(t, dir, nil, "run", "-q", "--proxy", "http://user:pass@"+d.Addr, "--limit", "20", "--per-host", "5",
+		"-o", "out.ndjson", "--summary", "sum.json", "urls.txt")
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	recs := readRecords(t, filepath.Join(dir, "out.ndjson"))
+	if len(recs) != n {
+		t.Fatalf("%d records, want %d", len(recs), n)
+	}
+	// Every exchange is the same but for the date, and the request line's
+	// key has a fixed width: the bytes of any two differ by a few at most.
+	// A request that net/http wrote to a connection the proxy had closed,
+	// then again on a new one, sent its bytes twice.
+	first := recs[0]
+	near := func(v, want int64) bool { return v >= want-16 && v <= want+16 }
+	var out, in int64
+	for _, r := range recs {
+		if !r.OK || r.BytesIn < 1024 || !near(r.BytesIn, first.BytesIn) ||
+			!near(r.BytesOut, first.BytesOut) && !near(r.BytesOut, 2*first.BytesOut) {
+			t.Errorf("%s: bytes_out %d, bytes_in %d; %s has %d and %d: want each its own exchange's",
+				r.URL, r.BytesOut, r.BytesIn, first.URL, first.BytesOut, first.BytesIn)
+		}
+		out += r.BytesOut
+		in += r.BytesIn
+	}
+	sum := readSummary(t, filepath.Join(dir, "sum.json"))
+	if sum.BytesOut != out || sum.BytesIn != in {
+		t.Errorf("summary counts %d out and %d in, the records %d and %d", sum.BytesOut, sum.BytesIn, out, in)
 	}
 }

@@ -240,12 +240,14 @@ func proxyName(p *url.URL) string {
 // proxied adapts transport options to a client whose requests go through a
 // proxy. Plain-http requests through an HTTP proxy share the connections to
 // the proxy whatever their target, and net/http counts those as one host:
-// its per-host cap must be the route's whole limit (perRoute, what the
-// dispatcher lets through one proxy), or a proxy would carry only
-// --per-host requests at once. The dispatcher still holds --per-host for
-// each target, over all proxies.
+// their cap must be the route's whole limit (perRoute, what the dispatcher
+// lets through one proxy), or a proxy would carry only --per-host requests
+// at once. The tunnels to an https target stay within --per-host: a higher
+// cap would let net/http dial a tunnel for a request that then takes one
+// coming free, and leave the new one unused. The dispatcher still holds
+// --per-host for each target, over all proxies.
 func proxied(o transport.Options, perRoute int) transport.Options {
-	o.PerHost = max(o.PerHost, perRoute)
+	o.PerProxy = max(o.PerHost, perRoute)
 	return o
 }
 

@@ -65,17 +65,20 @@ func (c *phaseClock) ObserveWire(out, in int64) {
 
 // claimWire returns the bytes the attempt sent and received on the wire.
 // Call it once the attempt is over: bytes reported later go to late.
+//
+// c.mu is never held while claiming from a connection: the transport hands
+// a connection's bytes to c (ObserveWire) while it holds the connection.
 func (c *phaseClock) claimWire() (out, in int64) {
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn != nil {
+		out, in, _ = transport.ClaimWire(conn, c)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.claimed = true
-	out, in = c.wireOut, c.wireIn
-	if c.conn != nil {
-		o, n, _ := transport.ClaimWire(c.conn)
-		out += o
-		in += n
-	}
-	return out, in
+	return out + c.wireOut, in + c.wireIn
 }
 
 // maxUnanswered is how many requests of one attempt may go without an
@@ -123,15 +126,21 @@ func (c *phaseClock) trace(watchWrite bool) *httptrace.ClientTrace {
 				reused = r
 			}
 			h2 := transport.IsHTTP2(i.Conn)
-			c.mark(func() {
-				c.connected(reused, h2)
-				if c.conn != nil && c.conn != i.Conn {
-					o, n, _ := transport.ClaimWire(c.conn)
+			c.mu.Lock()
+			c.connected(reused, h2)
+			prev := c.conn
+			c.conn = i.Conn
+			c.mu.Unlock()
+			if prev != nil && prev != i.Conn {
+				// net/http sends the request again on another connection
+				// (the one it took first was closing), or a redirect goes
+				// elsewhere: what the request spent on the first is its own.
+				o, n, _ := transport.ClaimWire(prev, c)
+				c.mark(func() {
 					c.wireOut += o
 					c.wireIn += n
-				}
-				c.conn = i.Conn
-			})
+				})
+			}
 		},
 		GotFirstResponseByte: func() { t := now(); c.mark(func() { c.firstByte = t; c.answered++ }) },
 		PutIdleConn: func(error) {

@@ -30,6 +30,11 @@ type trackedConn struct {
 	// CONNECT and proxy handshakes included) that no request has claimed
 	// yet (see ClaimWire).
 	out, in atomic.Int64
+	// holderMu guards holder: on a connection that carries one request at
+	// a time (not HTTP/2), the WireObserver of the request that took it
+	// last, which alone claims its bytes (see takeWire).
+	holderMu sync.Mutex
+	holder   WireObserver
 	// gate, once the connection counts as a live HTTP/2 connection in a
 	// tunnelGate, undoes that; gateLeft once it has run or the connection
 	// closed first.
@@ -245,14 +250,46 @@ type WireObserver interface {
 // handshakes included) since the last claim, and resets them: each byte is
 // claimed once. A request claims its connection's bytes when it is done;
 // on an HTTP/2 connection that others share, it may claim some of theirs,
-// but the sum over requests is the connection's. ok is false for a
+// but the sum over requests is the connection's. by is the WireObserver
+// of the claiming request, the one its context carries (see
+// [WithDialObserver]): a connection that carries one request at a time
+// and that a later request has taken since holds nothing for it, since
+// the taking handed it its bytes (see takeWire). ok is false for a
 // connection this package did not dial. Safe for concurrent use.
-func ClaimWire(c net.Conn) (out, in int64, ok bool) {
+func ClaimWire(c net.Conn, by WireObserver) (out, in int64, ok bool) {
 	tc := trackedOf(c)
 	if tc == nil {
 		return 0, 0, false
 	}
+	tc.holderMu.Lock()
+	defer tc.holderMu.Unlock()
+	if tc.holder != nil && tc.holder != by {
+		return 0, 0, true
+	}
 	return tc.out.Swap(0), tc.in.Swap(0), true
+}
+
+// takeWire records that the request whose WireObserver is by takes c, a
+// connection that carries one request at a time. The bytes c carried that
+// the request before it has not claimed are that request's, its exchange
+// being over: they go to its WireObserver now, before by's request writes
+// anything, so that a claim of the earlier request that comes later, or
+// one of by's, cannot take bytes of the other. The bytes of a fresh
+// connection (its dial, CONNECT and handshakes) stay for the first request
+// that takes it.
+func (c *trackedConn) takeWire(by WireObserver) {
+	c.holderMu.Lock()
+	defer c.holderMu.Unlock()
+	prev := c.holder
+	c.holder = by
+	if prev == nil || prev == by {
+		return
+	}
+	if out, in := c.out.Swap(0), c.in.Swap(0); out+in > 0 {
+		// Under holderMu, so that prev's claim waits for these: a
+		// WireObserver must not claim while it is being called.
+		prev.ObserveWire(out, in)
+	}
 }
 
 // connectErr says why a read or write timed out while the connect deadline

@@ -22,6 +22,7 @@ import (
 // *HeadError.
 type roundTripper struct {
 	base            *http.Transport
+	fwd             *http.Transport                  // plain-http requests forwarded by an HTTP(S) proxy; may be base
 	h2              *http.Transport                  // runs the HTTP/2 connections, or nil
 	maxHeaderBytes  int64                            // Options.MaxHeaderBytes, for HeadError
 	maxHeaderText   string                           // Options.MaxHeaderText, for HeadError
@@ -135,6 +136,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 
 	ctx := context.WithValue(req.Context(), stateKey{}, st)
+	wireTo, _ := observerFrom(ctx).(WireObserver)
 	if rt.maxConnRequests > 0 && hdr == nil {
 		// The request may get "Connection: close"; the caller's header map
 		// must stay untouched.
@@ -156,6 +158,9 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		},
 		GotConn: func(info httptrace.GotConnInfo) {
 			st.gotConn.Store(true)
+			if tc := trackedOf(info.Conn); tc != nil && !IsHTTP2(info.Conn) {
+				tc.takeWire(wireTo)
+			}
 			if st.gateKey != "" {
 				rt.tunnels.conn(st.gateKey, info.Conn, st.probe)
 			}
@@ -166,7 +171,11 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if hdr != nil {
 		r2.Header = hdr
 	}
-	resp, err := rt.base.RoundTrip(r2)
+	tr := rt.base
+	if p != nil && !isSOCKS(p) && req.URL.Scheme == "http" {
+		tr = rt.fwd
+	}
+	resp, err := tr.RoundTrip(r2)
 	if err != nil {
 		if he := headError(err, rt.maxHeaderBytes, rt.maxHeaderText); he != nil {
 			return nil, he
@@ -248,6 +257,9 @@ func (rt *roundTripper) gotConn(info httptrace.GotConnInfo, hdr http.Header, ori
 // CloseIdleConnections closes the connections that carry no request.
 func (rt *roundTripper) CloseIdleConnections() {
 	rt.base.CloseIdleConnections()
+	if rt.fwd != rt.base {
+		rt.fwd.CloseIdleConnections()
+	}
 	if rt.h2 != nil {
 		rt.h2.CloseIdleConnections()
 	}

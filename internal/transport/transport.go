@@ -29,8 +29,13 @@ import (
 type Options struct {
 	// PerHost caps connections (idle plus active) to one host; 0 is no cap.
 	// Up to PerHost idle connections are kept per host, so a host that is
-	// busy at the cap does not churn connections.
+	// busy at the cap does not churn connections. Through a proxy it caps
+	// the tunnels (CONNECT or SOCKS5) to one target host.
 	PerHost int
+	// PerProxy caps the connections to an HTTP or HTTPS proxy that carry
+	// forwarded plain-http requests: net/http counts those as one host,
+	// whatever their targets. 0 means PerHost.
+	PerProxy int
 	// MaxIdle caps the idle connections kept for hosts that no request in
 	// flight is using; 0 means PerHost × 64. The pool is never below PerHost.
 	MaxIdle int
@@ -236,6 +241,7 @@ func (o *Options) validate() error {
 		neg  bool
 	}{
 		{"PerHost", o.PerHost < 0},
+		{"PerProxy", o.PerProxy < 0},
 		{"MaxIdle", o.MaxIdle < 0},
 		{"InFlight", o.InFlight < 0},
 		{"IdleBudget", o.IdleBudget < 0},
@@ -340,8 +346,24 @@ func newClient(opts Options) (*http.Client, error) {
 		h2tr = configureHTTP2(tr, opts.MaxHeaderBytes)
 	}
 
+	// Forwarded plain-http requests share the connections to their proxy,
+	// which net/http keys as one host: a transport of their own caps those
+	// at PerProxy, while the tunnels to each target stay within PerHost.
+	// It speaks HTTP/1.1 only: it makes no TLS connection to a target.
+	fwd := tr
+	if proxyFor != nil && opts.PerProxy > 0 && opts.PerProxy != opts.PerHost {
+		fwd = tr.Clone()
+		fwd.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+		fwd.MaxConnsPerHost = opts.PerProxy
+		fwd.MaxIdleConnsPerHost = opts.PerProxy
+		if fwd.MaxIdleConns > 0 {
+			fwd.MaxIdleConns = max(fwd.MaxIdleConns, opts.PerProxy)
+		}
+	}
+
 	rt := &roundTripper{
 		base:            tr,
+		fwd:             fwd,
 		h2:              h2tr,
 		maxHeaderBytes:  opts.MaxHeaderBytes,
 		maxHeaderText:   opts.MaxHeaderText,

@@ -203,6 +203,27 @@ func TestNewSetsTransportFields(t *testing.T) {
 	}
 }
 
+// TestPerProxyCapsForwardedConnections: through an HTTP proxy, the
+// connections that carry forwarded plain-http requests (one host to
+// net/http) are capped at PerProxy, and the tunnels to each https target at
+// PerHost, so that a request that finds every tunnel busy waits for one
+// rather than dialling another.
+func TestPerProxyCapsForwardedConnections(t *testing.T) {
+	t.Parallel()
+	proxy := &url.URL{Scheme: "http", Host: "127.0.0.1:1"}
+	c := testClient(t, Options{Proxy: proxy, PerHost: 2, PerProxy: 40, KeepAlive: time.Minute, HTTP2: true})
+	rt := c.Transport.(*roundTripper)
+	if got := rt.base.MaxConnsPerHost; got != 2 {
+		t.Errorf("tunnels per host capped at %d, want 2", got)
+	}
+	if got := rt.fwd.MaxConnsPerHost; got != 40 {
+		t.Errorf("connections to the proxy for forwarded requests capped at %d, want 40", got)
+	}
+	if got := rt.fwd.MaxIdleConnsPerHost; got != 40 {
+		t.Errorf("forwarded requests keep %d idle connections, want 40", got)
+	}
+}
+
 func TestNewRejectsBadOptions(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -211,6 +232,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		want string
 	}{
 		{"negative per host", Options{PerHost: -1}, "PerHost"},
+		{"negative per proxy", Options{PerProxy: -1}, "PerProxy"},
 		{"negative keepalive", Options{KeepAlive: -time.Second}, "KeepAlive"},
 		{"negative redirects", Options{MaxRedirects: -2}, "MaxRedirects"},
 		{"negative dns ttl", Options{DNSTTL: -time.Second}, "DNSTTL"},

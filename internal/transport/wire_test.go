@@ -10,6 +10,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestClaimWire(t *testing.T) {
 		if out < 50 || in < minIn || in > minIn+4000 {
 			t.Errorf("request %d claimed %d bytes out and %d in, want at least 50 and %d", i, out, in, minIn)
 		}
-		if out, in, _ := ClaimWire(conn); out != 0 || in != 0 {
+		if out, in, _ := ClaimWire(conn, nil); out != 0 || in != 0 {
 			t.Errorf("a second claim got %d and %d bytes, want none", out, in)
 		}
 	}
@@ -118,7 +119,7 @@ func getAndClaim(t *testing.T, c *http.Client, rawURL string) (conn net.Conn, ou
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	out, in, ok = ClaimWire(conn)
+	out, in, ok = ClaimWire(conn, nil)
 	return conn, out, in, ok
 }
 
@@ -315,7 +316,7 @@ func TestSOCKSTargetThatSpeaksFirst(t *testing.T) {
 	if _, err := io.ReadFull(conn, got); err != nil || string(got) != "hello" {
 		t.Fatalf("read %q (%v), want the target's hello", got, err)
 	}
-	out, in, ok := ClaimWire(conn)
+	out, in, ok := ClaimWire(conn, nil)
 	if wantOut, wantIn := relay.fromClient.Load(), relay.toClient.Load(); !ok || out != wantOut || in != wantIn {
 		t.Errorf("claimed %d bytes out and %d in (ok %v), the proxy saw %d and %d", out, in, ok, wantOut, wantIn)
 	}
@@ -397,5 +398,129 @@ func TestCloseUntakenReportsDialsUnderWay(t *testing.T) {
 	}
 	if n := late.out.Load() + late.in.Load(); n != 0 {
 		t.Errorf("a dial after CloseUntaken carried %d bytes, want none", n)
+	}
+}
+
+// closingProxy is a forward proxy that answers one request per
+// connection, without "Connection: close", and then closes the connection
+// once the next request on it arrives, unanswered. It keeps what each
+// connection carried.
+type closingProxy struct {
+	mu    sync.Mutex
+	read  []int64 // by connection, in the order they came
+	wrote []int64
+}
+
+func (p *closingProxy) serve(c net.Conn) {
+	p.mu.Lock()
+	i := len(p.read)
+	p.read = append(p.read, 0)
+	p.wrote = append(p.wrote, 0)
+	p.mu.Unlock()
+	count := func(read, wrote int) {
+		p.mu.Lock()
+		p.read[i] += int64(read)
+		p.wrote[i] += int64(wrote)
+		p.mu.Unlock()
+	}
+	buf := make([]byte, 4096)
+	for served := 0; ; served++ {
+		// Each request is one GET head, read whole by its blank line.
+		var head []byte
+		for !strings.Contains(string(head), "\r\n\r\n") {
+			n, err := c.Read(buf)
+			head = append(head, buf[:n]...)
+			count(n, 0)
+			if err != nil {
+				return
+			}
+		}
+		if served == 1 {
+			c.Close()
+			return
+		}
+		n, _ := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+		count(0, n)
+	}
+}
+
+func (p *closingProxy) conn(i int) (read, wrote int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.read[i], p.wrote[i]
+}
+
+// TestClaimWireWhenARequestGoesAgain: a request that takes a connection
+// the proxy is closing, and goes again on a new one, claims only what it
+// sent on each; the request before it on the closing connection gets the
+// bytes of its own exchange even when it claims last.
+func TestClaimWireWhenARequestGoesAgain(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &closingProxy{}
+	testnet.Serve(t, ln, p.serve)
+	pu := &url.URL{Scheme: "http", Host: ln.Addr().String()}
+	c := testClient(t, Options{Proxy: pu, KeepAlive: time.Minute, ConnectTimeout: 5 * time.Second})
+
+	// A: one exchange on the first connection, which goes back to the pool
+	// unclaimed.
+	var a wireCount
+	var aConn net.Conn
+	idle := make(chan struct{})
+	ctx := httptrace.WithClientTrace(WithDialObserver(context.Background(), &a), &httptrace.ClientTrace{
+		GotConn:     func(i httptrace.GotConnInfo) { aConn = i.Conn; ConnReused(i.Conn) },
+		PutIdleConn: func(error) { close(idle) },
+	})
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://a.test/1", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	<-idle
+
+	// B takes that connection, which the proxy closes on its request, and
+	// goes again on a new one; it claims the first as it leaves it, and
+	// each request counts itself on its connections, as the runner does.
+	var b wireCount
+	var conns []net.Conn
+	ctx = httptrace.WithClientTrace(WithDialObserver(context.Background(), &b), &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) {
+			ConnReused(i.Conn)
+			if len(conns) > 0 {
+				out, in, _ := ClaimWire(conns[len(conns)-1], &b)
+				b.ObserveWire(out, in)
+			}
+			conns = append(conns, i.Conn)
+		},
+	})
+	req, _ = http.NewRequestWithContext(ctx, "GET", "http://a.test/2", nil)
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if len(conns) != 2 || conns[0] != aConn {
+		t.Fatalf("the second request took %d connections, want A's and then a new one", len(conns))
+	}
+	out, in, _ := ClaimWire(conns[1], &b)
+	b.ObserveWire(out, in)
+	out, in, _ = ClaimWire(aConn, &a)
+	a.ObserveWire(out, in)
+
+	read0, wrote0 := p.conn(0)
+	read1, wrote1 := p.conn(1)
+	// Both requests are the same length: A's is what the second
+	// connection read.
+	if a.out.Load() != read1 || a.in.Load() != wrote0 {
+		t.Errorf("A claimed %d bytes out and %d in, want its own exchange's %d and %d", a.out.Load(), a.in.Load(), read1, wrote0)
+	}
+	if b.out.Load() != read0 || b.in.Load() != wrote1 {
+		t.Errorf("B claimed %d bytes out and %d in, want its request twice (%d) and one answer (%d)", b.out.Load(), b.in.Load(), read0, wrote1)
 	}
 }
