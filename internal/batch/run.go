@@ -54,6 +54,9 @@ func prepare(ctx context.Context, cfg *Config, env Env) (*prepared, error) {
 		closeInputs()
 		return nil, err
 	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(env.Stderr, "fetchctl: warning: %s\n", w)
+	}
 	if readsStdin(inputs) && env.StdinHint != "" {
 		fmt.Fprintln(env.Stderr, env.StdinHint)
 	}
