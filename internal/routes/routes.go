@@ -279,9 +279,7 @@ func (c authCheck) Do(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return resp, err
 	}
-	refused := resp.StatusCode == http.StatusProxyAuthRequired ||
-		resp.StatusCode == http.StatusUnauthorized && resp.Header.Get("Proxy-Authenticate") != ""
-	if !refused {
+	if !proxyRefused(resp) {
 		return resp, nil
 	}
 	u := req.URL
@@ -294,6 +292,22 @@ func (c authCheck) Do(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body.Close()
 	return nil, &transport.ProxyError{Proxy: name, Err: fmt.Errorf("answered %s", resp.Status)}
+}
+
+// proxyRefused reports whether resp, the answer to a forwarded plain-http
+// request, is the proxy's refusal (see [authCheck]).
+func proxyRefused(resp *http.Response) bool {
+	return resp.StatusCode == http.StatusProxyAuthRequired ||
+		resp.StatusCode == http.StatusUnauthorized && resp.Header.Get("Proxy-Authenticate") != ""
+}
+
+// ExitName names the session that carried resp, for a proxy with sessions
+// (see [runner.ExitNamer]); "" otherwise.
+func (authCheck) ExitName(resp *http.Response) string {
+	if b, ok := resp.Body.(*releasingBody); ok {
+		return b.name
+	}
+	return ""
 }
 
 // Rotate passes a block on to a client with sessions (see

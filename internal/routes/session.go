@@ -157,6 +157,9 @@ func newSessionID() string {
 
 // session is one filled proxy URL and its connections.
 type session struct {
+	// name is the proxy as written with the session apart, as messages
+	// show it.
+	name     string
 	client   *http.Client
 	started  time.Time
 	lastUsed time.Time
@@ -209,7 +212,14 @@ func (s *sessions) Do(req *http.Request) (*http.Response, error) {
 		s.release(sess)
 		return resp, err
 	}
-	resp.Body = &releasingBody{ReadCloser: resp.Body, release: func() { s.release(sess) }}
+	if proxyRefused(resp) {
+		// The proxy's refusal of a forwarded request names the session,
+		// as that of a CONNECT does.
+		resp.Body.Close()
+		s.release(sess)
+		return nil, &transport.ProxyError{Proxy: sess.name, Err: fmt.Errorf("answered %s", resp.Status)}
+	}
+	resp.Body = &releasingBody{ReadCloser: resp.Body, name: sess.name, release: func() { s.release(sess) }}
 	return resp, nil
 }
 
@@ -307,7 +317,7 @@ func (s *sessions) openLocked(now time.Time) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &session{client: c, started: now, lastUsed: now}, nil
+	return &session{name: o.ProxyName, client: c, started: now, lastUsed: now}, nil
 }
 
 // retireLocked takes a session out of use; its connections close once its
@@ -328,9 +338,11 @@ func (s *sessions) release(sess *session) {
 	}
 }
 
-// releasingBody releases its session once, when closed.
+// releasingBody releases its session once, when closed. name is the
+// session's (see [authCheck.ExitName]).
 type releasingBody struct {
 	io.ReadCloser
+	name    string
 	once    sync.Once
 	release func()
 }

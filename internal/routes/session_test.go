@@ -2,6 +2,7 @@ package routes
 
 import (
 	"encoding/base64"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -286,5 +287,59 @@ func TestBadSessionLengthSaysWhere(t *testing.T) {
 				t.Errorf("error %q shows the password", err)
 			}
 		})
+	}
+}
+
+// TestSessionRefusalNamesTheSession: a proxy with sessions that refuses a
+// forwarded plain-http request (407) fails it at the proxy, naming the
+// session as a refused CONNECT does; and the route names the session that
+// carried a response, for the runner's block messages.
+func TestSessionRefusalNamesTheSession(t *testing.T) {
+	t.Parallel()
+	status := http.StatusProxyAuthRequired
+	var mu sync.Mutex
+	g := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(g.Close)
+	addr := g.Listener.Addr().String()
+	p, err := transport.ParseProxy("http://c-{session:12}:Secretpw@" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := transport.Options{PerHost: 1}
+	opts.Shared = transport.NewShared(opts)
+	s := newSessions(p, SessionMode{PerURL: true}, time.Minute, opts)
+	s.newID = func() string { return "clsmsgqlfg9labcdefgh" }
+	name := proxyName(p)
+	c := authCheck{next: s, proxyFor: func(*url.URL) string { return name }}
+	want := "proxy http://c-{session:12}:***@" + addr + " (session clsmsgqlfg9l): answered 407 Proxy Authentication Required"
+
+	req, _ := http.NewRequest("GET", "http://127.0.0.1:9/a", nil)
+	resp, err := c.Do(req)
+	var pe *transport.ProxyError
+	if !errors.As(err, &pe) {
+		t.Fatalf("Do() = %v, %v; want a *ProxyError", resp, err)
+	}
+	if err.Error() != want {
+		t.Errorf("error %q\nwant  %q", err, want)
+	}
+
+	mu.Lock()
+	status = http.StatusForbidden
+	mu.Unlock()
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	namer, ok := any(c).(interface{ ExitName(*http.Response) string })
+	if !ok {
+		t.Fatal("the route cannot name the session of a response")
+	}
+	if got, want := namer.ExitName(resp), "http://c-{session:12}:***@"+addr+" (session clsmsgqlfg9l)"; got != want {
+		t.Errorf("ExitName = %q, want %q", got, want)
 	}
 }
