@@ -172,7 +172,14 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 		if err != nil {
 			return nil, bad("proxy-file", "%s: %v", pf, err)
 		}
+		if c.Session, err = routes.ParseSessionMode(r.Session); err != nil {
+			return nil, bad("session", "%v", err)
+		}
 		for _, l := range lines {
+			// Checked here as well as by routes.Build, to name the line.
+			if err := routes.CheckProxy(l.URL, c.Session); err != nil {
+				return nil, bad("proxy-file", "%s: line %d: %v", pf, l.Line, err)
+			}
 			c.Proxies = append(c.Proxies, l.URL)
 		}
 		if w := repeatWarning(lines); w != "" {

@@ -153,14 +153,10 @@ func envRoutes(plan *Plan, o Options, t transport.Options, env *envProxies) erro
 // template, else a client through it that keeps idle connections when
 // keepAlive says so. template reports which.
 func proxyClient(p *url.URL, o Options, t transport.Options, keepAlive bool) (c runner.Doer, template bool, err error) {
+	if err := CheckProxy(p, o.Session); err != nil {
+		return nil, HasSession(p), err
+	}
 	if HasSession(p) {
-		name := proxyName(p)
-		if !o.Session.On() {
-			return nil, true, fmt.Errorf("proxy %s holds {session}%s: say when a session is renewed with --session host, url or a number of requests", name, inPassword(p))
-		}
-		if err := checkTemplate(p); err != nil {
-			return nil, true, fmt.Errorf("proxy %s: %w", name, err)
-		}
 		return newSessions(p, o.Session, o.SessionTTL, t), true, nil
 	}
 	pt := t
@@ -177,6 +173,28 @@ func proxyClient(p *url.URL, o Options, t transport.Options, keepAlive bool) (c 
 		return closing{next: client}, false, nil
 	}
 	return client, false, nil
+}
+
+// CheckProxy returns what keeps proxy p from use with the session mode: a
+// malformed session placeholder, a {session} without a mode, a session id
+// length out of range. The error names the proxy as records do. [Build]
+// checks every proxy so; a caller that knows where p was written (a line
+// of a file) may check it first, to say where.
+func CheckProxy(p *url.URL, mode SessionMode) error {
+	name := proxyName(p)
+	if err := checkPlaceholders(p); err != nil {
+		return fmt.Errorf("proxy %s: %w", name, err)
+	}
+	if !HasSession(p) {
+		return nil
+	}
+	if !mode.On() {
+		return fmt.Errorf("proxy %s holds {session}%s: say when a session is renewed with --session host, url or a number of requests", name, inPassword(p))
+	}
+	if err := checkTemplate(p); err != nil {
+		return fmt.Errorf("proxy %s: %w", name, err)
+	}
+	return nil
 }
 
 // inPassword is " in its password" when p's placeholder is only in its

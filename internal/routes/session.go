@@ -87,6 +87,44 @@ func checkTemplate(u *url.URL) error {
 	return nil
 }
 
+// checkPlaceholders returns an error for a "{session" in the user info
+// that is no placeholder, {session} or {session:N}: a typo that would
+// otherwise be sent as written, or make --session find no template. One in
+// the password is not quoted, as the password reads as ***.
+func checkPlaceholders(u *url.URL) error {
+	if u == nil || u.User == nil {
+		return nil
+	}
+	const want = "write {session} or {session:N}, N from 1 to 64"
+	if bad := malformedPlaceholder(u.User.Username()); bad != "" {
+		return fmt.Errorf("%s is a malformed session placeholder: %s", bad, want)
+	}
+	if pw, _ := u.User.Password(); malformedPlaceholder(pw) != "" {
+		return fmt.Errorf("a malformed session placeholder in its password: %s", want)
+	}
+	return nil
+}
+
+// malformedPlaceholder returns the first "{session" of s that starts no
+// placeholder, up to its closing brace or the end of s; "" for none.
+func malformedPlaceholder(s string) string {
+	for i := 0; ; {
+		j := strings.Index(s[i:], "{session")
+		if j < 0 {
+			return ""
+		}
+		j += i
+		if loc := placeholder.FindStringIndex(s[j:]); loc != nil && loc[0] == 0 {
+			i = j + loc[1]
+			continue
+		}
+		if end := strings.IndexByte(s[j:], '}'); end >= 0 {
+			return s[j : j+end+1]
+		}
+		return s[j:]
+	}
+}
+
 // shownID is id as the first placeholder of template fills it in: the
 // session id that messages name beside the proxy as written.
 func shownID(template *url.URL, id string) string {

@@ -67,6 +67,9 @@ func parseProxy(raw string) (*url.URL, error) {
 	if !strings.Contains(s, "://") {
 		s = "http://" + s
 	}
+	if placeholderOutsideUserInfo(s) {
+		return nil, fmt.Errorf("proxy %s: {session} goes only in the user name or password", secret.URL(s))
+	}
 	// A session placeholder, {session} or {session:N} in the user info, is
 	// kept as written: braces are no user-info characters, and the colon
 	// must not end a user name, so they are escaped.
@@ -88,6 +91,22 @@ func parseProxy(raw string) (*url.URL, error) {
 		u.Path, u.RawPath = "", ""
 	}
 	return u, nil
+}
+
+// placeholderOutsideUserInfo reports whether a session placeholder, or
+// what starts one, stands in s (a URL with a scheme) past its user info:
+// in the host, port, path or query, where it would not be filled in.
+func placeholderOutsideUserInfo(s string) bool {
+	_, rest, _ := strings.Cut(s, "://")
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	past := rest
+	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+		past = rest[i+1:]
+	}
+	return strings.Contains(past, "{session")
 }
 
 // checkProxyURL reports what makes u unusable as a proxy.

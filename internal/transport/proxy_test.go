@@ -44,6 +44,10 @@ func TestParseProxy(t *testing.T) {
 		{raw: "http://u:hunter2@proxy.example:3128?x=1", wantErr: "no path, query or fragment"},
 		{raw: "http://u:hun%zzter2@proxy.example:3128", wantErr: "proxy http://u:***@proxy.example:3128: not a valid URL"},
 		{raw: "http://proxy.example:port", wantErr: "not a valid URL: invalid port"},
+		{raw: "http://u-{session}@proxy.example:3128", want: "http://u-%7Bsession%7D@proxy.example:3128"},
+		{raw: "http://gw-{session}.example:8000", wantErr: "proxy http://gw-{session}.example:8000: {session} goes only in the user name or password"},
+		{raw: "u:hunter2@gw.example:{session:4}", wantErr: "proxy http://u:***@gw.example:{session:4}: {session} goes only in the user name or password"},
+		{raw: "http://gw.example:1/{session}", wantErr: "{session} goes only in the user name or password"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.raw, func(t *testing.T) {
