@@ -54,8 +54,13 @@ type Plan struct {
 	// most Limit, for a route through a proxy; Limit for a direct one.
 	PerRoute int
 	// Proxies is the number of proxies the routes go through: those given,
-	// 1 for the environment's, 0 for a direct run.
+	// the distinct ones of the environment, 0 for a direct run.
 	Proxies int
+	// EnvProxies, when the routes go through the environment's proxies,
+	// names each by the variable that set it (as set: HTTPS_PROXY or
+	// https_proxy), password masked. They share one route, so PerRoute
+	// holds for them together.
+	EnvProxies map[string]string
 	// KeptAlive is how many of the proxies keep idle connections between
 	// requests (see [keptAlive]).
 	KeptAlive int
@@ -103,6 +108,9 @@ func Build(o Options) (*Plan, error) {
 		if err != nil {
 			return nil, err
 		}
+		plan.Proxies = len(env.list())
+		plan.KeptAlive = plan.Proxies
+		plan.EnvProxies = env.shown()
 		return plan, envRoutes(plan, o, t, env)
 	}
 	if o.Session.On() {
