@@ -37,6 +37,9 @@ type Config struct {
 	SessionTTL time.Duration
 	Quiet      bool
 	Verbose    bool
+	// Warnings are lines for stderr about settings the run goes on with
+	// (a proxy named twice in --proxy-file).
+	Warnings []string
 
 	// settings are what the config came from, for --dry-run.
 	settings *settings.Settings
@@ -164,10 +167,23 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 		if err != nil {
 			return nil, bad("proxy-file", "%s: %v", pf, settings.PathError(err))
 		}
-		c.Proxies, err = transport.ReadProxyFile(f)
+		lines, err := transport.ReadProxyFile(f)
 		f.Close()
 		if err != nil {
 			return nil, bad("proxy-file", "%s: %v", pf, err)
+		}
+		if c.Session, err = routes.ParseSessionMode(r.Session); err != nil {
+			return nil, bad("session", "%v", err)
+		}
+		for _, l := range lines {
+			// Checked here as well as by routes.Build, to name the line.
+			if err := routes.CheckProxy(l.URL, c.Session); err != nil {
+				return nil, bad("proxy-file", "%s: line %d: %v", pf, l.Line, err)
+			}
+			c.Proxies = append(c.Proxies, l.URL)
+		}
+		if w := repeatWarning(lines); w != "" {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("--proxy-file %s: %s", pf, w))
 		}
 	} else if p := r.Proxy; p != "" {
 		u, err := transport.ParseProxy(p)
@@ -295,4 +311,60 @@ func isToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// maxRepeatsShown is how many repeated lines of a proxy file a warning
+// names before it only counts the rest.
+const maxRepeatsShown = 8
+
+// repeatWarning says which lines of a proxy file repeat an earlier one:
+// "line 3 repeats line 1, lines 5 and 6 repeat line 2; each is used once",
+// or "" when none does. It names lines, never a proxy, so no password.
+func repeatWarning(lines []transport.ProxyLine) string {
+	var (
+		parts         []string
+		shown, hidden int
+		groups        int
+	)
+	for _, l := range lines {
+		if len(l.Repeats) == 0 {
+			continue
+		}
+		groups++
+		room := maxRepeatsShown - shown
+		if room <= 0 {
+			hidden += len(l.Repeats)
+			continue
+		}
+		rep := l.Repeats
+		if len(rep) > room {
+			hidden += len(rep) - room
+			rep = rep[:room]
+		}
+		shown += len(rep)
+		nums := make([]string, len(rep))
+		for i, n := range rep {
+			nums[i] = strconv.Itoa(n)
+		}
+		if len(nums) == 1 {
+			parts = append(parts, fmt.Sprintf("line %s repeats line %d", nums[0], l.Line))
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("lines %s and %s repeat line %d", strings.Join(nums[:len(nums)-1], ", "), nums[len(nums)-1], l.Line))
+	}
+	if groups == 0 {
+		return ""
+	}
+	if hidden > 0 {
+		more := "lines repeat earlier ones"
+		if hidden == 1 {
+			more = "line repeats an earlier one"
+		}
+		parts = append(parts, fmt.Sprintf("and %d more %s", hidden, more))
+	}
+	each := "it is"
+	if groups > 1 {
+		each = "each is"
+	}
+	return strings.Join(parts, ", ") + "; " + each + " used once"
 }

@@ -47,12 +47,15 @@ func (d *delivery) hand() {
 }
 
 // runEnded says that the runner is done: the jobs it left without a record
-// (a stopped or interrupted run) get none, and none is taken any more.
-func (d *delivery) runEnded() {
+// (a stopped or interrupted run) get none, and none is taken any more. It
+// reports whether every job taken had its record handed to the writer.
+func (d *delivery) runEnded() (allHanded bool) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
+	allHanded = d.taken == d.handed
 	d.ended = true
 	d.taken = d.handed
-	d.mu.Unlock()
+	return allHanded
 }
 
 // readerGone is called when the reader went away: the run dies while a

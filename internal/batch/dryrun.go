@@ -23,15 +23,23 @@ type inForce struct {
 	// KeptAlive is how many proxies keep idle connections between requests.
 	KeptAlive int    `json:"kept_alive"`
 	Text      string `json:"text"`
+	// EnvProxies are the environment's proxies the run goes through, by
+	// variable, passwords masked.
+	EnvProxies map[string]string `json:"env_proxies,omitempty"`
 }
 
 func newInForce(p *routes.Plan, perHost int) inForce {
-	f := inForce{Proxies: p.Proxies, PerProxy: p.PerRoute, Limit: p.Limit, PerHost: min(perHost, p.Limit), InFlight: p.Limit, KeptAlive: p.KeptAlive}
+	f := inForce{Proxies: p.Proxies, PerProxy: p.PerRoute, Limit: p.Limit, PerHost: min(perHost, p.Limit), InFlight: p.Limit, KeptAlive: p.KeptAlive, EnvProxies: p.EnvProxies}
 	if f.Proxies == 0 {
 		f.Text = fmt.Sprintf("direct, --limit %d: up to %d in flight, %s", f.Limit, f.InFlight, perHostText(f, perHost, ""))
 		return f
 	}
 	sum := p.Proxies * p.PerRoute
+	if p.EnvProxies != nil {
+		// The environment's proxies are one route: each URL goes through
+		// the one its scheme names, all within one per-proxy cap.
+		sum = p.PerRoute
+	}
 	f.InFlight = min(p.Limit, sum)
 	noun := "proxies"
 	if f.Proxies == 1 {
@@ -41,6 +49,11 @@ func newInForce(p *routes.Plan, perHost int) inForce {
 	// below it, or both the same.
 	var caps string
 	switch {
+	case p.EnvProxies != nil && f.Proxies > 1:
+		caps = fmt.Sprintf("%d proxies from the environment share per-proxy %d, under --limit %d", f.Proxies, f.PerProxy, f.Limit)
+		if sum >= p.Limit {
+			caps = fmt.Sprintf("%d proxies from the environment share per-proxy %d, as --limit %d", f.Proxies, f.PerProxy, f.Limit)
+		}
 	case sum < p.Limit:
 		caps = fmt.Sprintf("%d %s × per-proxy %d, under --limit %d", f.Proxies, noun, f.PerProxy, f.Limit)
 	case sum > p.Limit:

@@ -29,6 +29,12 @@ func TestInForceNamesTheCapThatBinds(t *testing.T) {
 			"direct, --limit 30: up to 30 in flight, 7 per host"},
 		{"direct, per-host does not bind", routes.Plan{Limit: 30, PerRoute: 30}, 30, 30,
 			"direct, --limit 30: up to 30 in flight, all of them on one host if need be (--per-host 30)"},
+		{"two environment proxies share the cap", routes.Plan{Proxies: 2, PerRoute: 20, Limit: 30, KeptAlive: 2, EnvProxies: map[string]string{"HTTP_PROXY": "a", "HTTPS_PROXY": "b"}}, 7, 20,
+			"2 proxies from the environment share per-proxy 20, under --limit 30: up to 20 in flight, 7 per host over all proxies"},
+		{"two environment proxies at --limit", routes.Plan{Proxies: 2, PerRoute: 30, Limit: 30, KeptAlive: 2, EnvProxies: map[string]string{"HTTP_PROXY": "a", "HTTPS_PROXY": "b"}}, 7, 30,
+			"2 proxies from the environment share per-proxy 30, as --limit 30: up to 30 in flight, 7 per host over all proxies"},
+		{"one environment proxy", routes.Plan{Proxies: 1, PerRoute: 20, Limit: 30, KeptAlive: 1, EnvProxies: map[string]string{"HTTPS_PROXY": "b"}}, 7, 20,
+			"1 proxy × per-proxy 20, under --limit 30: up to 20 in flight, 7 per host over all proxies"},
 		{"some not kept alive", routes.Plan{Proxies: 3, PerRoute: 10, Limit: 100, KeptAlive: 2}, 7, 30,
 			"3 proxies × per-proxy 10, under --limit 100: up to 30 in flight, 7 per host over all proxies; the first 2 keep idle connections, the others open one per request"},
 	}

@@ -54,6 +54,9 @@ func prepare(ctx context.Context, cfg *Config, env Env) (*prepared, error) {
 		closeInputs()
 		return nil, err
 	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(env.Stderr, "fetchctl: warning: %s\n", w)
+	}
 	if readsStdin(inputs) && env.StdinHint != "" {
 		fmt.Fprintln(env.Stderr, env.StdinHint)
 	}
@@ -238,8 +241,18 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 	}
 	defer stopWatch()
 	runErr := runner.Run(runCtx, cfg.Runner, jobs, emit)
+	// Every URL of the input has its record when the reader had sent its
+	// last job (the channel is closed and empty) and each job sent got its
+	// record; a reader still at work may have more, and counts as having
+	// them.
+	inputDone := false
+	select {
+	case _, more := <-jobs:
+		inputDone = !more
+	default:
+	}
 	stopReading()
-	deliver.runEnded()
+	allHanded := deliver.runEnded()
 	if errors.Is(runErr, context.Canceled) && ctx.Err() == nil {
 		// Stopped by the writer's failure, not by a signal.
 		runErr = context.Cause(runCtx)
@@ -282,6 +295,11 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 		// internal error's stack goes to stderr only.
 		reason, _, _ := strings.Cut(runErr.Error(), "\n")
 		o.Result.MarkStopped(env.Secrets.Mask(reason))
+		// Only the runner's own stops can leave no URL behind: a record
+		// handed to a writer that failed may not be written.
+		var be *runner.BudgetError
+		ownStop := errors.Is(runErr, runner.ErrAllProxiesDown) || errors.As(runErr, &be)
+		o.Result.AllRecorded = ownStop && inputDone && allHanded && flushErr == nil
 		_ = writeSummaries(cfg, env, o.Result)
 		return o, fmt.Errorf("run stopped: %w", runErr)
 	}

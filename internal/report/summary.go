@@ -190,6 +190,10 @@ type Result struct {
 	// a finished run has no record ("" for "the input held no URL"); it is
 	// not part of the JSON.
 	NoRecord string `json:"-"`
+	// AllRecorded says that a stopped run wrote the record of every URL
+	// of its input: the text summary then does not say that its counts
+	// cover only part of it. Not part of the JSON.
+	AllRecorded bool `json:"-"`
 }
 
 // MarshalJSON writes res as the contract's summary JSON (see [Result]).

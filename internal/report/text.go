@@ -54,6 +54,8 @@ func (res Result) WriteText(w io.Writer) error {
 		fmt.Fprintf(bw, "fetchctl: warning: %s\n", none)
 	}
 	switch {
+	case res.Stopped != "" && res.AllRecorded:
+		fmt.Fprintf(bw, "fetchctl: stopped: %s\n", res.Stopped)
 	case res.Stopped != "":
 		fmt.Fprintf(bw, "fetchctl: stopped: %s: these counts cover only the records written before it stopped\n", res.Stopped)
 	case res.Interrupted:

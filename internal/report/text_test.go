@@ -180,6 +180,18 @@ func TestWriteTextStopped(t *testing.T) {
 	if strings.Contains(got, "held no URL") || strings.Contains(got, "100.00%") {
 		t.Errorf("summary of a stopped run %q claims the input was empty or all ok", got)
 	}
+	if !strings.Contains(got, "these counts cover only the records written before it stopped") {
+		t.Errorf("summary %q does not say that records may be missing", got)
+	}
+	// A run that stopped with every URL's record written says why alone.
+	res.AllRecorded = true
+	b.Reset()
+	if err := res.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.String(); !strings.Contains(got, "fetchctl: stopped: every proxy is failing\n") || strings.Contains(got, "cover only") {
+		t.Errorf("summary with every record written = %q, want the reason alone", got)
+	}
 	if res := NewSummary().Result(time.Second, true); res.SuccessRatio != 0 {
 		t.Errorf("interrupted with no record: ratio %v, want 0", res.SuccessRatio)
 	}

@@ -90,6 +90,18 @@ func (e *envProxies) list() []*url.URL {
 	return out
 }
 
+// shown names each proxy by the variable that set it, password masked.
+func (e *envProxies) shown() map[string]string {
+	m := map[string]string{}
+	if e.http != nil {
+		m[e.httpVar] = proxyName(e.http)
+	}
+	if e.https != nil {
+		m[e.httpsVar] = proxyName(e.https)
+	}
+	return m
+}
+
 // variable returns the name of the variable that set p, one of list's.
 func (e *envProxies) variable(p *url.URL) string {
 	if p == e.http {

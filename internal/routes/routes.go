@@ -54,8 +54,13 @@ type Plan struct {
 	// most Limit, for a route through a proxy; Limit for a direct one.
 	PerRoute int
 	// Proxies is the number of proxies the routes go through: those given,
-	// 1 for the environment's, 0 for a direct run.
+	// the distinct ones of the environment, 0 for a direct run.
 	Proxies int
+	// EnvProxies, when the routes go through the environment's proxies,
+	// names each by the variable that set it (as set: HTTPS_PROXY or
+	// https_proxy), password masked. They share one route, so PerRoute
+	// holds for them together.
+	EnvProxies map[string]string
 	// KeptAlive is how many of the proxies keep idle connections between
 	// requests (see [keptAlive]).
 	KeptAlive int
@@ -103,6 +108,9 @@ func Build(o Options) (*Plan, error) {
 		if err != nil {
 			return nil, err
 		}
+		plan.Proxies = len(env.list())
+		plan.KeptAlive = plan.Proxies
+		plan.EnvProxies = env.shown()
 		return plan, envRoutes(plan, o, t, env)
 	}
 	if o.Session.On() {
@@ -153,14 +161,10 @@ func envRoutes(plan *Plan, o Options, t transport.Options, env *envProxies) erro
 // template, else a client through it that keeps idle connections when
 // keepAlive says so. template reports which.
 func proxyClient(p *url.URL, o Options, t transport.Options, keepAlive bool) (c runner.Doer, template bool, err error) {
+	if err := CheckProxy(p, o.Session); err != nil {
+		return nil, HasSession(p), err
+	}
 	if HasSession(p) {
-		name := proxyName(p)
-		if !o.Session.On() {
-			return nil, true, fmt.Errorf("proxy %s holds {session}%s: say when a session is renewed with --session host, url or a number of requests", name, inPassword(p))
-		}
-		if err := checkTemplate(p); err != nil {
-			return nil, true, fmt.Errorf("proxy %s: %w", name, err)
-		}
 		return newSessions(p, o.Session, o.SessionTTL, t), true, nil
 	}
 	pt := t
@@ -177,6 +181,28 @@ func proxyClient(p *url.URL, o Options, t transport.Options, keepAlive bool) (c 
 		return closing{next: client}, false, nil
 	}
 	return client, false, nil
+}
+
+// CheckProxy returns what keeps proxy p from use with the session mode: a
+// malformed session placeholder, a {session} without a mode, a session id
+// length out of range. The error names the proxy as records do. [Build]
+// checks every proxy so; a caller that knows where p was written (a line
+// of a file) may check it first, to say where.
+func CheckProxy(p *url.URL, mode SessionMode) error {
+	name := proxyName(p)
+	if err := checkPlaceholders(p); err != nil {
+		return fmt.Errorf("proxy %s: %w", name, err)
+	}
+	if !HasSession(p) {
+		return nil
+	}
+	if !mode.On() {
+		return fmt.Errorf("proxy %s holds {session}%s: say when a session is renewed with --session host, url or a number of requests", name, inPassword(p))
+	}
+	if err := checkTemplate(p); err != nil {
+		return fmt.Errorf("proxy %s: %w", name, err)
+	}
+	return nil
 }
 
 // inPassword is " in its password" when p's placeholder is only in its
@@ -281,9 +307,7 @@ func (c authCheck) Do(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return resp, err
 	}
-	refused := resp.StatusCode == http.StatusProxyAuthRequired ||
-		resp.StatusCode == http.StatusUnauthorized && resp.Header.Get("Proxy-Authenticate") != ""
-	if !refused {
+	if !proxyRefused(resp) {
 		return resp, nil
 	}
 	u := req.URL
@@ -296,6 +320,22 @@ func (c authCheck) Do(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body.Close()
 	return nil, &transport.ProxyError{Proxy: name, Err: fmt.Errorf("answered %s", resp.Status)}
+}
+
+// proxyRefused reports whether resp, the answer to a forwarded plain-http
+// request, is the proxy's refusal (see [authCheck]).
+func proxyRefused(resp *http.Response) bool {
+	return resp.StatusCode == http.StatusProxyAuthRequired ||
+		resp.StatusCode == http.StatusUnauthorized && resp.Header.Get("Proxy-Authenticate") != ""
+}
+
+// ExitName names the session that carried resp, for a proxy with sessions
+// (see [runner.ExitNamer]); "" otherwise.
+func (authCheck) ExitName(resp *http.Response) string {
+	if b, ok := resp.Body.(*releasingBody); ok {
+		return b.name
+	}
+	return ""
 }
 
 // Rotate passes a block on to a client with sessions (see

@@ -87,6 +87,44 @@ func checkTemplate(u *url.URL) error {
 	return nil
 }
 
+// checkPlaceholders returns an error for a "{session" in the user info
+// that is no placeholder, {session} or {session:N}: a typo that would
+// otherwise be sent as written, or make --session find no template. One in
+// the password is not quoted, as the password reads as ***.
+func checkPlaceholders(u *url.URL) error {
+	if u == nil || u.User == nil {
+		return nil
+	}
+	const want = "write {session} or {session:N}, N from 1 to 64"
+	if bad := malformedPlaceholder(u.User.Username()); bad != "" {
+		return fmt.Errorf("%s is a malformed session placeholder: %s", bad, want)
+	}
+	if pw, _ := u.User.Password(); malformedPlaceholder(pw) != "" {
+		return fmt.Errorf("a malformed session placeholder in its password: %s", want)
+	}
+	return nil
+}
+
+// malformedPlaceholder returns the first "{session" of s that starts no
+// placeholder, up to its closing brace or the end of s; "" for none.
+func malformedPlaceholder(s string) string {
+	for i := 0; ; {
+		j := strings.Index(s[i:], "{session")
+		if j < 0 {
+			return ""
+		}
+		j += i
+		if loc := placeholder.FindStringIndex(s[j:]); loc != nil && loc[0] == 0 {
+			i = j + loc[1]
+			continue
+		}
+		if end := strings.IndexByte(s[j:], '}'); end >= 0 {
+			return s[j : j+end+1]
+		}
+		return s[j:]
+	}
+}
+
 // shownID is id as the first placeholder of template fills it in: the
 // session id that messages name beside the proxy as written.
 func shownID(template *url.URL, id string) string {
@@ -157,6 +195,9 @@ func newSessionID() string {
 
 // session is one filled proxy URL and its connections.
 type session struct {
+	// name is the proxy as written with the session apart, as messages
+	// show it.
+	name     string
 	client   *http.Client
 	started  time.Time
 	lastUsed time.Time
@@ -209,7 +250,14 @@ func (s *sessions) Do(req *http.Request) (*http.Response, error) {
 		s.release(sess)
 		return resp, err
 	}
-	resp.Body = &releasingBody{ReadCloser: resp.Body, release: func() { s.release(sess) }}
+	if proxyRefused(resp) {
+		// The proxy's refusal of a forwarded request names the session,
+		// as that of a CONNECT does.
+		resp.Body.Close()
+		s.release(sess)
+		return nil, &transport.ProxyError{Proxy: sess.name, Err: fmt.Errorf("answered %s", resp.Status)}
+	}
+	resp.Body = &releasingBody{ReadCloser: resp.Body, name: sess.name, release: func() { s.release(sess) }}
 	return resp, nil
 }
 
@@ -307,7 +355,7 @@ func (s *sessions) openLocked(now time.Time) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &session{client: c, started: now, lastUsed: now}, nil
+	return &session{name: o.ProxyName, client: c, started: now, lastUsed: now}, nil
 }
 
 // retireLocked takes a session out of use; its connections close once its
@@ -328,9 +376,11 @@ func (s *sessions) release(sess *session) {
 	}
 }
 
-// releasingBody releases its session once, when closed.
+// releasingBody releases its session once, when closed. name is the
+// session's (see [authCheck.ExitName]).
 type releasingBody struct {
 	io.ReadCloser
+	name    string
 	once    sync.Once
 	release func()
 }

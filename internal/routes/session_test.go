@@ -2,6 +2,7 @@ package routes
 
 import (
 	"encoding/base64"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -266,6 +267,14 @@ func TestBadSessionLengthSaysWhere(t *testing.T) {
 			"proxy http://c:***@" + addr + ": {session:65} in its password: a session id is 1 to 64 characters long"},
 		{"good user name, bad password", "http://c-{session}:Secretpw-{session:0}@" + addr, "",
 			"proxy http://c-{session}:***@" + addr + ": {session:0} in its password: a session id is 1 to 64 characters long"},
+		{"malformed in the user name", "http://c-{session:abc}-x@" + addr, "",
+			"proxy http://c-{session:abc}-x@" + addr + ": {session:abc} is a malformed session placeholder: write {session} or {session:N}, N from 1 to 64"},
+		{"unclosed in the user name", "http://c-{session@" + addr, "",
+			"proxy http://c-{session@" + addr + ": {session is a malformed session placeholder: write {session} or {session:N}, N from 1 to 64"},
+		{"malformed after a good one", "http://c-{session}-{sessionid}:Secretpw@" + addr, "",
+			"proxy http://c-{session}-{sessionid}:***@" + addr + ": {sessionid} is a malformed session placeholder: write {session} or {session:N}, N from 1 to 64"},
+		{"malformed in the password", "http://c:Secretpw-{session:}@" + addr, "",
+			"proxy http://c:***@" + addr + ": a malformed session placeholder in its password: write {session} or {session:N}, N from 1 to 64"},
 		{"environment password", "", "http://c:Secretpw-{session:0}@" + addr,
 			"HTTPS_PROXY: proxy http://c:***@" + addr + ": {session:0} in its password: a session id is 1 to 64 characters long"},
 	}
@@ -286,5 +295,59 @@ func TestBadSessionLengthSaysWhere(t *testing.T) {
 				t.Errorf("error %q shows the password", err)
 			}
 		})
+	}
+}
+
+// TestSessionRefusalNamesTheSession: a proxy with sessions that refuses a
+// forwarded plain-http request (407) fails it at the proxy, naming the
+// session as a refused CONNECT does; and the route names the session that
+// carried a response, for the runner's block messages.
+func TestSessionRefusalNamesTheSession(t *testing.T) {
+	t.Parallel()
+	status := http.StatusProxyAuthRequired
+	var mu sync.Mutex
+	g := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(g.Close)
+	addr := g.Listener.Addr().String()
+	p, err := transport.ParseProxy("http://c-{session:12}:Secretpw@" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := transport.Options{PerHost: 1}
+	opts.Shared = transport.NewShared(opts)
+	s := newSessions(p, SessionMode{PerURL: true}, time.Minute, opts)
+	s.newID = func() string { return "clsmsgqlfg9labcdefgh" }
+	name := proxyName(p)
+	c := authCheck{next: s, proxyFor: func(*url.URL) string { return name }}
+	want := "proxy http://c-{session:12}:***@" + addr + " (session clsmsgqlfg9l): answered 407 Proxy Authentication Required"
+
+	req, _ := http.NewRequest("GET", "http://127.0.0.1:9/a", nil)
+	resp, err := c.Do(req)
+	var pe *transport.ProxyError
+	if !errors.As(err, &pe) {
+		t.Fatalf("Do() = %v, %v; want a *ProxyError", resp, err)
+	}
+	if err.Error() != want {
+		t.Errorf("error %q\nwant  %q", err, want)
+	}
+
+	mu.Lock()
+	status = http.StatusForbidden
+	mu.Unlock()
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	namer, ok := any(c).(interface{ ExitName(*http.Response) string })
+	if !ok {
+		t.Fatal("the route cannot name the session of a response")
+	}
+	if got, want := namer.ExitName(resp), "http://c-{session:12}:***@"+addr+" (session clsmsgqlfg9l)"; got != want {
+		t.Errorf("ExitName = %q, want %q", got, want)
 	}
 }

@@ -185,11 +185,11 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	case res.proxy != "" && d.opts.RotateOn.Contains(res.status):
 		res.blocked = true
 		res.kind = report.KindBlocked
-		res.msg = fmt.Sprintf("status %d through proxy %s is in --rotate-on %s", res.status, res.proxy, d.opts.RotateOn)
+		res.msg = fmt.Sprintf("status %d through proxy %s is in --rotate-on %s", res.status, exitName(r, resp, res.proxy), d.opts.RotateOn)
 	case res.proxy != "" && d.opts.BlockPattern != nil && d.opts.BlockPattern.Match(ws.head):
 		res.blocked = true
 		res.kind = report.KindBlocked
-		res.msg = fmt.Sprintf("status %d through proxy %s: the body matches --block-pattern", res.status, res.proxy)
+		res.msg = fmt.Sprintf("status %d through proxy %s: the body matches --block-pattern", res.status, exitName(r, resp, res.proxy))
 	case d.opts.OKStatus.Contains(res.status):
 		res.ok = true
 	default:
@@ -200,6 +200,17 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 		res.msg = secret.Text(res.msg, d.opts.Secrets...)
 	}
 	return res
+}
+
+// exitName names the exit that carried resp on route r: the session of a
+// proxy with sessions (see [ExitNamer]), else proxy.
+func exitName(r *route, resp *http.Response, proxy string) string {
+	if n, ok := r.Client.(ExitNamer); ok && resp != nil {
+		if name := n.ExitName(resp); name != "" {
+			return name
+		}
+	}
+	return proxy
 }
 
 // finalURL is the URL that answered resp, when it is not req's own: a

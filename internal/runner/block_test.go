@@ -260,3 +260,48 @@ func TestBudgetStopsMidAttempt(t *testing.T) {
 		t.Errorf("spent %d for a budget of %d, want at most a read past it", be.Spent, limit)
 	}
 }
+
+// sessionNamed is a route client through proxy sessions: it names the
+// session that carried each response.
+type sessionNamed struct{ rotating }
+
+func (sessionNamed) ExitName(*http.Response) string {
+	return "http://c-{session}:***@gw:1 (session abcdefgh)"
+}
+
+// TestBlockMessageNamesTheSession: a block through a proxy with sessions
+// names the session that was blocked beside the proxy, for --rotate-on as
+// for --block-pattern; the record's proxy stays the proxy as written.
+func TestBlockMessageNamesTheSession(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		status  int
+		body    string
+		pattern *regexp.Regexp
+		want    string
+	}{
+		{"rotate-on", 403, "no", nil, "status 403 through proxy http://c-{session}:***@gw:1 (session abcdefgh) is in --rotate-on 403,429"},
+		{"block-pattern", 200, "captcha", regexp.MustCompile("captcha"), "status 200 through proxy http://c-{session}:***@gw:1 (session abcdefgh): the body matches --block-pattern"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			a := &answer{status: func(string) (int, string) { return tt.status, tt.body }}
+			opts := blockOpts(Route{Proxy: "http://c-{session}:***@gw:1", Client: sessionNamed{rotating{a}}})
+			opts.Retries = 0
+			opts.BlockPattern = tt.pattern
+			recs, err := runJobs(t, context.Background(), opts, []string{"http://a.example/"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := recs[0]
+			if r.Error == nil || r.Error.Message != tt.want {
+				t.Fatalf("error %+v, want message %q", r.Error, tt.want)
+			}
+			if r.Proxy != "http://c-{session}:***@gw:1" {
+				t.Errorf("proxy = %q, want the proxy as written", r.Proxy)
+			}
+		})
+	}
+}

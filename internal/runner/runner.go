@@ -167,6 +167,15 @@ type Rotator interface {
 	Rotate(host string) bool
 }
 
+// ExitNamer is a route client whose exits are more than its proxy: a proxy
+// with sessions. ExitName names the exit that carried a response the
+// client returned, as messages show it (the proxy as written and its
+// session), or "" when it cannot tell. Messages about that response then
+// name the exit rather than the route's Proxy.
+type ExitNamer interface {
+	ExitName(resp *http.Response) string
+}
+
 // defaultReadAhead is the jobs held at once for a total limit: enough to
 // keep every slot busy across many hosts, whatever the number of routes.
 func defaultReadAhead(limit int) int { return max(8192, 64*limit) }

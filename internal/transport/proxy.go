@@ -67,6 +67,9 @@ func parseProxy(raw string) (*url.URL, error) {
 	if !strings.Contains(s, "://") {
 		s = "http://" + s
 	}
+	if placeholderOutsideUserInfo(s) {
+		return nil, fmt.Errorf("proxy %s: {session} goes only in the user name or password", secret.URL(s))
+	}
 	// A session placeholder, {session} or {session:N} in the user info, is
 	// kept as written: braces are no user-info characters, and the colon
 	// must not end a user name, so they are escaped.
@@ -88,6 +91,22 @@ func parseProxy(raw string) (*url.URL, error) {
 		u.Path, u.RawPath = "", ""
 	}
 	return u, nil
+}
+
+// placeholderOutsideUserInfo reports whether a session placeholder, or
+// what starts one, stands in s (a URL with a scheme) past its user info:
+// in the host, port, path or query, where it would not be filled in.
+func placeholderOutsideUserInfo(s string) bool {
+	_, rest, _ := strings.Cut(s, "://")
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	past := rest
+	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+		past = rest[i+1:]
+	}
+	return strings.Contains(past, "{session")
 }
 
 // checkProxyURL reports what makes u unusable as a proxy.
@@ -112,14 +131,25 @@ func checkProxyURL(u *url.URL) error {
 	return nil
 }
 
+// ProxyLine is a proxy of a proxy file: the line that names it first and
+// the later lines that name it again (see [ReadProxyFile]).
+type ProxyLine struct {
+	URL     *url.URL
+	Line    int
+	Repeats []int
+}
+
 // ReadProxyFile reads proxies, one a line, as [ParseProxy] parses them.
 // Surrounding white space is trimmed; blank lines and lines starting with #
-// are skipped. Errors name the line number. A file with no proxy is an
-// error.
-func ReadProxyFile(r io.Reader) ([]*url.URL, error) {
+// are skipped. A line that names a proxy an earlier line names (the same
+// scheme, host, port, user name and password; a session placeholder read
+// as written) adds no proxy: it is in the Repeats of the first. Errors name
+// the line number. A file with no proxy is an error.
+func ReadProxyFile(r io.Reader) ([]ProxyLine, error) {
 	br := bufio.NewReader(r)
 	var (
-		proxies []*url.URL
+		proxies []ProxyLine
+		seen    = map[string]int{} // proxyKey -> index in proxies
 		line    int
 	)
 	for {
@@ -135,7 +165,13 @@ func ReadProxyFile(r io.Reader) ([]*url.URL, error) {
 				if perr != nil {
 					return nil, fmt.Errorf("line %d: %w", line, perr)
 				}
-				proxies = append(proxies, u)
+				key := proxyKey(u)
+				if i, ok := seen[key]; ok {
+					proxies[i].Repeats = append(proxies[i].Repeats, line)
+				} else {
+					seen[key] = len(proxies)
+					proxies = append(proxies, ProxyLine{URL: u, Line: line})
+				}
 			}
 		}
 		if err == io.EOF {
@@ -149,6 +185,25 @@ func ReadProxyFile(r io.Reader) ([]*url.URL, error) {
 		return nil, errors.New("holds no proxy")
 	}
 	return proxies, nil
+}
+
+// proxyKey is what tells proxies apart: the scheme, the host (case aside,
+// an IP address in its canonical form), the port (the scheme's default
+// when none is given), and the user name and password as they are sent.
+// An empty password is no password.
+func proxyKey(u *url.URL) string {
+	host := strings.ToLower(u.Hostname())
+	if a, err := netip.ParseAddr(host); err == nil {
+		host = a.String()
+	}
+	_, port, _ := net.SplitHostPort(proxyAddr(u))
+	var user, pw string
+	if u.User != nil {
+		user = u.User.Username()
+		pw, _ = u.User.Password()
+	}
+	// Quoted, so that no user name or password can pass for another split.
+	return strconv.Quote(strings.ToLower(u.Scheme)) + strconv.Quote(net.JoinHostPort(host, port)) + strconv.Quote(user) + strconv.Quote(pw)
 }
 
 func isSOCKS(u *url.URL) bool { return u.Scheme == "socks5" || u.Scheme == "socks5h" }

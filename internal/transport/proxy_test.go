@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -43,6 +44,10 @@ func TestParseProxy(t *testing.T) {
 		{raw: "http://u:hunter2@proxy.example:3128?x=1", wantErr: "no path, query or fragment"},
 		{raw: "http://u:hun%zzter2@proxy.example:3128", wantErr: "proxy http://u:***@proxy.example:3128: not a valid URL"},
 		{raw: "http://proxy.example:port", wantErr: "not a valid URL: invalid port"},
+		{raw: "http://u-{session}@proxy.example:3128", want: "http://u-%7Bsession%7D@proxy.example:3128"},
+		{raw: "http://gw-{session}.example:8000", wantErr: "proxy http://gw-{session}.example:8000: {session} goes only in the user name or password"},
+		{raw: "u:hunter2@gw.example:{session:4}", wantErr: "proxy http://u:***@gw.example:{session:4}: {session} goes only in the user name or password"},
+		{raw: "http://gw.example:1/{session}", wantErr: "{session} goes only in the user name or password"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.raw, func(t *testing.T) {
@@ -76,12 +81,28 @@ func TestReadProxyFile(t *testing.T) {
 		name    string
 		in      string
 		want    []string
+		repeats map[int][]int // first line -> the lines that repeat it
 		wantErr string
 	}{
 		{
 			name: "comments, blanks and CRLF",
 			in:   "\uFEFF# pool A\r\nhttp://u:p@10.0.0.1:3128\r\n\r\n  socks5://10.0.0.2:1080  \n#last\n10.0.0.3:8080",
 			want: []string{"http://u:***@10.0.0.1:3128", "socks5://10.0.0.2:1080", "http://10.0.0.3:8080"},
+		},
+		{
+			name: "repeats name the first line",
+			in: "http://u:p@10.0.0.1:3128\nHTTP://u:p@10.0.0.1:3128/\nhttp://u:p@10.0.0.1:3128\n" +
+				"u:p@10.0.0.1:3128\nhttp://u:P@10.0.0.1:3128\nhttp://U:p@10.0.0.1:3128\nhttps://u:p@10.0.0.1:3128\n" +
+				"http://10.0.0.2\nhttp://10.0.0.2:80\nhttp://10.0.0.2:8080\nsocks5://10.0.0.2\nsocks5h://10.0.0.2:1080\nsocks5://10.0.0.2:1080\n" +
+				"http://u-{session}:p@gw:1\nhttp://u-{session}:p@gw:1\nhttp://u-{session:8}:p@gw:1\nhttp://u-abcdefgh:p@gw:1\n" +
+				"http://[::1]:1\nhttp://[0:0::1]:1\nhttp://GW:1\nhttp://gw:1\nhttp://u:@gw:1\nhttp://u@gw:1\n",
+			want: []string{
+				"http://u:***@10.0.0.1:3128", "http://u:***@10.0.0.1:3128", "http://U:***@10.0.0.1:3128", "https://u:***@10.0.0.1:3128",
+				"http://10.0.0.2", "http://10.0.0.2:8080", "socks5://10.0.0.2", "socks5h://10.0.0.2:1080",
+				"http://u-%7Bsession%7D:***@gw:1", "http://u-%7Bsession%3A8%7D:***@gw:1", "http://u-abcdefgh:***@gw:1",
+				"http://[::1]:1", "http://GW:1", "http://u:***@gw:1",
+			},
+			repeats: map[int][]int{1: {2, 3, 4}, 8: {9}, 11: {13}, 14: {15}, 18: {19}, 20: {21}, 22: {23}},
 		},
 		{name: "bad line named", in: "http://a:1\n\n# x\nftp://u:hunter2@b:2\n", wantErr: "line 4: proxy ftp://u:***@b:2: unsupported scheme"},
 		{name: "only comments", in: "# nothing\n\n", wantErr: "holds no proxy"},
@@ -107,8 +128,11 @@ func TestReadProxyFile(t *testing.T) {
 				t.Fatalf("got %d proxies, want %d", len(got), len(tt.want))
 			}
 			for i := range got {
-				if r := secret.URLOf(got[i]); r != tt.want[i] {
+				if r := secret.URLOf(got[i].URL); r != tt.want[i] {
 					t.Errorf("proxy %d = %q, want %q", i, r, tt.want[i])
+				}
+				if want := tt.repeats[got[i].Line]; !slices.Equal(got[i].Repeats, want) {
+					t.Errorf("line %d is repeated by %v, want %v", got[i].Line, got[i].Repeats, want)
 				}
 			}
 		})
@@ -122,7 +146,7 @@ func TestReadProxyFileLongLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].Port() != "3128" {
+	if len(got) != 1 || got[0].URL.Port() != "3128" {
 		t.Errorf("got %v, want the one long proxy", got)
 	}
 }

@@ -5,11 +5,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"strings"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/fetchctl/fetchctl/internal/secret"
 )
@@ -47,6 +50,9 @@ type reqState struct {
 	// http:// because the dialer makes the TLS connection to it.
 	netProxy *url.URL
 	gotConn  atomic.Bool
+	// firstUse is true while the request's connection is one that carried
+	// no request before it; answered once a byte of the response came.
+	firstUse, answered atomic.Bool
 	// connecting is true between net/http writing a CONNECT request and
 	// reading its answer.
 	connecting atomic.Bool
@@ -164,8 +170,10 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			if st.gateKey != "" {
 				rt.tunnels.conn(st.gateKey, info.Conn, st.probe)
 			}
-			rt.gotConn(info, hdr, req.Header["Connection"])
+			n := rt.gotConn(info, hdr, req.Header["Connection"])
+			st.firstUse.Store(n == 1 || n == 0 && !info.Reused)
 		},
+		GotFirstResponseByte: func() { st.answered.Store(true) },
 	})
 	r2 := req.WithContext(ctx)
 	if hdr != nil {
@@ -223,19 +231,21 @@ func (st *reqState) takeProxyAuth(req *http.Request, pa []string) http.Header {
 
 // gotConn runs on the request's goroutine after net/http picked the
 // connection and before the request is written, so hdr can still change.
-// orig is the caller's Connection header.
-func (rt *roundTripper) gotConn(info httptrace.GotConnInfo, hdr http.Header, orig []string) {
+// orig is the caller's Connection header. It returns how many requests
+// the connection has been handed, this one included; 0 for a connection
+// this package did not dial.
+func (rt *roundTripper) gotConn(info httptrace.GotConnInfo, hdr http.Header, orig []string) int64 {
 	tc := trackedOf(info.Conn)
 	if tc == nil {
-		return
+		return 0
 	}
 	// Normally disarmed already; this covers a connection another request
 	// dialed.
 	tc.disarm()
-	if rt.maxConnRequests <= 0 {
-		return
-	}
 	n := tc.requests.Add(1)
+	if rt.maxConnRequests <= 0 {
+		return n
+	}
 	switch {
 	case n >= int64(rt.maxConnRequests):
 		// The last request a connection may carry asks for it to be closed
@@ -252,6 +262,7 @@ func (rt *roundTripper) gotConn(info httptrace.GotConnInfo, hdr http.Header, ori
 		// fail the write so that net/http retries on a new connection.
 		tc.retired.Store(true)
 	}
+	return n
 }
 
 // CloseIdleConnections closes the connections that carry no request.
@@ -267,7 +278,8 @@ func (rt *roundTripper) CloseIdleConnections() {
 
 // proxyFailure turns an error that arose at the proxy into a *ProxyError:
 // one the dialer already made, a dial or TLS failure that net/http reports
-// as a "proxyconnect" *net.OpError, or a broken CONNECT exchange.
+// as a "proxyconnect" *net.OpError, a broken CONNECT exchange, or a
+// forwarded request that got no HTTP answer (see forwardFailure).
 func (st *reqState) proxyFailure(ctx context.Context, err error) error {
 	var pe *ProxyError
 	if errors.As(err, &pe) {
@@ -280,7 +292,62 @@ func (st *reqState) proxyFailure(ctx context.Context, err error) error {
 	if !st.gotConn.Load() && st.connecting.Load() && ctx.Err() == nil {
 		return &ProxyError{Proxy: st.proxyName, Err: fmt.Errorf("CONNECT failed: %w", err)}
 	}
+	if st.target == "http" && !isSOCKS(st.proxy) && st.gotConn.Load() && ctx.Err() == nil {
+		if pe := st.forwardFailure(err); pe != nil {
+			return pe
+		}
+	}
 	return err
+}
+
+// forwardFailure returns the *ProxyError of a plain-http request that an
+// HTTP(S) proxy was to forward, when the proxy's connection yielded no
+// HTTP response at all: its first line is no status line, or the proxy
+// closed or reset a connection that had carried no response before any
+// byte of an answer. No target's answer can look like that through a
+// proxy, which sends a response of its own (a 502, say) when the target
+// fails. A connection that carried a response before may have been closed
+// as idle, which is no failure of the proxy. It returns nil otherwise.
+func (st *reqState) forwardFailure(err error) *ProxyError {
+	if line := statusLineError(err); line != nil {
+		return &ProxyError{Proxy: st.proxyName, Err: fmt.Errorf("no HTTP answer: %w", line)}
+	}
+	if st.answered.Load() || !st.firstUse.Load() {
+		return nil
+	}
+	var oe *net.OpError
+	switch {
+	case errors.Is(err, io.EOF) || strings.Contains(err.Error(), "server closed idle connection"):
+		// net/http's errServerClosedIdle (transport.go, unexported): the
+		// proxy closed the connection before the request was written.
+		return &ProxyError{Proxy: st.proxyName, Err: errors.New("closed the connection without answering")}
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE):
+		cause := err
+		if errors.As(err, &oe) {
+			cause = oe
+		}
+		return &ProxyError{Proxy: st.proxyName, Err: fmt.Errorf("broke the connection without answering: %w", cause)}
+	}
+	return nil
+}
+
+// statusLineError returns the error by which net/http refused the first
+// line of a response, nil for another error. net/http makes it with an
+// unexported type whose text is fixed (response.go: "malformed HTTP
+// response", "malformed HTTP version", "malformed HTTP status code") and
+// wraps it in "transport connection broken".
+func statusLineError(err error) error {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if errors.Unwrap(e) != nil {
+			continue
+		}
+		for _, prefix := range [...]string{"malformed HTTP response ", "malformed HTTP version ", "malformed HTTP status code "} {
+			if strings.HasPrefix(e.Error(), prefix) {
+				return e
+			}
+		}
+	}
+	return nil
 }
 
 // httpProxyOf is the Transport's Proxy function: net/http itself speaks to
