@@ -285,6 +285,31 @@ func TestWriteBehindJoinsWrites(t *testing.T) {
 	}
 }
 
+// TestWriteBehindCountsWhatIsQueued: a write handed to the flusher counts
+// at once, as a write that reached the wire would on its return: a request
+// that claims its connection's bytes as soon as it is done (after its last
+// read made net/http queue a WINDOW_UPDATE) finds them, though the flusher
+// has not written them yet.
+func TestWriteBehindCountsWhatIsQueued(t *testing.T) {
+	t.Parallel()
+	g := newGatedConn()
+	tc := &trackedConn{Conn: g}
+	tc.writeBehind()
+	tc.Write([]byte("HEADERS;"))
+	<-g.entered // on the wire, held there
+	tc.Write([]byte("WINDOW_UPDATE;"))
+	if out, _, _ := ClaimWire(tc, nil); out != int64(len("HEADERS;WINDOW_UPDATE;")) {
+		t.Errorf("claimed %d bytes out with both writes made, want %d", out, len("HEADERS;WINDOW_UPDATE;"))
+	}
+	g.release <- nil
+	<-g.entered
+	g.release <- nil
+	tc.Close()
+	if out, _, _ := ClaimWire(tc, nil); out != 0 {
+		t.Errorf("claimed %d more bytes once they reached the wire, want none: each byte counts once", out)
+	}
+}
+
 // TestWriteBehindFailure: a write that fails on the wire fails the writes
 // after it and the read that waits on the connection, with its own error.
 func TestWriteBehindFailure(t *testing.T) {

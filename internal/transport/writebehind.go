@@ -58,6 +58,11 @@ func (w *writeBehind) write(c *trackedConn, p []byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	w.pend = append(w.pend, p...)
+	// The bytes count as they are queued, as a write's would on return:
+	// a request that claims its connection's bytes once it is done finds
+	// those its last reads made net/http write (WINDOW_UPDATE frames),
+	// which the flusher may not have written yet.
+	c.out.Add(int64(len(p)))
 	if !w.flushing {
 		w.flushing = true
 		go w.flush(c)
@@ -91,7 +96,6 @@ func (w *writeBehind) flush(c *trackedConn) {
 			err = ErrWireLimit
 		} else {
 			n, err = c.Conn.Write(buf)
-			c.out.Add(int64(n))
 			if c.meter != nil && n > 0 {
 				err = c.metered(n, err)
 			}
