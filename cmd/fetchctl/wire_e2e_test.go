@@ -31,13 +31,15 @@ type byteRelay struct {
 	setup time.Duration
 }
 
-func startByteRelay(t *testing.T, upstream string) *byteRelay {
+// startByteRelay relays each connection to upstream, setup after it was
+// accepted (0 for at once).
+func startByteRelay(t *testing.T, upstream string, setup time.Duration) *byteRelay {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &byteRelay{ln: ln}
+	r := &byteRelay{ln: ln, setup: setup}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -102,7 +104,7 @@ func TestHTTP2BytesThroughAProxy(t *testing.T) {
 	}
 	t.Cleanup(secure.Close)
 	proxy := newForwardProxy(t, "", "")
-	relay := startByteRelay(t, proxy.hostPort())
+	relay := startByteRelay(t, proxy.hostPort(), 0)
 	dir := t.TempDir()
 	var urls strings.Builder
 	const n = 60
@@ -239,8 +241,7 @@ func TestTunnelsThroughASlowProxy(t *testing.T) {
 				t.Cleanup(d.Stop)
 				upstream, user = d.Addr, "u:pw"
 			}
-			relay := startByteRelay(t, upstream)
-			relay.setup = 150 * time.Millisecond
+			relay := startByteRelay(t, upstream, 150*time.Millisecond)
 			dir := t.TempDir()
 			for name, text := range map[string]string{"ca.pem": string(secure.CertPEM()), "urls.txt": urls.String()} {
 				if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
@@ -297,8 +298,7 @@ func TestBudgetCountsEveryTunnel(t *testing.T) {
 	for i := range n {
 		fmt.Fprintln(&urls, secure.URL(i%2, fmt.Sprintf("/?key=%d", i%10)))
 	}
-	relay := startByteRelay(t, newForwardProxy(t, "", "").hostPort())
-	relay.setup = 150 * time.Millisecond
+	relay := startByteRelay(t, newForwardProxy(t, "", "").hostPort(), 150*time.Millisecond)
 	dir := t.TempDir()
 	for name, text := range map[string]string{"ca.pem": string(secure.CertPEM()), "urls.txt": urls.String()} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
