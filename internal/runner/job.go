@@ -98,6 +98,9 @@ func parseLine(line string, size int64) (u *url.URL, raw string, skip bool, err 
 			return nil, s, false, invalid("line holds the invisible character %U at byte %d", r, i)
 		}
 	}
+	if name, ok := slashesMissing(s); ok {
+		return nil, s, false, invalid("line starts with %q without \"//\": write the URL as %s://host/path", s[:len(name)+1], name)
+	}
 	if name, ok := otherScheme(s); ok {
 		return nil, s, false, invalid("scheme %q is not fetched: only http and https are", name)
 	}
@@ -165,29 +168,35 @@ func hasScheme(s string) bool {
 	return false
 }
 
-// otherSchemes are URI schemes written without "//" (mailto:, tel:, data:,
-// javascript:, ...) that lists of links scraped from pages hold. Without a
-// "//", "mailto:info@example.com" reads like user:password@host, and
-// "file:/etc/passwd" like a host named file; these names are taken as the
-// schemes they are.
+// otherSchemes are URI schemes that lists of links scraped from pages hold
+// written without "//" (mailto:, tel:, data:, javascript:, ...), or with
+// one slash too few (ftp:/x). Without a "//", "mailto:info@example.com"
+// reads like user:password@host, and "file:/etc/passwd" like a host named
+// file; these names are taken as the schemes they are. The value says
+// whether what follows the colon can still be a port ("data:8080/x" is a
+// host named data); a phone number (tel:911) never is.
 var otherSchemes = map[string]bool{
-	"about": true, "blob": true, "callto": true, "cid": true, "data": true,
-	"fax": true, "file": true, "geo": true, "intent": true, "javascript": true,
-	"magnet": true, "mailto": true, "market": true, "mid": true, "news": true,
-	"sip": true, "sips": true, "skype": true, "sms": true, "tel": true,
-	"urn": true, "view-source": true, "xmpp": true,
+	"about": true, "blob": true, "cid": true, "data": true, "file": true,
+	"ftp": true, "ftps": true, "geo": true, "git": true, "gopher": true,
+	"intent": true, "irc": true, "ircs": true, "javascript": true,
+	"ldap": true, "ldaps": true, "magnet": true, "mailto": true,
+	"market": true, "mid": true, "news": true, "nntp": true, "rtsp": true,
+	"sftp": true, "sip": true, "sips": true, "skype": true, "smb": true,
+	"ssh": true, "telnet": true, "urn": true, "view-source": true, "ws": true,
+	"wss": true, "xmpp": true,
+	"callto": false, "fax": false, "sms": false, "tel": false,
 }
 
 // otherScheme reports the scheme of s when s starts with one of
-// otherSchemes and a colon that does not begin a port ("data:8080/x" is a
-// host named data).
+// otherSchemes and a colon that does not begin a port.
 func otherScheme(s string) (string, bool) {
 	i := strings.IndexByte(s, ':')
 	if i <= 0 {
 		return "", false
 	}
 	name := strings.ToLower(s[:i])
-	if !otherSchemes[name] {
+	mayBePort, ok := otherSchemes[name]
+	if !ok {
 		return "", false
 	}
 	rest := s[i+1:]
@@ -195,10 +204,25 @@ func otherScheme(s string) (string, bool) {
 	for digits < len(rest) && '0' <= rest[digits] && rest[digits] <= '9' {
 		digits++
 	}
-	if digits > 0 && (digits == len(rest) || strings.IndexByte("/?#", rest[digits]) >= 0) {
+	if mayBePort && digits > 0 && (digits == len(rest) || strings.IndexByte("/?#", rest[digits]) >= 0) {
 		return "", false
 	}
 	return name, true
+}
+
+// slashesMissing reports the scheme of s when s starts with "http:" or
+// "https:" (any case) but not with "//" after it: "https:/example.com/a",
+// a link cut short, is no host named https.
+func slashesMissing(s string) (string, bool) {
+	i := strings.IndexByte(s, ':')
+	if i <= 0 {
+		return "", false
+	}
+	name := strings.ToLower(s[:i])
+	if (name == "http" || name == "https") && !strings.HasPrefix(s[i+1:], "//") {
+		return name, true
+	}
+	return "", false
 }
 
 // Shard selects the hosts one of N cooperating runs fetches. The zero value
