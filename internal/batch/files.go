@@ -31,8 +31,9 @@ func readsStdin(inputs []runner.Input) bool {
 // openInputs opens the named files, or stdin when there are none or for "-".
 // Every file is opened before anything is fetched, so a missing one is a
 // usage error, and so is one file named twice (by any path to it, stdin
-// read from it included) or stdin named twice.
-func openInputs(files []string, stdin io.Reader) ([]runner.Input, func(), error) {
+// read from it included) or stdin named twice. Opening a FIFO waits for its
+// writer; ctx ends the wait.
+func openInputs(ctx context.Context, files []string, stdin io.Reader) ([]runner.Input, func(), error) {
 	if len(files) == 0 {
 		files = []string{"-"}
 	}
@@ -85,9 +86,12 @@ func openInputs(files []string, stdin io.Reader) ([]runner.Input, func(), error)
 			inputs = append(inputs, runner.Input{Name: "-", R: stdin})
 			continue
 		}
-		f, err := os.Open(name)
+		f, err := openInput(ctx, name)
 		if err != nil {
 			closeAll()
+			if ctx.Err() != nil {
+				return nil, nil, err
+			}
 			return nil, nil, setupErrorf("input %s: %v", shownPath(name), settings.PathError(err))
 		}
 		if st, err := f.Stat(); err == nil && st.IsDir() {
@@ -491,21 +495,37 @@ func openOutput(ctx context.Context, cfg *Config, summary *report.Summary, input
 // noticed, and a full FIFO would block the run for good. Opening a FIFO
 // waits for its reader, as a shell's > does; ctx ends the wait.
 func openSpecial(ctx context.Context, path string) (*os.File, error) {
+	return openWaiting(ctx, path, os.O_WRONLY)
+}
+
+// openInput opens an input for reading. One that is not a regular file (a
+// FIFO) may wait in the open for its writer, as a shell's < does; ctx ends
+// the wait.
+func openInput(ctx context.Context, path string) (*os.File, error) {
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		return openWaiting(ctx, path, os.O_RDONLY)
+	}
+	return os.Open(path)
+}
+
+// openWaiting opens path with flag in a goroutine of its own, so that an
+// open that waits (a FIFO's, for its other end) ends when ctx does.
+func openWaiting(ctx context.Context, path string, flag int) (*os.File, error) {
 	type opened struct {
 		f   *os.File
 		err error
 	}
 	done := make(chan opened, 1)
 	go func() {
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		f, err := os.OpenFile(path, flag, 0)
 		done <- opened{f, err}
 	}()
 	select {
 	case o := <-done:
 		return o.f, o.err
 	case <-ctx.Done():
-		// The open cannot be called off: a reader that comes later gets
-		// the file closed at once.
+		// The open cannot be called off: the other end that comes later
+		// gets the file closed at once.
 		go func() {
 			if o := <-done; o.f != nil {
 				o.f.Close()

@@ -45,7 +45,7 @@ func prepare(ctx context.Context, cfg *Config, env Env) (*prepared, error) {
 	env.Secrets.Add(s.Secrets(env.Getenv)...)
 	env.Secrets.Add(cfg.Runner.Secrets...)
 	cfg.Runner.Secrets = env.Secrets.List()
-	inputs, closeInputs, err := openInputs(cfg.Inputs, env.Stdin)
+	inputs, closeInputs, err := openInputs(ctx, cfg.Inputs, env.Stdin)
 	if err != nil {
 		return nil, err
 	}
