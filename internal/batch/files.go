@@ -216,7 +216,7 @@ func CheckSummarize(summary string, names []string, files []*os.File) error {
 		}
 		ins = append(ins, namedFile{name, fi})
 	}
-	if summary == "" {
+	if summary == "" || summary == "-" {
 		return nil
 	}
 	if err := isInput("--summary", summary, "records", ins); err != nil {
@@ -353,7 +353,8 @@ func resolvedPath(p string) string {
 // --resume or --overwrite says what to do with it; -o or --summary that a
 // saved body could replace; and a --summary that could not be written at
 // the end. Files that are not regular (/dev/null, a FIFO, a terminal) are
-// never refused for what they hold.
+// never refused for what they hold. --summary - is stdout: FromSettings
+// refuses it when the records go there too.
 func checkOutputs(cfg *Config, inputs []runner.Input) error {
 	names := make([]string, len(inputs))
 	for i, in := range inputs {
@@ -389,7 +390,7 @@ func checkOutputs(cfg *Config, inputs []runner.Input) error {
 			return setupErrorf("-o %s already holds results: add --resume to go on with them, or --overwrite to start again", cfg.Output)
 		}
 	}
-	if cfg.SummaryOut != "" {
+	if cfg.SummaryOut != "" && cfg.SummaryOut != "-" {
 		if err := isInput("--summary", cfg.SummaryOut, "list", ins); err != nil {
 			return err
 		}
@@ -405,7 +406,9 @@ func checkOutputs(cfg *Config, inputs []runner.Input) error {
 			same := false
 			switch {
 			case sumErr == nil && outErr == nil:
-				same = os.SameFile(sumFI, outFI) && outFI.Mode().IsRegular()
+				// A file that is not regular (a FIFO, /dev/null) too:
+				// records and summary would be one stream.
+				same = os.SameFile(sumFI, outFI)
 			case errors.Is(sumErr, fs.ErrNotExist) && errors.Is(outErr, fs.ErrNotExist):
 				// Neither is there yet: the same name is the same file.
 				a, err1 := filepath.Abs(cfg.SummaryOut)

@@ -349,7 +349,15 @@ func writeSummaries(cfg *Config, env Env, res report.Result) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(cfg.SummaryOut, append(data, '\n'), 0o644); err != nil {
+	data = append(data, '\n')
+	if cfg.SummaryOut == "-" {
+		// The records went to -o FILE: stdout is the summary's alone.
+		if _, err := env.Stdout.Write(data); err != nil {
+			return fmt.Errorf("write summary: %w", err)
+		}
+		return nil
+	}
+	if err := os.WriteFile(cfg.SummaryOut, data, 0o644); err != nil {
 		return fmt.Errorf("write summary: %w", err)
 	}
 	return nil

@@ -178,7 +178,7 @@ func (s *Settings) fields(version string) []field {
 		{name: "save-bodies", ptr: &s.SaveBodies, def: "", usage: "write each body to a file under this folder"},
 		{name: "ok-status", ptr: &s.OKStatus, def: "200-299", usage: "statuses that count as ok, e.g. 200-399,404"},
 		{name: "output", short: "o", ptr: &s.Output, def: "", usage: "write records to this file instead of stdout"},
-		{name: "summary", ptr: &s.Summary, def: "", usage: "also write the summary as JSON to this file"},
+		{name: "summary", ptr: &s.Summary, def: "", usage: "also write the summary as JSON to this file (- for stdout)"},
 		{name: "min-success", ptr: &s.MinSuccess, def: 0.0, usage: "exit 1 below this success ratio (0 to 1)"},
 		{name: "resume", ptr: &s.Resume, def: false, usage: "with -o: keep the records in the file, fetch only the lines without one, append"},
 		{name: "overwrite", ptr: &s.Overwrite, def: false, usage: "with -o: start again over a file that already holds results"},

@@ -70,3 +70,51 @@ func TestSignalWhileOpeningFIFOInput(t *testing.T) {
 		})
 	}
 }
+
+// TestSummaryOnTheOutputFIFO checks that -o and --summary on one FIFO, by
+// any path to it, are refused (exit 2, before the FIFO is opened) as they
+// are on one regular file: records and summary would be mixed in one
+// stream.
+func TestSummaryOnTheOutputFIFO(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		summary string // under the test's folder
+	}{
+		{"same name", "out.fifo"},
+		{"through a link", "link.fifo"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			fifo := filepath.Join(dir, "out.fifo")
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(fifo, filepath.Join(dir, "link.fifo")); err != nil {
+				t.Fatal(err)
+			}
+			list := filepath.Join(dir, "urls.txt")
+			if err := os.WriteFile(list, []byte("http://127.0.0.1:1/\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			summary := filepath.Join(dir, tc.summary)
+			cmd := fetchctlCmd(t, ctx, dir, "run", "-q", "-o", fifo, "--summary", summary, list)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			err := waitEnd(t, cmd, &stderr, "it was given one FIFO for -o and --summary")
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+				t.Fatalf("fetchctl ended with %v, want exit 2; stderr: %s", err, stderr.String())
+			}
+			if want := "fetchctl: --summary " + summary + " is the output -o " + fifo + ": name another file\n"; stderr.String() != want {
+				t.Errorf("stderr %q, want %q", stderr.String(), want)
+			}
+		})
+	}
+}
