@@ -272,6 +272,9 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 	}
 	c.SessionTTL = r.SessionTTL
 	c.SummaryOut = r.Summary
+	if c.SummaryOut == "-" && c.Output == "" {
+		return nil, bad("summary", "- is stdout, which gets the records too: give -o FILE, or --summary FILE")
+	}
 	c.MinSuccess = r.MinSuccess
 	c.Quiet = r.Quiet
 	c.Verbose = r.Verbose

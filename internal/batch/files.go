@@ -31,8 +31,9 @@ func readsStdin(inputs []runner.Input) bool {
 // openInputs opens the named files, or stdin when there are none or for "-".
 // Every file is opened before anything is fetched, so a missing one is a
 // usage error, and so is one file named twice (by any path to it, stdin
-// read from it included) or stdin named twice.
-func openInputs(files []string, stdin io.Reader) ([]runner.Input, func(), error) {
+// read from it included) or stdin named twice. Opening a FIFO waits for its
+// writer; ctx ends the wait.
+func openInputs(ctx context.Context, files []string, stdin io.Reader) ([]runner.Input, func(), error) {
 	if len(files) == 0 {
 		files = []string{"-"}
 	}
@@ -85,9 +86,12 @@ func openInputs(files []string, stdin io.Reader) ([]runner.Input, func(), error)
 			inputs = append(inputs, runner.Input{Name: "-", R: stdin})
 			continue
 		}
-		f, err := os.Open(name)
+		f, err := openInput(ctx, name)
 		if err != nil {
 			closeAll()
+			if ctx.Err() != nil {
+				return nil, nil, err
+			}
 			return nil, nil, setupErrorf("input %s: %v", shownPath(name), settings.PathError(err))
 		}
 		if st, err := f.Stat(); err == nil && st.IsDir() {
@@ -212,7 +216,7 @@ func CheckSummarize(summary string, names []string, files []*os.File) error {
 		}
 		ins = append(ins, namedFile{name, fi})
 	}
-	if summary == "" {
+	if summary == "" || summary == "-" {
 		return nil
 	}
 	if err := isInput("--summary", summary, "records", ins); err != nil {
@@ -349,7 +353,8 @@ func resolvedPath(p string) string {
 // --resume or --overwrite says what to do with it; -o or --summary that a
 // saved body could replace; and a --summary that could not be written at
 // the end. Files that are not regular (/dev/null, a FIFO, a terminal) are
-// never refused for what they hold.
+// never refused for what they hold. --summary - is stdout: FromSettings
+// refuses it when the records go there too.
 func checkOutputs(cfg *Config, inputs []runner.Input) error {
 	names := make([]string, len(inputs))
 	for i, in := range inputs {
@@ -385,7 +390,7 @@ func checkOutputs(cfg *Config, inputs []runner.Input) error {
 			return setupErrorf("-o %s already holds results: add --resume to go on with them, or --overwrite to start again", cfg.Output)
 		}
 	}
-	if cfg.SummaryOut != "" {
+	if cfg.SummaryOut != "" && cfg.SummaryOut != "-" {
 		if err := isInput("--summary", cfg.SummaryOut, "list", ins); err != nil {
 			return err
 		}
@@ -401,7 +406,9 @@ func checkOutputs(cfg *Config, inputs []runner.Input) error {
 			same := false
 			switch {
 			case sumErr == nil && outErr == nil:
-				same = os.SameFile(sumFI, outFI) && outFI.Mode().IsRegular()
+				// A file that is not regular (a FIFO, /dev/null) too:
+				// records and summary would be one stream.
+				same = os.SameFile(sumFI, outFI)
 			case errors.Is(sumErr, fs.ErrNotExist) && errors.Is(outErr, fs.ErrNotExist):
 				// Neither is there yet: the same name is the same file.
 				a, err1 := filepath.Abs(cfg.SummaryOut)
@@ -491,21 +498,37 @@ func openOutput(ctx context.Context, cfg *Config, summary *report.Summary, input
 // noticed, and a full FIFO would block the run for good. Opening a FIFO
 // waits for its reader, as a shell's > does; ctx ends the wait.
 func openSpecial(ctx context.Context, path string) (*os.File, error) {
+	return openWaiting(ctx, path, os.O_WRONLY)
+}
+
+// openInput opens an input for reading. One that is not a regular file (a
+// FIFO) may wait in the open for its writer, as a shell's < does; ctx ends
+// the wait.
+func openInput(ctx context.Context, path string) (*os.File, error) {
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		return openWaiting(ctx, path, os.O_RDONLY)
+	}
+	return os.Open(path)
+}
+
+// openWaiting opens path with flag in a goroutine of its own, so that an
+// open that waits (a FIFO's, for its other end) ends when ctx does.
+func openWaiting(ctx context.Context, path string, flag int) (*os.File, error) {
 	type opened struct {
 		f   *os.File
 		err error
 	}
 	done := make(chan opened, 1)
 	go func() {
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		f, err := os.OpenFile(path, flag, 0)
 		done <- opened{f, err}
 	}()
 	select {
 	case o := <-done:
 		return o.f, o.err
 	case <-ctx.Done():
-		// The open cannot be called off: a reader that comes later gets
-		// the file closed at once.
+		// The open cannot be called off: the other end that comes later
+		// gets the file closed at once.
 		go func() {
 			if o := <-done; o.f != nil {
 				o.f.Close()

@@ -45,7 +45,7 @@ func prepare(ctx context.Context, cfg *Config, env Env) (*prepared, error) {
 	env.Secrets.Add(s.Secrets(env.Getenv)...)
 	env.Secrets.Add(cfg.Runner.Secrets...)
 	cfg.Runner.Secrets = env.Secrets.List()
-	inputs, closeInputs, err := openInputs(cfg.Inputs, env.Stdin)
+	inputs, closeInputs, err := openInputs(ctx, cfg.Inputs, env.Stdin)
 	if err != nil {
 		return nil, err
 	}
@@ -349,7 +349,15 @@ func writeSummaries(cfg *Config, env Env, res report.Result) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(cfg.SummaryOut, append(data, '\n'), 0o644); err != nil {
+	data = append(data, '\n')
+	if cfg.SummaryOut == "-" {
+		// The records went to -o FILE: stdout is the summary's alone.
+		if _, err := env.Stdout.Write(data); err != nil {
+			return fmt.Errorf("write summary: %w", err)
+		}
+		return nil
+	}
+	if err := os.WriteFile(cfg.SummaryOut, data, 0o644); err != nil {
 		return fmt.Errorf("write summary: %w", err)
 	}
 	return nil

@@ -76,7 +76,7 @@ func Summarize(cfg *SummarizeConfig, env Env) error {
 	if err := CheckSummarize(cfg.SummaryOut, cfg.Files, files); err != nil {
 		return err
 	}
-	if cfg.SummaryOut != "" && cfg.configFile != "" {
+	if cfg.SummaryOut != "" && cfg.SummaryOut != "-" && cfg.configFile != "" {
 		if err := isRead("--summary", cfg.SummaryOut, []readFile{{"--config " + cfg.configFile, cfg.configFile, "settings"}}); err != nil {
 			return err
 		}
@@ -112,12 +112,13 @@ func Summarize(cfg *SummarizeConfig, env Env) error {
 			return err
 		}
 		data = append(data, '\n')
-		if cfg.JSON {
+		// --summary - is stdout, as --json is: the JSON goes there once.
+		if cfg.JSON || cfg.SummaryOut == "-" {
 			if _, err := env.Stdout.Write(data); err != nil {
 				return err
 			}
 		}
-		if cfg.SummaryOut != "" {
+		if cfg.SummaryOut != "" && cfg.SummaryOut != "-" {
 			if err := os.WriteFile(cfg.SummaryOut, data, 0o644); err != nil {
 				return fmt.Errorf("write summary: %w", err)
 			}

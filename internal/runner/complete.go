@@ -98,9 +98,13 @@ func (d *dispatcher) addSpent(n int64) {
 	}
 }
 
-// historyEntry is the attempt as a record's history lists it.
+// historyEntry is the attempt as a record's history lists it, with the
+// server's Retry-After whenever it sent one, the last attempt included.
 func historyEntry(res *result) report.Attempt {
 	entry := report.Attempt{MS: ms(res.dur), Proxy: res.proxy, Blocked: res.blocked, BytesOut: res.wireOut, BytesIn: res.wireIn}
+	if res.hasRetryAfter {
+		entry.RetryAfter = new(res.retryAfter.Seconds())
+	}
 	switch {
 	case res.status != 0 && res.kind == "" || res.kind == report.KindStatus:
 		entry.Status = res.status
@@ -121,12 +125,8 @@ func (d *dispatcher) retry(t *task, res *result, entry report.Attempt, now time.
 	if !ok {
 		return false
 	}
-	// Both are there when 0: the next attempt went at once, or the server
-	// asked for no wait.
+	// There when 0 too: the next attempt went at once.
 	entry.WaitMS = new(ms(wait))
-	if res.hasRetryAfter {
-		entry.RetryAfter = new(res.retryAfter.Seconds())
-	}
 	t.history = append(t.history, entry)
 	if t.reroutes > reroutes {
 		d.logf("move %s off proxy %s: %s", secret.URL(t.job.URL), res.route.Proxy, res.msg)

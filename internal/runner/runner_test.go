@@ -474,24 +474,28 @@ func TestRunWithoutARoute(t *testing.T) {
 }
 
 // TestHistoryWaits: each attempt but the last says how long the next one
-// waited, a wait of none included; retry_after is there whenever the server
-// sent Retry-After, 0 included, and never otherwise.
+// waited, a wait of none included; retry_after is there on every attempt,
+// the last included, whose response carried Retry-After, 0 included, and
+// never otherwise.
 func TestHistoryWaits(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name       string
 		retryAfter string // "" sends none
+		refusals   int64  // the 429s before an ok; 2 leaves the URL failed
 		wantRA     *float64
 	}{
-		{name: "Retry-After 0", retryAfter: "0", wantRA: new(0.0)},
-		{name: "no Retry-After", retryAfter: ""},
+		{name: "Retry-After 0", retryAfter: "0", refusals: 1, wantRA: new(0.0)},
+		{name: "no Retry-After", retryAfter: "", refusals: 1},
+		{name: "Retry-After 0 on the last", retryAfter: "0", refusals: 2, wantRA: new(0.0)},
+		{name: "no Retry-After on the last", retryAfter: "", refusals: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var calls atomic.Int64
 			srv := newTestServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
-				if calls.Add(1) == 1 {
+				if calls.Add(1) <= tt.refusals {
 					if tt.retryAfter != "" {
 						w.Header().Set("Retry-After", tt.retryAfter)
 					}
@@ -506,8 +510,8 @@ func TestHistoryWaits(t *testing.T) {
 				t.Fatal(err)
 			}
 			h := recs[0].History
-			if !recs[0].OK || len(h) != 2 {
-				t.Fatalf("record %+v, history %+v; want ok after two attempts", recs[0], h)
+			if wantOK := tt.refusals < 2; recs[0].OK != wantOK || len(h) != 2 {
+				t.Fatalf("record %+v, history %+v; want ok %v after two attempts", recs[0], h, wantOK)
 			}
 			if h[0].WaitMS == nil || *h[0].WaitMS < 0 || *h[0].WaitMS > 1 {
 				t.Errorf("first attempt's wait_ms %v, want 0 to 1", h[0].WaitMS)
@@ -518,8 +522,15 @@ func TestHistoryWaits(t *testing.T) {
 			if tt.wantRA != nil && *h[0].WaitMS != 0 {
 				t.Errorf("wait_ms %v after Retry-After: 0, want 0", *h[0].WaitMS)
 			}
-			if h[1].WaitMS != nil || h[1].RetryAfter != nil {
-				t.Errorf("last attempt %+v, want no wait_ms or retry_after", h[1])
+			if h[1].WaitMS != nil {
+				t.Errorf("last attempt %+v, want no wait_ms", h[1])
+			}
+			lastRA := tt.wantRA
+			if tt.refusals < 2 {
+				lastRA = nil // the ok answer sent no Retry-After
+			}
+			if lastRA == nil && h[1].RetryAfter != nil || lastRA != nil && (h[1].RetryAfter == nil || *h[1].RetryAfter != *lastRA) {
+				t.Errorf("last attempt's retry_after %v, want %v", h[1].RetryAfter, lastRA)
 			}
 		})
 	}

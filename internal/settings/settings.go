@@ -178,7 +178,7 @@ func (s *Settings) fields(version string) []field {
 		{name: "save-bodies", ptr: &s.SaveBodies, def: "", usage: "write each body to a file under this folder"},
 		{name: "ok-status", ptr: &s.OKStatus, def: "200-299", usage: "statuses that count as ok, e.g. 200-399,404"},
 		{name: "output", short: "o", ptr: &s.Output, def: "", usage: "write records to this file instead of stdout"},
-		{name: "summary", ptr: &s.Summary, def: "", usage: "also write the summary as JSON to this file"},
+		{name: "summary", ptr: &s.Summary, def: "", usage: "also write the summary as JSON to this file (- for stdout)"},
 		{name: "min-success", ptr: &s.MinSuccess, def: 0.0, usage: "exit 1 below this success ratio (0 to 1)"},
 		{name: "resume", ptr: &s.Resume, def: false, usage: "with -o: keep the records in the file, fetch only the lines without one, append"},
 		{name: "overwrite", ptr: &s.Overwrite, def: false, usage: "with -o: start again over a file that already holds results"},
@@ -295,7 +295,8 @@ var otherEnv = []string{"FETCHCTL_CPUPROFILE"}
 
 // UnknownEnv returns a warning for each FETCHCTL_* variable of environ
 // ("NAME=value" strings, as os.Environ returns them) that fetchctl does not
-// read, sorted, naming the nearest setting's variable when one is close:
+// read, sorted, naming the setting's variable that differs from it only by
+// case, else the nearest one when one is close:
 // "FETCHCTL_LIMT is not a setting; did you mean FETCHCTL_LIMIT?". An empty
 // variable is as unset, as for the settings, and says nothing.
 func UnknownEnv(environ []string) []string {
@@ -307,7 +308,15 @@ func UnknownEnv(environ []string) []string {
 			continue
 		}
 		msg := name + " is not a setting"
-		if near := nearest(name, known); near != "" {
+		// A setting's variable in another case first: it may be nearer
+		// to another name by the letters, not by what was meant.
+		near := ""
+		if i := slices.IndexFunc(known, func(k string) bool { return strings.EqualFold(k, name) }); i >= 0 {
+			near = known[i]
+		} else {
+			near = nearest(name, known)
+		}
+		if near != "" {
 			msg += "; did you mean " + near + "?"
 		}
 		out = append(out, msg)

@@ -460,6 +460,10 @@ func TestUnknownEnv(t *testing.T) {
 		{"not the prefix", []string{"fetchctl_limt=9", "XFETCHCTL_LIMT=9"}, nil},
 		{"near a setting", []string{"FETCHCTL_LIMT=9"}, []string{"FETCHCTL_LIMT is not a setting; did you mean FETCHCTL_LIMIT?"}},
 		{"near the config", []string{"FETCHCTL_CONFG=c.yaml"}, []string{"FETCHCTL_CONFG is not a setting; did you mean FETCHCTL_CONFIG?"}},
+		{"case only", []string{"FETCHCTL_limit=3"}, []string{"FETCHCTL_limit is not a setting; did you mean FETCHCTL_LIMIT?"}},
+		{"case only, mixed", []string{"FETCHCTL_Per_Host=3"}, []string{"FETCHCTL_Per_Host is not a setting; did you mean FETCHCTL_PER_HOST?"}},
+		{"case only, the config", []string{"FETCHCTL_config=c.yaml"}, []string{"FETCHCTL_config is not a setting; did you mean FETCHCTL_CONFIG?"}},
+		{"case only, another", []string{"FETCHCTL_retries=1"}, []string{"FETCHCTL_retries is not a setting; did you mean FETCHCTL_RETRIES?"}},
 		{"near nothing", []string{"FETCHCTL_COLOUR=blue"}, []string{"FETCHCTL_COLOUR is not a setting"}},
 		{"bare prefix", []string{"FETCHCTL_=1"}, []string{"FETCHCTL_ is not a setting"}},
 		{"several, sorted", []string{"FETCHCTL_ZZZ=1", "FETCHCTL_RETRYS=1"}, []string{
