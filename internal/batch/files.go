@@ -406,9 +406,10 @@ func checkOutputs(cfg *Config, inputs []runner.Input) error {
 			same := false
 			switch {
 			case sumErr == nil && outErr == nil:
-				// A file that is not regular (a FIFO, /dev/null) too:
-				// records and summary would be one stream.
-				same = os.SameFile(sumFI, outFI)
+				// A file that is not regular (a FIFO) too: records and
+				// summary would be one stream. /dev/null keeps nothing
+				// to mix.
+				same = os.SameFile(sumFI, outFI) && !isDevNull(outFI)
 			case errors.Is(sumErr, fs.ErrNotExist) && errors.Is(outErr, fs.ErrNotExist):
 				// Neither is there yet: the same name is the same file.
 				a, err1 := filepath.Abs(cfg.SummaryOut)
@@ -589,4 +590,10 @@ func precheck(ctx context.Context, kept *keptRecords, inputs []runner.Input) (bo
 		err = kept.unseen()
 	}
 	return all, err
+}
+
+// isDevNull reports whether fi is the null device.
+func isDevNull(fi os.FileInfo) bool {
+	null, err := os.Stat(os.DevNull)
+	return err == nil && os.SameFile(fi, null)
 }
