@@ -118,3 +118,37 @@ func TestSummaryOnTheOutputFIFO(t *testing.T) {
 		})
 	}
 }
+
+// TestSummaryOnRedirectedStdout: with the records on stdout, redirected to
+// a file, --summary naming that file would write the summary over them:
+// exit 2 before anything is fetched, the file untouched.
+func TestSummaryOnRedirectedStdout(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	list := filepath.Join(dir, "urls.txt")
+	if err := os.WriteFile(list, []byte("http://127.0.0.1:9/\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.ndjson")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var stderr strings.Builder
+	cmd := fetchctlCmd(t, ctx, dir, "run", "-q", list, "--summary", out)
+	cmd.Stdout, cmd.Stderr = f, &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("fetchctl ended with %v, want exit 2; stderr: %s", err, stderr.String())
+	}
+	if want := "is stdout, which gets the records too"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q does not say %q", stderr.String(), want)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Size() != 0 {
+		t.Errorf("the records file holds %v bytes (%v), want it untouched", fi.Size(), err)
+	}
+}

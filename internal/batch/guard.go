@@ -2,6 +2,7 @@ package batch
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -234,7 +235,7 @@ func resolvedPath(p string) string {
 // the end. Files that are not regular (/dev/null, a FIFO, a terminal) are
 // never refused for what they hold. --summary - is stdout: FromSettings
 // refuses it when the records go there too.
-func checkOutputs(cfg *Config, inputs []runner.Input) error {
+func checkOutputs(cfg *Config, inputs []runner.Input, stdout io.Writer) error {
 	names := make([]string, len(inputs))
 	for i, in := range inputs {
 		names[i] = in.Name
@@ -279,6 +280,9 @@ func checkOutputs(cfg *Config, inputs []runner.Input) error {
 		if err := isBodyFile("--summary", cfg.SummaryOut, cfg.Runner.SaveDir, names); err != nil {
 			return err
 		}
+		if cfg.Output == "" && onStdout(cfg.SummaryOut, stdout) {
+			return setupErrorf("--summary %s is stdout, which gets the records too: give -o FILE, or --summary another file", cfg.SummaryOut)
+		}
 		if cfg.Output != "" {
 			sumFI, sumErr := os.Stat(cfg.SummaryOut)
 			outFI, outErr := os.Stat(cfg.Output)
@@ -310,4 +314,20 @@ func checkOutputs(cfg *Config, inputs []runner.Input) error {
 func isDevNull(fi os.FileInfo) bool {
 	null, err := os.Stat(os.DevNull)
 	return err == nil && os.SameFile(fi, null)
+}
+
+// onStdout reports whether path names the file stdout writes to (by
+// /dev/stdout, a link, or a shell's redirection to that file), /dev/null
+// aside.
+func onStdout(path string, stdout io.Writer) bool {
+	f, ok := stdout.(*os.File)
+	if !ok {
+		return false
+	}
+	outFI, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	fi, err := os.Stat(path)
+	return err == nil && os.SameFile(fi, outFI) && !isDevNull(fi)
 }

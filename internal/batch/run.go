@@ -50,7 +50,7 @@ func prepare(ctx context.Context, cfg *Config, env Env) (*prepared, error) {
 		return nil, err
 	}
 	p := &prepared{inputs: inputs, closeInputs: closeInputs}
-	if err := checkOutputs(cfg, inputs); err != nil {
+	if err := checkOutputs(cfg, inputs, env.Stdout); err != nil {
 		closeInputs()
 		return nil, err
 	}
