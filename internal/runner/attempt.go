@@ -174,7 +174,7 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 		}
 	case err != nil && context.Cause(ctx) == errUnanswered:
 		res.kind = report.KindProtocol
-		res.msg = fmt.Sprintf("the server answered none of %d requests in a row (HTTP/2 streams reset?); attempt stopped", unanswered)
+		res.msg = fmt.Sprintf("the request went %d times in this attempt and the server answered none (net/http sends it again when the server resets or refuses its HTTP/2 stream); attempt stopped", unanswered)
 	case err != nil:
 		res.kind, res.msg = ClassifyHead(err, readEnded)
 		var pe *transport.ProxyError
