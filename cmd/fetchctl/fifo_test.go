@@ -152,3 +152,59 @@ func TestSummaryOnRedirectedStdout(t *testing.T) {
 		t.Errorf("the records file holds %v bytes (%v), want it untouched", fi.Size(), err)
 	}
 }
+
+// TestSummaryStdoutIsTheOutput: stdout redirected to the very file that
+// -o or summarize reads gets no JSON summary from --summary - (or --json):
+// it would land in the records. Exit 2 before anything is written.
+func TestSummaryStdoutIsTheOutput(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		args func(out string) []string
+		keep string // what the file holds before, and must hold after
+	}{
+		{"run -o FILE --summary -", func(out string) []string {
+			return []string{"run", "-q", "urls.txt", "-o", out, "--summary", "-"}
+		}, ""},
+		{"summarize FILE --summary -", func(out string) []string {
+			return []string{"summarize", "-q", out, "--summary", "-"}
+		}, recordLine},
+		{"summarize FILE --json", func(out string) []string {
+			return []string{"summarize", "-q", "--json", out}
+		}, recordLine},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "urls.txt"), []byte("http://127.0.0.1:9/\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(dir, "out.ndjson")
+			if err := os.WriteFile(out, []byte(tt.keep), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.OpenFile(out, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			var stderr strings.Builder
+			cmd := fetchctlCmd(t, ctx, dir, tt.args(out)...)
+			cmd.Dir = dir
+			cmd.Stdout, cmd.Stderr = f, &stderr
+			err = cmd.Run()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+				t.Fatalf("fetchctl ended with %v, want exit 2; stderr: %s", err, stderr.String())
+			}
+			if b, err := os.ReadFile(out); err != nil || string(b) != tt.keep {
+				t.Errorf("the file holds %q (%v), want %q untouched", b, err, tt.keep)
+			}
+		})
+	}
+}
+
+// recordLine is one record of a result file.
+const recordLine = `{"url":"http://127.0.0.1:9/","line":1,"ok":true,"status":200,"bytes":0,"attempts":1,"duration_ms":1,"time":"2026-11-29T08:00:00Z"}` + "\n"

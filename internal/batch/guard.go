@@ -270,6 +270,9 @@ func checkOutputs(cfg *Config, inputs []runner.Input, stdout io.Writer) error {
 			return setupErrorf("-o %s already holds results: add --resume to go on with them, or --overwrite to start again", cfg.Output)
 		}
 	}
+	if cfg.SummaryOut == "-" && cfg.Output != "" && onStdout(cfg.Output, stdout) {
+		return setupErrorf("--summary - is stdout, which is the output -o %s: the summary would land in the records; give --summary FILE", cfg.Output)
+	}
 	if cfg.SummaryOut != "" && cfg.SummaryOut != "-" {
 		if err := isInput("--summary", cfg.SummaryOut, "list", ins); err != nil {
 			return err

@@ -76,6 +76,17 @@ func Summarize(cfg *SummarizeConfig, env Env) error {
 	if err := CheckSummarize(cfg.SummaryOut, cfg.Files, files); err != nil {
 		return err
 	}
+	if out, ok := env.Stdout.(*os.File); ok && (cfg.JSON || cfg.SummaryOut == "-") {
+		// The JSON would be written into the records being read.
+		for i, f := range files {
+			if f == nil || cfg.Files[i] == "-" {
+				continue
+			}
+			if onStdout(f.Name(), out) {
+				return setupErrorf("stdout is the results file %s: the summary would land in its records; give --summary FILE", cfg.Files[i])
+			}
+		}
+	}
 	if cfg.SummaryOut != "" && cfg.SummaryOut != "-" && cfg.configFile != "" {
 		if err := isRead("--summary", cfg.SummaryOut, []readFile{{"--config " + cfg.configFile, cfg.configFile, "settings"}}); err != nil {
 			return err

@@ -43,6 +43,8 @@ func URL(raw string) string {
 	start := 0
 	if i := strings.Index(raw, "://"); i >= 0 {
 		start = i + len("://")
+	} else {
+		start = oneSlash(raw)
 	}
 	rest := raw[start:]
 	auth := rest
@@ -66,6 +68,28 @@ func URL(raw string) string {
 		return raw
 	}
 	return raw[:start+colon+1] + Mask + raw[start+at:]
+}
+
+// oneSlash returns where the user info would start in s when s starts with
+// a scheme and a colon and one slash ("https:/user:pw@host/", a link cut
+// short), else 0. Such a string parses as a URL whose path holds the user
+// info, so it would not be masked as one.
+func oneSlash(s string) int {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		case c == ':' && i > 0:
+			if strings.HasPrefix(s[i+1:], "/") {
+				return i + 2
+			}
+			return 0
+		default:
+			return 0
+		}
+	}
+	return 0
 }
 
 // URLOf is [URL] for a parsed URL; it returns "" for nil. A password that is
