@@ -98,13 +98,18 @@ func parseLine(line string, size int64) (u *url.URL, raw string, skip bool, err 
 			return nil, s, false, invalid("line holds the invisible character %U at byte %d", r, i)
 		}
 	}
-	if name, ok := slashesMissing(s); ok {
-		return nil, s, false, invalid("line starts with %q without \"//\": write the URL as %s://host/path", s[:len(name)+1], name)
+	name, rest, ok := schemeOf(s)
+	if ok && !strings.HasPrefix(rest, "//") {
+		switch lower := strings.ToLower(name); {
+		case lower == "http" || lower == "https":
+			// "https:/example.com/a", a link cut short, is no host named
+			// https.
+			return nil, s, false, invalid("line starts with %q without \"//\": write the URL as %s://host/path", name+":", lower)
+		case otherScheme(lower, rest):
+			return nil, s, false, invalid("scheme %q is not fetched: only http and https are", lower)
+		}
 	}
-	if name, ok := otherScheme(s); ok {
-		return nil, s, false, invalid("scheme %q is not fetched: only http and https are", name)
-	}
-	if !hasScheme(s) {
+	if !ok || !strings.HasPrefix(rest, "//") {
 		s = "https://" + s
 	}
 	u, err = url.Parse(s)
@@ -152,20 +157,23 @@ func parseError(s string, err error) error {
 	return invalid("cannot parse URL: the user info before @ is malformed (percent-encode reserved characters in the password)")
 }
 
-// hasScheme reports whether s starts with "scheme://".
-func hasScheme(s string) bool {
+// schemeOf splits s at the colon after a leading scheme-like name
+// (a letter, then letters, digits, "+", "-" or "."): "https" and
+// "//host/", "mailto" and "info@example.com", "localhost" and "8080/x".
+// ok is false when s starts with no such name and colon.
+func schemeOf(s string) (name, rest string, ok bool) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
 		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
 		case c == ':' && i > 0:
-			return strings.HasPrefix(s[i:], "://")
+			return s[:i], s[i+1:], true
 		default:
-			return false
+			return "", "", false
 		}
 	}
-	return false
+	return "", "", false
 }
 
 // otherSchemes are URI schemes that lists of links scraped from pages hold
@@ -187,42 +195,18 @@ var otherSchemes = map[string]bool{
 	"callto": false, "fax": false, "sms": false, "tel": false,
 }
 
-// otherScheme reports the scheme of s when s starts with one of
-// otherSchemes and a colon that does not begin a port.
-func otherScheme(s string) (string, bool) {
-	i := strings.IndexByte(s, ':')
-	if i <= 0 {
-		return "", false
-	}
-	name := strings.ToLower(s[:i])
+// otherScheme reports whether name (lower case), followed by a colon and
+// rest, is one of otherSchemes rather than a host and its port.
+func otherScheme(name, rest string) bool {
 	mayBePort, ok := otherSchemes[name]
 	if !ok {
-		return "", false
+		return false
 	}
-	rest := s[i+1:]
 	digits := 0
 	for digits < len(rest) && '0' <= rest[digits] && rest[digits] <= '9' {
 		digits++
 	}
-	if mayBePort && digits > 0 && (digits == len(rest) || strings.IndexByte("/?#", rest[digits]) >= 0) {
-		return "", false
-	}
-	return name, true
-}
-
-// slashesMissing reports the scheme of s when s starts with "http:" or
-// "https:" (any case) but not with "//" after it: "https:/example.com/a",
-// a link cut short, is no host named https.
-func slashesMissing(s string) (string, bool) {
-	i := strings.IndexByte(s, ':')
-	if i <= 0 {
-		return "", false
-	}
-	name := strings.ToLower(s[:i])
-	if (name == "http" || name == "https") && !strings.HasPrefix(s[i+1:], "//") {
-		return name, true
-	}
-	return "", false
+	return !mayBePort || digits == 0 || (digits < len(rest) && strings.IndexByte("/?#", rest[digits]) < 0)
 }
 
 // Shard selects the hosts one of N cooperating runs fetches. The zero value
