@@ -325,9 +325,11 @@ func TestImageChecks(t *testing.T) {
 				*text[tt.file] = strings.Replace(*text[tt.file], tt.old, tt.new, 1)
 			}
 			spec := loadImageSpec(t)
-			if spec.stages, err = parseDockerfile(dfText); err != nil {
+			stages, err := parseDockerfile(dfText)
+			if err != nil {
 				t.Fatal(err)
 			}
+			spec.stages = stages
 			problems := checkDockerfile(&spec)
 			tmp := filepath.Join(t.TempDir(), "job.yaml")
 			if err := os.WriteFile(tmp, []byte(jobText), 0o644); err != nil {
