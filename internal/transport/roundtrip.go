@@ -25,6 +25,7 @@ import (
 // *HeadError.
 type roundTripper struct {
 	base            *http.Transport
+	h1              *h1Transport                     // direct plain-http GET and HEAD requests, or nil
 	fwd             *http.Transport                  // plain-http requests forwarded by an HTTP(S) proxy; may be base
 	h2              *http.Transport                  // runs the HTTP/2 connections, or nil
 	maxHeaderBytes  int64                            // Options.MaxHeaderBytes, for HeadError
@@ -93,7 +94,15 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	// trackedConn.sniffWrite), and merging a second trace into the
 	// caller's costs more than the request.
 	if p == nil && rt.maxConnRequests <= 0 {
-		resp, err := rt.base.RoundTrip(req)
+		var (
+			resp *http.Response
+			err  error
+		)
+		if rt.h1 != nil && h1Eligible(req) {
+			resp, err = rt.h1.RoundTrip(req)
+		} else {
+			resp, err = rt.base.RoundTrip(req)
+		}
 		if err != nil {
 			if he := headError(err, rt.maxHeaderBytes, rt.maxHeaderText); he != nil {
 				return nil, he
@@ -268,6 +277,9 @@ func (rt *roundTripper) gotConn(info httptrace.GotConnInfo, hdr http.Header, ori
 // CloseIdleConnections closes the connections that carry no request.
 func (rt *roundTripper) CloseIdleConnections() {
 	rt.base.CloseIdleConnections()
+	if rt.h1 != nil {
+		rt.h1.CloseIdleConnections()
+	}
 	if rt.fwd != rt.base {
 		rt.fwd.CloseIdleConnections()
 	}

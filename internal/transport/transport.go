@@ -133,6 +133,9 @@ type Options struct {
 
 	// now is the DNS cache's clock; nil means time.Now.
 	now func() time.Time
+	// noH1 sends every request through net/http's Transport (see
+	// h1Transport), for tests that compare the two.
+	noH1 bool
 }
 
 // Shared is what the clients of one run share: the DNS cache (as
@@ -371,6 +374,20 @@ func newClient(opts Options) (*http.Client, error) {
 		maxConnRequests: opts.MaxConnRequests,
 		proxyName:       opts.ProxyName,
 		followRedirects: opts.MaxRedirects > 0,
+	}
+	if opts.KeepAlive > 0 && opts.MaxConnRequests == 0 && !opts.noH1 {
+		maxHeader := opts.MaxHeaderBytes
+		if maxHeader <= 0 {
+			maxHeader = defaultMaxHeaderBytes
+		}
+		rt.h1 = &h1Transport{
+			dial:           d.DialContext,
+			perHost:        opts.PerHost,
+			maxIdlePerHost: tr.MaxIdleConnsPerHost,
+			maxIdle:        tr.MaxIdleConns,
+			idleTimeout:    opts.KeepAlive,
+			maxHeader:      maxHeader,
+		}
 	}
 	if opts.HTTP2 && opts.KeepAlive > 0 && opts.MaxConnRequests == 0 && proxyFor != nil {
 		// Rotation asks for new connections: those are set up in parallel.
