@@ -138,6 +138,10 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 		out = f
 		skip, allChecked = kept, all
 	}
+	if skip != nil {
+		skip.numberBodies(p.inputs)
+	}
+	runner.NumberBodies(p.inputs)
 	var display Display = plainDisplay{env.Stderr}
 	if env.NewDisplay != nil {
 		if cfg.Shard.N > 1 {
