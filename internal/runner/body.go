@@ -74,7 +74,7 @@ func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res
 		// The body goes to a new file of its own, renamed into place once
 		// whole: a link or file planted under the final name is replaced,
 		// never written through, and no partial body is ever left there.
-		f, err := d.opts.saveFile(d.opts.SaveDir, ".fetchctl-*.tmp")
+		f, err := d.opts.saveFile(d.opts.SaveDir, tempPattern)
 		if err != nil {
 			return d.saveError(err)
 		}
