@@ -168,6 +168,7 @@ func openOutput(ctx context.Context, cfg *Config, summary *report.Summary, input
 		return nil, nil, false, err
 	}
 	kept := newKeptRecords(cfg.Output, cfg.Shard, inputs)
+	kept.bodies = cfg.Runner.SaveDir != ""
 	stats, err := report.ReadNumbered(bufio.NewReaderSize(f, 256<<10), func(n int64, rec *report.Record) error {
 		if err := kept.add(n, rec); err != nil {
 			return err

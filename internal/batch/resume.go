@@ -29,6 +29,16 @@ type keptRecords struct {
 	entries []keptEntry
 	seen    []uint64 // bit i: the input had entries[i]'s line, with its URL
 	count   int64
+
+	// With several inputs, the N of each input's body file names
+	// (<N>-<input>-<line>.body) as its records give them, by index (0 for
+	// none), and the input that has each N: a resumed run names the bodies
+	// of an input as the run that wrote the records did, whatever the
+	// order the inputs come in now.
+	bodyNo  []int
+	bodyOf  map[int]int32
+	bodies  bool  // --save-bodies is on: bodyErr refuses the run
+	bodyErr error // the first record whose number clashes
 }
 
 type keptEntry struct {
@@ -112,7 +122,49 @@ func (k *keptRecords) add(fileNo int64, rec *report.Record) error {
 			k.file, fileNo, of(rec.Input, rec.Line), why)
 	}
 	k.entries = append(k.entries, keptEntry{line: rec.Line, url: urlHash(rec.URL), fileNo: fileNo, in: in})
+	if k.multi && rec.BodyFile != "" {
+		k.addBody(fileNo, in, rec)
+	}
 	return nil
+}
+
+// addBody notes the number of a record's body file; a number that another
+// input's bodies have, or one other than the input's earlier bodies have,
+// is kept in bodyErr: bodies numbered so could not be told apart.
+func (k *keptRecords) addBody(fileNo int64, in int32, rec *report.Record) {
+	n, ok := runner.BodyNumber(rec.BodyFile, rec.Input, rec.Line)
+	if !ok || k.bodyErr != nil {
+		return
+	}
+	if k.bodyNo == nil {
+		k.bodyNo = make([]int, len(k.names))
+		k.bodyOf = map[int]int32{}
+	}
+	other, taken := k.bodyOf[n]
+	switch {
+	case taken && other != in:
+		k.bodyErr = setupErrorf("--resume: %s line %d holds a record of %s whose body_file %s has the number of %s's bodies: start again with --overwrite",
+			k.file, fileNo, of(rec.Input, rec.Line), rec.BodyFile, inputName(k.names[other]))
+	case k.bodyNo[in] != 0 && k.bodyNo[in] != n:
+		k.bodyErr = setupErrorf("--resume: %s line %d holds a record of %s whose body_file %s does not have the number %d of its other bodies: start again with --overwrite",
+			k.file, fileNo, of(rec.Input, rec.Line), rec.BodyFile, k.bodyNo[in])
+	default:
+		k.bodyNo[in] = n
+		k.bodyOf[n] = in
+	}
+}
+
+// numberBodies gives each input the number its kept records' body files
+// have, when they have one; [runner.NumberBodies] numbers the others.
+func (k *keptRecords) numberBodies(inputs []runner.Input) {
+	if k.bodyNo == nil {
+		return
+	}
+	for i, in := range inputs {
+		if idx, ok := k.inputs[in.Name]; ok {
+			inputs[i].BodyNo = k.bodyNo[idx]
+		}
+	}
 }
 
 // sameFile returns the name of this run's input that is the file a
@@ -139,8 +191,12 @@ func (k *keptRecords) sameFile(name string) (string, bool) {
 	return "", false
 }
 
-// done sorts the entries and refuses two records of one line.
+// done sorts the entries and refuses two records of one line, and with
+// --save-bodies, records whose body files two inputs could share.
 func (k *keptRecords) done() error {
+	if k.bodies && k.bodyErr != nil {
+		return k.bodyErr
+	}
 	slices.SortFunc(k.entries, func(a, b keptEntry) int {
 		return cmp.Or(cmp.Compare(a.in, b.in), cmp.Compare(a.line, b.line), cmp.Compare(a.fileNo, b.fileNo))
 	})

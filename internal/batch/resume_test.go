@@ -178,3 +178,82 @@ func TestKeptRecordsSameFileOtherName(t *testing.T) {
 		})
 	}
 }
+
+// TestKeptRecordsBodyNumbers checks the numbers of body file names that a
+// resumed run takes from the records, whatever the order of its inputs, and
+// that records whose numbers clash refuse the run only with --save-bodies.
+func TestKeptRecordsBodyNumbers(t *testing.T) {
+	t.Parallel()
+	type rec struct {
+		input string
+		line  int64
+		body  string
+	}
+	tests := []struct {
+		name    string
+		inputs  []string // this run's, in order
+		records []rec
+		want    []int  // BodyNo of each input once numbered
+		wantErr string // with --save-bodies
+	}{
+		{name: "reordered", inputs: []string{"y/u.txt", "x/u.txt"},
+			records: []rec{{"x/u.txt", 1, "b/1-u.txt-1.body"}, {"y/u.txt", 1, "b/2-u.txt-1.body"}, {"x/u.txt", 2, "b/1-u.txt-2.body"}},
+			want:    []int{2, 1}},
+		{name: "added", inputs: []string{"z/u.txt", "x/u.txt", "y/u.txt"},
+			records: []rec{{"x/u.txt", 1, "b/1-u.txt-1.body"}, {"y/u.txt", 1, "b/2-u.txt-1.body"}},
+			want:    []int{3, 1, 2}},
+		{name: "no body in the records", inputs: []string{"y/u.txt", "x/u.txt"},
+			records: []rec{{"x/u.txt", 1, ""}, {"y/u.txt", 1, "b/1-u.txt-1.body"}},
+			want:    []int{1, 2}},
+		{name: "stdin", inputs: []string{"x/u.txt", "-"},
+			records: []rec{{"-", 3, "b/1-stdin-3.body"}},
+			want:    []int{2, 1}},
+		{name: "a name not of this form is no number", inputs: []string{"y/u.txt", "x/u.txt"},
+			records: []rec{{"x/u.txt", 1, "b/2-u.txt-9.body"}},
+			want:    []int{1, 2}},
+		{name: "one number, two inputs", inputs: []string{"x/u.txt", "y/u.txt"},
+			records: []rec{{"x/u.txt", 2, "b/1-u.txt-2.body"}, {"y/u.txt", 2, "b/1-u.txt-2.body"}},
+			wantErr: "--resume: out.ndjson line 2 holds a record of y/u.txt line 2 whose body_file b/1-u.txt-2.body has the number of x/u.txt's bodies: start again with --overwrite"},
+		{name: "two numbers, one input", inputs: []string{"x/u.txt", "y/u.txt"},
+			records: []rec{{"x/u.txt", 1, "b/1-u.txt-1.body"}, {"x/u.txt", 2, "b/2-u.txt-2.body"}},
+			wantErr: "--resume: out.ndjson line 2 holds a record of x/u.txt line 2 whose body_file b/2-u.txt-2.body does not have the number 1 of its other bodies: start again with --overwrite"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			for _, bodies := range []bool{false, true} {
+				inputs := make([]runner.Input, len(tt.inputs))
+				for i, name := range tt.inputs {
+					inputs[i] = runner.Input{Name: name, R: strings.NewReader("")}
+				}
+				k := newKeptRecords("out.ndjson", runner.Shard{}, inputs)
+				k.bodies = bodies
+				for i, r := range tt.records {
+					if err := k.add(int64(i+1), &report.Record{URL: "https://a.example/", Line: r.line, Input: r.input, BodyFile: r.body}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				err := k.done()
+				if tt.wantErr != "" && bodies {
+					if err == nil || err.Error() != tt.wantErr {
+						t.Errorf("done = %v, want %q", err, tt.wantErr)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("bodies %v: done = %v", bodies, err)
+				}
+				if tt.want == nil {
+					continue
+				}
+				k.numberBodies(inputs)
+				runner.NumberBodies(inputs)
+				for i, in := range inputs {
+					if in.BodyNo != tt.want[i] {
+						t.Errorf("%s: BodyNo %d, want %d", in.Name, in.BodyNo, tt.want[i])
+					}
+				}
+			}
+		})
+	}
+}

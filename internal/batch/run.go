@@ -138,6 +138,20 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 		out = f
 		skip, allChecked = kept, all
 	}
+	if skip != nil {
+		skip.numberBodies(p.inputs)
+	}
+	runner.NumberBodies(p.inputs)
+	if dir := cfg.Runner.SaveDir; dir != "" {
+		// With --resume or --overwrite, the run goes on from an earlier
+		// one, which may have been killed while saving a body: its
+		// temporary files go.
+		sd, err := runner.OpenSaveDir(dir, cfg.Resume || cfg.Overwrite)
+		if err != nil {
+			return nil, setupErrorf("--save-bodies %s: %v", shownPath(dir), settings.PathError(err))
+		}
+		defer sd.Close()
+	}
 	var display Display = plainDisplay{env.Stderr}
 	if env.NewDisplay != nil {
 		if cfg.Shard.N > 1 {

@@ -74,7 +74,7 @@ func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res
 		// The body goes to a new file of its own, renamed into place once
 		// whole: a link or file planted under the final name is replaced,
 		// never written through, and no partial body is ever left there.
-		f, err := d.opts.saveFile(d.opts.SaveDir, ".fetchctl-*.tmp")
+		f, err := d.opts.saveFile(d.opts.SaveDir, tempPattern)
 		if err != nil {
 			return d.saveError(err)
 		}
@@ -283,9 +283,10 @@ func (e *truncatedError) ErrorKind() string { return report.KindOther }
 type onlyWriter struct{ io.Writer }
 
 // bodyFileName is "<line>.body", or with several inputs
-// "<position>-<input>-<line>.body": the input's position among the inputs
-// (from 1) keeps two inputs of one base name, or one named twice, apart, and
-// its base name, made safe for a file name, says which it is.
+// "<N>-<input>-<line>.body": N, the input's position among the inputs (from
+// 1) or the number a resumed run keeps for it (see [NumberBodies]), keeps
+// two inputs of one base name, or one named twice, apart, and its base
+// name, made safe for a file name, says which it is.
 func bodyFileName(j Job, multi bool) string {
 	name := strconv.FormatInt(j.Line, 10) + ".body"
 	if !multi {
@@ -308,10 +309,58 @@ func bodyInputName(input string) string {
 	}, in)
 }
 
+// BodyNumber returns the N of bodyFile, the body_file of a record of
+// input's line when several inputs were read: ok is false when the file's
+// name is not "<N>-<input>-<line>.body" for them.
+func BodyNumber(bodyFile, input string, line int64) (n int, ok bool) {
+	name := filepath.Base(bodyFile)
+	rest, ok := strings.CutSuffix(name, "-"+bodyInputName(input)+"-"+strconv.FormatInt(line, 10)+".body")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest)
+	if err != nil || n < 1 || rest != strconv.Itoa(n) {
+		return 0, false
+	}
+	return n, true
+}
+
+// NumberBodies gives each input whose BodyNo is 0 a number of its own for
+// its body file names: its position among the inputs, from 1, or, when an
+// input already has that number (one a resumed run kept from its records),
+// the first number none has. The bodies of two inputs then never share a
+// name, whatever the order the inputs come in.
+func NumberBodies(inputs []Input) {
+	taken := make(map[int]bool, len(inputs))
+	for _, in := range inputs {
+		if in.BodyNo > 0 {
+			taken[in.BodyNo] = true
+		}
+	}
+	for i := range inputs {
+		if inputs[i].BodyNo == 0 && !taken[i+1] {
+			inputs[i].BodyNo = i + 1
+			taken[i+1] = true
+		}
+	}
+	next := 1
+	for i := range inputs {
+		if inputs[i].BodyNo > 0 {
+			continue
+		}
+		for taken[next] {
+			next++
+		}
+		inputs[i].BodyNo = next
+		taken[next] = true
+	}
+}
+
 // IsBodyFileName reports whether a body that --save-bodies saves for a run
-// over inputs (their names, in order) could be given the file name name:
-// "<line>.body", or with several inputs "<position>-<input>-<line>.body"
-// for one of them. A body is renamed into place under that name, replacing
+// over inputs (their names) could be given the file name name:
+// "<line>.body", or with several inputs "<N>-<input>-<line>.body" for one
+// of them and any N (a resumed run keeps the numbers of the run that wrote
+// its records). A body is renamed into place under that name, replacing
 // whatever is there; the temporary file it is written to first is always a
 // new one, so no other name in the folder is ever written.
 func IsBodyFileName(name string, inputs []string) bool {
@@ -322,12 +371,19 @@ func IsBodyFileName(name string, inputs []string) bool {
 	if len(inputs) > 1 {
 		pos, rest, _ := strings.Cut(line, "-")
 		i, err := strconv.Atoi(pos)
-		if err != nil || i < 1 || i > len(inputs) || pos != strconv.Itoa(i) {
+		if err != nil || i < 1 || pos != strconv.Itoa(i) {
 			return false
 		}
-		if line, ok = strings.CutPrefix(rest, bodyInputName(inputs[i-1])+"-"); !ok {
-			return false
+		found := false
+		for _, in := range inputs {
+			if l, ok := strings.CutPrefix(rest, bodyInputName(in)+"-"); ok {
+				if n, err := strconv.ParseInt(l, 10, 64); err == nil && n >= 1 && l == strconv.FormatInt(n, 10) {
+					found = true
+					break
+				}
+			}
 		}
+		return found
 	}
 	n, err := strconv.ParseInt(line, 10, 64)
 	return err == nil && n >= 1 && line == strconv.FormatInt(n, 10)

@@ -31,7 +31,7 @@ type Job struct {
 
 	parsed *url.URL
 	host   string
-	index  int // 1-based position of Input among the inputs
+	index  int // Input's BodyNo, or its 1-based position among the inputs
 }
 
 // Host returns the host key of a valid job: lower-case host and port.
@@ -240,6 +240,10 @@ func (s Shard) Keeps(host string) bool {
 type Input struct {
 	Name string // "-" for stdin
 	R    io.Reader
+	// BodyNo is the N of the input's body file names with several inputs
+	// (<N>-<input>-<line>.body, see [Options.SaveDir]); 0 is its position
+	// among the inputs, from 1. [NumberBodies] sets it for a resumed run.
+	BodyNo int
 }
 
 // ReadOptions filter what [ReadJobs] sends.
@@ -262,7 +266,11 @@ type ReadOptions struct {
 // It does not close out.
 func ReadJobs(ctx context.Context, inputs []Input, opts ReadOptions, out chan<- Job) error {
 	for i, in := range inputs {
-		if err := readOne(ctx, i+1, in, opts, out); err != nil {
+		index := i + 1
+		if in.BodyNo > 0 {
+			index = in.BodyNo
+		}
+		if err := readOne(ctx, index, in, opts, out); err != nil {
 			return err
 		}
 	}

@@ -146,9 +146,13 @@ func TestIsBodyFileName(t *testing.T) {
 		{"2-u.txt-7.body", several, true},
 		{"3-stdin-1.body", several, true},
 		{"4-a-b-12.body", several, true},
-		{"5-u.txt-7.body", several, false},
+		// A resumed run numbers an input as the run that wrote the
+		// records did: any number may be an input's.
+		{"5-u.txt-7.body", several, true},
+		{"3-u.txt-7.body", several, true},
+		{"5-v.txt-7.body", several, false},
+		{"0-u.txt-7.body", several, false},
 		{"01-u.txt-7.body", several, false},
-		{"3-u.txt-7.body", several, false},
 		{"1-u.txt-x.body", several, false},
 	} {
 		if got := IsBodyFileName(tt.name, tt.inputs); got != tt.want {
@@ -228,5 +232,75 @@ func TestSaveBodyMode(t *testing.T) {
 	}
 	if got.Mode().Perm() != want.Mode().Perm() {
 		t.Errorf("body file mode %v, want %v as os.Create gives", got.Mode().Perm(), want.Mode().Perm())
+	}
+}
+
+// TestNumberBodies checks the number each input's body file names get: the
+// one a resumed run found for it, else its position, else the first number
+// no other input has.
+func TestNumberBodies(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name  string
+		known []int // BodyNo before, 0 for none
+		want  []int
+	}{
+		{"first run", []int{0, 0, 0}, []int{1, 2, 3}},
+		{"same order", []int{1, 2}, []int{1, 2}},
+		{"reordered", []int{2, 1}, []int{2, 1}},
+		{"one added before", []int{0, 1, 2}, []int{3, 1, 2}},
+		{"one added after", []int{1, 2, 0}, []int{1, 2, 3}},
+		{"position free", []int{0, 2, 0}, []int{1, 2, 3}},
+		{"two added, positions taken", []int{0, 0, 1, 2}, []int{3, 4, 1, 2}},
+		{"first free below", []int{0, 3, 0}, []int{1, 3, 2}},
+		{"known above the count", []int{5, 0}, []int{5, 2}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			inputs := make([]Input, len(tt.known))
+			for i, n := range tt.known {
+				inputs[i] = Input{Name: fmt.Sprintf("in%d", i), BodyNo: n}
+			}
+			NumberBodies(inputs)
+			for i, in := range inputs {
+				if in.BodyNo != tt.want[i] {
+					t.Errorf("input %d: BodyNo %d, want %d", i+1, in.BodyNo, tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestBodyNumber checks that the number is read back from the names
+// bodyFileName gives, and from no other.
+func TestBodyNumber(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		file, input string
+		line        int64
+		want        int
+		ok          bool
+	}{
+		{"b/3-u.txt-7.body", "d/u.txt", 7, 3, true},
+		{"3-u.txt-7.body", "u.txt", 7, 3, true},
+		{"/abs/b/12-stdin-1.body", "-", 1, 12, true},
+		{"b/2-a-b-4.body", "x/a-b", 4, 2, true},
+		{"b/3-u.txt-7.body", "u.txt", 8, 0, false},
+		{"b/3-v.txt-7.body", "u.txt", 7, 0, false},
+		{"b/7.body", "u.txt", 7, 0, false},
+		{"b/03-u.txt-7.body", "u.txt", 7, 0, false},
+		{"b/0-u.txt-7.body", "u.txt", 7, 0, false},
+		{"b/x-u.txt-7.body", "u.txt", 7, 0, false},
+		{"b/3-u.txt-7.body.tmp", "u.txt", 7, 0, false},
+	} {
+		got, ok := BodyNumber(tt.file, tt.input, tt.line)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("BodyNumber(%q, %q, %d) = %d, %v; want %d, %v", tt.file, tt.input, tt.line, got, ok, tt.want, tt.ok)
+		}
+	}
+	// Every name a body gets reads back as its number.
+	for _, j := range []Job{{Input: "d/u.txt", Line: 9, index: 4}, {Input: "-", Line: 1, index: 1}} {
+		if n, ok := BodyNumber(bodyFileName(j, true), j.Input, j.Line); !ok || n != j.index {
+			t.Errorf("BodyNumber(%q) = %d, %v; want %d", bodyFileName(j, true), n, ok, j.index)
+		}
 	}
 }
