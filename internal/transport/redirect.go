@@ -77,6 +77,15 @@ func checkRedirect(opts Options, proxyFor func(*url.URL) (*url.URL, error)) func
 			}
 			restore(req.Header, first.Header, name, send)
 		}
+		if u := first.URL.User; keep && u != nil && req.URL.User == nil && req.Header.Get("Authorization") == "" {
+			// net/http makes the first request's Authorization from its
+			// URL's user info when it sends it, not in its header, and a
+			// hop's only from the hop's URL's own (a Location with user
+			// info, or a relative one, which inherits it): a hop back at
+			// the origin through another had none.
+			pw, _ := u.Password()
+			req.SetBasicAuth(u.Username(), pw)
+		}
 		// No Referer of net/http's making: it would hand the previous URL,
 		// query and all, to the next host. One the caller set stays.
 		restore(req.Header, first.Header, "Referer", true)

@@ -374,3 +374,67 @@ func TestRedirectObserved(t *testing.T) {
 		})
 	}
 }
+
+// TestRedirectURLCredentials: the Authorization: Basic that net/http makes
+// from the user info of the URL as given follows the rule of an
+// Authorization header: it goes to every hop at that URL's origin, one a
+// chain returns to included, and to others only when LocationTrusted. An
+// Authorization header given wins over the user info.
+func TestRedirectURLCredentials(t *testing.T) {
+	t.Parallel()
+	var log hopLog
+	a := newServer(t, "", hopHandler("a", &log))
+	b := newServer(t, "", hopHandler("b", &log))
+	withUser := func(u string) string { return strings.Replace(u, "http://", "http://user:pw@", 1) }
+	basic := http.Header{"Authorization": {"Basic dXNlcjpwdw=="}}
+	bearer := http.Header{"Authorization": {"Bearer tok"}}
+	none := http.Header{}
+	tests := []struct {
+		name    string
+		trusted bool
+		header  http.Header
+		url     string
+		want    []hop
+	}{
+		{name: "same origin", url: withUser(chain(a.URL+"/end", a.URL)),
+			want: []hop{{"a /to", basic}, {"a /end", basic}}},
+		{name: "another port", url: withUser(chain(b.URL+"/end", a.URL)),
+			want: []hop{{"a /to", basic}, {"b /end", none}}},
+		{name: "back to the origin", url: withUser(chain(a.URL+"/end", a.URL, b.URL)),
+			want: []hop{{"a /to", basic}, {"b /to", none}, {"a /end", basic}}},
+		{name: "back to the origin, trusted", trusted: true, url: withUser(chain(a.URL+"/end", a.URL, b.URL)),
+			want: []hop{{"a /to", basic}, {"b /to", basic}, {"a /end", basic}}},
+		{name: "a Location's own user info", url: withUser(chain(strings.Replace(a.URL, "http://", "http://other:pw2@", 1)+"/end", a.URL, b.URL)),
+			want: []hop{{"a /to", basic}, {"b /to", none}, {"a /end", http.Header{"Authorization": {"Basic b3RoZXI6cHcy"}}}}},
+		{name: "a header given wins", header: bearer, url: withUser(chain(a.URL+"/end", a.URL, b.URL)),
+			want: []hop{{"a /to", bearer}, {"b /to", none}, {"a /end", bearer}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Not parallel: the hops of one case are told apart by order.
+			c := testClient(t, Options{MaxRedirects: 5, LocationTrusted: tt.trusted, KeepAlive: time.Minute})
+			req, err := http.NewRequest(http.MethodGet, tt.url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.header != nil {
+				req.Header = tt.header.Clone()
+			}
+			before := len(log.all())
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			got := log.all()[before:]
+			if len(got) != len(tt.want) {
+				t.Fatalf("hops %v, want %v", got, tt.want)
+			}
+			for i, w := range tt.want {
+				if got[i].at != w.at || fmt.Sprint(got[i].header) != fmt.Sprint(w.header) {
+					t.Errorf("hop %d: %s got %v, want %s with %v", i, got[i].at, got[i].header, w.at, w.header)
+				}
+			}
+		})
+	}
+}
