@@ -150,6 +150,7 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	}
 	clock.mu.Lock()
 	res.sent = clock.wrote
+	redirectedTo := clock.redirectedTo
 	unanswered := clock.sent - clock.answered
 	readEnded := true
 	if err != nil && clock.conn != nil {
@@ -195,6 +196,14 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	default:
 		res.kind = report.KindStatus
 		res.msg = fmt.Sprintf("status %d is not in --ok-status %s", res.status, d.opts.OKStatus)
+	}
+	if resp == nil && redirectedTo != nil && !res.canceled {
+		// A redirect's target failed before it answered: net/http's error
+		// names neither the redirect nor, always, the URL.
+		res.finalURL = report.Clip(secret.URL(redirectedTo.String()))
+		if res.msg != "" {
+			res.msg = "after a redirect to " + res.finalURL + ": " + res.msg
+		}
 	}
 	if res.msg != "" {
 		res.msg = secret.Text(res.msg, d.opts.Secrets...)

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http/httptrace"
+	"net/url"
 	"sync"
 	"time"
 
@@ -46,6 +47,16 @@ type phaseClock struct {
 	late    *lateWire
 	lateAs  lateBytes
 	claimed bool
+
+	// redirectedTo is the URL of the last redirect the attempt followed.
+	redirectedTo *url.URL
+}
+
+// ObserveRedirect implements [transport.RedirectObserver].
+func (c *phaseClock) ObserveRedirect(to *url.URL) {
+	c.mu.Lock()
+	c.redirectedTo = to
+	c.mu.Unlock()
 }
 
 // ObserveWire implements [transport.WireObserver].

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -128,27 +129,28 @@ func idempotent(method string) bool {
 	return false
 }
 
-// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date.
+// maxRetryAfter is the largest Retry-After kept: a larger value, or a date
+// further off, reads as this. A wait is capped at --backoff-max anyway; the
+// record shows what the server asked for, up to this.
+const maxRetryAfter = 1e9 * time.Second
+
+// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date,
+// clipped to [0, maxRetryAfter]. Seconds too many for an int64 are still a
+// delay, the longest.
 func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0, false
 	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
 		if secs < 0 {
 			return 0, false
 		}
-		if secs > 1<<31 {
-			secs = 1 << 31
-		}
-		return time.Duration(secs) * time.Second, true
+		return time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		d := t.Sub(now)
-		if d < 0 {
-			d = 0
-		}
-		return d, true
+		// Sub saturates at the largest Duration, far beyond the clip.
+		return min(max(t.Sub(now), 0), maxRetryAfter), true
 	}
 	return 0, false
 }

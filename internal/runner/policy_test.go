@@ -2,6 +2,7 @@ package runner
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -92,7 +93,18 @@ func TestParseRetryAfter(t *testing.T) {
 		{" 120 ", 2 * time.Minute, true},
 		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
 		{now.Add(-time.Hour).Format(http.TimeFormat), 0, true},
+		{"1000000000", 1e9 * time.Second, true},
+		// Larger values, however written, are clipped to that: a wait is
+		// capped at --backoff-max anyway.
+		{"1000000001", 1e9 * time.Second, true},
+		{"9999999999", 1e9 * time.Second, true},
+		{"99999999999999999999", 1e9 * time.Second, true},
+		{strings.Repeat("9", 400), 1e9 * time.Second, true},
+		{"Fri, 31 Dec 9999 23:59:59 GMT", 1e9 * time.Second, true},
+		{now.Add(1e9 * time.Second).Add(time.Hour).Format(http.TimeFormat), 1e9 * time.Second, true},
 		{"-1", 0, false},
+		{"-99999999999999999999", 0, false},
+		{"1e5", 0, false},
 		{"soon", 0, false},
 		{"", 0, false},
 	}

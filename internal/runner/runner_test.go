@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -473,6 +474,14 @@ func TestRunWithoutARoute(t *testing.T) {
 	}
 }
 
+// floatText shows an optional number: its value, or "none".
+func floatText(p *float64) string {
+	if p == nil {
+		return "none"
+	}
+	return strconv.FormatFloat(*p, 'f', -1, 64)
+}
+
 // TestHistoryWaits: each attempt but the last says how long the next one
 // waited, a wait of none included; retry_after is there on every attempt,
 // the last included, whose response carried Retry-After, 0 included, and
@@ -484,11 +493,17 @@ func TestHistoryWaits(t *testing.T) {
 		retryAfter string // "" sends none
 		refusals   int64  // the 429s before an ok; 2 leaves the URL failed
 		wantRA     *float64
+		wantWait   *float64 // the first attempt's wait_ms, when it is not jitter
 	}{
-		{name: "Retry-After 0", retryAfter: "0", refusals: 1, wantRA: new(0.0)},
+		{name: "Retry-After 0", retryAfter: "0", refusals: 1, wantRA: new(0.0), wantWait: new(0.0)},
 		{name: "no Retry-After", retryAfter: "", refusals: 1},
-		{name: "Retry-After 0 on the last", retryAfter: "0", refusals: 2, wantRA: new(0.0)},
+		{name: "Retry-After 0 on the last", retryAfter: "0", refusals: 2, wantRA: new(0.0), wantWait: new(0.0)},
 		{name: "no Retry-After on the last", retryAfter: "", refusals: 2},
+		// Values too large for any wait are honoured up to --backoff-max
+		// and recorded clipped.
+		{name: "Retry-After of 20 digits", retryAfter: "99999999999999999999", refusals: 1, wantRA: new(1e9), wantWait: new(1.0)},
+		{name: "Retry-After of 10 digits", retryAfter: "9999999999", refusals: 2, wantRA: new(1e9), wantWait: new(1.0)},
+		{name: "Retry-After in year 9999", retryAfter: "Fri, 31 Dec 9999 23:59:59 GMT", refusals: 2, wantRA: new(1e9), wantWait: new(1.0)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -517,10 +532,10 @@ func TestHistoryWaits(t *testing.T) {
 				t.Errorf("first attempt's wait_ms %v, want 0 to 1", h[0].WaitMS)
 			}
 			if tt.wantRA == nil && h[0].RetryAfter != nil || tt.wantRA != nil && (h[0].RetryAfter == nil || *h[0].RetryAfter != *tt.wantRA) {
-				t.Errorf("first attempt's retry_after %v, want %v", h[0].RetryAfter, tt.wantRA)
+				t.Errorf("first attempt's retry_after %s, want %s", floatText(h[0].RetryAfter), floatText(tt.wantRA))
 			}
-			if tt.wantRA != nil && *h[0].WaitMS != 0 {
-				t.Errorf("wait_ms %v after Retry-After: 0, want 0", *h[0].WaitMS)
+			if tt.wantWait != nil && *h[0].WaitMS != *tt.wantWait {
+				t.Errorf("wait_ms %v after Retry-After: %s, want %v", *h[0].WaitMS, tt.retryAfter, *tt.wantWait)
 			}
 			if h[1].WaitMS != nil {
 				t.Errorf("last attempt %+v, want no wait_ms", h[1])
@@ -530,7 +545,7 @@ func TestHistoryWaits(t *testing.T) {
 				lastRA = nil // the ok answer sent no Retry-After
 			}
 			if lastRA == nil && h[1].RetryAfter != nil || lastRA != nil && (h[1].RetryAfter == nil || *h[1].RetryAfter != *lastRA) {
-				t.Errorf("last attempt's retry_after %v, want %v", h[1].RetryAfter, lastRA)
+				t.Errorf("last attempt's retry_after %s, want %s", floatText(h[1].RetryAfter), floatText(lastRA))
 			}
 		})
 	}

@@ -29,7 +29,52 @@ func readFile(v *viper.Viper, path string) error {
 		}
 		return fmt.Errorf("config file %s: %w", path, PathError(err))
 	}
+	if msg := caseTwin(path); msg != "" {
+		return fmt.Errorf("config file %s: %s", path, msg)
+	}
 	return checkConfigKeys(v, path)
+}
+
+// caseTwin returns a message naming the first key of the YAML file at path
+// that one mapping holds twice in different cases ("limit" and "LIMIT"),
+// else "". Keys ignore case, so the second would silently win, as a key set
+// twice in one case would, which the YAML library refuses.
+func caseTwin(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil {
+		return ""
+	}
+	return caseTwinIn(&doc)
+}
+
+func caseTwinIn(n *yaml.Node) string {
+	if n.Kind == yaml.MappingNode {
+		seen := make(map[string]*yaml.Node, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind != yaml.ScalarNode || k.Tag == "!!merge" {
+				continue
+			}
+			lower := strings.ToLower(k.Value)
+			if first, ok := seen[lower]; ok {
+				return fmt.Sprintf("key %q is set twice, at line %d and at line %d (as %q: keys ignore case)", first.Value, first.Line, k.Line, k.Value)
+			}
+			seen[lower] = k
+		}
+	}
+	if n.Kind == yaml.AliasNode {
+		return ""
+	}
+	for _, c := range n.Content {
+		if msg := caseTwinIn(c); msg != "" {
+			return msg
+		}
+	}
+	return ""
 }
 
 // notMapping returns what the YAML document at path holds at its top level

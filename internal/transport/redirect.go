@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/fetchctl/fetchctl/internal/secret"
@@ -14,7 +15,7 @@ import (
 
 // RedirectError is a redirect that was not followed because the Location of
 // a 3xx response did not parse, named a scheme other than http and https,
-// or named no host.
+// named no host, or named a port outside 1 to 65535.
 // It reaches the caller wrapped in a *url.Error. Its ErrorKind method
 // returns "redirect"; its message shows no password.
 type RedirectError struct {
@@ -54,8 +55,15 @@ func checkRedirect(opts Options, proxyFor func(*url.URL) (*url.URL, error)) func
 		if s := req.URL.Scheme; s != "http" && s != "https" {
 			return notFollowed(req, "only http and https are")
 		}
-		if req.URL.Host == "" {
+		if req.URL.Hostname() == "" {
+			// ":80" alone would dial this machine.
 			return notFollowed(req, "it names no host")
+		}
+		if p := req.URL.Port(); p != "" {
+			// The parser takes any digits; the dialler, 1 to 65535 only.
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				return notFollowed(req, "port "+p+" is out of range: a port is 1 to 65535")
+			}
 		}
 		first := via[0]
 		keep := trusted || sameOrigin(first.URL, req.URL)
@@ -69,11 +77,33 @@ func checkRedirect(opts Options, proxyFor func(*url.URL) (*url.URL, error)) func
 			}
 			restore(req.Header, first.Header, name, send)
 		}
+		if u := first.URL.User; keep && u != nil && req.URL.User == nil && req.Header.Get("Authorization") == "" {
+			// net/http makes the first request's Authorization from its
+			// URL's user info when it sends it, not in its header, and a
+			// hop's only from the hop's URL's own (a Location with user
+			// info, or a relative one, which inherits it): a hop back at
+			// the origin through another had none.
+			pw, _ := u.Password()
+			req.SetBasicAuth(u.Username(), pw)
+		}
 		// No Referer of net/http's making: it would hand the previous URL,
 		// query and all, to the next host. One the caller set stays.
 		restore(req.Header, first.Header, "Referer", true)
+		if o, ok := observerFrom(req.Context()).(RedirectObserver); ok {
+			o.ObserveRedirect(req.URL)
+		}
 		return nil
 	}
+}
+
+// RedirectObserver learns the redirects the client follows for a request
+// whose context carries it as its [DialObserver] (see [WithDialObserver]):
+// the URL of each hop, before it is requested. A hop that then fails
+// before it answers fails the request with net/http's error, which does
+// not say that a redirect came first; the observer knows. Calls come from
+// the goroutine of the client's Do.
+type RedirectObserver interface {
+	ObserveRedirect(to *url.URL)
 }
 
 func notFollowed(req *http.Request, why string) error {

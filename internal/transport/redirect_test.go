@@ -277,6 +277,14 @@ func TestRedirectNotFollowed(t *testing.T) {
 			wantMsg: `Location "http://ho st/" is not a valid URL: invalid character " " in host name`},
 		{name: "bad escape in a relative Location", max: 3, url: at("/a%zz", "&code=307"), wantStatus: 307,
 			wantMsg: `Location "/a%zz" is not a valid URL`},
+		{name: "port out of range with a password", max: 3, url: at("http://user:hunter2secret@127.0.0.1:99999/ok", ""), wantStatus: 302,
+			wantMsg: "redirect to http://user:***@127.0.0.1:99999/ok not followed: port 99999 is out of range: a port is 1 to 65535", hidden: []string{"hunter2secret"}},
+		{name: "port 0", max: 3, url: at("http://127.0.0.1:0/ok", "&code=307"), wantStatus: 307,
+			wantMsg: "redirect to http://127.0.0.1:0/ok not followed: port 0 is out of range"},
+		{name: "port 65536", max: 3, url: at("https://127.0.0.1:65536/", ""), wantStatus: 302,
+			wantMsg: "port 65536 is out of range"},
+		{name: "a port and no host", max: 3, url: at("http://:80/x", ""), wantStatus: 302,
+			wantMsg: "redirect to http://:80/x not followed: it names no host"},
 		{name: "follows none", max: 0, url: at("http://bob:Usec/ret1@host/", ""), wantStatus: 302},
 	}
 	for _, tt := range tests {
@@ -316,6 +324,115 @@ func TestRedirectNotFollowed(t *testing.T) {
 			for _, h := range tt.hidden {
 				if strings.Contains(re.Error(), h) {
 					t.Errorf("message %q shows %q", re.Error(), h)
+				}
+			}
+		})
+	}
+}
+
+// hopWatcher is a DialObserver that records the redirects it is told of.
+type hopWatcher struct{ to []string }
+
+func (*hopWatcher) ObserveDNS(time.Time, time.Time)     {}
+func (*hopWatcher) ObserveConnect(time.Time, time.Time) {}
+func (w *hopWatcher) ObserveRedirect(u *url.URL)        { w.to = append(w.to, u.String()) }
+
+// TestRedirectObserved: an observer that is a RedirectObserver learns each
+// hop followed, in order, and none that is not followed.
+func TestRedirectObserved(t *testing.T) {
+	t.Parallel()
+	var log hopLog
+	a := newServer(t, "", hopHandler("a", &log))
+	b := newServer(t, "", hopHandler("b", &log))
+	tests := []struct {
+		name string
+		max  int
+		url  string
+		want []string
+	}{
+		{name: "none", max: 5, url: a.URL + "/end"},
+		{name: "two hops", max: 5, url: chain(b.URL+"/end", a.URL, b.URL),
+			want: []string{chain(b.URL+"/end", b.URL), b.URL + "/end"}},
+		{name: "not followed", max: 0, url: chain(b.URL+"/end", a.URL)},
+		{name: "bad port not followed", max: 5, url: chain("http://127.0.0.1:99999/", a.URL)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := testClient(t, Options{MaxRedirects: tt.max, KeepAlive: time.Minute})
+			var w hopWatcher
+			req, err := http.NewRequestWithContext(WithDialObserver(t.Context(), &w), http.MethodGet, tt.url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp, err := c.Do(req); err == nil {
+				resp.Body.Close()
+			}
+			if fmt.Sprint(w.to) != fmt.Sprint(tt.want) {
+				t.Errorf("observed %v, want %v", w.to, tt.want)
+			}
+		})
+	}
+}
+
+// TestRedirectURLCredentials: the Authorization: Basic that net/http makes
+// from the user info of the URL as given follows the rule of an
+// Authorization header: it goes to every hop at that URL's origin, one a
+// chain returns to included, and to others only when LocationTrusted. An
+// Authorization header given wins over the user info.
+func TestRedirectURLCredentials(t *testing.T) {
+	t.Parallel()
+	var log hopLog
+	a := newServer(t, "", hopHandler("a", &log))
+	b := newServer(t, "", hopHandler("b", &log))
+	withUser := func(u string) string { return strings.Replace(u, "http://", "http://user:pw@", 1) }
+	basic := http.Header{"Authorization": {"Basic dXNlcjpwdw=="}}
+	bearer := http.Header{"Authorization": {"Bearer tok"}}
+	none := http.Header{}
+	tests := []struct {
+		name    string
+		trusted bool
+		header  http.Header
+		url     string
+		want    []hop
+	}{
+		{name: "same origin", url: withUser(chain(a.URL+"/end", a.URL)),
+			want: []hop{{"a /to", basic}, {"a /end", basic}}},
+		{name: "another port", url: withUser(chain(b.URL+"/end", a.URL)),
+			want: []hop{{"a /to", basic}, {"b /end", none}}},
+		{name: "back to the origin", url: withUser(chain(a.URL+"/end", a.URL, b.URL)),
+			want: []hop{{"a /to", basic}, {"b /to", none}, {"a /end", basic}}},
+		{name: "back to the origin, trusted", trusted: true, url: withUser(chain(a.URL+"/end", a.URL, b.URL)),
+			want: []hop{{"a /to", basic}, {"b /to", basic}, {"a /end", basic}}},
+		{name: "a Location's own user info", url: withUser(chain(strings.Replace(a.URL, "http://", "http://other:pw2@", 1)+"/end", a.URL, b.URL)),
+			want: []hop{{"a /to", basic}, {"b /to", none}, {"a /end", http.Header{"Authorization": {"Basic b3RoZXI6cHcy"}}}}},
+		{name: "a header given wins", header: bearer, url: withUser(chain(a.URL+"/end", a.URL, b.URL)),
+			want: []hop{{"a /to", bearer}, {"b /to", none}, {"a /end", bearer}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Not parallel: the hops of one case are told apart by order.
+			c := testClient(t, Options{MaxRedirects: 5, LocationTrusted: tt.trusted, KeepAlive: time.Minute})
+			req, err := http.NewRequest(http.MethodGet, tt.url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.header != nil {
+				req.Header = tt.header.Clone()
+			}
+			before := len(log.all())
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			got := log.all()[before:]
+			if len(got) != len(tt.want) {
+				t.Fatalf("hops %v, want %v", got, tt.want)
+			}
+			for i, w := range tt.want {
+				if got[i].at != w.at || fmt.Sprint(got[i].header) != fmt.Sprint(w.header) {
+					t.Errorf("hop %d: %s got %v, want %s with %v", i, got[i].at, got[i].header, w.at, w.header)
 				}
 			}
 		})
