@@ -254,6 +254,9 @@ func checkOutputs(cfg *Config, inputs []runner.Input, stdout io.Writer) error {
 			ins = append(ins, namedFile{name, fi})
 		}
 	}
+	if err := stdoutIsInput(cfg, ins, stdout); err != nil {
+		return err
+	}
 	reads := readFiles(cfg)
 	if cfg.Output != "" {
 		if err := isInput("-o", cfg.Output, "list", ins); err != nil {
@@ -333,4 +336,36 @@ func onStdout(path string, stdout io.Writer) bool {
 	}
 	fi, err := os.Stat(path)
 	return err == nil && os.SameFile(fi, outFI) && !isDevNull(fi)
+}
+
+// stdoutIsInput refuses a stdout that is a regular file the run reads as
+// an input (named, or as stdin), appended to or not, when the run writes
+// there: the records (no -o) would be read back as lines of the list, one
+// run's records feeding the next forever; the --dry-run report or the
+// --summary - JSON would land in the list.
+func stdoutIsInput(cfg *Config, ins []namedFile, stdout io.Writer) error {
+	if !cfg.dryRun && cfg.Output != "" && cfg.SummaryOut != "-" {
+		return nil
+	}
+	f, ok := stdout.(*os.File)
+	if !ok {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	for _, in := range ins {
+		if !os.SameFile(fi, in.fi) {
+			continue
+		}
+		switch {
+		case cfg.dryRun:
+			return setupErrorf("stdout is the input %s: the --dry-run report would land in the list; give another stdout", in.name)
+		case cfg.Output == "":
+			return setupErrorf("stdout is the input %s: the records would be read back as its lines; give -o FILE", in.name)
+		}
+		return setupErrorf("--summary - is stdout, which is the input %s: writing it would destroy the list; give --summary FILE", in.name)
+	}
+	return nil
 }
