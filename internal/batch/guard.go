@@ -270,6 +270,9 @@ func checkOutputs(cfg *Config, inputs []runner.Input, stdout io.Writer) error {
 		}
 		outFI := regularFile(cfg.Output)
 		if outFI != nil && outFI.Size() > 0 && !cfg.Resume && !cfg.Overwrite {
+			if lockedByOther(cfg.Output) {
+				return inUse(cfg.Output)
+			}
 			return setupErrorf("-o %s already holds results: add --resume to go on with them, or --overwrite to start again", cfg.Output)
 		}
 	}
