@@ -124,3 +124,65 @@ func TestStdoutOnAnotherFile(t *testing.T) {
 		t.Errorf("out.ndjson holds %q, want the one record", b)
 	}
 }
+
+// TestStdinIsABodyFile: stdin read from a file in the --save-bodies folder
+// under a name a body could take would be replaced by that body: exit 2
+// before anything is fetched, the list untouched. Under another name it is
+// read as any list.
+func TestStdinIsABodyFile(t *testing.T) {
+	t.Parallel()
+	const list = "http://127.0.0.1:9/a\nhttp://127.0.0.1:9/b\n"
+	tests := []struct {
+		name string
+		file string // under sbx
+		args []string
+		want string // "" for exit 0
+	}{
+		{"dash", "2.body", []string{"run", "-q", "-", "--save-bodies", "sbx", "--retries", "0"},
+			"fetchctl: stdin, the file sbx/2.body, could be a body file of --save-bodies sbx: a saved body would replace it; give --save-bodies another folder\n"},
+		{"no argument", "1.body", []string{"run", "-q", "--save-bodies", "sbx/", "--retries", "0"},
+			"fetchctl: stdin, the file sbx/1.body, could be a body file of --save-bodies sbx/: a saved body would replace it; give --save-bodies another folder\n"},
+		{"another name", "urls.txt", []string{"run", "-q", "-", "--save-bodies", "sbx", "--retries", "0"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			if err := os.Mkdir(filepath.Join(dir, "sbx"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "sbx", tt.file)
+			if err := os.WriteFile(path, []byte(list), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			in, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := fetchctlCmd(t, ctx, dir, tt.args...)
+			cmd.Dir = dir
+			var stdout, stderr bytes.Buffer
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = in, &stdout, &stderr
+			err = cmd.Run()
+			if tt.want == "" {
+				if err != nil || strings.Count(stdout.String(), "\n") != 2 {
+					t.Fatalf("fetchctl ended with %v and %q, want exit 0 and two records; stderr: %s", err, stdout.String(), stderr.String())
+				}
+			} else {
+				var exit *exec.ExitError
+				if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+					t.Fatalf("fetchctl ended with %v, want exit 2; stderr: %s", err, stderr.String())
+				}
+				if stderr.String() != tt.want {
+					t.Errorf("stderr %q, want %q", stderr.String(), tt.want)
+				}
+			}
+			if b, err := os.ReadFile(path); err != nil || string(b) != list {
+				t.Errorf("the list holds %q (%v), want it untouched", b, err)
+			}
+		})
+	}
+}
