@@ -43,6 +43,8 @@ type Config struct {
 
 	// settings are what the config came from, for --dry-run.
 	settings *settings.Settings
+	// dryRun: stdout gets the --dry-run report, not records.
+	dryRun bool
 }
 
 // FromSettings turns settings into a Config, checking every value. Its

@@ -89,6 +89,7 @@ type inputStats struct {
 // config file read. It fetches nothing and writes no
 // file.
 func DryRun(ctx context.Context, cfg *Config, env Env, indent bool) error {
+	cfg.dryRun = true
 	p, err := prepare(ctx, cfg, env)
 	if err != nil {
 		return err

@@ -134,7 +134,9 @@ func regularFile(path string) os.FileInfo {
 	return fi
 }
 
-// openOutput opens -o FILE. With --resume it reads the records already
+// openOutput opens -o FILE, a regular one under its advisory lock held
+// until the file is closed: a second run onto it, in any mode, is a
+// *SetupError before it cuts or writes anything. With --resume it reads the records already
 // there (adding them to the summary) and checks them against the inputs
 // that are regular files, which it reads once and rewinds; only then, when
 // they all match, does it cut a torn last line. It returns the records to
@@ -153,8 +155,17 @@ func openOutput(ctx context.Context, cfg *Config, summary *report.Summary, input
 		return f, nil, false, nil
 	}
 	if !cfg.Resume {
-		f, err := os.OpenFile(cfg.Output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o666)
+		// Cut only once the lock is held: another run may be writing it.
+		f, err := os.OpenFile(cfg.Output, os.O_WRONLY|os.O_CREATE, 0o666)
 		if err != nil {
+			return nil, nil, false, setupErrorf("output %s: %v", cfg.Output, settings.PathError(err))
+		}
+		if !tryLock(f) {
+			f.Close()
+			return nil, nil, false, inUse(cfg.Output)
+		}
+		if err := f.Truncate(0); err != nil {
+			f.Close()
 			return nil, nil, false, setupErrorf("output %s: %v", cfg.Output, settings.PathError(err))
 		}
 		return f, nil, false, nil
@@ -166,6 +177,9 @@ func openOutput(ctx context.Context, cfg *Config, summary *report.Summary, input
 	fail := func(err error) (*os.File, *keptRecords, bool, error) {
 		f.Close()
 		return nil, nil, false, err
+	}
+	if !tryLock(f) {
+		return fail(inUse(cfg.Output))
 	}
 	kept := newKeptRecords(cfg.Output, cfg.Shard, inputs)
 	kept.bodies = cfg.Runner.SaveDir != ""
@@ -199,6 +213,22 @@ func openOutput(ctx context.Context, cfg *Config, summary *report.Summary, input
 		return fail(fmt.Errorf("--resume: %w", err))
 	}
 	return f, kept, all, nil
+}
+
+// inUse is the error for an -o file whose lock another run holds.
+func inUse(path string) error {
+	return setupErrorf("-o %s is in use by another run: wait for it to end, or name another file", path)
+}
+
+// lockedByOther reports whether another run holds path's lock, taking it
+// for a moment.
+func lockedByOther(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return !tryLock(f)
 }
 
 // openSpecial opens an output that is not a regular file (a FIFO, a

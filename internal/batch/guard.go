@@ -163,18 +163,27 @@ func isRead(flag, path string, reads []readFile) error {
 // it), or a link under such a name in the folder, which the body would
 // replace at the end.
 func isBodyFile(flag, path, dir string, inputs []string) error {
+	if couldBeBody(path, dir, inputs) {
+		return setupErrorf("%s %s could be a body file of --save-bodies %s: a saved body would replace it; name another file", flag, path, dir)
+	}
+	return nil
+}
+
+// couldBeBody reports whether a body saved under --save-bodies dir could
+// replace path: see [isBodyFile].
+func couldBeBody(path, dir string, inputs []string) bool {
 	if dir == "" {
-		return nil
+		return false
 	}
 	p := path
 	for range 40 {
 		folder, name := filepath.Split(p)
 		if runner.IsBodyFileName(name, inputs) && sameFolder(folder, dir) {
-			return setupErrorf("%s %s could be a body file of --save-bodies %s: a saved body would replace it; name another file", flag, path, dir)
+			return true
 		}
 		target, err := os.Readlink(p)
 		if err != nil {
-			return nil
+			return false
 		}
 		if !filepath.IsAbs(target) {
 			// Relative to the link's folder, left as written: the system
@@ -183,7 +192,68 @@ func isBodyFile(flag, path, dir string, inputs []string) error {
 		}
 		p = target
 	}
+	return false
+}
+
+// checkBodies refuses a --save-bodies folder where a saved body could
+// replace a file the run reads: an input or a file of [readFiles], by any
+// path to it as for -o (see [isBodyFile]), or stdin's file when it is
+// there under a body's name.
+func checkBodies(cfg *Config, inputs []runner.Input, names []string, reads []readFile) error {
+	dir := cfg.Runner.SaveDir
+	if dir == "" {
+		return nil
+	}
+	refuse := func(what string) error {
+		return setupErrorf("%s could be a body file of --save-bodies %s: a saved body would replace it; give --save-bodies another folder", what, dir)
+	}
+	for _, in := range inputs {
+		if in.Name != "-" {
+			if couldBeBody(in.Name, dir, names) {
+				return refuse("input " + in.Name)
+			}
+			continue
+		}
+		f, ok := in.R.(*os.File)
+		if !ok {
+			continue
+		}
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			if name := bodyNamed(dir, names, fi); name != "" {
+				return refuse("stdin, the file " + filepath.Join(dir, name) + ",")
+			}
+		}
+	}
+	for _, rf := range reads {
+		if couldBeBody(rf.path, dir, names) {
+			return refuse(rf.flag)
+		}
+	}
 	return nil
+}
+
+// bodyNamed is the name in dir, one a body could take, of the file fi,
+// or "" when it has none there.
+func bodyNamed(dir string, inputs []string, fi os.FileInfo) string {
+	d, err := os.Open(dir)
+	if err != nil {
+		return ""
+	}
+	defer d.Close()
+	for {
+		names, err := d.Readdirnames(1024)
+		for _, name := range names {
+			if !runner.IsBodyFileName(name, inputs) {
+				continue
+			}
+			if bfi, err := os.Lstat(filepath.Join(dir, name)); err == nil && os.SameFile(bfi, fi) {
+				return name
+			}
+		}
+		if err != nil {
+			return ""
+		}
+	}
 }
 
 // sameFolder reports whether a and b name one folder: by the folder itself
@@ -230,8 +300,8 @@ func resolvedPath(p string) string {
 // that would destroy an input or earlier results: -o or --summary naming an
 // input (by the file itself, so links count too), --summary naming the
 // output, and -o naming a regular file that holds something, unless
-// --resume or --overwrite says what to do with it; -o or --summary that a
-// saved body could replace; and a --summary that could not be written at
+// --resume or --overwrite says what to do with it; -o, --summary, an input
+// or another file the run reads that a saved body could replace; and a --summary that could not be written at
 // the end. Files that are not regular (/dev/null, a FIFO, a terminal) are
 // never refused for what they hold. --summary - is stdout: FromSettings
 // refuses it when the records go there too.
@@ -254,7 +324,13 @@ func checkOutputs(cfg *Config, inputs []runner.Input, stdout io.Writer) error {
 			ins = append(ins, namedFile{name, fi})
 		}
 	}
+	if err := stdoutIsInput(cfg, ins, stdout); err != nil {
+		return err
+	}
 	reads := readFiles(cfg)
+	if err := checkBodies(cfg, inputs, names, reads); err != nil {
+		return err
+	}
 	if cfg.Output != "" {
 		if err := isInput("-o", cfg.Output, "list", ins); err != nil {
 			return err
@@ -267,6 +343,9 @@ func checkOutputs(cfg *Config, inputs []runner.Input, stdout io.Writer) error {
 		}
 		outFI := regularFile(cfg.Output)
 		if outFI != nil && outFI.Size() > 0 && !cfg.Resume && !cfg.Overwrite {
+			if lockedByOther(cfg.Output) {
+				return inUse(cfg.Output)
+			}
 			return setupErrorf("-o %s already holds results: add --resume to go on with them, or --overwrite to start again", cfg.Output)
 		}
 	}
@@ -333,4 +412,36 @@ func onStdout(path string, stdout io.Writer) bool {
 	}
 	fi, err := os.Stat(path)
 	return err == nil && os.SameFile(fi, outFI) && !isDevNull(fi)
+}
+
+// stdoutIsInput refuses a stdout that is a regular file the run reads as
+// an input (named, or as stdin), appended to or not, when the run writes
+// there: the records (no -o) would be read back as lines of the list, one
+// run's records feeding the next forever; the --dry-run report or the
+// --summary - JSON would land in the list.
+func stdoutIsInput(cfg *Config, ins []namedFile, stdout io.Writer) error {
+	if !cfg.dryRun && cfg.Output != "" && cfg.SummaryOut != "-" {
+		return nil
+	}
+	f, ok := stdout.(*os.File)
+	if !ok {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	for _, in := range ins {
+		if !os.SameFile(fi, in.fi) {
+			continue
+		}
+		switch {
+		case cfg.dryRun:
+			return setupErrorf("stdout is the input %s: the --dry-run report would land in the list; give another stdout", in.name)
+		case cfg.Output == "":
+			return setupErrorf("stdout is the input %s: the records would be read back as its lines; give -o FILE", in.name)
+		}
+		return setupErrorf("--summary - is stdout, which is the input %s: writing it would destroy the list; give --summary FILE", in.name)
+	}
+	return nil
 }

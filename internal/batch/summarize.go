@@ -77,13 +77,16 @@ func Summarize(cfg *SummarizeConfig, env Env) error {
 		return err
 	}
 	if out, ok := env.Stdout.(*os.File); ok && (cfg.JSON || cfg.SummaryOut == "-") {
-		// The JSON would be written into the records being read.
-		for i, f := range files {
-			if f == nil || cfg.Files[i] == "-" {
-				continue
-			}
-			if onStdout(f.Name(), out) {
-				return setupErrorf("stdout is the results file %s: the summary would land in its records; give --summary FILE", cfg.Files[i])
+		// The JSON would be written into the records being read, stdin's
+		// file too.
+		if ofi, err := out.Stat(); err == nil && ofi.Mode().IsRegular() {
+			for i, f := range files {
+				if f == nil {
+					continue
+				}
+				if fi, err := f.Stat(); err == nil && os.SameFile(fi, ofi) {
+					return setupErrorf("stdout is the results file %s: the summary would land in its records; give --summary FILE", resultsName(cfg.Files[i]))
+				}
 			}
 		}
 	}
