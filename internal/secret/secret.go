@@ -31,7 +31,10 @@ const Mask = "***"
 
 // URL returns raw with the password of its user info replaced by [Mask],
 // keeping the user name: "http://bob:pw@proxy:8080" reads
-// "http://bob:***@proxy:8080". A URL without a password is returned as is.
+// "http://bob:***@proxy:8080". A URL inside it (in its query, say:
+// "?next=http://u:pw@h/") has its password masked too, as [URLsIn] and
+// [Text] mask it in a line, so that a record and a message about it show
+// the URL alike. A URL without a password is returned as is.
 //
 // It scans the string rather than parsing it, so it also works on text that
 // is not a valid URL. When the user info cannot be told apart from the rest
@@ -40,6 +43,17 @@ const Mask = "***"
 // settings sometimes are. A session placeholder in the user name,
 // {session:N}, is kept whole. Safe for concurrent use.
 func URL(raw string) string {
+	// Right to left, so that an inner URL is masked before the one around
+	// it is read.
+	first := strings.Index(raw, "://")
+	for i := strings.LastIndex(raw, "://"); i > first; i = strings.LastIndex(raw[:i], "://") {
+		raw = raw[:i] + userInfo("x" + raw[i:])[1:]
+	}
+	return userInfo(raw)
+}
+
+// userInfo is [URL] for the URL that raw starts with alone.
+func userInfo(raw string) string {
 	start := 0
 	if i := strings.Index(raw, "://"); i >= 0 {
 		start = i + len("://")
@@ -118,7 +132,7 @@ func URLsIn(s string) string {
 		// Right to left, so that an inner URL is masked before the one
 		// around it is read.
 		for i := strings.LastIndex(tok, "://"); i >= 0; i = strings.LastIndex(tok[:i], "://") {
-			tok = tok[:i] + URL("x" + tok[i:])[1:]
+			tok = tok[:i] + userInfo("x" + tok[i:])[1:]
 		}
 		b.WriteString(tok)
 		if end < len(s) {
