@@ -232,6 +232,57 @@ func HeaderLineValue(line string) string {
 	return strings.TrimSpace(strings.TrimLeft(line[end:], ": \t="))
 }
 
+// HeadersIn hides the value of every header in text that carries a secret
+// (see [IsHeader]) where it is written as in a request or response head:
+// the name, a colon, then the value up to the end of its line. The line
+// ends at a CR or LF, at a "\r" or "\n" as Go quotes them, at a double
+// quote (the end of a quoted head), or at the end of text. It is for text
+// that quotes the bytes of a connection, as net/http's log lines do: a
+// value there may be one no [Set] knows (a server's Set-Cookie), or cut
+// short. Safe for concurrent use.
+func HeadersIn(s string) string {
+	var b strings.Builder
+	done := 0 // s[:done] is in b
+	for i := 0; i < len(s); i++ {
+		if s[i] != ':' {
+			continue
+		}
+		k := i
+		for k > 0 && (isWordByte(s[k-1]) || s[k-1] == '-') {
+			k--
+		}
+		name := s[k:i]
+		if k > 0 && s[k-1] == '\\' && len(name) > 1 && (name[0] == 'n' || name[0] == 'r') {
+			// "\r\nCookie:": the n is the quoted line break's.
+			name = name[1:]
+		}
+		if !IsHeader(name) {
+			continue
+		}
+		start := i + 1
+		for start < len(s) && (s[start] == ' ' || s[start] == '\t') {
+			start++
+		}
+		end := start
+		for end < len(s) && s[end] != '\r' && s[end] != '\n' && s[end] != '"' &&
+			!(s[end] == '\\' && end+1 < len(s) && (s[end+1] == 'r' || s[end+1] == 'n')) {
+			end++
+		}
+		if v := s[start:end]; v == "" || v == Mask {
+			continue
+		}
+		b.WriteString(s[done:start])
+		b.WriteString(Mask)
+		done = end
+		i = end - 1
+	}
+	if done == 0 {
+		return s
+	}
+	b.WriteString(s[done:])
+	return b.String()
+}
+
 // minBare is the length from which a secret is also masked where it
 // stands alone in text, not only where it stands as a secret.
 const minBare = 6

@@ -215,6 +215,30 @@ func TestURLsIn(t *testing.T) {
 	}
 }
 
+func TestHeadersIn(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, in, want string }{
+		{"quoted request head",
+			`starting with "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer tok\r\nCookie: c=1; d=2\r\nUser-Agent: x\r\n\r\n"; err=<nil>`,
+			`starting with "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: ***\r\nCookie: ***\r\nUser-Agent: x\r\n\r\n"; err=<nil>`},
+		{"head cut in a value", `starting with "GET / HTTP/1.1\r\nAuthorization: Bearer to"; err=<nil>`, `starting with "GET / HTTP/1.1\r\nAuthorization: ***"; err=<nil>`},
+		{"raw lines", "Set-Cookie: a=b; Path=/\r\nproxy-authorization:Basic eA==\nX: y", "Set-Cookie: ***\r\nproxy-authorization:***\nX: y"},
+		{"value to the end", "header cookie: sid=1 x", "header cookie: ***"},
+		{"other headers", "X-Cookie: 1, Cookies: 2, X-Authorization-Hint: 3", "X-Cookie: 1, Cookies: 2, X-Authorization-Hint: 3"},
+		{"already masked", "Authorization: ***", "Authorization: ***"},
+		{"no value", "Authorization:", "Authorization:"},
+		{"no header", "connection reset by peer", "connection reset by peer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := HeadersIn(tt.in); got != tt.want {
+				t.Errorf("HeadersIn(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestPassword(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ raw, want string }{
