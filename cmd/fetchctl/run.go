@@ -74,6 +74,9 @@ func runRun(ctx context.Context, d *deps, opts *runOptions, s *settings.Settings
 	// Known before the settings are checked, so that an error about a
 	// malformed one does not show the secret it holds.
 	d.redact.Add(s.Secrets(d.getenv)...)
+	// net/http logs through the standard logger (bytes a server sent past
+	// its response, say), quoting what went over the connection.
+	stdlog := routeStdLog(d.io.ErrOut, d.redact, s.Quiet)
 	cfg, err := batch.FromSettings(s)
 	if err != nil {
 		return err
@@ -95,7 +98,11 @@ func runRun(ctx context.Context, d *deps, opts *runOptions, s *settings.Settings
 		return batch.DryRun(ctx, cfg, env, d.io.IsStdoutTTY())
 	}
 	if showProgress(d, s.Progress, cfg.Output == "") {
-		env.NewDisplay = func(total int64) batch.Display { return progress.New(d.io.ErrOut, total, d.io.TerminalWidth) }
+		env.NewDisplay = func(total int64) batch.Display {
+			bar := progress.New(d.io.ErrOut, total, d.io.TerminalWidth)
+			stdlog.around(bar)
+			return bar
+		}
 	} else {
 		env.EchoesInterrupt = d.io.IsStderrTTY()
 	}

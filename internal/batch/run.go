@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -386,7 +387,19 @@ func CheckMinSuccess(res report.Result, min float64) error {
 		return &BelowMinError{fmt.Sprintf("no record: --min-success %g needs at least one", min)}
 	}
 	if res.SuccessRatio < min {
-		return &BelowMinError{fmt.Sprintf("success ratio %.4f is below --min-success %g", res.SuccessRatio, min)}
+		return &BelowMinError{fmt.Sprintf("success ratio %s is below --min-success %g", ratioBelow(res.SuccessRatio, min), min)}
 	}
 	return nil
+}
+
+// ratioBelow formats ratio, which is below min, with 4 decimals, or with
+// as many more as it takes to read below min as %g writes it: 2/3 under
+// 0.6667 is 0.66667, not 0.6667; 0.99999 under 1 is not 1.0000.
+func ratioBelow(ratio, min float64) string {
+	for prec := 4; ; prec++ {
+		s := strconv.FormatFloat(ratio, 'f', prec, 64)
+		if v, err := strconv.ParseFloat(s, 64); err == nil && v < min || prec >= 20 {
+			return s
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bufio"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
@@ -41,7 +42,12 @@ func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res
 	case d.opts.gunzip && strings.EqualFold(enc, "gzip"):
 		ws.raw = endReader{r: resp.Body}
 		defer func() { ws.raw.r = nil }()
-		gz, err := ws.gunzip(&ws.raw)
+		if ws.rawBuf == nil {
+			ws.rawBuf = bufio.NewReader(&ws.raw)
+		} else {
+			ws.rawBuf.Reset(&ws.raw)
+		}
+		gz, err := ws.gunzip(ws.rawBuf)
 		switch {
 		case err == io.EOF:
 			// No body at all, as for a 204 or a 304.
@@ -49,7 +55,8 @@ func (d *dispatcher) readBody(ws *workerState, resp *http.Response, t *task, res
 		case err != nil:
 			return ws.raw.decodeError(err, 0)
 		default:
-			src = gz
+			ws.members = gzipMembers{gz: gz, br: ws.rawBuf}
+			src = &ws.members
 			gunzipped = true
 		}
 	default:
@@ -229,17 +236,67 @@ func (d *dispatcher) saveError(err error) error {
 	return &SaveError{Dir: d.opts.SaveDir, Err: err}
 }
 
-// gunzip returns the worker's gzip decoder reading body, made or reset.
-func (ws *workerState) gunzip(body io.Reader) (*gzip.Reader, error) {
+// gunzip returns the worker's gzip decoder reading the first member of
+// body, made or reset. body, being a byte reader, is read no further than
+// the member's end.
+func (ws *workerState) gunzip(body *bufio.Reader) (*gzip.Reader, error) {
 	if ws.gz == nil {
 		gz, err := gzip.NewReader(body)
 		if err != nil {
 			return nil, err
 		}
+		gz.Multistream(false)
 		ws.gz = gz
 		return gz, nil
 	}
-	return ws.gz, ws.gz.Reset(body)
+	err := ws.gz.Reset(body)
+	ws.gz.Multistream(false)
+	return ws.gz, err
+}
+
+// gzipMembers decodes the members of a gzip body one after another, as a
+// multistream gzip.Reader does (RFC 1952 allows several in a row), but
+// tells bytes after the last member that start no member apart from a
+// stream cut short: they are a [*trailingError].
+type gzipMembers struct {
+	gz *gzip.Reader // reading the current member from br
+	br *bufio.Reader
+}
+
+// maxTrailing is how many bytes after a gzip stream are read to count
+// them; a body with more is not read to its end.
+const maxTrailing = 64 << 10
+
+func (m *gzipMembers) Read(p []byte) (int, error) {
+	for {
+		n, err := m.gz.Read(p)
+		if err != io.EOF {
+			return n, err
+		}
+		// A member ended whole: the body ends too, or another member
+		// starts, or it holds bytes that are none.
+		next, err := m.br.Peek(2)
+		switch {
+		case err != nil && err != io.EOF:
+			return n, err
+		case len(next) == 0:
+			return n, io.EOF
+		case len(next) == 2 && next[0] == 0x1f && next[1] == 0x8b:
+			if err := m.gz.Reset(m.br); err != nil {
+				return n, err
+			}
+			m.gz.Multistream(false)
+			if n > 0 {
+				return n, nil
+			}
+		default:
+			after, err := io.Copy(io.Discard, io.LimitReader(m.br, maxTrailing+1))
+			if err != nil {
+				return n, err
+			}
+			return n, &trailingError{after: after}
+		}
+	}
 }
 
 // endReader reads a compressed body and notes whether it ended as it
@@ -261,8 +318,14 @@ func (e *endReader) Read(p []byte) (int, error) {
 }
 
 // decodeError is err, from decoding the body, as a [truncatedError] when the
-// compressed stream stopped early inside a body that arrived whole.
+// compressed stream stopped early inside a body that arrived whole, and
+// with the decoded bytes as a [trailingError].
 func (e *endReader) decodeError(err error, decoded int64) error {
+	var te *trailingError
+	if errors.As(err, &te) {
+		te.decoded = decoded
+		return te
+	}
 	if e.ended && errors.Is(err, io.ErrUnexpectedEOF) {
 		return &truncatedError{decoded: decoded}
 	}
@@ -278,6 +341,27 @@ func (e *truncatedError) Error() string {
 }
 
 func (e *truncatedError) ErrorKind() string { return report.KindOther }
+
+// trailingError is a gzip body whose gzip stream decodes whole but is
+// followed by bytes that start no gzip member. curl refuses such a body;
+// it does not decode, as a corrupt one does not.
+type trailingError struct {
+	after   int64 // bytes after the stream, maxTrailing+1 for more
+	decoded int64
+}
+
+func (e *trailingError) Error() string {
+	bytes := "bytes"
+	switch {
+	case e.after > maxTrailing:
+		return fmt.Sprintf("compressed body has more than %d bytes after the end of its gzip stream (%d bytes decoded)", maxTrailing, e.decoded)
+	case e.after == 1:
+		bytes = "byte"
+	}
+	return fmt.Sprintf("compressed body has %d %s after the end of its gzip stream (%d bytes decoded)", e.after, bytes, e.decoded)
+}
+
+func (e *trailingError) ErrorKind() string { return report.KindOther }
 
 // onlyWriter hides io.ReaderFrom so that CopyBuffer uses the worker's buffer.
 type onlyWriter struct{ io.Writer }

@@ -152,7 +152,9 @@ func TestRunRecordsContentEncoding(t *testing.T) {
 // Content-Length) but whose compressed stream ends early does not decode,
 // like any other bad gzip: kind other, not retried, and the message says
 // the compressed body ended early rather than that the connection closed.
-// A body the connection really cuts short stays reset and is retried.
+// A body the connection really cuts short stays reset and is retried. A
+// whole gzip stream followed by bytes that are no gzip member does not
+// decode either, and the message says how many follow it.
 func TestRunGzipThatDoesNotDecode(t *testing.T) {
 	t.Parallel()
 	// Text that compresses to tens of KB, so that a cut in the middle
@@ -166,6 +168,14 @@ func TestRunGzipThatDoesNotDecode(t *testing.T) {
 	zw.Write([]byte(text.String()))
 	zw.Close()
 	whole := packed.Bytes()
+	// The report's body: a whole gzip stream, then bytes that are none.
+	var trail bytes.Buffer
+	zw = gzip.NewWriter(&trail)
+	zw.Write([]byte("trail\n"))
+	zw.Close()
+	trailed := append(trail.Bytes(), "GARBAGE"...)
+	// Two gzip members in a row are one body (RFC 1952), not trailing bytes.
+	twice := append(append([]byte{}, trail.Bytes()...), trail.Bytes()...)
 
 	ts := newTestServer(t, 0, func(w http.ResponseWriter, r *http.Request) {
 		var body []byte
@@ -178,6 +188,21 @@ func TestRunGzipThatDoesNotDecode(t *testing.T) {
 			body = whole[:5]
 		case "/not-gzip":
 			body = []byte("plain text, not gzip")
+		case "/trailing":
+			body = trailed
+		case "/trailing-long":
+			body = append(append([]byte{}, whole...), strings.Repeat("x", 100)...)
+		case "/trailing-byte":
+			body = append(append([]byte{}, trail.Bytes()...), 0)
+		case "/trailing-chunked":
+			// No Content-Length: the body ends with its last chunk.
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Write(trailed[:10])
+			http.NewResponseController(w).Flush()
+			w.Write(trailed[10:])
+			return
+		case "/two-members":
+			body = twice
 		case "/closed":
 			// The head promises the whole stream; the connection closes
 			// after half of it.
@@ -207,6 +232,11 @@ func TestRunGzipThatDoesNotDecode(t *testing.T) {
 		{"/cut-in-trailer", report.KindOther, "compressed body ended early", 1},
 		{"/cut-in-header", report.KindOther, "compressed body ended early", 1},
 		{"/not-gzip", report.KindOther, "invalid header", 1},
+		{"/trailing", report.KindOther, "compressed body has 7 bytes after the end of its gzip stream (6 bytes decoded)", 1},
+		{"/trailing-long", report.KindOther, fmt.Sprintf("compressed body has 100 bytes after the end of its gzip stream (%d bytes decoded)", text.Len()), 1},
+		{"/trailing-byte", report.KindOther, "compressed body has 1 byte after the end of its gzip stream (6 bytes decoded)", 1},
+		{"/trailing-chunked", report.KindOther, "compressed body has 7 bytes after the end of its gzip stream (6 bytes decoded)", 1},
+		{"/two-members", "", "", 1},
 		{"/closed", report.KindReset, "connection closed after", 3},
 	}
 	for _, tt := range tests {
@@ -219,6 +249,12 @@ func TestRunGzipThatDoesNotDecode(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := recs[0]
+			if tt.kind == "" {
+				if !r.OK || r.Bytes != 12 {
+					t.Fatalf("record ok=%v bytes=%d error=%+v, want ok with the 12 bytes of both members", r.OK, r.Bytes, r.Error)
+				}
+				return
+			}
 			if r.OK || r.Error == nil {
 				t.Fatalf("record ok: %+v", r)
 			}
@@ -227,6 +263,9 @@ func TestRunGzipThatDoesNotDecode(t *testing.T) {
 			}
 			if tt.kind != report.KindReset && strings.Contains(r.Error.Message, "connection closed") {
 				t.Errorf("message %q says the connection closed", r.Error.Message)
+			}
+			if strings.HasPrefix(tt.path, "/trailing") && strings.Contains(r.Error.Message, "ended early") {
+				t.Errorf("message %q says the stream ended early", r.Error.Message)
 			}
 			if r.Attempts != tt.tries {
 				t.Errorf("%d attempts, want %d", r.Attempts, tt.tries)

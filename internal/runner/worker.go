@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bufio"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -38,6 +39,10 @@ type workerState struct {
 	out  onlyWriter
 	gz   *gzip.Reader // made for the first gzip body
 	raw  endReader    // the body under gz
+	// rawBuf reads raw for gz, made for the first gzip body; members
+	// reads gz and what follows its stream in rawBuf.
+	rawBuf  *bufio.Reader
+	members gzipMembers
 
 	// The attempts share one context, a child of the run's, until one
 	// of them times out and it is cancelled; the next attempt gets a new

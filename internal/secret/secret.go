@@ -31,7 +31,10 @@ const Mask = "***"
 
 // URL returns raw with the password of its user info replaced by [Mask],
 // keeping the user name: "http://bob:pw@proxy:8080" reads
-// "http://bob:***@proxy:8080". A URL without a password is returned as is.
+// "http://bob:***@proxy:8080". A URL inside it (in its query, say:
+// "?next=http://u:pw@h/") has its password masked too, as [URLsIn] and
+// [Text] mask it in a line, so that a record and a message about it show
+// the URL alike. A URL without a password is returned as is.
 //
 // It scans the string rather than parsing it, so it also works on text that
 // is not a valid URL. When the user info cannot be told apart from the rest
@@ -40,6 +43,17 @@ const Mask = "***"
 // settings sometimes are. A session placeholder in the user name,
 // {session:N}, is kept whole. Safe for concurrent use.
 func URL(raw string) string {
+	// Right to left, so that an inner URL is masked before the one around
+	// it is read.
+	first := strings.Index(raw, "://")
+	for i := strings.LastIndex(raw, "://"); i > first; i = strings.LastIndex(raw[:i], "://") {
+		raw = raw[:i] + userInfo("x" + raw[i:])[1:]
+	}
+	return userInfo(raw)
+}
+
+// userInfo is [URL] for the URL that raw starts with alone.
+func userInfo(raw string) string {
 	start := 0
 	if i := strings.Index(raw, "://"); i >= 0 {
 		start = i + len("://")
@@ -118,7 +132,7 @@ func URLsIn(s string) string {
 		// Right to left, so that an inner URL is masked before the one
 		// around it is read.
 		for i := strings.LastIndex(tok, "://"); i >= 0; i = strings.LastIndex(tok[:i], "://") {
-			tok = tok[:i] + URL("x" + tok[i:])[1:]
+			tok = tok[:i] + userInfo("x" + tok[i:])[1:]
 		}
 		b.WriteString(tok)
 		if end < len(s) {
@@ -216,6 +230,57 @@ func HeaderLineValue(line string) string {
 		return ""
 	}
 	return strings.TrimSpace(strings.TrimLeft(line[end:], ": \t="))
+}
+
+// HeadersIn hides the value of every header in text that carries a secret
+// (see [IsHeader]) where it is written as in a request or response head:
+// the name, a colon, then the value up to the end of its line. The line
+// ends at a CR or LF, at a "\r" or "\n" as Go quotes them, at a double
+// quote (the end of a quoted head), or at the end of text. It is for text
+// that quotes the bytes of a connection, as net/http's log lines do: a
+// value there may be one no [Set] knows (a server's Set-Cookie), or cut
+// short. Safe for concurrent use.
+func HeadersIn(s string) string {
+	var b strings.Builder
+	done := 0 // s[:done] is in b
+	for i := 0; i < len(s); i++ {
+		if s[i] != ':' {
+			continue
+		}
+		k := i
+		for k > 0 && (isWordByte(s[k-1]) || s[k-1] == '-') {
+			k--
+		}
+		name := s[k:i]
+		if k > 0 && s[k-1] == '\\' && len(name) > 1 && (name[0] == 'n' || name[0] == 'r') {
+			// "\r\nCookie:": the n is the quoted line break's.
+			name = name[1:]
+		}
+		if !IsHeader(name) {
+			continue
+		}
+		start := i + 1
+		for start < len(s) && (s[start] == ' ' || s[start] == '\t') {
+			start++
+		}
+		end := start
+		for end < len(s) && s[end] != '\r' && s[end] != '\n' && s[end] != '"' &&
+			!(s[end] == '\\' && end+1 < len(s) && (s[end+1] == 'r' || s[end+1] == 'n')) {
+			end++
+		}
+		if v := s[start:end]; v == "" || v == Mask {
+			continue
+		}
+		b.WriteString(s[done:start])
+		b.WriteString(Mask)
+		done = end
+		i = end - 1
+	}
+	if done == 0 {
+		return s
+	}
+	b.WriteString(s[done:])
+	return b.String()
 }
 
 // minBare is the length from which a secret is also masked where it

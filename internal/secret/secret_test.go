@@ -38,6 +38,10 @@ func TestURL(t *testing.T) {
 		{"placeholder in the password", "http://u:pw-{session:9}@h:1", "http://u:***@h:1"},
 		{"not a placeholder", "http://a{session:x}:pw@h:1", "http://a{session:***@h:1"},
 		{"unparsable host", "http://u:pw@ho st:99/", "http://u:***@ho st:99/"},
+		{"password of a URL in the query", "http://127.0.0.1:18081/nf?next=http://u:qpass123456@127.0.0.1:18082/", "http://127.0.0.1:18081/nf?next=http://u:***@127.0.0.1:18082/"},
+		{"passwords of the URL and of one in it", "https://a:b@h/?n=https://c:d@e/&m=ftp://f:g@i", "https://a:***@h/?n=https://c:***@e/&m=ftp://f:***@i"},
+		{"URL in the path", "https://h/go/http://u:pw@e/x", "https://h/go/http://u:***@e/x"},
+		{"URL in the query, user only", "https://h/?n=https://u@e/", "https://h/?n=https://u@e/"},
 		{"not a URL", "hello world", "hello world"},
 		{"empty", "", ""},
 	}
@@ -48,6 +52,28 @@ func TestURL(t *testing.T) {
 				t.Errorf("URL(%q) = %q, want %q", tt.raw, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestURLAgreesWithText: a URL masked by URL reads the same as in a line
+// masked by Text (a -v line, a message): a record and the lines about it
+// agree.
+func TestURLAgreesWithText(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{
+		"http://127.0.0.1:18081/nf?next=http://u:qpass123456@127.0.0.1:18082/",
+		"https://a:b@h/?n=https://c:d@e/&m=ftp://f:g@i",
+		"https://h/?a=http%3A%2F%2Fu%3Apw%40e&b=http://u:p@e:1/x?y=http://v:q@w",
+		"https://u:p@h/",
+		"https://h/a@b?c=d:e@f",
+	} {
+		want := URL(raw)
+		if got := Text("fail " + raw + ": status: 404"); got != "fail "+want+": status: 404" {
+			t.Errorf("Text of a line with %q = %q; URL gives %q", raw, got, want)
+		}
+		if got := URL(want); got != want {
+			t.Errorf("URL(%q) = %q, masked again %q", raw, want, got)
+		}
 	}
 }
 
@@ -189,6 +215,30 @@ func TestURLsIn(t *testing.T) {
 	}
 }
 
+func TestHeadersIn(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, in, want string }{
+		{"quoted request head",
+			`starting with "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer tok\r\nCookie: c=1; d=2\r\nUser-Agent: x\r\n\r\n"; err=<nil>`,
+			`starting with "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: ***\r\nCookie: ***\r\nUser-Agent: x\r\n\r\n"; err=<nil>`},
+		{"head cut in a value", `starting with "GET / HTTP/1.1\r\nAuthorization: Bearer to"; err=<nil>`, `starting with "GET / HTTP/1.1\r\nAuthorization: ***"; err=<nil>`},
+		{"raw lines", "Set-Cookie: a=b; Path=/\r\nproxy-authorization:Basic eA==\nX: y", "Set-Cookie: ***\r\nproxy-authorization:***\nX: y"},
+		{"value to the end", "header cookie: sid=1 x", "header cookie: ***"},
+		{"other headers", "X-Cookie: 1, Cookies: 2, X-Authorization-Hint: 3", "X-Cookie: 1, Cookies: 2, X-Authorization-Hint: 3"},
+		{"already masked", "Authorization: ***", "Authorization: ***"},
+		{"no value", "Authorization:", "Authorization:"},
+		{"no header", "connection reset by peer", "connection reset by peer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := HeadersIn(tt.in); got != tt.want {
+				t.Errorf("HeadersIn(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestPassword(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ raw, want string }{
@@ -250,7 +300,8 @@ func TestSet(t *testing.T) {
 
 // FuzzURLHidesPassword checks that whatever the user name, password, host
 // and path, a URL that net/url writes reads back with the password masked
-// and every other part as it was.
+// and every other part as it was, but for the path or query when it holds
+// a URL of its own, whose password is masked too (see TestURL).
 func FuzzURLHidesPassword(f *testing.F) {
 	f.Add("bob", "pw", "proxy.example:8080", "/a", "q=1")
 	f.Add("c-{session:8}", "p@ss:w/rd?#", "127.0.0.1:1", "", "")
@@ -274,7 +325,9 @@ func FuzzURLHidesPassword(f *testing.F) {
 		if pw, _ := m.User.Password(); pw != Mask {
 			t.Fatalf("URL(%q) = %q: password reads %q, want %q", raw, masked, pw, Mask)
 		}
-		if m.User.Username() != back.User.Username() || m.Host != back.Host || m.Path != back.Path || m.RawQuery != back.RawQuery {
+		inner := func(s string) bool { return strings.Contains(s, "://") }
+		if m.User.Username() != back.User.Username() || m.Host != back.Host ||
+			!inner(back.Path) && m.Path != back.Path || !inner(back.RawQuery) && m.RawQuery != back.RawQuery {
 			t.Fatalf("URL(%q) = %q: changed more than the password", raw, masked)
 		}
 	})
