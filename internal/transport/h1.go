@@ -347,18 +347,7 @@ func (t *h1Transport) putIdle(pc *h1Conn) error {
 	}
 	if t.maxIdle > 0 && t.nIdle >= t.maxIdle {
 		// The least recently used idle connection makes room.
-		old := t.lru.head
-		oh := old.host
-		for i, x := range oh.idle {
-			if x == old {
-				oh.idle = append(oh.idle[:i], oh.idle[i+1:]...)
-				break
-			}
-		}
-		t.lru.remove(old)
-		t.nIdle--
-		old.inIdle = false
-		t.closeLocked(old)
+		t.closeIdleLocked(t.lru.head)
 	}
 	h.idle = append(h.idle, pc)
 	t.lru.push(pc)
@@ -384,6 +373,11 @@ func (pc *h1Conn) idleExpired() {
 	if !pc.inIdle || time.Since(pc.idleAt) < t.idleTimeout {
 		return
 	}
+	t.closeIdleLocked(pc)
+}
+
+// closeIdleLocked takes pc out of the idle pool and closes it.
+func (t *h1Transport) closeIdleLocked(pc *h1Conn) {
 	h := pc.host
 	for i, x := range h.idle {
 		if x == pc {
@@ -420,18 +414,8 @@ func (t *h1Transport) closeConn(pc *h1Conn) {
 func (t *h1Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for pc := t.lru.head; pc != nil; pc = t.lru.head {
-		t.lru.remove(pc)
-		pc.inIdle = false
-		h := pc.host
-		for i, x := range h.idle {
-			if x == pc {
-				h.idle = append(h.idle[:i], h.idle[i+1:]...)
-				break
-			}
-		}
-		t.nIdle--
-		t.closeLocked(pc)
+	for t.lru.head != nil {
+		t.closeIdleLocked(t.lru.head)
 	}
 }
 
