@@ -52,7 +52,7 @@ func (e *exit) Do(req *http.Request) (*http.Response, error) {
 		Header: http.Header{}, Body: io.NopCloser(strings.NewReader("x")), Request: req}, nil
 }
 
-func (e *exit) Rotate(string) bool {
+func (e *exit) Rotate(string, string) bool {
 	e.log.mu.Lock()
 	defer e.log.mu.Unlock()
 	e.rotated++

@@ -42,7 +42,7 @@ func (d *dispatcher) block(res *result, now time.Time) {
 		return
 	}
 	r, key := res.route, res.task.host.key
-	if rot, ok := r.Client.(Rotator); ok && rot.Rotate(res.task.job.parsed.Host) {
+	if rot, ok := r.Client.(Rotator); ok && rot.Rotate(res.task.job.parsed.Host, res.exit) {
 		return
 	}
 	if r.blocks == nil {

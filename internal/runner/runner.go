@@ -161,10 +161,13 @@ func (e *BudgetError) Error() string {
 }
 
 // Rotator is a route client that can give a host a fresh exit (a new proxy
-// session) when the host blocked the one it had; Rotate reports whether it
-// did.
+// session) when the host blocked the one it had; Rotate reports whether the
+// host has a fresh exit. exit names the blocked one as [ExitNamer] gave it,
+// "" when unknown: an exit the host has already left (requests that were in
+// flight through it come back blocked one after the other) leaves the
+// host's current one in place.
 type Rotator interface {
-	Rotate(host string) bool
+	Rotate(host, exit string) bool
 }
 
 // ExitNamer is a route client whose exits are more than its proxy: a proxy
