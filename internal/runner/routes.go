@@ -250,8 +250,9 @@ func (d *dispatcher) endCoolingWaits(now time.Time) {
 // trackProxy counts a proxy's failures in a row and sets the proxy aside
 // for the cool-down when they reach Options.ProxyFailures; when no proxy is
 // left in use the run ends with [ErrAllProxiesDown]. A proxy that answered
-// for itself that the target could not be reached neither counts nor
-// breaks the streak: a dead target host must not take the proxy down.
+// for itself that the target could not be reached, or is one it refuses,
+// neither counts nor breaks the streak: a dead or banned target host must
+// not take the proxy down.
 func (d *dispatcher) trackProxy(res *result, r *route, now time.Time) {
 	if r.Proxy == "" {
 		return
