@@ -54,6 +54,9 @@ type result struct {
 	// [ExitNamer]); "" otherwise.
 	blocked bool
 	exit    string
+	// sameExit: the block leaves the exit in use for the host, which had
+	// no other (see [dispatcher.block]); the retry backs off instead.
+	sameExit bool
 	// wireOut and wireIn are the bytes the attempt sent and received on
 	// the wire, counted when it went through a proxy.
 	wireOut, wireIn int64

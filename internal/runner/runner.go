@@ -102,8 +102,9 @@ type Options struct {
 	// the first 64 KiB of a body says the same. Through a proxy, such an
 	// answer is a blocked attempt: the proxy (or its session) gets a
 	// cool-down for the host, and the URL is tried again through another
-	// proxy or a fresh session, spending a retry. Direct requests are not
-	// judged.
+	// proxy or a fresh session, spending a retry; a 429 with no other exit
+	// to go to is retried through the same one after a backoff instead.
+	// Direct requests are not judged.
 	RotateOn     StatusSet
 	BlockPattern *regexp.Regexp
 	// Budget, when positive, ends the run with a [*BudgetError] once the
