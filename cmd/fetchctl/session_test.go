@@ -2,14 +2,17 @@ package main
 
 import (
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // userGateway is a loopback gateway that answers every forwarded request
@@ -149,5 +152,100 @@ func TestProxySessionsPerHostOverSeveralGateways(t *testing.T) {
 	}
 	if len(g1.byHost) == 0 || len(g2.byHost) == 0 {
 		t.Errorf("hosts through the first gateway %d, the second %d: want them spread", len(g1.byHost), len(g2.byHost))
+	}
+}
+
+// blockFirstGateway is a loopback gateway that blocks, for each target host,
+// the first session (user name) it sees: it holds that session's requests
+// until held of them are in flight at once, then answers them all 403, as
+// a target that bans an exit does to the requests already under way. Any
+// other session gets 200. It records the user of every request by host.
+type blockFirstGateway struct {
+	srv     *httptest.Server
+	held    int
+	mu      sync.Mutex
+	first   map[string]string
+	waiting map[string]int
+	release map[string]chan struct{}
+	byHost  map[string][]string
+}
+
+func newBlockFirstGateway(t *testing.T, held int) *blockFirstGateway {
+	g := &blockFirstGateway{held: held, first: map[string]string{}, waiting: map[string]int{},
+		release: map[string]chan struct{}{}, byHost: map[string][]string{}}
+	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		creds, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(r.Header.Get("Proxy-Authorization"), "Basic "))
+		user, _, _ := strings.Cut(string(creds), ":")
+		host := r.URL.Host
+		g.mu.Lock()
+		g.byHost[host] = append(g.byHost[host], user)
+		if _, ok := g.first[host]; !ok {
+			g.first[host] = user
+			g.release[host] = make(chan struct{})
+		}
+		blocked, release := user == g.first[host], g.release[host]
+		if blocked {
+			if g.waiting[host]++; g.waiting[host] == g.held {
+				close(release)
+			}
+		}
+		g.mu.Unlock()
+		if !blocked {
+			io.WriteString(w, "ok")
+			return
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		case <-time.After(10 * time.Second):
+			// Bounds the test should fewer requests ever be in flight.
+		}
+		w.WriteHeader(http.StatusForbidden)
+	}))
+	t.Cleanup(g.srv.Close)
+	return g
+}
+
+// TestSessionHostBlockGivesOneFreshSession: with --session host, a host
+// that blocks its session while several requests are in flight through it
+// gets one fresh session, which all its URLs use after, the blocked ones
+// retried included: each host sees two user names in all.
+func TestSessionHostBlockGivesOneFreshSession(t *testing.T) {
+	t.Parallel()
+	const inFlight = 8
+	dir := t.TempDir()
+	var urls strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&urls, "http://a.example/%d\nhttp://b.example/%d\n", i, i)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "urls.txt"), []byte(urls.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := newBlockFirstGateway(t, inFlight)
+	proxy := "http://c-{session}:pw@" + g.srv.Listener.Addr().String()
+	res := runFetchctl(t, dir, nil, "run", "-q", "--limit", "16", "--per-host", strconv.Itoa(inFlight), "--retries", "1",
+		"--proxy", proxy, "--session", "host", "-o", "out.ndjson", "urls.txt")
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	recs := readRecords(t, filepath.Join(dir, "out.ndjson"))
+	if len(recs) != 60 {
+		t.Fatalf("%d records, want 60", len(recs))
+	}
+	for _, r := range recs {
+		if !r.OK {
+			t.Errorf("%s: not ok: %+v", r.URL, r.Error)
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, h := range []string{"a.example", "b.example"} {
+		if g.waiting[h] != inFlight {
+			t.Errorf("%s: %d requests of the first session were in flight at once, want %d", h, g.waiting[h], inFlight)
+		}
+		if n := distinct(g.byHost[h]); n != 2 {
+			t.Errorf("%s saw %d sessions after one block, want 2 (the blocked one and one fresh one): %q", h, n, g.byHost[h])
+		}
 	}
 }

@@ -126,10 +126,10 @@ func (r envRoute) Do(req *http.Request) (*http.Response, error) {
 }
 
 // Rotate passes a block on to the sessions of the proxies that have them.
-func (r envRoute) Rotate(host string) bool {
+func (r envRoute) Rotate(host, exit string) bool {
 	rotated := false
 	for _, d := range r.via {
-		if rot, ok := d.(runner.Rotator); ok && rot.Rotate(host) {
+		if rot, ok := d.(runner.Rotator); ok && rot.Rotate(host, exit) {
 			rotated = true
 		}
 	}

@@ -340,9 +340,9 @@ func (authCheck) ExitName(resp *http.Response) string {
 
 // Rotate passes a block on to a client with sessions (see
 // [runner.Rotator]); a plain proxy has no fresh exit to give.
-func (c authCheck) Rotate(host string) bool {
+func (c authCheck) Rotate(host, exit string) bool {
 	if r, ok := c.next.(runner.Rotator); ok {
-		return r.Rotate(host)
+		return r.Rotate(host, exit)
 	}
 	return false
 }

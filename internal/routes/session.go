@@ -263,18 +263,23 @@ func (s *sessions) Do(req *http.Request) (*http.Response, error) {
 
 // Rotate retires the session that carries requests to host, so that the
 // next one goes out through a fresh session: the target blocked this one.
-// It implements [runner.Rotator]: every mode has a fresh session to give.
-func (s *sessions) Rotate(host string) bool {
+// exit names the blocked session (see [authCheck.ExitName]); when the host
+// has already moved on from it, as it has once the first of the requests
+// that were in flight through it came back blocked, the session the host
+// has now stays. It implements [runner.Rotator]: every mode has a fresh
+// session to give.
+func (s *sessions) Rotate(host, exit string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	blocked := func(sess *session) bool { return sess != nil && (exit == "" || sess.name == exit) }
 	switch {
 	case s.mode.PerHost:
-		if sess := s.byHost[host]; sess != nil {
+		if sess := s.byHost[host]; blocked(sess) {
 			delete(s.byHost, host)
 			s.retireLocked(sess)
 		}
 	case s.mode.Every > 0:
-		if s.current != nil {
+		if blocked(s.current) {
 			s.retireLocked(s.current)
 			s.current = nil
 		}

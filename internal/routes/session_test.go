@@ -94,7 +94,7 @@ func TestSessionPerHost(t *testing.T) {
 	get(t, s, "http://b.example/1")
 	*now = now.Add(30 * time.Second)
 	get(t, s, "http://a.example/3")
-	s.Rotate("a.example")
+	s.Rotate("a.example", "")
 	get(t, s, "http://a.example/4")
 	*now = now.Add(50 * time.Second)
 	get(t, s, "http://b.example/2") // b idle 80 s: renewed
@@ -170,6 +170,43 @@ func TestSessionPerURLAndEveryN(t *testing.T) {
 			t.Errorf("users %q, want a new session every 2 requests", u)
 		}
 	})
+}
+
+// TestRotateRenewsTheBlockedSessionOnce: a block renews the session it
+// names; blocks that come back after from the session the host has already
+// left (requests that were in flight through it) keep the fresh one.
+func TestRotateRenewsTheBlockedSessionOnce(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name    string
+		mode    SessionMode
+		current func(s *sessions) *session
+	}{
+		{"host", SessionMode{PerHost: true}, func(s *sessions) *session { return s.byHost["a.example"] }},
+		{"every 100", SessionMode{Every: 100}, func(s *sessions) *session { return s.current }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			g := newGateway(t)
+			s, _ := sessionRoute(t, g, tt.mode, 0, "u-{session}:pw")
+			get(t, s, "http://a.example/1")
+			blocked := tt.current(s).name
+			s.Rotate("a.example", blocked)
+			get(t, s, "http://a.example/2")
+			// Two more blocks of the old session come back.
+			s.Rotate("a.example", blocked)
+			s.Rotate("a.example", blocked)
+			get(t, s, "http://a.example/3")
+			fresh := tt.current(s).name
+			// A block of the fresh session renews it in turn.
+			s.Rotate("a.example", fresh)
+			get(t, s, "http://a.example/4")
+			u := g.seen()
+			if len(u) != 4 || u[0] == u[1] || u[1] != u[2] || u[2] == u[3] || u[0] == u[3] {
+				t.Errorf("users %q, want a, b, b, c: one fresh session per session blocked", u)
+			}
+		})
+	}
 }
 
 func TestFillAndParse(t *testing.T) {

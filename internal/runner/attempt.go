@@ -49,8 +49,14 @@ type result struct {
 	// proxy names the proxy that carried the attempt, "" for none.
 	proxy string
 	// blocked: the target answered, through a proxy, with a status of
-	// Options.RotateOn or a body matching Options.BlockPattern.
+	// Options.RotateOn or a body matching Options.BlockPattern. exit then
+	// names the session that was blocked, for a route with sessions (see
+	// [ExitNamer]); "" otherwise.
 	blocked bool
+	exit    string
+	// sameExit: the block leaves the exit in use for the host, which had
+	// no other (see [dispatcher.block]); the retry backs off instead.
+	sameExit bool
 	// wireOut and wireIn are the bytes the attempt sent and received on
 	// the wire, counted when it went through a proxy.
 	wireOut, wireIn int64
@@ -184,13 +190,11 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 			res.msg = fmt.Sprintf("connection closed after %d body bytes: %s", res.bytes, res.msg)
 		}
 	case res.proxy != "" && d.opts.RotateOn.Contains(res.status):
-		res.blocked = true
-		res.kind = report.KindBlocked
-		res.msg = fmt.Sprintf("status %d through proxy %s is in --rotate-on %s", res.status, exitName(r, resp, res.proxy), d.opts.RotateOn)
+		res.block(r, resp)
+		res.msg = fmt.Sprintf("status %d through proxy %s is in --rotate-on %s", res.status, res.exitName(), d.opts.RotateOn)
 	case res.proxy != "" && d.opts.BlockPattern != nil && d.opts.BlockPattern.Match(ws.head):
-		res.blocked = true
-		res.kind = report.KindBlocked
-		res.msg = fmt.Sprintf("status %d through proxy %s: the body matches --block-pattern", res.status, exitName(r, resp, res.proxy))
+		res.block(r, resp)
+		res.msg = fmt.Sprintf("status %d through proxy %s: the body matches --block-pattern", res.status, res.exitName())
 	case d.opts.OKStatus.Contains(res.status):
 		res.ok = true
 	default:
@@ -211,15 +215,23 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	return res
 }
 
-// exitName names the exit that carried resp on route r: the session of a
-// proxy with sessions (see [ExitNamer]), else proxy.
-func exitName(r *route, resp *http.Response, proxy string) string {
+// block marks the result blocked, and names the exit that carried resp on
+// route r when the route's client tells its exits apart (see [ExitNamer]).
+func (res *result) block(r *route, resp *http.Response) {
+	res.blocked = true
+	res.kind = report.KindBlocked
 	if n, ok := r.Client.(ExitNamer); ok && resp != nil {
-		if name := n.ExitName(resp); name != "" {
-			return name
-		}
+		res.exit = n.ExitName(resp)
 	}
-	return proxy
+}
+
+// exitName names the exit that carried a blocked attempt: its session, or
+// else its proxy.
+func (res *result) exitName() string {
+	if res.exit != "" {
+		return res.exit
+	}
+	return res.proxy
 }
 
 // finalURL is the URL that answered resp, when it is not req's own: a

@@ -48,7 +48,7 @@ func (a *answer) count(host string) int {
 
 type rotating struct{ *answer }
 
-func (r rotating) Rotate(host string) bool {
+func (r rotating) Rotate(host, _ string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.rotated = append(r.rotated, host)

@@ -138,8 +138,9 @@ func (d *dispatcher) retry(t *task, res *result, entry report.Attempt, now time.
 		h.pushFront(t)
 	} else {
 		h.waiting++
-		// A blocked URL's wait is for an exit to cool down for its host.
-		d.schedule(timerEntry{at: now.Add(wait), kind: wakeTask, task: t, cooling: res.blocked})
+		// A blocked URL's wait is for an exit to cool down for its host,
+		// but for a backoff on the exit it keeps.
+		d.schedule(timerEntry{at: now.Add(wait), kind: wakeTask, task: t, cooling: res.blocked && !res.sameExit})
 	}
 	return true
 }
@@ -169,6 +170,9 @@ func (d *dispatcher) retryWait(t *task, res *result) (time.Duration, bool) {
 		if !idempotent(d.opts.Method) && res.sent && res.status != 429 {
 			return 0, false
 		}
+		if res.sameExit {
+			return d.backoffWait(t, res), true
+		}
 		return d.unblockedIn(t.host), true
 	}
 	retryable := false
@@ -189,10 +193,17 @@ func (d *dispatcher) retryWait(t *task, res *result) (time.Duration, bool) {
 			return 0, false
 		}
 	}
+	return d.backoffWait(t, res), true
+}
+
+// backoffWait is the wait before the task's next attempt after res: the
+// server's Retry-After up to --backoff-max, else the backoff for the
+// retries spent.
+func (d *dispatcher) backoffWait(t *task, res *result) time.Duration {
 	if res.hasRetryAfter {
-		return min(res.retryAfter, d.opts.BackoffMax), true
+		return min(res.retryAfter, d.opts.BackoffMax)
 	}
-	return backoff(d.opts.Backoff, d.opts.BackoffMax, t.attempts-t.reroutes), true
+	return backoff(d.opts.Backoff, d.opts.BackoffMax, t.attempts-t.reroutes)
 }
 
 // finish builds the record of a task whose last attempt is res.

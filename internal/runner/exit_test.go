@@ -52,7 +52,7 @@ func (e *exit) Do(req *http.Request) (*http.Response, error) {
 		Header: http.Header{}, Body: io.NopCloser(strings.NewReader("x")), Request: req}, nil
 }
 
-func (e *exit) Rotate(string) bool {
+func (e *exit) Rotate(string, string) bool {
 	e.log.mu.Lock()
 	defer e.log.mu.Unlock()
 	e.rotated++
@@ -482,5 +482,92 @@ func TestProxyBackEndsTheCoolingWait(t *testing.T) {
 	}
 	if n != 2 {
 		t.Errorf("%d records of a.test, want 2", n)
+	}
+}
+
+// TestBlock429WithNowhereToRotate: a 429 through an exit that has no other
+// to rotate to (a single proxy without sessions, or every other exit
+// cooling down for the host) does not cool that exit down: the URL is
+// retried through it after --backoff, as a 429 without a proxy is, and the
+// host's other URLs go on at once. Any other block still cools the exit
+// down, and a 429 with another exit to go to moves there.
+func TestBlock429WithNowhereToRotate(t *testing.T) {
+	t.Parallel()
+	const (
+		cooldown = 30 * time.Second
+		backoff  = 50 * time.Millisecond
+	)
+	tests := []struct {
+		name    string
+		proxies int
+		status  int // the answer to a.test's first blocked requests
+		blocked int // how many of them
+		// the record of a.test/1: its attempts, and the wait after its first
+		attempts int
+		wait     time.Duration
+		// the latest a.test's last request may go
+		last time.Duration
+	}{
+		// a.test/1 backs off, and a.test/2 takes the second 429 meanwhile.
+		{name: "one proxy, 429", proxies: 1, status: 429, blocked: 2, attempts: 2, wait: backoff, last: 2 * backoff},
+		{name: "two proxies, 429 on both", proxies: 2, status: 429, blocked: 2, attempts: 3, wait: 0, last: 2 * backoff},
+		{name: "two proxies, 429 on one", proxies: 2, status: 429, blocked: 1, attempts: 2, wait: 0, last: 0},
+		{name: "one proxy, 403", proxies: 1, status: 403, blocked: 1, attempts: 2, wait: cooldown, last: cooldown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			clk := newFakeClock(true)
+			var mu sync.Mutex
+			n := 0
+			log := &exitLog{now: clk.Now, status: func(_, url string) int {
+				mu.Lock()
+				defer mu.Unlock()
+				if strings.HasPrefix(url, "http://a.test/") {
+					if n++; n <= tt.blocked {
+						return tt.status
+					}
+				}
+				return 200
+			}}
+			var routes []Route
+			for i := range tt.proxies {
+				e := &exit{log: log, name: fmt.Sprintf("http://p%d:8080", i)}
+				routes = append(routes, Route{Proxy: e.name, Client: e})
+			}
+			rotateOn, _ := ParseStatusSet("403,429")
+			opts := Options{Limit: 1, PerHost: 1, Routes: routes, RotateOn: rotateOn, Retries: 3,
+				Backoff: backoff, BackoffMax: time.Minute, ProxyCooldown: cooldown, clock: clk}
+			recs, err := runJobs(t, context.Background(), opts, []string{"http://a.test/1", "http://a.test/2", "http://a.test/3"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				if !r.OK {
+					t.Errorf("%s: %+v, want ok", r.URL, r.Error)
+				}
+				if r.URL != "http://a.test/1" {
+					continue
+				}
+				if r.Attempts != tt.attempts || len(r.History) != tt.attempts {
+					t.Fatalf("a.test/1: %d attempts, history %+v; want %d", r.Attempts, r.History, tt.attempts)
+				}
+				first := r.History[0]
+				if !first.Blocked || first.Status != tt.status || first.WaitMS == nil {
+					t.Fatalf("a.test/1: first attempt %+v, want blocked with %d and a wait", first, tt.status)
+				}
+				if w := time.Duration(*first.WaitMS * float64(time.Millisecond)); w > tt.wait || (tt.wait == cooldown && w != cooldown) {
+					t.Errorf("a.test/1 waited %s after its first attempt, want %s (at most, below the cool-down)", w, tt.wait)
+				}
+			}
+			log.mu.Lock()
+			defer log.mu.Unlock()
+			if len(log.sent) != 3+tt.blocked {
+				t.Errorf("%d requests, want %d", len(log.sent), 3+tt.blocked)
+			}
+			if at := log.sent[len(log.sent)-1].at.Sub(fakeEpoch); at > tt.last {
+				t.Errorf("a.test's last request went at +%s, want by +%s", at, tt.last)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package runner
 import (
 	"container/heap"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/fetchctl/fetchctl/internal/report"
@@ -36,13 +37,23 @@ func (r *route) coolingFor(host string, now time.Time) (until time.Time, ok bool
 
 // block marks the exit of a blocked attempt: a route that can give the host
 // a fresh session does so; any other gets a cool-down of
-// Options.ProxyCooldown for the host.
+// Options.ProxyCooldown for the host, unless the block is a 429 and no
+// other route can carry the host's requests (one proxy without sessions,
+// or every other one set aside or cooling down for the host): the host
+// then keeps that exit, and the URL is retried through it after a backoff
+// (res.sameExit), as a 429 is without a proxy. A cool-down there would
+// stall the host for the whole of it over an answer that asks it to slow
+// down, which the backoff (and --adaptive) does.
 func (d *dispatcher) block(res *result, now time.Time) {
 	if !res.blocked {
 		return
 	}
 	r, key := res.route, res.task.host.key
-	if rot, ok := r.Client.(Rotator); ok && rot.Rotate(res.task.job.parsed.Host) {
+	if rot, ok := r.Client.(Rotator); ok && rot.Rotate(res.task.job.parsed.Host, res.exit) {
+		return
+	}
+	if res.status == http.StatusTooManyRequests && !d.otherExit(r, key, now) {
+		res.sameExit = true
 		return
 	}
 	if r.blocks == nil {
@@ -59,6 +70,20 @@ func (d *dispatcher) block(res *result, now time.Time) {
 	}
 	r.blocks[key] = now.Add(d.opts.ProxyCooldown)
 	d.logf("proxy %s: blocked by %s, not used for it for %s", r.Proxy, key, d.opts.ProxyCooldown)
+}
+
+// otherExit reports whether a route other than r is in use and does not
+// cool down for the host key.
+func (d *dispatcher) otherExit(r *route, key string, now time.Time) bool {
+	for _, o := range d.routes {
+		if o == r || o.down {
+			continue
+		}
+		if _, cooling := o.coolingFor(key, now); !cooling {
+			return true
+		}
+	}
+	return false
 }
 
 // maxBlocks is how many hosts a route remembers blocks of before it sweeps
@@ -250,8 +275,9 @@ func (d *dispatcher) endCoolingWaits(now time.Time) {
 // trackProxy counts a proxy's failures in a row and sets the proxy aside
 // for the cool-down when they reach Options.ProxyFailures; when no proxy is
 // left in use the run ends with [ErrAllProxiesDown]. A proxy that answered
-// for itself that the target could not be reached neither counts nor
-// breaks the streak: a dead target host must not take the proxy down.
+// for itself that the target could not be reached, or is one it refuses,
+// neither counts nor breaks the streak: a dead or banned target host must
+// not take the proxy down.
 func (d *dispatcher) trackProxy(res *result, r *route, now time.Time) {
 	if r.Proxy == "" {
 		return

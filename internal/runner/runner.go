@@ -102,8 +102,9 @@ type Options struct {
 	// the first 64 KiB of a body says the same. Through a proxy, such an
 	// answer is a blocked attempt: the proxy (or its session) gets a
 	// cool-down for the host, and the URL is tried again through another
-	// proxy or a fresh session, spending a retry. Direct requests are not
-	// judged.
+	// proxy or a fresh session, spending a retry; a 429 with no other exit
+	// to go to is retried through the same one after a backoff instead.
+	// Direct requests are not judged.
 	RotateOn     StatusSet
 	BlockPattern *regexp.Regexp
 	// Budget, when positive, ends the run with a [*BudgetError] once the
@@ -161,10 +162,13 @@ func (e *BudgetError) Error() string {
 }
 
 // Rotator is a route client that can give a host a fresh exit (a new proxy
-// session) when the host blocked the one it had; Rotate reports whether it
-// did.
+// session) when the host blocked the one it had; Rotate reports whether the
+// host has a fresh exit. exit names the blocked one as [ExitNamer] gave it,
+// "" when unknown: an exit the host has already left (requests that were in
+// flight through it come back blocked one after the other) leaves the
+// host's current one in place.
 type Rotator interface {
-	Rotate(host string) bool
+	Rotate(host, exit string) bool
 }
 
 // ExitNamer is a route client whose exits are more than its proxy: a proxy

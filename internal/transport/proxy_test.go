@@ -386,12 +386,38 @@ func TestProxyFailuresAreProxyErrors(t *testing.T) {
 			exact:     "proxy %s: CONNECT answered 407 Proxy Authentication Required",
 		},
 		{
-			name: "CONNECT answered 403",
+			name: "CONNECT answered 401, a wrong password to tinyproxy",
+			proxy: func(t *testing.T) *url.URL {
+				return newFakeProxy(t, false, func(p *fakeProxy) { p.status = 401 }).url(url.UserPassword("user", "pw"))
+			},
+			target:    srv.URL,
+			wantInErr: "CONNECT answered 401 Unauthorized",
+		},
+		{
+			name: "CONNECT answered 429, the proxy's own limit",
+			proxy: func(t *testing.T) *url.URL {
+				return newFakeProxy(t, false, func(p *fakeProxy) { p.status = 429 }).url(nil)
+			},
+			target:    srv.URL,
+			wantInErr: "CONNECT answered 429 Too Many Requests",
+		},
+		{
+			name: "CONNECT answered 403, a destination the proxy refuses",
 			proxy: func(t *testing.T) *url.URL {
 				return newFakeProxy(t, false, func(p *fakeProxy) { p.status = 403 }).url(nil)
 			},
-			target:    srv.URL,
-			wantInErr: "CONNECT answered 403 Forbidden",
+			target:                srv.URL,
+			wantInErr:             "CONNECT answered 403 Forbidden",
+			wantTargetUnreachable: true,
+		},
+		{
+			name: "CONNECT answered 404",
+			proxy: func(t *testing.T) *url.URL {
+				return newFakeProxy(t, false, func(p *fakeProxy) { p.status = 404 }).url(nil)
+			},
+			target:                srv.URL,
+			wantInErr:             "CONNECT answered 404 Not Found",
+			wantTargetUnreachable: true,
 		},
 		{
 			name: "CONNECT answered 502 for an unreachable target",

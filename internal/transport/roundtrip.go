@@ -389,7 +389,12 @@ func connectStarting(ctx context.Context, _ *url.URL, _ string) (http.Header, er
 	return nil, nil
 }
 
-// connectAnswered is the Transport's OnProxyConnectResponse.
+// connectAnswered is the Transport's OnProxyConnectResponse. A refusal
+// other than 200 is a *ProxyError. It puts the failure down to the target
+// (TargetUnreachable) when the proxy answered for that destination: a 5xx
+// (it could not reach it) or a 4xx other than those about the proxy itself,
+// 407 and 401 (its credentials) and 429 (its own limit), such as the 403 of
+// a proxy whose policy bans that host or port.
 func connectAnswered(ctx context.Context, proxyURL *url.URL, _ *http.Request, res *http.Response) error {
 	name := secret.URLOf(proxyURL)
 	if st := stateFrom(ctx); st != nil {
@@ -397,9 +402,11 @@ func connectAnswered(ctx context.Context, proxyURL *url.URL, _ *http.Request, re
 		name = st.proxyName
 	}
 	if res.StatusCode != http.StatusOK {
+		code := res.StatusCode
+		ownRefusal := code == http.StatusProxyAuthRequired || code == http.StatusUnauthorized || code == http.StatusTooManyRequests
 		return &ProxyError{
 			Proxy: name, Err: fmt.Errorf("CONNECT answered %s", res.Status),
-			TargetUnreachable: res.StatusCode >= 500 && res.StatusCode <= 599,
+			TargetUnreachable: code >= 400 && code <= 599 && !ownRefusal,
 		}
 	}
 	return nil
