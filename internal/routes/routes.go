@@ -82,6 +82,12 @@ type Plan struct {
 func Build(o Options) (*Plan, error) {
 	kept := keptAlive(max(1, len(o.Proxies)), o.Limit, o.Transport.MaxIdle)
 	limit, idle, notice := fitOpenFiles(o.OpenFiles, o.Limit, kept, o.Transport.MaxIdle)
+	if limit < o.Limit {
+		// The proxies kept alive follow the limit in force, and share
+		// what it leaves of the open files.
+		kept = keptAlive(max(1, len(o.Proxies)), limit, o.Transport.MaxIdle)
+		_, idle, _ = fitOpenFiles(o.OpenFiles, limit, kept, o.Transport.MaxIdle)
+	}
 	getenv := o.Getenv
 	fromEnv := len(o.Proxies) == 0 && o.Transport.ProxyFromEnv && envHasProxy(getenv)
 	perRoute := limit
