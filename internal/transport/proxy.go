@@ -50,21 +50,28 @@ func (e *ProxyError) Unwrap() error { return e.Err }
 // ErrorKind returns "proxy", the contract's error kind.
 func (e *ProxyError) ErrorKind() string { return "proxy" }
 
-// maskSent hides in a failure at proxy the credentials the transport sent
-// it (see [secret.UserInfo]): the proxy's answer may quote them, and a
-// password filled in from a session template is known to this transport
-// alone. The error keeps its chain.
+// maskSent hides in a failure through proxy the credentials the transport
+// sent it (see [secret.UserInfo]): the proxy's answer may quote them (its
+// status line, a malformed header line), and a password filled in from a
+// session template is known to this transport alone. The error keeps its
+// chain.
 func maskSent(err error, proxy *url.URL) error {
-	var pe *ProxyError
-	if !errors.As(err, &pe) || pe.Err == nil {
-		return err
+	if err == nil {
+		return nil
 	}
 	creds := secret.UserInfo(proxy)
 	if len(creds) == 0 {
 		return err
 	}
-	if text, masked := pe.Err.Error(), secret.Text(pe.Err.Error(), creds...); masked != text {
-		pe.Err = &maskedError{text: masked, err: pe.Err}
+	var pe *ProxyError
+	if errors.As(err, &pe) && pe.Err != nil {
+		if text, masked := pe.Err.Error(), secret.Text(pe.Err.Error(), creds...); masked != text {
+			pe.Err = &maskedError{text: masked, err: pe.Err}
+		}
+		return err
+	}
+	if text, masked := err.Error(), secret.Text(err.Error(), creds...); masked != text {
+		return &maskedError{text: masked, err: err}
 	}
 	return err
 }

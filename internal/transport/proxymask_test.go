@@ -16,7 +16,8 @@ import (
 
 // TestProxyErrorMasksCredentialsSent: a proxy whose answer quotes the
 // credentials the transport sent it (the password, user:password, the
-// Basic token of Proxy-Authorization) reads as *** in the ProxyError,
+// Basic token of Proxy-Authorization) reads as *** in the error (a
+// ProxyError, or the failure of a forwarded request's answer),
 // whether or not the run knows that password: one filled in from a session
 // template is known only to the transport that sends it.
 func TestProxyErrorMasksCredentialsSent(t *testing.T) {
@@ -40,6 +41,11 @@ func TestProxyErrorMasksCredentialsSent(t *testing.T) {
 			fmt.Fprintf(c, "HTTP/1.1 502 %s\r\nContent-Length: 0\r\n\r\n", quote)
 			return
 		}
+		if req.URL.Path == "/header" {
+			// A header line without a colon, which net/http quotes.
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\n%s\r\nContent-Length: 0\r\n\r\n", strings.ReplaceAll(quote, ":", " "))
+			return
+		}
 		// No status line: net/http quotes the line it refused.
 		fmt.Fprintf(c, "%s\r\n\r\n", strings.ReplaceAll(quote, " ", "|"))
 	})
@@ -47,6 +53,7 @@ func TestProxyErrorMasksCredentialsSent(t *testing.T) {
 	for _, tt := range []struct{ name, target, want string }{
 		{"CONNECT answered", "https://127.0.0.1:9/", "CONNECT answered 502"},
 		{"forwarded, no status line", "http://127.0.0.1:9/", "no HTTP answer"},
+		{"forwarded, malformed header line", "http://127.0.0.1:9/header", "malformed MIME header"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
