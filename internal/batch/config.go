@@ -194,6 +194,14 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 			// it again in case the URL was too malformed to tell.
 			return nil, bad("proxy", "%s", secret.Text(err.Error(), secret.Password(p)))
 		}
+		if c.Session, err = routes.ParseSessionMode(r.Session); err != nil {
+			return nil, bad("session", "%v", err)
+		}
+		// Checked here as well as by routes.Build, to name where the
+		// proxy was set: the flag, FETCHCTL_PROXY or the config file.
+		if err := routes.CheckProxy(u, c.Session); err != nil {
+			return nil, bad("proxy", "%v", err)
+		}
 		c.Proxies = []*url.URL{u}
 	}
 	for _, u := range c.Proxies {

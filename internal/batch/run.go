@@ -294,6 +294,7 @@ func Run(ctx context.Context, cfg *Config, env Env) (*Outcome, error) {
 		fmt.Fprintln(env.Stderr)
 	}
 	o.Result = summary.Result(time.Since(start), o.Interrupted)
+	o.Result.Proxied = p.plan.Proxies > 0
 	if cfg.Shard.N > 0 {
 		// The list may hold URLs that all fell in other shards.
 		o.Result.NoRecord = "this shard got no URL of the list"

@@ -190,6 +190,10 @@ type Result struct {
 	// a finished run has no record ("" for "the input held no URL"); it is
 	// not part of the JSON.
 	NoRecord string `json:"-"`
+	// Proxied says that the run went through proxies: the text summary
+	// then has its proxies line, 0 B included, with or without a record.
+	// Not part of the JSON.
+	Proxied bool `json:"-"`
 	// AllRecorded says that a stopped run wrote the record of every URL
 	// of its input: the text summary then does not say that its counts
 	// cover only part of it. Not part of the JSON.

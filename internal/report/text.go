@@ -15,7 +15,8 @@ const textHosts = 5
 
 // WriteText writes the human summary: the status counts, error kinds,
 // retries and latency percentiles, the bytes through proxies whenever the
-// run had proxies (0 B included), the hosts with the most failures, a
+// run had proxies (Result.Proxied, or bytes or by_proxy to show; 0 B
+// included, with or without a record), the hosts with the most failures, a
 // warning when a finished run had no record (see Result.NoRecord), why the run stopped or that it
 // was interrupted, and last a
 // line of the form
@@ -41,10 +42,14 @@ func (res Result) WriteText(w io.Writer) error {
 			fmt.Fprintf(bw, "  latency   p50 %s  p90 %s  p99 %s  max %s\n",
 				formatMS(l.P50), formatMS(l.P90), formatMS(l.P99), formatMS(l.Max))
 		}
-		if wire := res.BytesOut + res.BytesIn; wire > 0 || res.ByProxy != nil {
-			fmt.Fprintf(bw, "  proxies   %s on the wire (%s out, %s in), %s of it on retries\n",
-				formatBytes(wire), formatBytes(res.BytesOut), formatBytes(res.BytesIn), formatBytes(res.RetryBytes))
-		}
+	}
+	// A run through proxies that stopped before any record may still
+	// have spent bytes there.
+	if wire := res.BytesOut + res.BytesIn; wire > 0 || res.ByProxy != nil || res.Proxied {
+		fmt.Fprintf(bw, "  proxies   %s on the wire (%s out, %s in), %s of it on retries\n",
+			formatBytes(wire), formatBytes(res.BytesOut), formatBytes(res.BytesIn), formatBytes(res.RetryBytes))
+	}
+	if res.Total > 0 {
 		writeFailingHosts(bw, res.ByHost)
 	} else if !res.Interrupted {
 		none := res.NoRecord

@@ -226,3 +226,57 @@ func TestWriteTextNoRecordSaysWhatHeldNone(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteTextProxiesWithoutRecord: a run through proxies that stopped
+// or was interrupted before any record still has the proxies line with
+// its bytes, 0 B included; a direct run has none.
+func TestWriteTextProxiesWithoutRecord(t *testing.T) {
+	t.Parallel()
+	const gw = "http://u:***@127.0.0.1:1"
+	tests := []struct {
+		name      string
+		res       func() Result
+		want      string // "" for no proxies line
+		wantAfter string // a line the proxies line comes before
+	}{
+		{name: "budget spent by attempts left without a record", res: func() Result {
+			s := NewSummary()
+			s.AddUnrecorded(Attempt{Proxy: gw, BytesOut: 1000, BytesIn: 2 << 20}, false)
+			res := s.Result(time.Second, false)
+			res.Proxied = true
+			res.MarkStopped("--budget of 2MiB reached")
+			return res
+		}, want: "  proxies   2.0 MiB on the wire (1000 B out, 2.0 MiB in), 0 B of it on retries\n", wantAfter: "fetchctl: stopped:"},
+		{name: "interrupted before a byte went", res: func() Result {
+			res := NewSummary().Result(time.Second, true)
+			res.Proxied = true
+			return res
+		}, want: "  proxies   0 B on the wire (0 B out, 0 B in), 0 B of it on retries\n", wantAfter: "fetchctl: interrupted"},
+		{name: "finished with no URL", res: func() Result {
+			res := NewSummary().Result(time.Second, false)
+			res.Proxied = true
+			return res
+		}, want: "  proxies   0 B on the wire", wantAfter: "fetchctl: warning: the input held no URL"},
+		{name: "direct run interrupted", res: func() Result { return NewSummary().Result(time.Second, true) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var b strings.Builder
+			if err := tt.res().WriteText(&b); err != nil {
+				t.Fatal(err)
+			}
+			got := b.String()
+			if tt.want == "" {
+				if strings.Contains(got, "proxies") {
+					t.Errorf("summary of a direct run has a proxies line:\n%s", got)
+				}
+				return
+			}
+			i, j := strings.Index(got, tt.want), strings.Index(got, tt.wantAfter)
+			if i < 0 || j < 0 || i > j {
+				t.Errorf("summary lacks %q before %q:\n%s", tt.want, tt.wantAfter, got)
+			}
+		})
+	}
+}

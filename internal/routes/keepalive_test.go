@@ -82,3 +82,31 @@ func TestKeptAlive(t *testing.T) {
 		}
 	}
 }
+
+// TestKeptAliveFollowsLoweredLimit: when the open-file limit lowers
+// --limit, the proxies that keep idle connections are counted from the
+// limit in force, as they are when --limit is given that low.
+func TestKeptAliveFollowsLoweredLimit(t *testing.T) {
+	t.Parallel()
+	var proxies []*url.URL
+	for i := range 100 {
+		u, err := transport.ParseProxy(fmt.Sprintf("http://u%d:pw%d@127.0.0.1:%d", i, i, 20000+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxies = append(proxies, u)
+	}
+	for _, limit := range []int{100, 24} {
+		t.Run(fmt.Sprint("--limit ", limit), func(t *testing.T) {
+			t.Parallel()
+			plan, err := Build(Options{Proxies: proxies, Limit: limit, OpenFiles: 128, Transport: transport.Options{MaxIdle: 40}, Getenv: func(string) string { return "" }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// 128 open files less 64 kept free and 40 idle leave 24.
+			if plan.Limit != 24 || plan.KeptAlive != 24+40 {
+				t.Errorf("limit %d, kept alive %d; want 24 and 64", plan.Limit, plan.KeptAlive)
+			}
+		})
+	}
+}

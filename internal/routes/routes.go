@@ -82,6 +82,12 @@ type Plan struct {
 func Build(o Options) (*Plan, error) {
 	kept := keptAlive(max(1, len(o.Proxies)), o.Limit, o.Transport.MaxIdle)
 	limit, idle, notice := fitOpenFiles(o.OpenFiles, o.Limit, kept, o.Transport.MaxIdle)
+	if limit < o.Limit {
+		// The proxies kept alive follow the limit in force, and share
+		// what it leaves of the open files.
+		kept = keptAlive(max(1, len(o.Proxies)), limit, o.Transport.MaxIdle)
+		_, idle, _ = fitOpenFiles(o.OpenFiles, limit, kept, o.Transport.MaxIdle)
+	}
 	getenv := o.Getenv
 	fromEnv := len(o.Proxies) == 0 && o.Transport.ProxyFromEnv && envHasProxy(getenv)
 	perRoute := limit
@@ -153,7 +159,8 @@ func envRoutes(plan *Plan, o Options, t transport.Options, env *envProxies) erro
 		return err
 	}
 	r.direct = direct
-	plan.Routes = []runner.Route{{Client: authCheck{next: r, proxyFor: env.name}, ProxyFor: env.name}}
+	sent := func(u *url.URL) []string { return secret.UserInfo(env.pick(u)) }
+	plan.Routes = []runner.Route{{Client: authCheck{next: r, proxyFor: env.name, sent: sent}, ProxyFor: env.name}}
 	return nil
 }
 
@@ -232,6 +239,7 @@ func proxyRoutes(plan *Plan, o Options, t transport.Options) error {
 	templates := 0
 	for i, p := range o.Proxies {
 		name := proxyName(p)
+		sent := secret.UserInfo(p)
 		c, template, err := proxyClient(p, o, t, i < plan.KeptAlive)
 		if err != nil {
 			return err
@@ -247,7 +255,7 @@ func proxyRoutes(plan *Plan, o Options, t transport.Options) error {
 		}
 		plan.Routes = append(plan.Routes, runner.Route{
 			Proxy:    name,
-			Client:   authCheck{next: c, proxyFor: func(*url.URL) string { return name }},
+			Client:   authCheck{next: c, proxyFor: func(*url.URL) string { return name }, sent: func(*url.URL) []string { return sent }},
 			KeepHost: keepHost,
 		})
 	}
@@ -300,6 +308,9 @@ type authCheck struct {
 	// proxyFor names the proxy (masked) that carries a request for the URL,
 	// "" for none.
 	proxyFor func(*url.URL) string
+	// sent returns the credentials sent to that proxy (see
+	// [secret.UserInfo]), which its refusal may quote; nil is none.
+	sent func(*url.URL) []string
 }
 
 func (c authCheck) Do(req *http.Request) (*http.Response, error) {
@@ -319,7 +330,11 @@ func (c authCheck) Do(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	resp.Body.Close()
-	return nil, &transport.ProxyError{Proxy: name, Err: fmt.Errorf("answered %s", resp.Status)}
+	status := resp.Status
+	if c.sent != nil {
+		status = secret.Text(status, c.sent(u)...)
+	}
+	return nil, &transport.ProxyError{Proxy: name, Err: fmt.Errorf("answered %s", status)}
 }
 
 // proxyRefused reports whether resp, the answer to a forwarded plain-http

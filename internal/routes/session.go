@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fetchctl/fetchctl/internal/secret"
 	"github.com/fetchctl/fetchctl/internal/transport"
 )
 
@@ -197,7 +198,11 @@ func newSessionID() string {
 type session struct {
 	// name is the proxy as written with the session apart, as messages
 	// show it.
-	name     string
+	name string
+	// sent is the filled-in credentials the session sends (see
+	// [secret.UserInfo]): only the session knows them, and the proxy's
+	// refusal may quote them.
+	sent     []string
 	client   *http.Client
 	started  time.Time
 	lastUsed time.Time
@@ -255,7 +260,7 @@ func (s *sessions) Do(req *http.Request) (*http.Response, error) {
 		// as that of a CONNECT does.
 		resp.Body.Close()
 		s.release(sess)
-		return nil, &transport.ProxyError{Proxy: sess.name, Err: fmt.Errorf("answered %s", resp.Status)}
+		return nil, &transport.ProxyError{Proxy: sess.name, Err: fmt.Errorf("answered %s", secret.Text(resp.Status, sess.sent...))}
 	}
 	resp.Body = &releasingBody{ReadCloser: resp.Body, name: sess.name, release: func() { s.release(sess) }}
 	return resp, nil
@@ -360,7 +365,7 @@ func (s *sessions) openLocked(now time.Time) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &session{name: o.ProxyName, client: c, started: now, lastUsed: now}, nil
+	return &session{name: o.ProxyName, sent: secret.UserInfo(o.Proxy), client: c, started: now, lastUsed: now}, nil
 }
 
 // retireLocked takes a session out of use; its connections close once its

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"slices"
 	"strconv"
 	"time"
 
@@ -210,7 +211,13 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 		}
 	}
 	if res.msg != "" {
-		res.msg = secret.Text(res.msg, d.opts.Secrets...)
+		secrets := d.opts.Secrets
+		if u := t.job.parsed; u != nil && u.User != nil {
+			// The target may quote the URL's password or the Basic token
+			// net/http sent for it: one job's secrets, not the run's.
+			secrets = append(slices.Clip(secrets), secret.UserInfo(u)...)
+		}
+		res.msg = secret.Text(res.msg, secrets...)
 	}
 	return res
 }

@@ -50,6 +50,41 @@ func (e *ProxyError) Unwrap() error { return e.Err }
 // ErrorKind returns "proxy", the contract's error kind.
 func (e *ProxyError) ErrorKind() string { return "proxy" }
 
+// maskSent hides in a failure through proxy the credentials the transport
+// sent it (see [secret.UserInfo]): the proxy's answer may quote them (its
+// status line, a malformed header line), and a password filled in from a
+// session template is known to this transport alone. The error keeps its
+// chain.
+func maskSent(err error, proxy *url.URL) error {
+	if err == nil {
+		return nil
+	}
+	creds := secret.UserInfo(proxy)
+	if len(creds) == 0 {
+		return err
+	}
+	var pe *ProxyError
+	if errors.As(err, &pe) && pe.Err != nil {
+		if text, masked := pe.Err.Error(), secret.Text(pe.Err.Error(), creds...); masked != text {
+			pe.Err = &maskedError{text: masked, err: pe.Err}
+		}
+		return err
+	}
+	if text, masked := err.Error(), secret.Text(err.Error(), creds...); masked != text {
+		return &maskedError{text: masked, err: err}
+	}
+	return err
+}
+
+// maskedError is err with its text masked.
+type maskedError struct {
+	text string
+	err  error
+}
+
+func (e *maskedError) Error() string { return e.text }
+func (e *maskedError) Unwrap() error { return e.err }
+
 // ParseProxy parses one proxy URL: http://, https://, socks5:// or socks5h://,
 // with optional user:pass@ credentials. A URL without a scheme is taken as
 // http://. A missing port means the scheme's default (80, 443, 1080). Errors

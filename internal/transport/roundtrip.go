@@ -198,7 +198,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, he
 		}
 		if st.proxy != nil {
-			err = st.proxyFailure(req.Context(), err)
+			err = maskSent(st.proxyFailure(req.Context(), err), st.proxy)
 		}
 		return nil, err
 	}
