@@ -30,10 +30,13 @@ type ProxyError struct {
 	Proxy string
 	Err   error
 	// TargetUnreachable says that the proxy works and answered for itself
-	// that it could not reach the target: CONNECT answered with a 5xx
-	// status (502 Bad Gateway, tinyproxy's 500 Unable to connect...), or a
-	// SOCKS5 reply of network or host unreachable, connection refused or
-	// TTL expired. The failure is then the target's, not the proxy's.
+	// that it could not reach the target, or will not for this target:
+	// CONNECT answered with a 5xx status (502 Bad Gateway, tinyproxy's 500
+	// Unable to connect...) or a 4xx other than 401, 407 and 429 (the 403
+	// of a rule that bans a host or port), or a SOCKS5 reply of network or
+	// host unreachable, connection refused, TTL expired or connection not
+	// allowed by ruleset. The failure is then the target's, not the
+	// proxy's.
 	TargetUnreachable bool
 }
 
@@ -401,8 +404,9 @@ func (c *prefixedConn) Read(p []byte) (int, error) {
 }
 
 // socksTargetUnreachable reports whether err is a SOCKS5 reply saying that
-// the proxy could not reach the target: network or host unreachable,
-// connection refused, TTL expired. golang.org/x/net/internal/socks reports
+// the proxy could not reach the target (network or host unreachable,
+// connection refused, TTL expired) or that its rules refuse this target
+// (connection not allowed by ruleset). golang.org/x/net/internal/socks reports
 // a reply only as text ("unknown error host unreachable") inside a
 // "socks connect" *net.OpError.
 func socksTargetUnreachable(err error) bool {
@@ -411,7 +415,7 @@ func socksTargetUnreachable(err error) bool {
 		return false
 	}
 	msg := oe.Err.Error()
-	for _, reply := range [...]string{"network unreachable", "host unreachable", "connection refused", "TTL expired"} {
+	for _, reply := range [...]string{"network unreachable", "host unreachable", "connection refused", "TTL expired", "connection not allowed by ruleset"} {
 		if strings.HasSuffix(msg, "unknown error "+reply) {
 			return true
 		}

@@ -607,7 +607,7 @@ func TestSOCKSRepliesSayWhetherTheTargetWasUnreachable(t *testing.T) {
 		want  bool
 	}{
 		{reply: 1, text: "general SOCKS server failure"},
-		{reply: 2, text: "connection not allowed by ruleset"},
+		{reply: 2, text: "connection not allowed by ruleset", want: true},
 		{reply: 3, text: "network unreachable", want: true},
 		{reply: 4, text: "host unreachable", want: true},
 		{reply: 5, text: "connection refused", want: true},
