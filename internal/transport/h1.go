@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -222,11 +223,16 @@ func (t *h1Transport) getConn(ctx context.Context, key string) (*h1Conn, time.Du
 	}
 	if pc, idleFor := t.takeIdleLocked(h); pc != nil {
 		t.mu.Unlock()
-		if quiet(pc.conn) {
+		var buf [unsolicitedQuote]byte
+		n, ok := quiet(pc.conn, buf[:])
+		if ok {
 			return pc, idleFor, nil
 		}
 		// The server closed it, or sent bytes that no request asked for
 		// and that would pass for the next request's answer.
+		if n > 0 {
+			logUnsolicited(key, buf[:n])
+		}
 		t.closeConn(pc)
 		return t.getConn(ctx, key)
 	}
@@ -361,6 +367,18 @@ func (t *h1Transport) putIdle(pc *h1Conn) error {
 		}
 	}
 	return nil
+}
+
+// unsolicitedQuote is how many of the bytes a server sent past the end of
+// its response a log line quotes.
+const unsolicitedQuote = 256
+
+// logUnsolicited logs, through the standard logger as net/http does for
+// its own connections, that the server at addr sent bytes no request asked
+// for, quoting their start p. They may echo the request, secrets and all:
+// the command masks what the standard logger writes.
+func logUnsolicited(addr string, p []byte) {
+	log.Printf("bytes past the end of a response from %s, starting with %q: connection closed", addr, p)
 }
 
 var errTooManyIdleHost = errors.New("http: putIdleConn: too many idle connections for host")
@@ -537,6 +555,13 @@ func (pc *h1Conn) roundTrip(ctx context.Context, req *http.Request, trace *httpt
 	pc.readLimit = 1<<63 - 1
 	keep := !resp.Close && resp.StatusCode >= 200
 	b := &h1Body{pc: pc, body: resp.Body, stop: stop, ctx: ctx, trace: trace, keep: keep}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// The connection now speaks another protocol: what follows the
+		// head, to the connection's end, is the body, as net/http has it.
+		b.body = io.NopCloser(pc.br)
+		resp.Body = b
+		return resp, nil
+	}
 	if req.Method == http.MethodHead || resp.ContentLength == 0 || resp.Body == http.NoBody {
 		// Nothing to read: the connection goes back now, as net/http puts
 		// it back before it returns such a response.
@@ -603,7 +628,15 @@ func (b *h1Body) finish(whole bool) {
 	notCanceled := b.stop()
 	// Bytes past the response's end are no answer to any request: the
 	// connection cannot carry another.
-	if whole && b.keep && notCanceled && pc.br.Buffered() == 0 {
+	extra := 0
+	if whole && b.keep {
+		extra = pc.br.Buffered()
+	}
+	if extra > 0 {
+		p, _ := pc.br.Peek(min(extra, unsolicitedQuote))
+		logUnsolicited(pc.host.key, p)
+	}
+	if whole && b.keep && notCanceled && extra == 0 {
 		err := pc.t.putIdle(pc)
 		if b.trace != nil && b.trace.PutIdleConn != nil {
 			b.trace.PutIdleConn(err)

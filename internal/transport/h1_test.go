@@ -6,8 +6,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -183,6 +185,7 @@ func TestH1MatchesNetHTTP(t *testing.T) {
 		{name: "two lengths", reply: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello", hangUp: true},
 		{name: "bad length", reply: "HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n", hangUp: true},
 		{name: "unknown transfer encoding", reply: "HTTP/1.1 200 OK\r\nTransfer-Encoding: br\r\n\r\n", hangUp: true},
+		{name: "switching protocols", reply: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: Upgrade\r\n\r\nrawdata", hangUp: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -205,6 +208,74 @@ func TestH1MatchesNetHTTP(t *testing.T) {
 		})
 	}
 }
+
+// TestH1LogsBytesPastTheResponse checks that bytes a server sends past
+// the end of its response, which net/http logs through the standard
+// logger, are logged too, once, quoting their start, and that the
+// request after them gets its own answer.
+func TestH1LogsBytesPastTheResponse(t *testing.T) {
+	// Not parallel: it takes over the standard logger.
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	log.SetOutput(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}))
+	flags := log.Flags()
+	log.SetFlags(0)
+	t.Cleanup(func() {
+		log.SetOutput(os.Stderr)
+		log.SetFlags(flags)
+	})
+	tests := []struct {
+		name, reply string
+		later       bool // the extra bytes come once the client kept the connection
+	}{
+		{name: "with the response", reply: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA-1"},
+		{name: "after it", reply: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", later: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
+			buf.Reset()
+			mu.Unlock()
+			next, wrote := make(chan struct{}), make(chan struct{})
+			srv := newRawServer(t, func(c net.Conn, n int64) {
+				br := bufio.NewReader(c)
+				readHead(br)
+				if n > 0 {
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+					return
+				}
+				io.WriteString(c, tt.reply)
+				if tt.later {
+					<-next
+					io.WriteString(c, "EXTRA-2")
+				}
+				close(wrote)
+				readHead(br)
+			})
+			c := testClient(t, Options{KeepAlive: time.Minute})
+			mustGetGz(t, c, srv.URL)
+			close(next)
+			<-wrote
+			if _, body, err := getGz(t, c, srv.URL); err != nil || body != "ok" {
+				t.Fatalf("second request: body %q, err %v", body, err)
+			}
+			mu.Lock()
+			got := buf.String()
+			mu.Unlock()
+			if strings.Count(got, "\n") != 1 || !strings.Contains(got, "bytes past the end of a response from "+strings.TrimPrefix(srv.URL, "http://")) || !strings.Contains(got, `"EXTRA-`) {
+				t.Errorf("logged %q, want one line naming the host and quoting the extra bytes", got)
+			}
+		})
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // TestH1WritesNetHTTPsHead checks that a request's head is byte for byte
 // the one net/http writes, for headers with several values, a User-Agent
