@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,9 @@ import (
 // closed by the server goes again on another.
 type h1Transport struct {
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// tlsConf, when set, lets https requests through too: over TLS that
+	// offers HTTP/1.1 alone (the client's HTTP/2 is off).
+	tlsConf *tls.Config
 	// perHost caps the connections to one host, idle ones included; 0 is
 	// no cap. A request that finds the host at its cap waits for one.
 	perHost int
@@ -49,7 +53,9 @@ type h1Transport struct {
 
 // h1Host is one host's connections.
 type h1Host struct {
-	key     string
+	key     string // the pool's key: addr, with "https://" first over TLS
+	addr    string // host:port to dial
+	tls     bool
 	idle    []*h1Conn // most recently used last
 	conns   int       // open or being dialled, idle ones included
 	waiters []*h1Waiter
@@ -104,12 +110,15 @@ func (l *h1List) remove(c *h1Conn) {
 	c.prev, c.next = nil, nil
 }
 
-// h1Eligible reports whether req can go through an h1Transport: a GET or
-// HEAD with no body to a plain-http URL, whose host and headers net/http
-// would send as they are. Anything else goes through net/http, which then
-// refuses or rewrites it as it always did.
-func h1Eligible(req *http.Request) bool {
-	if req.URL.Scheme != "http" || req.Method != http.MethodGet && req.Method != http.MethodHead {
+// eligible reports whether req can go through t: a GET or HEAD with no
+// body to a plain-http URL (or an https one when t speaks TLS), whose host
+// and headers net/http would send as they are. Anything else goes through
+// net/http, which then refuses or rewrites it as it always did.
+func (t *h1Transport) eligible(req *http.Request) bool {
+	if req.URL.Scheme != "http" && (req.URL.Scheme != "https" || t.tlsConf == nil) {
+		return false
+	}
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		return false
 	}
 	if req.Body != nil && req.Body != http.NoBody || req.Close || req.URL.Opaque != "" {
@@ -153,10 +162,16 @@ func ascii(s string) bool {
 	return true
 }
 
-// h1Addr is the address a plain-http URL's connection dials, the key of
-// its host's pool.
-func h1Addr(u *url.URL) string {
+// h1Key is the key of the pool of u's host: the address its connections
+// dial, with "https://" first over TLS.
+func h1Key(u *url.URL) string {
 	port := u.Port()
+	if u.Scheme == "https" {
+		if port == "" {
+			port = "443"
+		}
+		return "https://" + net.JoinHostPort(u.Hostname(), port)
+	}
 	if port == "" {
 		port = "80"
 	}
@@ -168,13 +183,13 @@ func h1Addr(u *url.URL) string {
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	trace := httptrace.ContextClientTrace(ctx)
-	key := h1Addr(req.URL)
+	key := h1Key(req.URL)
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		if trace != nil && trace.GetConn != nil {
-			trace.GetConn(key)
+			trace.GetConn(strings.TrimPrefix(key, "https://"))
 		}
 		pc, idleFor, err := t.getConn(ctx, key)
 		if err != nil {
@@ -215,7 +230,7 @@ func (t *h1Transport) getConn(ctx context.Context, key string) (*h1Conn, time.Du
 	t.mu.Lock()
 	h := t.hosts[key]
 	if h == nil {
-		h = &h1Host{key: key}
+		h = &h1Host{key: key, addr: strings.TrimPrefix(key, "https://"), tls: strings.HasPrefix(key, "https://")}
 		if t.hosts == nil {
 			t.hosts = make(map[string]*h1Host)
 		}
@@ -224,14 +239,19 @@ func (t *h1Transport) getConn(ctx context.Context, key string) (*h1Conn, time.Du
 	if pc, idleFor := t.takeIdleLocked(h); pc != nil {
 		t.mu.Unlock()
 		var buf [unsolicitedQuote]byte
-		n, ok := quiet(pc.conn, buf[:])
+		n, ok := 0, true
+		if !h.tls {
+			// A TLS connection may hold records of TLS's own (session
+			// tickets, say) that no look at its socket can tell apart.
+			n, ok = quiet(pc.conn, buf[:])
+		}
 		if ok {
 			return pc, idleFor, nil
 		}
 		// The server closed it, or sent bytes that no request asked for
 		// and that would pass for the next request's answer.
 		if n > 0 {
-			logUnsolicited(key, buf[:n])
+			logUnsolicited(h.addr, buf[:n])
 		}
 		t.closeConn(pc)
 		return t.getConn(ctx, key)
@@ -295,7 +315,10 @@ func (t *h1Transport) takeIdleLocked(h *h1Host) (*h1Conn, time.Duration) {
 }
 
 func (t *h1Transport) dialConn(ctx context.Context, h *h1Host) (*h1Conn, time.Duration, error) {
-	conn, err := t.dial(ctx, "tcp", h.key)
+	conn, err := t.dial(ctx, "tcp", h.addr)
+	if err == nil && h.tls {
+		conn, err = t.handshake(ctx, conn, h.addr)
+	}
 	if err != nil {
 		t.release(h)
 		return nil, 0, err
@@ -304,6 +327,31 @@ func (t *h1Transport) dialConn(ctx context.Context, h *h1Host) (*h1Conn, time.Du
 	pc.br = bufio.NewReaderSize(pc, readBufferSize)
 	pc.bw = bufio.NewWriterSize(conn, writeBufferSize)
 	return pc, 0, nil
+}
+
+// handshake makes conn a TLS connection to addr's host, as net/http does:
+// the name checked is the host without its port, and the trace hears of
+// the handshake's start and end.
+func (t *h1Transport) handshake(ctx context.Context, conn net.Conn, addr string) (net.Conn, error) {
+	host, _, _ := net.SplitHostPort(addr)
+	conf := t.tlsConf.Clone()
+	if conf.ServerName == "" {
+		conf.ServerName = host
+	}
+	trace := httptrace.ContextClientTrace(ctx)
+	if trace != nil && trace.TLSHandshakeStart != nil {
+		trace.TLSHandshakeStart()
+	}
+	tc := tls.Client(conn, conf)
+	err := tc.HandshakeContext(ctx)
+	if trace != nil && trace.TLSHandshakeDone != nil {
+		trace.TLSHandshakeDone(tc.ConnectionState(), err)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return tc, nil
 }
 
 // release gives back a connection slot of h that was not used for a
@@ -553,6 +601,10 @@ func (pc *h1Conn) roundTrip(ctx context.Context, req *http.Request, trace *httpt
 		// An informational answer comes before the final one.
 	}
 	pc.readLimit = 1<<63 - 1
+	if tc, ok := pc.conn.(*tls.Conn); ok {
+		state := tc.ConnectionState()
+		resp.TLS = &state
+	}
 	keep := !resp.Close && resp.StatusCode >= 200
 	b := &h1Body{pc: pc, body: resp.Body, stop: stop, ctx: ctx, trace: trace, keep: keep}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
@@ -634,7 +686,7 @@ func (b *h1Body) finish(whole bool) {
 	}
 	if extra > 0 {
 		p, _ := pc.br.Peek(min(extra, unsolicitedQuote))
-		logUnsolicited(pc.host.key, p)
+		logUnsolicited(pc.host.addr, p)
 	}
 	if whole && b.keep && notCanceled && extra == 0 {
 		err := pc.t.putIdle(pc)

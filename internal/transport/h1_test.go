@@ -4,37 +4,68 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fetchctl/fetchctl/internal/target"
 )
 
 // rawServer is a loopback TCP server whose answers a test writes byte by
 // byte. handle gets each connection, numbered from 0; the connection is
 // closed when handle returns.
 type rawServer struct {
-	ln    net.Listener
-	conns atomic.Int64
-	wg    sync.WaitGroup
-	URL   string
+	ln     net.Listener
+	conns  atomic.Int64
+	wg     sync.WaitGroup
+	URL    string
+	CAFile string // over TLS, a PEM file that trusts the server
 }
 
 func newRawServer(t *testing.T, handle func(c net.Conn, n int64)) *rawServer {
+	t.Helper()
+	return startRawServer(t, nil, handle)
+}
+
+// newRawTLSServer is newRawServer over TLS (HTTP/1.1, the project's
+// loopback certificate); s.CAFile trusts it.
+func newRawTLSServer(t *testing.T, handle func(c net.Conn, n int64)) *rawServer {
+	t.Helper()
+	cert, err := target.LoopbackCert()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startRawServer(t, &tls.Config{Certificates: []tls.Certificate{cert}}, handle)
+	s.CAFile = filepath.Join(t.TempDir(), "ca.pem")
+	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
+	if err := os.WriteFile(s.CAFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func startRawServer(t *testing.T, conf *tls.Config, handle func(c net.Conn, n int64)) *rawServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &rawServer{ln: ln, URL: "http://" + ln.Addr().String()}
+	if conf != nil {
+		s.URL = "https://" + ln.Addr().String()
+	}
 	var mu sync.Mutex
 	var open []net.Conn
 	s.wg.Go(func() {
@@ -49,6 +80,13 @@ func newRawServer(t *testing.T, handle func(c net.Conn, n int64)) *rawServer {
 			n := s.conns.Add(1) - 1
 			s.wg.Go(func() {
 				defer c.Close()
+				if conf != nil {
+					tc := tls.Server(c, conf)
+					if tc.Handshake() != nil {
+						return
+					}
+					c = tc
+				}
 				handle(c, n)
 			})
 		}
@@ -91,7 +129,11 @@ func answer(reply string, hangUp, reset bool) func(net.Conn, int64) {
 			io.WriteString(c, reply)
 			if hangUp {
 				if reset {
-					c.(*net.TCPConn).SetLinger(0)
+					under := c
+					if tc, ok := c.(*tls.Conn); ok {
+						under = tc.NetConn()
+					}
+					under.(*net.TCPConn).SetLinger(0)
 				}
 				return
 			}
@@ -188,24 +230,35 @@ func TestH1MatchesNetHTTP(t *testing.T) {
 		{name: "switching protocols", reply: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: Upgrade\r\n\r\nrawdata", hangUp: true},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			srv := newRawServer(t, answer(tt.reply, tt.hangUp, tt.reset))
-			var got [2]string
-			for i, noH1 := range []bool{false, true} {
-				c := testClient(t, Options{KeepAlive: time.Minute, MaxHeaderBytes: 2048, noH1: noH1})
-				if !noH1 && c.Transport.(*roundTripper).h1 == nil {
-					t.Fatal("the client has no HTTP/1.1 path of its own")
-				}
-				for range 2 {
-					resp, body, err := getGz(t, c, srv.URL+"/x")
-					got[i] += outcome(resp, body, err) + "\n"
-				}
+		for _, overTLS := range []bool{false, true} {
+			name := tt.name
+			if overTLS {
+				name += " over TLS"
 			}
-			if got[0] != got[1] {
-				t.Errorf("own HTTP/1.1 path:\n%s\nnet/http:\n%s", got[0], got[1])
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				var srv *rawServer
+				if overTLS {
+					srv = newRawTLSServer(t, answer(tt.reply, tt.hangUp, tt.reset))
+				} else {
+					srv = newRawServer(t, answer(tt.reply, tt.hangUp, tt.reset))
+				}
+				var got [2]string
+				for i, noH1 := range []bool{false, true} {
+					c := testClient(t, Options{KeepAlive: time.Minute, MaxHeaderBytes: 2048, CACertFile: srv.CAFile, noH1: noH1})
+					if !noH1 && (c.Transport.(*roundTripper).h1 == nil || overTLS && c.Transport.(*roundTripper).h1.tlsConf == nil) {
+						t.Fatal("the client has no HTTP/1.1 path of its own")
+					}
+					for range 2 {
+						resp, body, err := getGz(t, c, srv.URL+"/x")
+						got[i] += outcome(resp, body, err) + "\n"
+					}
+				}
+				if got[0] != got[1] {
+					t.Errorf("own HTTP/1.1 path:\n%s\nnet/http:\n%s", got[0], got[1])
+				}
+			})
+		}
 	}
 }
 
@@ -614,19 +667,21 @@ func TestH1Eligible(t *testing.T) {
 		body   io.Reader
 		header http.Header
 		want   bool
+		tls    bool // the transport speaks TLS
 	}{
-		{"GET", http.MethodGet, "http://127.0.0.1:8080/a", nil, gz, true},
-		{"GET of a range", http.MethodGet, "http://127.0.0.1:8080/a", nil, http.Header{"Range": {"bytes=0-1"}}, true},
-		{"GET that net/http would ask gzip for", http.MethodGet, "http://127.0.0.1:8080/a", nil, nil, false},
-		{"HEAD", http.MethodHead, "http://localhost/a", nil, nil, true},
-		{"POST", http.MethodPost, "http://127.0.0.1/a", bytes.NewReader([]byte("x")), nil, false},
-		{"https", http.MethodGet, "https://127.0.0.1/a", nil, gz, false},
-		{"non-ASCII host", http.MethodGet, "http://bücher.example/a", nil, gz, false},
-		{"IPv6 zone", http.MethodGet, "http://[fe80::1%25eth0]:80/", nil, gz, false},
-		{"Connection header", http.MethodGet, "http://127.0.0.1/", nil, http.Header{"Connection": {"close"}, "Accept-Encoding": {"gzip"}}, false},
-		{"Expect header", http.MethodGet, "http://127.0.0.1/", nil, http.Header{"Expect": {"100-continue"}, "Accept-Encoding": {"gzip"}}, false},
-		{"bad header value", http.MethodGet, "http://127.0.0.1/", nil, http.Header{"X-A": {"a\r\nb"}, "Accept-Encoding": {"gzip"}}, false},
-		{"bad header name", http.MethodGet, "http://127.0.0.1/", nil, http.Header{"X A": {"a"}, "Accept-Encoding": {"gzip"}}, false},
+		{"GET", http.MethodGet, "http://127.0.0.1:8080/a", nil, gz, true, false},
+		{"GET of a range", http.MethodGet, "http://127.0.0.1:8080/a", nil, http.Header{"Range": {"bytes=0-1"}}, true, false},
+		{"GET that net/http would ask gzip for", http.MethodGet, "http://127.0.0.1:8080/a", nil, nil, false, false},
+		{"HEAD", http.MethodHead, "http://localhost/a", nil, nil, true, false},
+		{"POST", http.MethodPost, "http://127.0.0.1/a", bytes.NewReader([]byte("x")), nil, false, false},
+		{"https", http.MethodGet, "https://127.0.0.1/a", nil, gz, false, false},
+		{"https over TLS", http.MethodGet, "https://127.0.0.1/a", nil, gz, true, true},
+		{"non-ASCII host", http.MethodGet, "http://bücher.example/a", nil, gz, false, false},
+		{"IPv6 zone", http.MethodGet, "http://[fe80::1%25eth0]:80/", nil, gz, false, false},
+		{"Connection header", http.MethodGet, "http://127.0.0.1/", nil, http.Header{"Connection": {"close"}, "Accept-Encoding": {"gzip"}}, false, false},
+		{"Expect header", http.MethodGet, "http://127.0.0.1/", nil, http.Header{"Expect": {"100-continue"}, "Accept-Encoding": {"gzip"}}, false, false},
+		{"bad header value", http.MethodGet, "http://127.0.0.1/", nil, http.Header{"X-A": {"a\r\nb"}, "Accept-Encoding": {"gzip"}}, false, false},
+		{"bad header name", http.MethodGet, "http://127.0.0.1/", nil, http.Header{"X A": {"a"}, "Accept-Encoding": {"gzip"}}, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -637,8 +692,12 @@ func TestH1Eligible(t *testing.T) {
 			if tt.header != nil {
 				req.Header = tt.header
 			}
-			if got := h1Eligible(req); got != tt.want {
-				t.Errorf("h1Eligible = %v, want %v", got, tt.want)
+			h := &h1Transport{}
+			if tt.tls {
+				h.tlsConf = &tls.Config{}
+			}
+			if got := h.eligible(req); got != tt.want {
+				t.Errorf("eligible = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -98,7 +98,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			resp *http.Response
 			err  error
 		)
-		if rt.h1 != nil && h1Eligible(req) {
+		if rt.h1 != nil && rt.h1.eligible(req) {
 			resp, err = rt.h1.RoundTrip(req)
 		} else {
 			resp, err = rt.base.RoundTrip(req)

@@ -388,6 +388,11 @@ func newClient(opts Options) (*http.Client, error) {
 			idleTimeout:    opts.KeepAlive,
 			maxHeader:      maxHeader,
 		}
+		if !opts.HTTP2 {
+			// https too, with the TLS net/http would make: HTTP/1.1
+			// alone, which it offers no ALPN for.
+			rt.h1.tlsConf = tlsConf
+		}
 	}
 	if opts.HTTP2 && opts.KeepAlive > 0 && opts.MaxConnRequests == 0 && proxyFor != nil {
 		// Rotation asks for new connections: those are set up in parallel.
