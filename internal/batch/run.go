@@ -373,7 +373,7 @@ func writeSummaries(cfg *Config, env Env, res report.Result) error {
 		}
 		return nil
 	}
-	if err := os.WriteFile(cfg.SummaryOut, data, 0o644); err != nil {
+	if err := writeSummaryFile(cfg.SummaryOut, data, cfg.Overwrite); err != nil {
 		return fmt.Errorf("write summary: %w", err)
 	}
 	return nil

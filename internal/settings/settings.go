@@ -181,7 +181,7 @@ func (s *Settings) fields(version string) []field {
 		{name: "summary", ptr: &s.Summary, def: "", usage: "also write the summary as JSON to this file (- for stdout)"},
 		{name: "min-success", ptr: &s.MinSuccess, def: 0.0, usage: "exit 1 below this success ratio (0 to 1)"},
 		{name: "resume", ptr: &s.Resume, def: false, usage: "with -o: keep the records in the file, fetch only the lines without one, append"},
-		{name: "overwrite", ptr: &s.Overwrite, def: false, usage: "with -o: start again over a file that already holds results"},
+		{name: "overwrite", ptr: &s.Overwrite, def: false, usage: "replace a file that already holds results: -o starts again, --summary writes over it"},
 		{name: "shard", ptr: &s.Shard, def: "", usage: "K/N: fetch only the hosts in shard K (from 0) of N"},
 		{name: "progress", ptr: &s.Progress, def: "auto", usage: "progress bar on stderr: auto, always or never"},
 		{name: "quiet", short: "q", ptr: &s.Quiet, def: false, usage: "no summary on stderr"},
