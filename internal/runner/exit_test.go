@@ -668,3 +668,47 @@ func (l *lineLog) lines() []string {
 	defer l.mu.Unlock()
 	return slices.Clone(l.l)
 }
+
+// TestFailedProxyWaitsForTheOther: a URL whose attempt failed at a proxy
+// does not go straight back to it when the only other proxy cools down for
+// its host (a 403 there): it waits for that one to come back, and goes
+// through it.
+func TestFailedProxyWaitsForTheOther(t *testing.T) {
+	t.Parallel()
+	const cooldown = 30 * time.Second
+	clk := newFakeClock(true)
+	var mu sync.Mutex
+	n := 0
+	log := &exitLog{now: clk.Now, status: func(_, url string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if n++; n == 1 {
+			return 403
+		}
+		return 200
+	}}
+	dead := &deadExit{exit{log: log, name: "http://dead:8080"}}
+	gw := &exit{log: log, name: "http://gw:8080"}
+	rotateOn, _ := ParseStatusSet("403")
+	opts := Options{Limit: 1, PerHost: 1, RotateOn: rotateOn, Retries: 3, ProxyFailures: 10,
+		Backoff: time.Millisecond, BackoffMax: time.Minute, ProxyCooldown: cooldown, clock: clk,
+		Routes: []Route{{Proxy: dead.name, Client: dead}, {Proxy: gw.name, Client: gw}}}
+	recs, err := runJobs(t, context.Background(), opts, []string{"http://a.test/1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := recs[0]
+	if !r.OK || r.Proxy != gw.name {
+		t.Fatalf("record %+v, history %+v; want ok through %s", r.Error, r.History, gw.name)
+	}
+	for i := 1; i < len(r.History); i++ {
+		if prev := r.History[i-1]; prev.Error == report.KindProxy && r.History[i].Proxy == prev.Proxy {
+			t.Errorf("attempt %d went straight back to %s, which had failed: history %+v", i+1, prev.Proxy, r.History)
+		}
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if last := log.sent[len(log.sent)-1]; last.route != gw.name || last.at.Sub(fakeEpoch) != cooldown {
+		t.Errorf("the last request went through %s at +%s, want through %s at +%s, once it cooled down", last.route, last.at.Sub(fakeEpoch), gw.name, cooldown)
+	}
+}
