@@ -83,6 +83,11 @@ func prepare(ctx context.Context, cfg *Config, env Env) (*prepared, error) {
 		s.Limit = plan.Limit
 		cfg.Runner.Limit = plan.Limit
 	}
+	if plan.MaxIdle != cfg.Transport.MaxIdle {
+		s.Lowered("max-idle", s.MaxIdle)
+		s.MaxIdle = plan.MaxIdle
+		cfg.Transport.MaxIdle = plan.MaxIdle
+	}
 	// Only a --per-host the user set is theirs to lower: a preset's own,
 	// above a --limit they lowered, is no mistake.
 	if src := s.Source("per-host"); cfg.Runner.PerHost > cfg.Runner.Limit &&
