@@ -246,24 +246,31 @@ func newSessions(template *url.URL, mode SessionMode, ttl time.Duration, opts tr
 
 // Do sends req through the session the mode picks for its host.
 func (s *sessions) Do(req *http.Request) (*http.Response, error) {
+	resp, _, err := s.DoSent(req)
+	return resp, err
+}
+
+// DoSent is Do, and returns the filled-in credentials the session sent
+// (see [runner.SentDoer]), which only the session knows.
+func (s *sessions) DoSent(req *http.Request) (*http.Response, []string, error) {
 	sess, err := s.acquire(req.URL.Host)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	resp, err := sess.client.Do(req)
 	if err != nil {
 		s.release(sess)
-		return resp, err
+		return resp, sess.sent, err
 	}
 	if proxyRefused(resp) {
 		// The proxy's refusal of a forwarded request names the session,
 		// as that of a CONNECT does.
 		resp.Body.Close()
 		s.release(sess)
-		return nil, &transport.ProxyError{Proxy: sess.name, Err: fmt.Errorf("answered %s", secret.Text(resp.Status, sess.sent...))}
+		return nil, sess.sent, &transport.ProxyError{Proxy: sess.name, Err: fmt.Errorf("answered %s", secret.Text(resp.Status, sess.sent...))}
 	}
 	resp.Body = &releasingBody{ReadCloser: resp.Body, name: sess.name, release: func() { s.release(sess) }}
-	return resp, nil
+	return resp, sess.sent, nil
 }
 
 // Rotate retires the session that carries requests to host, so that the

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestRedirectEchoMasked: a proxy or target that redirects to a Location
+// quoting the credentials it was sent (a proxy's password, one filled in
+// from a {session} template, the Basic tokens fetchctl builds, their
+// decoded user:password, and the values of -H Authorization,
+// Proxy-Authorization and Cookie) finds them masked in the record's
+// final_url and message, and in -v lines.
+func TestRedirectEchoMasked(t *testing.T) {
+	t.Parallel()
+	// quote returns what a request sent that a Location may quote back.
+	var mu sync.Mutex
+	var seen []string // every credential sent, as sent and decoded
+	quote := func(r *http.Request) string {
+		pa, a := r.Header.Get("Proxy-Authorization"), r.Header.Get("Authorization")
+		mu.Lock()
+		for _, v := range []string{pa, a} {
+			if scheme, token, ok := strings.Cut(v, " "); ok {
+				seen = append(seen, token)
+				if scheme == "Basic" {
+					seen = append(seen, basicOf(v))
+					// A short password is masked where it stands as one
+					// (see secret.Text): "cust:p5" is, not any "p5".
+					if _, pw, _ := strings.Cut(basicOf(v), ":"); len(pw) >= 6 {
+						seen = append(seen, pw)
+					}
+				}
+			}
+		}
+		mu.Unlock()
+		decoded := func(v string) string {
+			if !strings.HasPrefix(v, "Basic ") {
+				return ""
+			}
+			return basicOf(v)
+		}
+		q := url.Values{}
+		q.Set("pa", pa)
+		q.Set("pad", decoded(pa))
+		q.Set("a", a)
+		q.Set("ad", decoded(a))
+		q.Set("c", r.Header.Get("Cookie"))
+		// As written too, the way a careless server builds a Location.
+		return q.Encode() + "&raw=" + decoded(pa) + decoded(a)
+	}
+	// A proxy that answers every forwarded request with a redirect, so
+	// that the run gives up after --max-redirects.
+	proxy := startEchoServer(t, func(r *http.Request) string {
+		return "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/denied?" + quote(r) + "\r\nContent-Length: 0\r\n\r\n"
+	})
+	// A target that redirects to itself, then drops the redirected
+	// request: the attempt fails after the redirect.
+	target := startEchoServer(t, func(r *http.Request) string {
+		if r.URL.Path == "/next" {
+			return ""
+		}
+		return "HTTP/1.1 302 Found\r\nLocation: /next?" + quote(r) + "\r\nContent-Length: 0\r\n\r\n"
+	})
+	dir := t.TempDir()
+	tests := []struct {
+		name, proxy, url string
+		header           []string
+		session          bool
+		forbidden        []string
+	}{
+		{name: "proxy password", proxy: "http://cust:Sec-fixed-xyz@" + proxy, url: "http://127.0.0.1:9/x",
+			forbidden: []string{"Sec-fixed-xyz", b64("cust:Sec-fixed-xyz")}},
+		{name: "short proxy password", proxy: "http://cust:p5@" + proxy, url: "http://127.0.0.1:9/x",
+			forbidden: []string{"cust:p5", b64("cust:p5")}},
+		{name: "session password", proxy: "http://c-session-{session}-x:Sec-{session}-xyz@" + proxy, url: "http://127.0.0.1:9/x", session: true},
+		{name: "target user info", url: "http://tu:Tgt-pass-xyz@" + target + "/x",
+			forbidden: []string{"Tgt-pass-xyz", b64("tu:Tgt-pass-xyz")}},
+		{name: "-H Authorization Bearer", url: "http://" + target + "/x", header: []string{"Authorization: Bearer abcdefsecrettoken"},
+			forbidden: []string{"abcdefsecrettoken"}},
+		{name: "-H Cookie", url: "http://" + target + "/x", header: []string{"Cookie: sid=Cookie-val-xyz"},
+			forbidden: []string{"Cookie-val-xyz"}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			in := fmt.Sprintf("redir%d.txt", i)
+			if err := os.WriteFile(filepath.Join(dir, in), []byte(tt.url+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"run", "-v", "--retries", "0", "-o", "-", in}
+			if tt.proxy != "" {
+				args = append(args, "--proxy", tt.proxy)
+			}
+			if tt.session {
+				args = append(args, "--session", "url")
+			}
+			for _, h := range tt.header {
+				args = append(args, "-H", h)
+			}
+			res := runFetchctl(t, dir, nil, args...)
+			if !strings.Contains(res.stdout, `"final_url":"http://`) {
+				t.Fatalf("exit %d, no final_url in the record:\n%s\n%s", res.code, res.stdout, res.stderr)
+			}
+			mu.Lock()
+			forbidden := append(slices.Clip(tt.forbidden), seen...)
+			mu.Unlock()
+			slices.Sort(forbidden)
+			forbidden = slices.Compact(forbidden)
+			if tt.session && !slices.ContainsFunc(forbidden, func(s string) bool { return strings.HasPrefix(s, "c-session-") }) {
+				t.Fatalf("the proxy was sent no session credentials:\n%s\n%s", res.stdout, res.stderr)
+			}
+			out := res.stdout + res.stderr
+			for _, s := range forbidden {
+				if strings.Contains(out, s) || strings.Contains(out, url.QueryEscape(s)) {
+					t.Errorf("output shows %q:\n%s\n%s", s, res.stdout, res.stderr)
+				}
+			}
+		})
+	}
+}
