@@ -86,6 +86,10 @@ func TestRedirectEchoMasked(t *testing.T) {
 			forbidden: []string{"abcdefsecrettoken"}},
 		{name: "-H Cookie", url: "http://" + target + "/x", header: []string{"Cookie: sid=Cookie-val-xyz"},
 			forbidden: []string{"Cookie-val-xyz"}},
+		{name: "-H Authorization Basic", url: "http://" + target + "/x", header: []string{"Authorization: Basic " + b64("au:authsecret7")},
+			forbidden: []string{"authsecret7", b64("au:authsecret7")}},
+		{name: "-H Proxy-Authorization Basic", proxy: "http://" + proxy, url: "http://127.0.0.1:9/x", header: []string{"Proxy-Authorization: Basic " + b64("hu:hdrsecret9")},
+			forbidden: []string{"hdrsecret9", b64("hu:hdrsecret9")}},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,6 +125,55 @@ func TestRedirectEchoMasked(t *testing.T) {
 				if strings.Contains(out, s) || strings.Contains(out, url.QueryEscape(s)) {
 					t.Errorf("output shows %q:\n%s\n%s", s, res.stdout, res.stderr)
 				}
+			}
+		})
+	}
+}
+
+// TestHeaderBasicEchoMasked: a Basic credential given with -H reads as
+// *** when a proxy or target quotes it back decoded (user:password, the
+// password), as the same credential in a URL does: in a 407's status line
+// and in the malformed header line net/http quotes.
+func TestHeaderBasicEchoMasked(t *testing.T) {
+	t.Parallel()
+	decoded := func(v string) string {
+		up := basicOf(v)
+		_, pw, _ := strings.Cut(up, ":")
+		return up + " / " + pw
+	}
+	proxy := startEchoServer(t, func(r *http.Request) string {
+		return "HTTP/1.1 407 no " + decoded(r.Header.Get("Proxy-Authorization")) + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+	})
+	target := startEchoServer(t, func(r *http.Request) string {
+		return "HTTP/1.1 200 OK\r\nbad=hdr " + decoded(r.Header.Get("Authorization")) + "\r\n\r\n"
+	})
+	dir := t.TempDir()
+	tests := []struct {
+		name, url, header, proxy, secret string
+	}{
+		{name: "Proxy-Authorization to a proxy", url: "http://127.0.0.1:9/a", proxy: "http://" + proxy,
+			header: "Proxy-Authorization: Basic " + b64("hu:hdrsecret9"), secret: "hdrsecret9"},
+		{name: "Authorization to a target", url: "http://" + target + "/a",
+			header: "Authorization: Basic " + b64("au:authsecret7"), secret: "authsecret7"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			in := fmt.Sprintf("basic%d.txt", i)
+			if err := os.WriteFile(filepath.Join(dir, in), []byte(tt.url+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"run", "-v", "--retries", "0", "-o", "-", "-H", tt.header, in}
+			if tt.proxy != "" {
+				args = append(args, "--proxy", tt.proxy)
+			}
+			res := runFetchctl(t, dir, nil, args...)
+			out := res.stdout + res.stderr
+			if !strings.Contains(out, "*** / ***") {
+				t.Errorf("exit %d, the quoted credential is not shown masked:\n%s\n%s", res.code, res.stdout, res.stderr)
+			}
+			if strings.Contains(out, tt.secret) {
+				t.Errorf("output shows %q:\n%s\n%s", tt.secret, res.stdout, res.stderr)
 			}
 		})
 	}
