@@ -224,7 +224,9 @@ func (s *Settings) Secrets(getenv func(string) string) []string {
 			set.Add(secret.Basic(v)...)
 		}
 	}
-	return set.List()
+	// A password of session placeholders alone is no secret as written
+	// (see [secret.PlaceholdersOnly]).
+	return slices.DeleteFunc(set.List(), secret.PlaceholdersOnly)
 }
 
 // Value is a setting as --dry-run shows it.

@@ -512,3 +512,26 @@ func TestSecretsOfBasicHeader(t *testing.T) {
 		})
 	}
 }
+
+// TestSecretsOfSessionPassword: a proxy password of session placeholders
+// alone is no secret as written (the filled one is), so that messages can
+// quote it; one with fixed parts is.
+func TestSecretsOfSessionPassword(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		proxy string
+		want  []string
+	}{
+		{proxy: "http://c:{session:0}@gw:1", want: []string{}},
+		{proxy: "http://c:{session}{session:12}@gw:1", want: []string{}},
+		{proxy: "http://c:pw{session:99}@gw:1", want: []string{"pw{session:99}"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.proxy, func(t *testing.T) {
+			s := &Settings{Proxy: tt.proxy}
+			if got := s.Secrets(func(string) string { return "" }); !slices.Equal(got, tt.want) {
+				t.Errorf("Secrets() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
