@@ -127,9 +127,14 @@ func malformedPlaceholder(s string) string {
 }
 
 // shownID is id as the first placeholder of template fills it in: the
-// session id that messages name beside the proxy as written.
-func shownID(template *url.URL, id string) string {
+// session id that messages name beside the proxy as written. When
+// placeholders are the whole password, the id is the password: it is then
+// "#" and n, the session's number among those of the template.
+func shownID(template *url.URL, id string, n int) string {
 	pw, _ := template.User.Password()
+	if secret.PlaceholdersOnly(pw) {
+		return "#" + strconv.Itoa(n)
+	}
 	for _, s := range []string{template.User.Username(), pw} {
 		if m := placeholder.FindStringSubmatch(s); m != nil {
 			n := defaultIDLength
@@ -230,6 +235,7 @@ type sessions struct {
 	byHost    map[string]*session // PerHost
 	current   *session            // Every
 	lastSweep time.Time
+	opened    int // sessions opened so far
 }
 
 func newSessions(template *url.URL, mode SessionMode, ttl time.Duration, opts transport.Options) *sessions {
@@ -367,7 +373,8 @@ func (s *sessions) openLocked(now time.Time) (*session, error) {
 	id := s.newID()
 	o.Proxy = fill(s.template, id)
 	// Messages name the proxy as records do, and the session apart.
-	o.ProxyName = proxyName(s.template) + " (session " + shownID(s.template, id) + ")"
+	s.opened++
+	o.ProxyName = proxyName(s.template) + " (session " + shownID(s.template, id, s.opened) + ")"
 	c, err := transport.New(o)
 	if err != nil {
 		return nil, err
