@@ -178,3 +178,38 @@ func TestHeaderBasicEchoMasked(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionWholePasswordNotShown: with a {session} placeholder as the
+// whole proxy password, a block's message does not show the session id,
+// which is the password the proxy received.
+func TestSessionWholePasswordNotShown(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var sent []string
+	proxy := startEchoServer(t, func(r *http.Request) string {
+		mu.Lock()
+		_, pw, _ := strings.Cut(basicOf(r.Header.Get("Proxy-Authorization")), ":")
+		sent = append(sent, pw)
+		mu.Unlock()
+		return "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+	})
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "u.txt"), []byte("http://127.0.0.1:9/a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := runFetchctl(t, dir, nil, "run", "-v", "--retries", "0", "-o", "-", "--session", "url",
+		"--proxy", "http://cust-acme:{session:12}@"+proxy, "u.txt")
+	if !strings.Contains(res.stdout, `status 403 through proxy http://cust-acme:***@`+proxy+` (session #1) is in --rotate-on`) {
+		t.Fatalf("exit %d, the record does not number the session:\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sent) == 0 || len(sent[0]) != 12 {
+		t.Fatalf("the proxy was sent passwords %q, want one of 12 characters", sent)
+	}
+	for _, pw := range sent {
+		if strings.Contains(res.stdout+res.stderr, pw) {
+			t.Errorf("output shows the password %q:\n%s\n%s", pw, res.stdout, res.stderr)
+		}
+	}
+}
