@@ -205,7 +205,7 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 		c.Proxies = []*url.URL{u}
 	}
 	for _, u := range c.Proxies {
-		if pw, ok := u.User.Password(); ok && pw != "" {
+		if pw, ok := u.User.Password(); ok && pw != "" && !secret.PlaceholdersOnly(pw) {
 			proxySecrets = append(proxySecrets, pw)
 		}
 		// A password with a session placeholder is sent filled in: its

@@ -324,27 +324,42 @@ type authCheck struct {
 }
 
 func (c authCheck) Do(req *http.Request) (*http.Response, error) {
-	resp, err := c.next.Do(req)
-	if err != nil {
-		return resp, err
-	}
-	if !proxyRefused(resp) {
-		return resp, nil
+	resp, _, err := c.DoSent(req)
+	return resp, err
+}
+
+// DoSent is Do, and returns the credentials sent to the proxy (see
+// [runner.SentDoer]): a session's filled-in ones when the proxy has
+// sessions, those of the proxy that carried the first request and of the
+// one that carried the last, for a proxy taken from the environment.
+func (c authCheck) DoSent(req *http.Request) (*http.Response, []string, error) {
+	var resp *http.Response
+	var sent []string
+	var err error
+	if sd, ok := c.next.(runner.SentDoer); ok {
+		resp, sent, err = sd.DoSent(req)
+	} else {
+		resp, err = c.next.Do(req)
 	}
 	u := req.URL
-	if resp.Request != nil && resp.Request.URL != nil {
+	if resp != nil && resp.Request != nil && resp.Request.URL != nil {
 		u = resp.Request.URL
+	}
+	if c.sent != nil {
+		sent = append(sent, c.sent(req.URL)...)
+		if u != req.URL {
+			sent = append(sent, c.sent(u)...)
+		}
+	}
+	if err != nil || !proxyRefused(resp) {
+		return resp, sent, err
 	}
 	name := c.proxyFor(u)
 	if name == "" {
-		return resp, nil
+		return resp, sent, nil
 	}
 	resp.Body.Close()
-	status := resp.Status
-	if c.sent != nil {
-		status = secret.Text(status, c.sent(u)...)
-	}
-	return nil, &transport.ProxyError{Proxy: name, Err: fmt.Errorf("answered %s", status)}
+	return nil, sent, &transport.ProxyError{Proxy: name, Err: fmt.Errorf("answered %s", secret.Text(resp.Status, sent...))}
 }
 
 // proxyRefused reports whether resp, the answer to a forwarded plain-http

@@ -171,6 +171,17 @@ type Rotator interface {
 	Rotate(host, exit string) bool
 }
 
+// SentDoer is a route client that sends credentials of its own with a
+// request, which the run's secrets may not hold: a proxy's password (one
+// filled in from a session template), the user:password and the Basic
+// token of Proxy-Authorization made of them (see [secret.UserInfo]).
+// DoSent is Do that also returns them: a proxy or target may quote them
+// back (a redirect's Location, a status line), and records and messages
+// then read them as ***.
+type SentDoer interface {
+	DoSent(*http.Request) (*http.Response, []string, error)
+}
+
 // ExitNamer is a route client whose exits are more than its proxy: a proxy
 // with sessions. ExitName names the exit that carried a response the
 // client returned, as messages show it (the proxy as written and its

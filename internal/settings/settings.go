@@ -207,7 +207,8 @@ func (s *Settings) Lowered(name string, requested any) {
 // Secrets returns the secrets the settings hold, read loosely so that a
 // malformed value is covered too: the password of --proxy and of the proxy
 // variables, and the values of -H Authorization, Proxy-Authorization and
-// Cookie however the header line is punctuated.
+// Cookie however the header line is punctuated, with what a Basic
+// credential decodes to (see [secret.Basic]).
 func (s *Settings) Secrets(getenv func(string) string) []string {
 	var set secret.Set
 	set.AddPassword(s.Proxy)
@@ -215,9 +216,17 @@ func (s *Settings) Secrets(getenv func(string) string) []string {
 		set.AddPassword(getenv(name))
 	}
 	for _, line := range s.Header {
-		set.Add(secret.HeaderLineValue(line))
+		v := secret.HeaderLineValue(line)
+		set.Add(v)
+		line = strings.TrimSpace(line)
+		if n := strings.IndexAny(line, ": \t="); n > 0 && strings.HasSuffix(strings.ToLower(line[:n]), "authorization") {
+			// A Basic credential is secret decoded too, as in a URL.
+			set.Add(secret.Basic(v)...)
+		}
 	}
-	return set.List()
+	// A password of session placeholders alone is no secret as written
+	// (see [secret.PlaceholdersOnly]).
+	return slices.DeleteFunc(set.List(), secret.PlaceholdersOnly)
 }
 
 // Value is a setting as --dry-run shows it.
