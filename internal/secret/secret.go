@@ -57,12 +57,14 @@ func inner(s string, outer int) string {
 	// Right to left, so that an inner URL is masked before the one around
 	// it is read.
 	for i := len(s) - 1; i >= 0; i-- {
-		switch {
-		case strings.HasPrefix(s[i:], "://"):
-			if i != outer {
+		switch s[i] {
+		case ':':
+			if !strings.HasPrefix(s[i:], "://") {
+				s = encodedUserInfo(s, i)
+			} else if i != outer {
 				s = s[:i] + userInfo("x" + s[i:])[1:]
 			}
-		case s[i] == '%' || s[i] == ':':
+		case '%':
 			s = encodedUserInfo(s, i)
 		}
 	}
