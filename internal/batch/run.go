@@ -390,17 +390,23 @@ func CheckMinSuccess(res report.Result, min float64) error {
 		return nil
 	}
 	if res.Total == 0 {
-		return &BelowMinError{fmt.Sprintf("no record: --min-success %g needs at least one", min)}
+		return &BelowMinError{fmt.Sprintf("no record: --min-success %s needs at least one", decimal(min))}
 	}
 	if res.SuccessRatio < min {
-		return &BelowMinError{fmt.Sprintf("success ratio %s is below --min-success %g", ratioBelow(res.SuccessRatio, min), min)}
+		return &BelowMinError{fmt.Sprintf("success ratio %s is below --min-success %s", ratioBelow(res.SuccessRatio, min), decimal(min))}
 	}
 	return nil
 }
 
+// decimal writes v as a user writes a ratio: plain decimals, as few as
+// read back as v, never an exponent (0.0000001, not 1e-07).
+func decimal(v float64) string {
+	return strconv.FormatFloat(v, 'f', -1, 64)
+}
+
 // ratioBelow formats ratio, which is below min, with 4 decimals, or with
-// as many more as it takes to read below min as %g writes it: 2/3 under
-// 0.6667 is 0.66667, not 0.6667; 0.99999 under 1 is not 1.0000.
+// as many more as it takes to read below min as [decimal] writes it: 2/3
+// under 0.6667 is 0.66667, not 0.6667; 0.99999 under 1 is not 1.0000.
 func ratioBelow(ratio, min float64) string {
 	for prec := 4; ; prec++ {
 		s := strconv.FormatFloat(ratio, 'f', prec, 64)

@@ -275,6 +275,10 @@ func (d *dispatcher) newRequest(ctx context.Context, t *task) *http.Request {
 	// net/http does not modify a request's URL, so the parsed one serves
 	// every attempt.
 	u := t.job.parsed
+	host := u.Host
+	if d.opts.host != "" {
+		host = d.opts.host
+	}
 	req := &http.Request{
 		Method:     d.opts.Method,
 		URL:        u,
@@ -282,7 +286,7 @@ func (d *dispatcher) newRequest(ctx context.Context, t *task) *http.Request {
 		ProtoMajor: 1,
 		ProtoMinor: 1,
 		Header:     d.opts.Header,
-		Host:       u.Host,
+		Host:       host,
 	}
 	if body := d.opts.Body; body != nil {
 		req.ContentLength = int64(len(body))

@@ -58,10 +58,15 @@ type Options struct {
 	PerProxy int
 	Routes   []Route // at least one
 
-	Method  string      // "" is GET
-	Header  http.Header // sent with every request; read-only once Run starts
-	gunzip  bool        // Header asks for gzip on the caller's behalf
-	Body    []byte      // request body, nil for none
+	Method string // "" is GET
+	// Header is sent with every request; read-only once Run starts. Its
+	// Host, when not empty, is the requests' Host (see [http.Request]),
+	// as curl sends -H 'Host: name'; the transport decides where it goes
+	// on a redirect.
+	Header  http.Header
+	host    string // Header's Host, taken out of it
+	gunzip  bool   // Header asks for gzip on the caller's behalf
+	Body    []byte // request body, nil for none
 	Timeout time.Duration
 	MaxBody int64 // body bytes read; more is body_too_large; 0 is no limit
 	// MaxBodyText is MaxBody as the user wrote it (2MiB), for the message;
@@ -231,6 +236,13 @@ func (o *Options) setDefaults() {
 	}
 	if len(o.OKStatus.ranges) == 0 {
 		o.OKStatus = StatusSet{ranges: [][2]int{{200, 299}}}
+	}
+	if _, ok := o.Header["Host"]; ok {
+		// net/http writes the request's Host and leaves the map's out;
+		// in the map it would be dropped without a word.
+		o.host = o.Header.Get("Host")
+		o.Header = o.Header.Clone()
+		o.Header.Del("Host")
 	}
 	// Ask for gzip and decode it here, as net/http would on its own and
 	// under the same conditions, so that the header is added once rather

@@ -165,7 +165,7 @@ func (s *Settings) fields(version string) []field {
 		{name: "dns-ttl", ptr: &s.DNSTTL, def: 5 * time.Minute, usage: "how long a DNS answer is cached; 0 turns the cache off"},
 		{name: "max-conn-requests", ptr: &s.MaxConnRequests, def: 0, usage: "requests per connection before it is closed; 0 is no limit"},
 		{name: "method", short: "X", ptr: &s.Method, def: "GET", usage: "request method"},
-		{name: "header", short: "H", ptr: &s.Header, def: []string{}, mask: maskHeaders, usage: "extra header 'Name: value', repeatable"},
+		{name: "header", short: "H", ptr: &s.Header, def: []string{}, mask: maskHeaders, usage: "extra header 'Name: value', repeatable; 'Host: name' sets the request's Host"},
 		{name: "data", short: "d", ptr: &s.Data, def: "", usage: "request body; @FILE reads it from a file"},
 		{name: "user-agent", short: "A", ptr: &s.UserAgent, def: "fetchctl/" + version, usage: "User-Agent; empty sends none"},
 		{name: "insecure", short: "k", ptr: &s.Insecure, def: false, usage: "skip TLS certificate checks"},
