@@ -17,9 +17,11 @@ stderr, --json for the JSON on stdout, --summary FILE to write it, and the exit
 codes of run, so a final CI step can gate on the merged result. - reads
 records from stdin (once). Files are
 streamed: memory stays flat however many records they hold. elapsed_ms spans
-the earliest record's start to the latest record's end. --summary,
---min-success and --quiet come from flags, FETCHCTL_* variables and the config
-file as run's do.`,
+the earliest record's start to the latest record's end. --summary FILE
+replaces an earlier summary; a file that holds anything else (records, say) is
+exit 2 unless --overwrite, and so is the -o file of a run still writing it.
+--summary, --overwrite, --min-success and --quiet come from flags, FETCHCTL_*
+variables and the config file as run's do.`,
 		Example: `  fetchctl summarize shard-0.ndjson shard-1.ndjson shard-2.ndjson shard-3.ndjson \
     --min-success 0.98 --summary summary.json`,
 		Args: func(c *cobra.Command, args []string) error {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/fetchctl/fetchctl/internal/routes"
 	"github.com/fetchctl/fetchctl/internal/runner"
 	"github.com/fetchctl/fetchctl/internal/secret"
@@ -205,7 +207,7 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 		c.Proxies = []*url.URL{u}
 	}
 	for _, u := range c.Proxies {
-		if pw, ok := u.User.Password(); ok && pw != "" {
+		if pw, ok := u.User.Password(); ok && pw != "" && !secret.PlaceholdersOnly(pw) {
 			proxySecrets = append(proxySecrets, pw)
 		}
 		// A password with a session placeholder is sent filled in: its
@@ -291,7 +293,8 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 	return c, nil
 }
 
-// parseHeaders reads "Name: value" lines.
+// parseHeaders reads "Name: value" lines; a Host must be a host name,
+// with a port or not.
 func parseHeaders(lines []string) (http.Header, error) {
 	h := http.Header{}
 	for _, line := range lines {
@@ -304,7 +307,15 @@ func parseHeaders(lines []string) (http.Header, error) {
 		if strings.ContainsAny(val, "\r\n") {
 			return nil, fmt.Errorf("header %s holds a line break", name)
 		}
-		h.Add(textproto.CanonicalMIMEHeaderKey(name), val)
+		name = textproto.CanonicalMIMEHeaderKey(name)
+		if name == "Host" && val != "" {
+			// The request's Host (see runner.Options.Header): net/http
+			// would send an empty one instead of one it finds invalid.
+			if p, err := httpguts.PunycodeHostPort(val); err != nil || !httpguts.ValidHostHeader(p) {
+				return nil, fmt.Errorf("header Host %q is not a host name", val)
+			}
+		}
+		h.Add(name, val)
 	}
 	return h, nil
 }

@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/fetchctl/fetchctl/internal/transport"
@@ -31,6 +32,36 @@ func TestRepeatWarning(t *testing.T) {
 			t.Parallel()
 			if got := repeatWarning(tt.lines); got != tt.want {
 				t.Errorf("repeatWarning = %q\nwant             %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestParseHeadersHost: a Host header must be a host name (with a port or
+// not) that can go on the wire as given: net/http would send an empty
+// Host instead of one with a space or a slash, without a word. An empty
+// one is the URL's own.
+func TestParseHeadersHost(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		line    string
+		wantErr string
+	}{
+		{line: "Host: vhost.example"},
+		{line: "host: vhost.example:8080"},
+		{line: "Host: [::1]:8080"},
+		{line: "Host: bücher.example"},
+		{line: "Host:"},
+		{line: "Host: bad host", wantErr: `header Host "bad host" is not a host name`},
+		{line: "Host: a/b", wantErr: `header Host "a/b" is not a host name`},
+		{line: "Host: a@b", wantErr: `header Host "a@b" is not a host name`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.line, func(t *testing.T) {
+			t.Parallel()
+			_, err := parseHeaders([]string{tt.line})
+			if got := fmt.Sprint(err); tt.wantErr == "" && err != nil || tt.wantErr != "" && got != tt.wantErr {
+				t.Errorf("parseHeaders(%q) = %v, want %q", tt.line, err, tt.wantErr)
 			}
 		})
 	}

@@ -300,11 +300,14 @@ func resolvedPath(p string) string {
 // that would destroy an input or earlier results: -o or --summary naming an
 // input (by the file itself, so links count too), --summary naming the
 // output, and -o naming a regular file that holds something, unless
-// --resume or --overwrite says what to do with it; -o, --summary, an input
-// or another file the run reads that a saved body could replace; and a --summary that could not be written at
-// the end. Files that are not regular (/dev/null, a FIFO, a terminal) are
-// never refused for what they hold. --summary - is stdout: FromSettings
-// refuses it when the records go there too.
+// --resume or --overwrite says what to do with it; a --summary that
+// another run holds as its -o, or that holds something other than a
+// summary unless --overwrite (see [checkSummaryFile]); -o, --summary, an
+// input or another file the run reads that a saved body could replace; and
+// a --summary that could not be written at the end. Files that are not
+// regular (/dev/null, a FIFO, a terminal) are never refused for what they
+// hold. --summary - is stdout: FromSettings refuses it when the records go
+// there too.
 func checkOutputs(cfg *Config, inputs []runner.Input, stdout io.Writer) error {
 	names := make([]string, len(inputs))
 	for i, in := range inputs {
@@ -384,6 +387,9 @@ func checkOutputs(cfg *Config, inputs []runner.Input, stdout io.Writer) error {
 			if same {
 				return setupErrorf("--summary %s is the output -o %s: name another file", cfg.SummaryOut, cfg.Output)
 			}
+		}
+		if err := checkSummaryFile(cfg.SummaryOut, cfg.Overwrite, cfg.Resume); err != nil {
+			return err
 		}
 		if err := checkWritable("--summary", cfg.SummaryOut); err != nil {
 			return err

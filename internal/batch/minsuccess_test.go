@@ -26,6 +26,9 @@ func TestCheckMinSuccessMessage(t *testing.T) {
 		{name: "rounds above the threshold", ok: 97999, total: 100000, min: 0.98, want: "success ratio 0.97999 is below --min-success 0.98"},
 		{name: "rounds to 1", ok: 99999, total: 100000, min: 1, want: "success ratio 0.99999 is below --min-success 1"},
 		{name: "one in ten million short", ok: 9999999, total: 10000000, min: 1, want: "success ratio 0.9999999 is below --min-success 1"},
+		{name: "small threshold", ok: 0, total: 5, min: 0.0000001, want: "success ratio 0.0000 is below --min-success 0.0000001"},
+		{name: "small threshold with digits", ok: 1, total: 1000000, min: 0.0000015, want: "success ratio 0.0000 is below --min-success 0.0000015"},
+		{name: "tiny threshold", ok: 0, total: 1, min: 1e-20, want: "success ratio 0.0000 is below --min-success 0.00000000000000000001"},
 	}
 	number := regexp.MustCompile(`ratio (\S+) is below --min-success (\S+)$`)
 	for _, tt := range tests {
@@ -48,6 +51,30 @@ func TestCheckMinSuccessMessage(t *testing.T) {
 			min, err2 := strconv.ParseFloat(m[2], 64)
 			if err1 != nil || err2 != nil || ratio >= min {
 				t.Errorf("message %q: the ratio does not read below the threshold", be.Msg)
+			}
+		})
+	}
+}
+
+// TestCheckMinSuccessNoRecord: with no record the line names the
+// threshold as the user wrote it, in plain decimals.
+func TestCheckMinSuccessNoRecord(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		min  float64
+		want string
+	}{
+		{0.5, "no record: --min-success 0.5 needs at least one"},
+		{1, "no record: --min-success 1 needs at least one"},
+		{0.0000001, "no record: --min-success 0.0000001 needs at least one"},
+		{0.0000015, "no record: --min-success 0.0000015 needs at least one"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			t.Parallel()
+			var be *BelowMinError
+			if err := CheckMinSuccess(report.Result{SuccessRatio: 1}, tt.min); !errors.As(err, &be) || be.Msg != tt.want {
+				t.Errorf("CheckMinSuccess(no record, %v) = %v, want %q", tt.min, err, tt.want)
 			}
 		})
 	}

@@ -83,6 +83,11 @@ func prepare(ctx context.Context, cfg *Config, env Env) (*prepared, error) {
 		s.Limit = plan.Limit
 		cfg.Runner.Limit = plan.Limit
 	}
+	if plan.MaxIdle != cfg.Transport.MaxIdle {
+		s.Lowered("max-idle", s.MaxIdle)
+		s.MaxIdle = plan.MaxIdle
+		cfg.Transport.MaxIdle = plan.MaxIdle
+	}
 	// Only a --per-host the user set is theirs to lower: a preset's own,
 	// above a --limit they lowered, is no mistake.
 	if src := s.Source("per-host"); cfg.Runner.PerHost > cfg.Runner.Limit &&
@@ -373,7 +378,7 @@ func writeSummaries(cfg *Config, env Env, res report.Result) error {
 		}
 		return nil
 	}
-	if err := os.WriteFile(cfg.SummaryOut, data, 0o644); err != nil {
+	if err := writeSummaryFile(cfg.SummaryOut, data, cfg.Overwrite); err != nil {
 		return fmt.Errorf("write summary: %w", err)
 	}
 	return nil
@@ -385,17 +390,23 @@ func CheckMinSuccess(res report.Result, min float64) error {
 		return nil
 	}
 	if res.Total == 0 {
-		return &BelowMinError{fmt.Sprintf("no record: --min-success %g needs at least one", min)}
+		return &BelowMinError{fmt.Sprintf("no record: --min-success %s needs at least one", decimal(min))}
 	}
 	if res.SuccessRatio < min {
-		return &BelowMinError{fmt.Sprintf("success ratio %s is below --min-success %g", ratioBelow(res.SuccessRatio, min), min)}
+		return &BelowMinError{fmt.Sprintf("success ratio %s is below --min-success %s", ratioBelow(res.SuccessRatio, min), decimal(min))}
 	}
 	return nil
 }
 
+// decimal writes v as a user writes a ratio: plain decimals, as few as
+// read back as v, never an exponent (0.0000001, not 1e-07).
+func decimal(v float64) string {
+	return strconv.FormatFloat(v, 'f', -1, 64)
+}
+
 // ratioBelow formats ratio, which is below min, with 4 decimals, or with
-// as many more as it takes to read below min as %g writes it: 2/3 under
-// 0.6667 is 0.66667, not 0.6667; 0.99999 under 1 is not 1.0000.
+// as many more as it takes to read below min as [decimal] writes it: 2/3
+// under 0.6667 is 0.66667, not 0.6667; 0.99999 under 1 is not 1.0000.
 func ratioBelow(ratio, min float64) string {
 	for prec := 4; ; prec++ {
 		s := strconv.FormatFloat(ratio, 'f', prec, 64)

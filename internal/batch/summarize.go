@@ -14,7 +14,7 @@ import (
 
 // SummarizeSettings are the settings summarize uses, by flag name: it
 // resolves them as run does, from the same config file.
-var SummarizeSettings = []string{"summary", "min-success", "quiet"}
+var SummarizeSettings = []string{"summary", "overwrite", "min-success", "quiet"}
 
 // SummarizeConfig is what summarize needs, resolved and validated.
 type SummarizeConfig struct {
@@ -23,6 +23,9 @@ type SummarizeConfig struct {
 	// JSON prints the summary as JSON on Stdout.
 	JSON       bool
 	SummaryOut string
+	// Overwrite lets SummaryOut replace a file that holds something
+	// other than a summary.
+	Overwrite  bool
 	MinSuccess float64
 	Quiet      bool
 	// configFile is the config file the settings came from, "" for none.
@@ -36,7 +39,7 @@ func SummarizeFromSettings(r *settings.Settings) (*SummarizeConfig, error) {
 	if m := r.MinSuccess; m < 0 || m > 1 {
 		return nil, r.Errorf("min-success", "must be a ratio from 0 to 1, got %g", m)
 	}
-	return &SummarizeConfig{SummaryOut: r.Summary, MinSuccess: r.MinSuccess, Quiet: r.Quiet, configFile: r.ConfigFile}, nil
+	return &SummarizeConfig{SummaryOut: r.Summary, Overwrite: r.Overwrite, MinSuccess: r.MinSuccess, Quiet: r.Quiet, configFile: r.ConfigFile}, nil
 }
 
 // Summarize reads the result files as one run and reports their summary:
@@ -90,8 +93,13 @@ func Summarize(cfg *SummarizeConfig, env Env) error {
 			}
 		}
 	}
-	if cfg.SummaryOut != "" && cfg.SummaryOut != "-" && cfg.configFile != "" {
-		if err := isRead("--summary", cfg.SummaryOut, []readFile{{"--config " + cfg.configFile, cfg.configFile, "settings"}}); err != nil {
+	if cfg.SummaryOut != "" && cfg.SummaryOut != "-" {
+		if cfg.configFile != "" {
+			if err := isRead("--summary", cfg.SummaryOut, []readFile{{"--config " + cfg.configFile, cfg.configFile, "settings"}}); err != nil {
+				return err
+			}
+		}
+		if err := checkSummaryFile(cfg.SummaryOut, cfg.Overwrite, false); err != nil {
 			return err
 		}
 	}
@@ -133,7 +141,7 @@ func Summarize(cfg *SummarizeConfig, env Env) error {
 			}
 		}
 		if cfg.SummaryOut != "" && cfg.SummaryOut != "-" {
-			if err := os.WriteFile(cfg.SummaryOut, data, 0o644); err != nil {
+			if err := writeSummaryFile(cfg.SummaryOut, data, cfg.Overwrite); err != nil {
 				return fmt.Errorf("write summary: %w", err)
 			}
 		}

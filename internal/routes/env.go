@@ -119,10 +119,23 @@ type envRoute struct {
 }
 
 func (r envRoute) Do(req *http.Request) (*http.Response, error) {
-	if p := r.env.pick(req.URL); p != nil {
-		return r.via[p].Do(req)
+	resp, _, err := r.DoSent(req)
+	return resp, err
+}
+
+// DoSent is Do, and returns the filled-in credentials of a proxy with
+// sessions (see [runner.SentDoer]); [authCheck] adds the proxy's own.
+func (r envRoute) DoSent(req *http.Request) (*http.Response, []string, error) {
+	p := r.env.pick(req.URL)
+	if p == nil {
+		resp, err := r.direct.Do(req)
+		return resp, nil, err
 	}
-	return r.direct.Do(req)
+	if sd, ok := r.via[p].(runner.SentDoer); ok {
+		return sd.DoSent(req)
+	}
+	resp, err := r.via[p].Do(req)
+	return resp, nil, err
 }
 
 // Rotate passes a block on to the sessions of the proxies that have them.

@@ -50,6 +50,10 @@ type Plan struct {
 	// Limit is the requests in flight in total: Options.Limit, lowered
 	// when the open-file limit cannot hold it.
 	Limit int
+	// MaxIdle is the idle connections kept: Options.Transport.MaxIdle,
+	// lowered when the open-file limit cannot hold it even with a Limit
+	// of a few.
+	MaxIdle int
 	// PerRoute is the requests in flight through one route: PerProxy, at
 	// most Limit, for a route through a proxy; Limit for a direct one.
 	PerRoute int
@@ -81,12 +85,17 @@ type Plan struct {
 // client, each within its share of the open-file limit.
 func Build(o Options) (*Plan, error) {
 	kept := keptAlive(max(1, len(o.Proxies)), o.Limit, o.Transport.MaxIdle)
-	limit, idle, notice := fitOpenFiles(o.OpenFiles, o.Limit, kept, o.Transport.MaxIdle)
-	if limit < o.Limit {
-		// The proxies kept alive follow the limit in force, and share
-		// what it leaves of the open files.
-		kept = keptAlive(max(1, len(o.Proxies)), limit, o.Transport.MaxIdle)
-		_, idle, _ = fitOpenFiles(o.OpenFiles, limit, kept, o.Transport.MaxIdle)
+	limit, maxIdle, idle, notice := fitOpenFiles(o.OpenFiles, o.Limit, kept, o.Transport.MaxIdle)
+	if limit < o.Limit || maxIdle < o.Transport.MaxIdle {
+		// The proxies kept alive follow the limits in force, and share
+		// what they leave of the open files. Each one kept alive may hold
+		// an idle connection: when the idle connections had to be lowered,
+		// no more of them than those.
+		kept = keptAlive(max(1, len(o.Proxies)), limit, maxIdle)
+		if maxIdle < o.Transport.MaxIdle {
+			kept = min(kept, max(maxIdle, 1))
+		}
+		_, _, idle, _ = fitOpenFiles(o.OpenFiles, limit, kept, maxIdle)
 	}
 	getenv := o.Getenv
 	fromEnv := len(o.Proxies) == 0 && o.Transport.ProxyFromEnv && envHasProxy(getenv)
@@ -95,9 +104,10 @@ func Build(o Options) (*Plan, error) {
 		perRoute = min(o.PerProxy, limit)
 	}
 	t := o.Transport
+	t.MaxIdle = maxIdle
 	t.InFlight = perRoute
 	t.IdleBudget = idle
-	plan := &Plan{Limit: limit, PerRoute: perRoute, Proxies: len(o.Proxies), KeptAlive: kept, Notice: notice}
+	plan := &Plan{Limit: limit, MaxIdle: maxIdle, PerRoute: perRoute, Proxies: len(o.Proxies), KeptAlive: kept, Notice: notice}
 	if fromEnv {
 		plan.Proxies = 1
 	}
@@ -314,27 +324,42 @@ type authCheck struct {
 }
 
 func (c authCheck) Do(req *http.Request) (*http.Response, error) {
-	resp, err := c.next.Do(req)
-	if err != nil {
-		return resp, err
-	}
-	if !proxyRefused(resp) {
-		return resp, nil
+	resp, _, err := c.DoSent(req)
+	return resp, err
+}
+
+// DoSent is Do, and returns the credentials sent to the proxy (see
+// [runner.SentDoer]): a session's filled-in ones when the proxy has
+// sessions, those of the proxy that carried the first request and of the
+// one that carried the last, for a proxy taken from the environment.
+func (c authCheck) DoSent(req *http.Request) (*http.Response, []string, error) {
+	var resp *http.Response
+	var sent []string
+	var err error
+	if sd, ok := c.next.(runner.SentDoer); ok {
+		resp, sent, err = sd.DoSent(req)
+	} else {
+		resp, err = c.next.Do(req)
 	}
 	u := req.URL
-	if resp.Request != nil && resp.Request.URL != nil {
+	if resp != nil && resp.Request != nil && resp.Request.URL != nil {
 		u = resp.Request.URL
+	}
+	if c.sent != nil {
+		sent = append(sent, c.sent(req.URL)...)
+		if u != req.URL {
+			sent = append(sent, c.sent(u)...)
+		}
+	}
+	if err != nil || !proxyRefused(resp) {
+		return resp, sent, err
 	}
 	name := c.proxyFor(u)
 	if name == "" {
-		return resp, nil
+		return resp, sent, nil
 	}
 	resp.Body.Close()
-	status := resp.Status
-	if c.sent != nil {
-		status = secret.Text(status, c.sent(u)...)
-	}
-	return nil, &transport.ProxyError{Proxy: name, Err: fmt.Errorf("answered %s", status)}
+	return nil, sent, &transport.ProxyError{Proxy: name, Err: fmt.Errorf("answered %s", secret.Text(resp.Status, sent...))}
 }
 
 // proxyRefused reports whether resp, the answer to a forwarded plain-http
@@ -380,23 +405,37 @@ const fdReserve = 64
 // fitOpenFiles lowers the limit when the open-file limit cannot hold the
 // connections it needs (one per request in flight, limit of them over all
 // routes together, plus maxIdle idle ones), so a run never fails with
-// EMFILE half-way. routes counts those that keep idle connections. It
-// returns the limit to use, the open files each of them may keep in its
-// idle pool (what the requests in flight leave, shared by the routes; 0
-// when the open-file limit is unknown), and a one-line notice when it had
-// to lower the limit.
-func fitOpenFiles(fdLimit uint64, limit, routes, maxIdle int) (int, int, string) {
+// EMFILE half-way; when maxIdle alone does not fit, it lowers maxIdle too,
+// and the two share what there is. routes counts those that keep idle
+// connections. It returns the limit and the idle connections to use, the
+// open files each route may keep in its idle pool (what the requests in
+// flight leave, shared by the routes; 0 when the open-file limit is
+// unknown), and a one-line notice when it had to lower them.
+func fitOpenFiles(fdLimit uint64, limit, routes, maxIdle int) (int, int, int, string) {
 	if fdLimit == 0 || routes < 1 {
-		return limit, 0, ""
+		return limit, maxIdle, 0, ""
 	}
+	// A small open-file limit keeps half of it for the rest.
+	avail := int(fdLimit) - min(fdReserve, int(fdLimit/2))
 	budget := func(l int) int {
-		return max((int(fdLimit)-fdReserve-l)/routes, 1)
+		return max((avail-l)/routes, 1)
 	}
-	need := uint64(limit+maxIdle) + fdReserve
-	if need <= fdLimit {
-		return limit, budget(limit), ""
+	if limit+maxIdle <= avail {
+		return limit, maxIdle, budget(limit), ""
 	}
-	lowered := max(int(fdLimit)-fdReserve-maxIdle, 1)
-	return lowered, budget(lowered), fmt.Sprintf("open-file limit is %d, too low for --limit %d and %d idle connections; using --limit %d (raise it with 'ulimit -n')",
-		fdLimit, limit, maxIdle, lowered)
+	notice := func(l, idle string) string {
+		return fmt.Sprintf("open-file limit is %d, too low for --limit %d and %d idle connections; using %s%s (raise it with 'ulimit -n')",
+			fdLimit, limit, maxIdle, l, idle)
+	}
+	if maxIdle < avail {
+		lowered := avail - maxIdle
+		return lowered, maxIdle, budget(lowered), notice(fmt.Sprintf("--limit %d", lowered), "")
+	}
+	idle := avail / 2
+	lowered := max(min(limit, avail-idle), 1)
+	l := fmt.Sprintf("--limit %d and ", lowered)
+	if lowered == limit {
+		l = ""
+	}
+	return lowered, idle, budget(lowered), notice(l, fmt.Sprintf("--max-idle %d", idle))
 }

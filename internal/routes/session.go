@@ -127,9 +127,14 @@ func malformedPlaceholder(s string) string {
 }
 
 // shownID is id as the first placeholder of template fills it in: the
-// session id that messages name beside the proxy as written.
-func shownID(template *url.URL, id string) string {
+// session id that messages name beside the proxy as written. When
+// placeholders are the whole password, the id is the password: it is then
+// "#" and n, the session's number among those of the template.
+func shownID(template *url.URL, id string, n int) string {
 	pw, _ := template.User.Password()
+	if secret.PlaceholdersOnly(pw) {
+		return "#" + strconv.Itoa(n)
+	}
 	for _, s := range []string{template.User.Username(), pw} {
 		if m := placeholder.FindStringSubmatch(s); m != nil {
 			n := defaultIDLength
@@ -230,6 +235,7 @@ type sessions struct {
 	byHost    map[string]*session // PerHost
 	current   *session            // Every
 	lastSweep time.Time
+	opened    int // sessions opened so far
 }
 
 func newSessions(template *url.URL, mode SessionMode, ttl time.Duration, opts transport.Options) *sessions {
@@ -246,24 +252,31 @@ func newSessions(template *url.URL, mode SessionMode, ttl time.Duration, opts tr
 
 // Do sends req through the session the mode picks for its host.
 func (s *sessions) Do(req *http.Request) (*http.Response, error) {
+	resp, _, err := s.DoSent(req)
+	return resp, err
+}
+
+// DoSent is Do, and returns the filled-in credentials the session sent
+// (see [runner.SentDoer]), which only the session knows.
+func (s *sessions) DoSent(req *http.Request) (*http.Response, []string, error) {
 	sess, err := s.acquire(req.URL.Host)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	resp, err := sess.client.Do(req)
 	if err != nil {
 		s.release(sess)
-		return resp, err
+		return resp, sess.sent, err
 	}
 	if proxyRefused(resp) {
 		// The proxy's refusal of a forwarded request names the session,
 		// as that of a CONNECT does.
 		resp.Body.Close()
 		s.release(sess)
-		return nil, &transport.ProxyError{Proxy: sess.name, Err: fmt.Errorf("answered %s", secret.Text(resp.Status, sess.sent...))}
+		return nil, sess.sent, &transport.ProxyError{Proxy: sess.name, Err: fmt.Errorf("answered %s", secret.Text(resp.Status, sess.sent...))}
 	}
 	resp.Body = &releasingBody{ReadCloser: resp.Body, name: sess.name, release: func() { s.release(sess) }}
-	return resp, nil
+	return resp, sess.sent, nil
 }
 
 // Rotate retires the session that carries requests to host, so that the
@@ -360,7 +373,8 @@ func (s *sessions) openLocked(now time.Time) (*session, error) {
 	id := s.newID()
 	o.Proxy = fill(s.template, id)
 	// Messages name the proxy as records do, and the session apart.
-	o.ProxyName = proxyName(s.template) + " (session " + shownID(s.template, id) + ")"
+	s.opened++
+	o.ProxyName = proxyName(s.template) + " (session " + shownID(s.template, id, s.opened) + ")"
 	c, err := transport.New(o)
 	if err != nil {
 		return nil, err

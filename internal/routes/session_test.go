@@ -3,6 +3,7 @@ package routes
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -386,5 +387,47 @@ func TestSessionRefusalNamesTheSession(t *testing.T) {
 	}
 	if got, want := namer.ExitName(resp), "http://c-{session:12}:***@"+addr+" (session clsmsgqlfg9l)"; got != want {
 		t.Errorf("ExitName = %q, want %q", got, want)
+	}
+}
+
+// TestSessionWholePasswordNotShown: when a session placeholder is the
+// whole password, the session id is the password the proxy receives, so a
+// failure's message numbers the session instead of showing the id; each
+// session keeps a name of its own, by which a block retires it alone.
+func TestSessionWholePasswordNotShown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens here: every dial is refused
+	tests := []struct{ name, proxy, want string }{
+		{"password", "http://cust-acme:{session:12}@" + addr, "proxy http://cust-acme:***@" + addr + " (session #%d): "},
+		{"user name and password", "http://c-{session}:{session}@" + addr, "proxy http://c-{session}:***@" + addr + " (session #%d): "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := transport.Options{PerHost: 1}
+			opts.Shared = transport.NewShared(opts)
+			s := newSessions(mustParse(t, tt.proxy), SessionMode{PerURL: true}, time.Minute, opts)
+			ids := []string{"clsmsgqlfg9labcdefgh", "zyxwvutsrq0123456789"}
+			s.newID = func() string { id := ids[0]; ids = ids[1:]; return id }
+			for n := 1; n <= 2; n++ {
+				req, _ := http.NewRequest("GET", "http://127.0.0.1:9/a", nil)
+				resp, err := s.Do(req)
+				if err == nil {
+					resp.Body.Close()
+					t.Fatal("request through a refused proxy succeeded")
+				}
+				msg := err.Error()
+				want := fmt.Sprintf(tt.want, n)
+				if i := strings.Index(msg, "proxy "); i < 0 || !strings.HasPrefix(msg[i:], want) {
+					t.Errorf("error %q does not name the proxy as %q", msg, want)
+				}
+				if strings.Contains(msg, "clsmsgql") || strings.Contains(msg, "zyxwvuts") {
+					t.Errorf("error %q shows the session id, which is the password", msg)
+				}
+			}
+		})
 	}
 }

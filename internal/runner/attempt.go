@@ -113,7 +113,14 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	ctx = transport.WithDialObserver(httptrace.WithClientTrace(ctx, clock.trace(!idempotent(d.opts.Method))), clock)
 	req := d.newRequest(ctx, t)
 
-	resp, err := r.Client.Do(req)
+	var resp *http.Response
+	var sent []string
+	var err error
+	if sd, ok := r.Client.(SentDoer); ok {
+		resp, sent, err = sd.DoSent(req)
+	} else {
+		resp, err = r.Client.Do(req)
+	}
 	if err != nil {
 		// A redirect that failed keeps the 3xx that asked for it: net/http
 		// returns it with the error when its CheckRedirect refused (too
@@ -205,21 +212,34 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	if resp == nil && redirectedTo != nil && !res.canceled {
 		// A redirect's target failed before it answered: net/http's error
 		// names neither the redirect nor, always, the URL.
-		res.finalURL = report.Clip(secret.URL(redirectedTo.String()))
+		res.finalURL = redirectedTo.String()
 		if res.msg != "" {
-			res.msg = "after a redirect to " + res.finalURL + ": " + res.msg
+			res.msg = "after a redirect to " + secret.URL(res.finalURL) + ": " + res.msg
 		}
 	}
-	if res.msg != "" {
-		secrets := d.opts.Secrets
-		if u := t.job.parsed; u != nil && u.User != nil {
-			// The target may quote the URL's password or the Basic token
-			// net/http sent for it: one job's secrets, not the run's.
-			secrets = append(slices.Clip(secrets), secret.UserInfo(u)...)
-		}
+	if res.msg != "" || res.finalURL != "" {
+		// A redirect's Location is the server's: it may quote what the
+		// attempt sent, as a message may.
+		secrets := d.sentSecrets(t, sent)
 		res.msg = secret.Text(res.msg, secrets...)
+		res.finalURL = report.Clip(secret.Text(secret.URL(res.finalURL), secrets...))
 	}
 	return res
+}
+
+// sentSecrets returns the secrets an attempt of t sent: the run's, and
+// those only the attempt knows (sent by its route, see [SentDoer]).
+func (d *dispatcher) sentSecrets(t *task, sent []string) []string {
+	secrets := d.opts.Secrets
+	if u := t.job.parsed; u != nil && u.User != nil {
+		// The target may quote the URL's password or the Basic token
+		// net/http sent for it: one job's secrets, not the run's.
+		secrets = append(slices.Clip(secrets), secret.UserInfo(u)...)
+	}
+	if len(sent) > 0 {
+		secrets = append(slices.Clip(secrets), sent...)
+	}
+	return secrets
 }
 
 // block marks the result blocked, and names the exit that carried resp on
@@ -242,18 +262,23 @@ func (res *result) exitName() string {
 }
 
 // finalURL is the URL that answered resp, when it is not req's own: a
-// redirect was followed.
+// redirect was followed. It is as the server wrote it: the attempt masks
+// it (see [dispatcher.sentSecrets]).
 func finalURL(req *http.Request, resp *http.Response) string {
 	if resp.Request == nil || resp.Request.URL == req.URL || resp.Request.URL.String() == req.URL.String() {
 		return ""
 	}
-	return report.Clip(secret.URL(resp.Request.URL.String()))
+	return resp.Request.URL.String()
 }
 
 func (d *dispatcher) newRequest(ctx context.Context, t *task) *http.Request {
 	// net/http does not modify a request's URL, so the parsed one serves
 	// every attempt.
 	u := t.job.parsed
+	host := u.Host
+	if d.opts.host != "" {
+		host = d.opts.host
+	}
 	req := &http.Request{
 		Method:     d.opts.Method,
 		URL:        u,
@@ -261,7 +286,7 @@ func (d *dispatcher) newRequest(ctx context.Context, t *task) *http.Request {
 		ProtoMajor: 1,
 		ProtoMinor: 1,
 		Header:     d.opts.Header,
-		Host:       u.Host,
+		Host:       host,
 	}
 	if body := d.opts.Body; body != nil {
 		req.ContentLength = int64(len(body))

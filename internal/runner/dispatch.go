@@ -287,6 +287,7 @@ func (d *dispatcher) start(t *task, r *route) {
 	d.inflight++
 	t.attempts++
 	t.lastRoute = r
+	t.keep = nil
 	now := d.clock.Now()
 	if t.start.IsZero() {
 		t.start = now

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -536,7 +537,7 @@ func TestBlock429WithNowhereToRotate(t *testing.T) {
 				routes = append(routes, Route{Proxy: e.name, Client: e})
 			}
 			rotateOn, _ := ParseStatusSet("403,429")
-			opts := Options{Limit: 1, PerHost: 1, Routes: routes, RotateOn: rotateOn, Retries: 3,
+			opts := Options{Limit: 1, PerHost: 1, Routes: routes, RotateOn: rotateOn, Retries: 3, ProxyFailures: 10,
 				Backoff: backoff, BackoffMax: time.Minute, ProxyCooldown: cooldown, clock: clk}
 			recs, err := runJobs(t, context.Background(), opts, []string{"http://a.test/1", "http://a.test/2", "http://a.test/3"})
 			if err != nil {
@@ -569,5 +570,145 @@ func TestBlock429WithNowhereToRotate(t *testing.T) {
 				t.Errorf("a.test's last request went at +%s, want by +%s", at, tt.last)
 			}
 		})
+	}
+}
+
+// deadExit is a proxy's client that fails every request at the proxy, as
+// one that nothing listens on does; the log counts its requests too.
+type deadExit struct{ exit }
+
+func (e *deadExit) Do(req *http.Request) (*http.Response, error) {
+	e.log.mu.Lock()
+	e.log.sent = append(e.log.sent, sent{route: e.name, host: req.URL.Host, url: req.URL.String(), at: e.log.now()})
+	e.log.mu.Unlock()
+	return nil, proxyFailure(e.name, "connection refused", false)
+}
+
+// TestBlock429BesideADeadProxy: with a dead proxy and a working one, a 429
+// through the working one has no other exit to rotate to: the dead one
+// cannot take the URL. The working exit does not cool down; the URL is
+// retried through it after the backoff, and a URL whose attempt failed at
+// the dead proxy never goes straight back to it. Every URL ends ok, well
+// before a cool-down would have ended. The dead proxy is not set aside
+// during the run (--proxy-failures 10): it is failing, which is enough.
+func TestBlock429BesideADeadProxy(t *testing.T) {
+	t.Parallel()
+	const (
+		cooldown = 30 * time.Second
+		backoff  = 50 * time.Millisecond
+	)
+	for _, limit := range []int{1, 4} {
+		t.Run(fmt.Sprintf("limit %d", limit), func(t *testing.T) {
+			t.Parallel()
+			clk := newFakeClock(true)
+			var mu sync.Mutex
+			seen := map[string]int{}
+			// The gateway answers each URL's first two requests with 429.
+			log := &exitLog{now: clk.Now, status: func(_, url string) int {
+				mu.Lock()
+				defer mu.Unlock()
+				if seen[url]++; seen[url] <= 2 {
+					return 429
+				}
+				return 200
+			}}
+			dead := &deadExit{exit{log: log, name: "http://dead:8080"}}
+			gw := &exit{log: log, name: "http://gw:8080"}
+			rotateOn, _ := ParseStatusSet("403,429")
+			logs := &lineLog{}
+			opts := Options{Limit: limit, PerHost: limit, RotateOn: rotateOn, Retries: 3, ProxyFailures: 10,
+				Backoff: backoff, BackoffMax: time.Minute, ProxyCooldown: cooldown, clock: clk, Logf: logs.logf,
+				Routes: []Route{{Proxy: dead.name, Client: dead}, {Proxy: gw.name, Client: gw}}}
+			lines := []string{"http://a.test/k1", "http://a.test/k2", "http://a.test/k3"}
+			recs, err := runJobs(t, context.Background(), opts, lines)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != len(lines) {
+				t.Fatalf("%d records, want %d", len(recs), len(lines))
+			}
+			for _, r := range recs {
+				if !r.OK {
+					t.Errorf("%s: %+v, history %+v; want ok", r.URL, r.Error, r.History)
+				}
+				for i := 1; i < len(r.History); i++ {
+					if prev := r.History[i-1]; prev.Error == report.KindProxy && r.History[i].Proxy == prev.Proxy {
+						t.Errorf("%s: attempt %d went straight back to %s, which had failed: history %+v", r.URL, i+1, prev.Proxy, r.History)
+					}
+				}
+			}
+			for _, l := range logs.lines() {
+				if strings.Contains(l, "blocked by") {
+					t.Errorf("log %q: the one exit that can take the URLs cooled down", l)
+				}
+			}
+			log.mu.Lock()
+			defer log.mu.Unlock()
+			if at := log.sent[len(log.sent)-1].at.Sub(fakeEpoch); at >= cooldown {
+				t.Errorf("the last request went at +%s, want before the cool-down of %s", at, cooldown)
+			}
+		})
+	}
+}
+
+// lineLog collects a run's -v lines.
+type lineLog struct {
+	mu sync.Mutex
+	l  []string
+}
+
+func (l *lineLog) logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.l = append(l.l, fmt.Sprintf(format, args...))
+}
+
+func (l *lineLog) lines() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.l)
+}
+
+// TestFailedProxyWaitsForTheOther: a URL whose attempt failed at a proxy
+// does not go straight back to it when the only other proxy cools down for
+// its host (a 403 there): it waits for that one to come back, and goes
+// through it.
+func TestFailedProxyWaitsForTheOther(t *testing.T) {
+	t.Parallel()
+	const cooldown = 30 * time.Second
+	clk := newFakeClock(true)
+	var mu sync.Mutex
+	n := 0
+	log := &exitLog{now: clk.Now, status: func(_, url string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if n++; n == 1 {
+			return 403
+		}
+		return 200
+	}}
+	dead := &deadExit{exit{log: log, name: "http://dead:8080"}}
+	gw := &exit{log: log, name: "http://gw:8080"}
+	rotateOn, _ := ParseStatusSet("403")
+	opts := Options{Limit: 1, PerHost: 1, RotateOn: rotateOn, Retries: 3, ProxyFailures: 10,
+		Backoff: time.Millisecond, BackoffMax: time.Minute, ProxyCooldown: cooldown, clock: clk,
+		Routes: []Route{{Proxy: dead.name, Client: dead}, {Proxy: gw.name, Client: gw}}}
+	recs, err := runJobs(t, context.Background(), opts, []string{"http://a.test/1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := recs[0]
+	if !r.OK || r.Proxy != gw.name {
+		t.Fatalf("record %+v, history %+v; want ok through %s", r.Error, r.History, gw.name)
+	}
+	for i := 1; i < len(r.History); i++ {
+		if prev := r.History[i-1]; prev.Error == report.KindProxy && r.History[i].Proxy == prev.Proxy {
+			t.Errorf("attempt %d went straight back to %s, which had failed: history %+v", i+1, prev.Proxy, r.History)
+		}
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if last := log.sent[len(log.sent)-1]; last.route != gw.name || last.at.Sub(fakeEpoch) != cooldown {
+		t.Errorf("the last request went through %s at +%s, want through %s at +%s, once it cooled down", last.route, last.at.Sub(fakeEpoch), gw.name, cooldown)
 	}
 }

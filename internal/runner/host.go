@@ -16,6 +16,9 @@ type task struct {
 	reroutes  int // attempts moved to another proxy, not counted as retries
 	history   []report.Attempt
 	lastRoute *route
+	// keep is the exit the task's next attempt goes through: the one that
+	// answered 429 with no other exit to rotate to (see [dispatcher.block]).
+	keep *route
 	// wireOut and wireIn add up the bytes on the wire of the attempts
 	// made through proxies.
 	wireOut, wireIn int64

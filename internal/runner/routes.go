@@ -38,12 +38,13 @@ func (r *route) coolingFor(host string, now time.Time) (until time.Time, ok bool
 // block marks the exit of a blocked attempt: a route that can give the host
 // a fresh session does so; any other gets a cool-down of
 // Options.ProxyCooldown for the host, unless the block is a 429 and no
-// other route can carry the host's requests (one proxy without sessions,
-// or every other one set aside or cooling down for the host): the host
-// then keeps that exit, and the URL is retried through it after a backoff
-// (res.sameExit), as a 429 is without a proxy. A cool-down there would
-// stall the host for the whole of it over an answer that asks it to slow
-// down, which the backoff (and --adaptive) does.
+// other route can carry the host's requests now (one proxy without
+// sessions, or every other one set aside, failing or cooling down for the
+// host): the host then keeps that exit, and the URL is retried through it
+// after a backoff (res.sameExit, task.keep), as a 429 is without a proxy.
+// A cool-down there would stall the host for the whole of it over an
+// answer that asks it to slow down, which the backoff (and --adaptive)
+// does, and would send its URLs to a proxy that fails them.
 func (d *dispatcher) block(res *result, now time.Time) {
 	if !res.blocked {
 		return
@@ -54,6 +55,7 @@ func (d *dispatcher) block(res *result, now time.Time) {
 	}
 	if res.status == http.StatusTooManyRequests && !d.otherExit(r, key, now) {
 		res.sameExit = true
+		res.task.keep = r
 		return
 	}
 	if r.blocks == nil {
@@ -72,11 +74,13 @@ func (d *dispatcher) block(res *result, now time.Time) {
 	d.logf("proxy %s: blocked by %s, not used for it for %s", r.Proxy, key, d.opts.ProxyCooldown)
 }
 
-// otherExit reports whether a route other than r is in use and does not
-// cool down for the host key.
+// otherExit reports whether a route other than r can take the host key's
+// requests now: it is in use, its last attempt did not fail at the proxy
+// (a dead proxy not yet set aside fails them), and it does not cool down
+// for the host.
 func (d *dispatcher) otherExit(r *route, key string, now time.Time) bool {
 	for _, o := range d.routes {
-		if o == r || o.down {
+		if o == r || o.down || o.fails > 0 {
 			continue
 		}
 		if _, cooling := o.coolingFor(key, now); !cooling {
@@ -138,12 +142,15 @@ func (d *dispatcher) routeFree() bool {
 // for h, pickRoute returns the end of the first cool-down in wake: h
 // waits for it.
 //
-// A task whose last attempt failed at its proxy is not handed back to that
-// proxy while another one can take it: it waits for a slot there instead,
-// so that a dead proxy, which answers fastest and so looks least loaded,
-// does not take the same URL again and again before it is set aside.
+// A task whose last attempt failed at its proxy is never handed straight
+// back to that proxy while another one is in use: it waits for a slot
+// there, or for the other to cool down for h, instead, so that a dead
+// proxy, which answers fastest and so looks least loaded, does not take
+// the same URL again and again before it is set aside.
 //
-// With routes that keep an exit per host (Route.KeepHost), h stays on the
+// A task retried after a 429 through an exit that had no other to rotate
+// to (task.keep) goes through that exit again while it is in use. With
+// routes that keep an exit per host (Route.KeepHost), h stays on the
 // route it was given (h.pin) while that route can carry its requests.
 func (d *dispatcher) pickRoute(h *host) (best *route, parked bool, wake time.Time) {
 	if h.inflight >= h.limit(d.opts) {
@@ -151,7 +158,11 @@ func (d *dispatcher) pickRoute(h *host) (best *route, parked bool, wake time.Tim
 	}
 	now := d.clock.Now()
 	avoid := d.failedRoute(h)
-	if p := h.pin; p != nil && !p.down && p != avoid {
+	p := h.pin
+	if k := h.queue[h.qhead].keep; k != nil && !k.down {
+		p = k
+	}
+	if p != nil && !p.down && p != avoid {
 		if _, cooling := p.coolingFor(h.key, now); !cooling {
 			if p.inflight >= d.opts.PerProxy {
 				return nil, true, time.Time{}
@@ -159,9 +170,6 @@ func (d *dispatcher) pickRoute(h *host) (best *route, parked bool, wake time.Tim
 			return p, false, time.Time{}
 		}
 	}
-	// fallback is the route the task failed on, when no other route can
-	// take it: better than waiting for a cool-down to end.
-	var fallback *route
 	n := len(d.routes)
 	for i := range n {
 		r := d.routes[(d.rnext+i)%n]
@@ -177,7 +185,6 @@ func (d *dispatcher) pickRoute(h *host) (best *route, parked bool, wake time.Tim
 			}
 		}
 		if r == avoid {
-			fallback = r
 			continue
 		}
 		if r.inflight >= d.opts.PerProxy {
@@ -190,12 +197,6 @@ func (d *dispatcher) pickRoute(h *host) (best *route, parked bool, wake time.Tim
 				break
 			}
 		}
-	}
-	if best == nil && !parked && fallback != nil {
-		if fallback.inflight >= d.opts.PerProxy {
-			return nil, true, time.Time{}
-		}
-		best = fallback
 	}
 	if best == nil {
 		if parked {

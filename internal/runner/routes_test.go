@@ -329,8 +329,8 @@ func TestRoutesTargetUnreachableKeepsTheProxy(t *testing.T) {
 	}{
 		{name: "CONNECT 502", proxy: "http://p:8080", cause: "CONNECT answered 502 Bad Gateway", unreachable: true},
 		{name: "CONNECT 500 from tinyproxy", proxy: "http://p:8080", cause: "CONNECT answered 500 Unable to connect", unreachable: true},
-		{name: "SOCKS host unreachable", proxy: "socks5://p:1080", cause: "socks connect tcp 127.0.0.1:1080->h.test:80: unknown error host unreachable", unreachable: true},
-		{name: "SOCKS target refused", proxy: "socks5://p:1080", cause: "socks connect tcp 127.0.0.1:1080->h.test:80: unknown error connection refused", unreachable: true},
+		{name: "SOCKS host unreachable", proxy: "socks5://p:1080", cause: "socks connect tcp 127.0.0.1:1080->h.test:80: SOCKS5 proxy answered: host unreachable", unreachable: true},
+		{name: "SOCKS target refused", proxy: "socks5://p:1080", cause: "socks connect tcp 127.0.0.1:1080->h.test:80: SOCKS5 proxy answered: connection refused", unreachable: true},
 		{name: "CONNECT 407", proxy: "http://p:8080", cause: "CONNECT answered 407 Proxy Authentication Required", wantDown: true},
 		{name: "CONNECT 403", proxy: "http://p:8080", cause: "CONNECT answered 403 Forbidden", wantDown: true},
 		{name: "SOCKS auth", proxy: "socks5://p:1080", cause: "socks connect tcp 127.0.0.1:1080->h.test:80: username/password authentication failed", wantDown: true},

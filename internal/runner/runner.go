@@ -58,10 +58,15 @@ type Options struct {
 	PerProxy int
 	Routes   []Route // at least one
 
-	Method  string      // "" is GET
-	Header  http.Header // sent with every request; read-only once Run starts
-	gunzip  bool        // Header asks for gzip on the caller's behalf
-	Body    []byte      // request body, nil for none
+	Method string // "" is GET
+	// Header is sent with every request; read-only once Run starts. Its
+	// Host, when not empty, is the requests' Host (see [http.Request]),
+	// as curl sends -H 'Host: name'; the transport decides where it goes
+	// on a redirect.
+	Header  http.Header
+	host    string // Header's Host, taken out of it
+	gunzip  bool   // Header asks for gzip on the caller's behalf
+	Body    []byte // request body, nil for none
 	Timeout time.Duration
 	MaxBody int64 // body bytes read; more is body_too_large; 0 is no limit
 	// MaxBodyText is MaxBody as the user wrote it (2MiB), for the message;
@@ -171,6 +176,17 @@ type Rotator interface {
 	Rotate(host, exit string) bool
 }
 
+// SentDoer is a route client that sends credentials of its own with a
+// request, which the run's secrets may not hold: a proxy's password (one
+// filled in from a session template), the user:password and the Basic
+// token of Proxy-Authorization made of them (see [secret.UserInfo]).
+// DoSent is Do that also returns them: a proxy or target may quote them
+// back (a redirect's Location, a status line), and records and messages
+// then read them as ***.
+type SentDoer interface {
+	DoSent(*http.Request) (*http.Response, []string, error)
+}
+
 // ExitNamer is a route client whose exits are more than its proxy: a proxy
 // with sessions. ExitName names the exit that carried a response the
 // client returned, as messages show it (the proxy as written and its
@@ -220,6 +236,13 @@ func (o *Options) setDefaults() {
 	}
 	if len(o.OKStatus.ranges) == 0 {
 		o.OKStatus = StatusSet{ranges: [][2]int{{200, 299}}}
+	}
+	if _, ok := o.Header["Host"]; ok {
+		// net/http writes the request's Host and leaves the map's out;
+		// in the map it would be dropped without a word.
+		o.host = o.Header.Get("Host")
+		o.Header = o.Header.Clone()
+		o.Header.Del("Host")
 	}
 	// Ask for gzip and decode it here, as net/http would on its own and
 	// under the same conditions, so that the header is added once rather

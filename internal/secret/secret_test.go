@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 func TestURL(t *testing.T) {
@@ -42,6 +43,29 @@ func TestURL(t *testing.T) {
 		{"passwords of the URL and of one in it", "https://a:b@h/?n=https://c:d@e/&m=ftp://f:g@i", "https://a:***@h/?n=https://c:***@e/&m=ftp://f:***@i"},
 		{"URL in the path", "https://h/go/http://u:pw@e/x", "https://h/go/http://u:***@e/x"},
 		{"URL in the query, user only", "https://h/?n=https://u@e/", "https://h/?n=https://u@e/"},
+		{"percent-encoded URL in the query", "http://127.0.0.1:18081/x?m=ok&next=http%3A%2F%2Fu%3Aencpw12345%40h%2F", "http://127.0.0.1:18081/x?m=ok&next=http%3A%2F%2Fu%3A***%40h%2F"},
+		{"percent-encoded in lower case", "https://h/?next=http%3a%2f%2fu%3apw%40h%2f", "https://h/?next=http%3a%2f%2fu%3a***%40h%2f"},
+		{"percent-encoded in mixed case", "https://h/?next=HTTPS%3a%2F%2fu%3Apw%40h", "https://h/?next=HTTPS%3a%2F%2fu%3A***%40h"},
+		{"percent-encoded but the slashes", "https://h/?next=http%3A//u%3Apw%40h/x", "https://h/?next=http%3A//u%3A***%40h/x"},
+		{"percent-encoded, then another parameter", "https://h/?next=http%3A%2F%2Fu%3Apw%40h&x=y:z@w", "https://h/?next=http%3A%2F%2Fu%3A***%40h&x=y:z@w"},
+		{"percent-encoded, a password with escapes", "https://h/?next=http%3A%2F%2Fu%3Ap%2540s%253As%40h%2F", "https://h/?next=http%3A%2F%2Fu%3A***%40h%2F"},
+		{"percent-encoded, the user's escapes", "https://h/?next=http%3A%2F%2Fa%253Ab%3Apw%40h%2F", "https://h/?next=http%3A%2F%2Fa%253Ab%3A***%40h%2F"},
+		{"percent-encoded, unescaped slash in the password", "https://h/?next=https%3A%2F%2Fuser%3Apa%2Fss%40host%2Fp", "https://h/?next=https%3A%2F%2Fuser%3A***%40host%2Fp"},
+		{"percent-encoded, user only", "https://h/?next=http%3A%2F%2Fu%40h%2F", "https://h/?next=http%3A%2F%2Fu%40h%2F"},
+		{"percent-encoded, at sign in the path", "https://h/?next=http%3A%2F%2Fh%3A80%2Fa%40b", "https://h/?next=http%3A%2F%2Fh%3A80%2Fa%40b"},
+		{"percent-encoded, already masked", "https://h/?next=http%3A%2F%2Fu%3A***%40h%2F", "https://h/?next=http%3A%2F%2Fu%3A***%40h%2F"},
+		{"percent-encoded in the path", "https://h/go/http%3A%2F%2Fu%3Apw%40e%2Fx", "https://h/go/http%3A%2F%2Fu%3A***%40e%2Fx"},
+		{"percent-encoded in the fragment", "https://h/#next=http%3A%2F%2Fu%3Apw%40e", "https://h/#next=http%3A%2F%2Fu%3A***%40e"},
+		{"percent-encoded alone", "http%3A%2F%2Fu%3Apw%40e", "http%3A%2F%2Fu%3A***%40e"},
+		{"percent-encoded in a literal one", "https://a:b@h/?n=http://c:d@e/?m=http%3A%2F%2Ff%3Ag%40i", "https://a:***@h/?n=http://c:***@e/?m=http%3A%2F%2Ff%3A***%40i"},
+		{"percent-encoded twice, in a percent-encoded one",
+			"https://h/?n=https%3A%2F%2Fa%3Ab%40h%2F%3Fm%3Dhttp%253A%252F%252Fu%253Apw%2540e%26x%3D1",
+			"https://h/?n=https%3A%2F%2Fa%3A***%40h%2F%3Fm%3Dhttp%253A%252F%252Fu%253A***%2540e%26x%3D1"},
+		{"percent-encoded twice, ended by a once-encoded slash", "https://h/?n=x%3Fm%3Dhttp%253A%252F%252Fu%253Apw%2540e%2Fa%40b", "https://h/?n=x%3Fm%3Dhttp%253A%252F%252Fu%253A***%2540e%2Fa%40b"},
+		{"percent-encoded, a password that starts with slashes", "https://h/?next=http%3a%2f%2f0%3a%25252F%25252F%2525%25252F%40%5b%3a%3a%5d%2f%40&b=2", "https://h/?next=http%3a%2f%2f0%3a***%40%5b%3a%3a%5d%2f%40&b=2"},
+		{"percent-encoded, a URL in the password", "https://h/?next=http%3A%2F%2Fu%3A%25253A%25252F%25252Fa%25252Fb%25253Ac%40h%2F%40", "https://h/?next=http%3A%2F%2Fu%3A***%40h%2F%40"},
+		{"percent-encoded separator, no user info", "https://h/?a=b%3A%2F%2F&c=d%40e", "https://h/?a=b%3A%2F%2F&c=d%40e"},
+		{"cut short escapes", "https://h/?a=b%3A%2F%2Fu%3", "https://h/?a=b%3A%2F%2Fu%3"},
 		{"not a URL", "hello world", "hello world"},
 		{"empty", "", ""},
 	}
@@ -66,6 +90,9 @@ func TestURLAgreesWithText(t *testing.T) {
 		"https://h/?a=http%3A%2F%2Fu%3Apw%40e&b=http://u:p@e:1/x?y=http://v:q@w",
 		"https://u:p@h/",
 		"https://h/a@b?c=d:e@f",
+		"http://127.0.0.1:18081/x?m=ok&next=http%3A%2F%2Fu%3Aencpw12345%40h%2F",
+		"https://h/?next=http%3a%2f%2fu%3apw%40h%2f&n=http%3A//v%3Aq%40i/",
+		"https://h/?n=https%3A%2F%2Fa%3Ab%40h%2F%3Fm%3Dhttp%253A%252F%252Fu%253Apw%2540e%26x%3D1",
 	} {
 		want := URL(raw)
 		if got := Text("fail " + raw + ": status: 404"); got != "fail "+want+": status: 404" {
@@ -80,6 +107,7 @@ func TestURLAgreesWithText(t *testing.T) {
 func TestURLAllocs(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() {
 		_ = URL("https://example.com/a/b?q=1")
+		_ = URL("https://example.com/a%20b?q=%3A%2F%2F&r=http%3A%2F%2Fh%2Fx%3Fy%3D1&e=a%40b")
 	})
 	if allocs != 0 {
 		t.Errorf("RedactURL of a URL without user info allocates %v times, want 0", allocs)
@@ -207,6 +235,8 @@ func TestURLsIn(t *testing.T) {
 		{"two: http://a:1@h and http://b:2@i", "two: http://a:***@h and http://b:***@i"},
 		{"http://h/?next=http://c:d@e", "http://h/?next=http://c:***@e"},
 		{"user only http://u@h/", "user only http://u@h/"},
+		{`Get "http://h/?next=http%3A%2F%2Fc%3Ad%40e%2F": EOF`, `Get "http://h/?next=http%3A%2F%2Fc%3A***%40e%2F": EOF`},
+		{"encoded alone http%3a%2f%2fc%3ad%40e and http%3A//f%3Ag%40i", "encoded alone http%3a%2f%2fc%3a***%40e and http%3A//f%3A***%40i"},
 	}
 	for _, tt := range tests {
 		if got := URLsIn(tt.in); got != tt.want {
@@ -325,10 +355,95 @@ func FuzzURLHidesPassword(f *testing.F) {
 		if pw, _ := m.User.Password(); pw != Mask {
 			t.Fatalf("URL(%q) = %q: password reads %q, want %q", raw, masked, pw, Mask)
 		}
-		inner := func(s string) bool { return strings.Contains(s, "://") }
 		if m.User.Username() != back.User.Username() || m.Host != back.Host ||
-			!inner(back.Path) && m.Path != back.Path || !inner(back.RawQuery) && m.RawQuery != back.RawQuery {
+			!holdsURL(back.Path) && m.Path != back.Path || !holdsURL(back.RawQuery) && m.RawQuery != back.RawQuery {
 			t.Fatalf("URL(%q) = %q: changed more than the password", raw, masked)
 		}
 	})
+}
+
+// holdsURL reports whether s may hold a URL, plain or percent-encoded
+// any number of times: whether it holds "://" once every "%25" is read as
+// "%", and "%3A" and "%2F" in any case as ":" and "/".
+func holdsURL(s string) bool {
+	s = strings.ToLower(s)
+	for strings.Contains(s, "%25") {
+		s = strings.ReplaceAll(s, "%25", "%")
+	}
+	s = strings.NewReplacer("%3a", ":", "%2f", "/").Replace(s)
+	return strings.Contains(s, "://")
+}
+
+// FuzzEncodedURLHidesPassword checks that a URL percent-encoded as the
+// value of another URL's query parameter, the way a query string holds
+// one (in upper- or lower-case hex, encoded twice, or with its slashes
+// left as Python's quote leaves them), reads back with its password
+// masked and all else as it was, in a record (URL) and in a line (Text)
+// alike.
+func FuzzEncodedURLHidesPassword(f *testing.F) {
+	f.Add("u", "encpw12345", "h", "/", uint8(0))
+	f.Add("bob", "p@ss:w/rd?#&=", "127.0.0.1:1", "/a/b", uint8(1))
+	f.Add("a:b", "%3A%2F%2F", "[::1]:80", "/x@y:z", uint8(2))
+	f.Add("", "***", "h", "/http://c:d@e/", uint8(3))
+	f.Fuzz(func(t *testing.T, user, pass, host, path string, form uint8) {
+		if pass == "" {
+			return
+		}
+		u := &url.URL{Scheme: "http", User: url.UserPassword(user, pass), Host: host, Path: path}
+		back, err := url.Parse(u.String())
+		if err != nil || back.Host != host {
+			return // not a URL net/url reads back: nothing to compare
+		}
+		enc := url.QueryEscape(u.String())
+		switch form % 4 {
+		case 1:
+			enc = lowerHex(enc)
+		case 2:
+			enc = url.QueryEscape(enc)
+		case 3:
+			enc = strings.ReplaceAll(enc, "%2F", "/")
+		}
+		raw := "https://o.example/x?a=1&next=" + enc + "&b=2"
+		masked := URL(raw)
+		if line := Text("fail " + raw + ": status 404"); line != "fail "+masked+": status 404" {
+			t.Fatalf("Text of a line with %q = %q; URL gives %q", raw, line, masked)
+		}
+		if again := URL(masked); again != masked {
+			t.Fatalf("URL(%q) = %q, masked again %q", raw, masked, again)
+		}
+		m, err := url.Parse(masked)
+		if err != nil {
+			t.Fatalf("URL(%q) = %q, which does not parse: %v", raw, masked, err)
+		}
+		q := m.Query()
+		next := q.Get("next")
+		if form%4 == 2 {
+			if next, err = url.QueryUnescape(next); err != nil {
+				t.Fatalf("URL(%q) = %q: next does not decode: %v", raw, masked, err)
+			}
+		}
+		in, err := url.Parse(next)
+		if err != nil {
+			t.Fatalf("URL(%q) = %q: next reads %q, which does not parse: %v", raw, masked, next, err)
+		}
+		if pw, _ := in.User.Password(); pw != Mask {
+			t.Fatalf("URL(%q) = %q: password reads %q, want %q", raw, masked, pw, Mask)
+		}
+		if q.Get("a") != "1" || q.Get("b") != "2" || len(q) != 3 || m.Host != "o.example" || m.Path != "/x" ||
+			in.User.Username() != back.User.Username() || in.Host != back.Host || !holdsURL(back.Path) && in.Path != back.Path {
+			t.Fatalf("URL(%q) = %q: changed more than the password", raw, masked)
+		}
+	})
+}
+
+// lowerHex writes the hex digits of s's percent-encodings in lower case.
+func lowerHex(s string) string {
+	b := []byte(s)
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == '%' {
+			b[i+1] = byte(unicode.ToLower(rune(b[i+1])))
+			b[i+2] = byte(unicode.ToLower(rune(b[i+2])))
+		}
+	}
+	return string(b)
 }

@@ -18,9 +18,9 @@ func TestUserInfo(t *testing.T) {
 		{name: "nil", u: nil},
 		{name: "no user info", u: &url.URL{Scheme: "http", Host: "gw:1"}},
 		{name: "password", u: &url.URL{Scheme: "http", Host: "gw:1", User: url.UserPassword("u", "Sec-fixed-xyz")},
-			want: []string{"Sec-fixed-xyz", b64("u:Sec-fixed-xyz")}},
+			want: []string{"Sec-fixed-xyz", "u:Sec-fixed-xyz", b64("u:Sec-fixed-xyz")}},
 		{name: "escaped password, sent unescaped", u: mustURL(t, "http://u:p%40ss%2Fword@gw:1"),
-			want: []string{"p@ss/word", b64("u:p@ss/word")}},
+			want: []string{"p@ss/word", "u:p@ss/word", b64("u:p@ss/word")}},
 		{name: "user alone: net/http still sends a token", u: &url.URL{Scheme: "http", Host: "gw:1", User: url.User("u")},
 			want: []string{b64("u:")}},
 	}
@@ -34,6 +34,12 @@ func TestUserInfo(t *testing.T) {
 	// What UserInfo returns masks a quoted token as the header value does.
 	u := &url.URL{Scheme: "http", Host: "gw:1", User: url.UserPassword("u", "pw")}
 	if got, want := Text("407 denied token Basic "+b64("u:pw"), UserInfo(u)...), "407 denied token Basic ***"; got != want {
+		t.Errorf("Text = %q, want %q", got, want)
+	}
+	// And user:password, decoded from it, even when the password is too
+	// short to be masked on its own.
+	u = &url.URL{Scheme: "http", Host: "gw:1", User: url.UserPassword("cust", "p5")}
+	if got, want := Text("/denied?who=cust%3Ap5&raw=cust:p5", UserInfo(u)...), "/denied?who=***&raw=***"; got != want {
 		t.Errorf("Text = %q, want %q", got, want)
 	}
 }

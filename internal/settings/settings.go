@@ -165,7 +165,7 @@ func (s *Settings) fields(version string) []field {
 		{name: "dns-ttl", ptr: &s.DNSTTL, def: 5 * time.Minute, usage: "how long a DNS answer is cached; 0 turns the cache off"},
 		{name: "max-conn-requests", ptr: &s.MaxConnRequests, def: 0, usage: "requests per connection before it is closed; 0 is no limit"},
 		{name: "method", short: "X", ptr: &s.Method, def: "GET", usage: "request method"},
-		{name: "header", short: "H", ptr: &s.Header, def: []string{}, mask: maskHeaders, usage: "extra header 'Name: value', repeatable"},
+		{name: "header", short: "H", ptr: &s.Header, def: []string{}, mask: maskHeaders, usage: "extra header 'Name: value', repeatable; 'Host: name' sets the request's Host"},
 		{name: "data", short: "d", ptr: &s.Data, def: "", usage: "request body; @FILE reads it from a file"},
 		{name: "user-agent", short: "A", ptr: &s.UserAgent, def: "fetchctl/" + version, usage: "User-Agent; empty sends none"},
 		{name: "insecure", short: "k", ptr: &s.Insecure, def: false, usage: "skip TLS certificate checks"},
@@ -181,7 +181,7 @@ func (s *Settings) fields(version string) []field {
 		{name: "summary", ptr: &s.Summary, def: "", usage: "also write the summary as JSON to this file (- for stdout)"},
 		{name: "min-success", ptr: &s.MinSuccess, def: 0.0, usage: "exit 1 below this success ratio (0 to 1)"},
 		{name: "resume", ptr: &s.Resume, def: false, usage: "with -o: keep the records in the file, fetch only the lines without one, append"},
-		{name: "overwrite", ptr: &s.Overwrite, def: false, usage: "with -o: start again over a file that already holds results"},
+		{name: "overwrite", ptr: &s.Overwrite, def: false, usage: "replace a file that already holds results: -o starts again, --summary writes over it"},
 		{name: "shard", ptr: &s.Shard, def: "", usage: "K/N: fetch only the hosts in shard K (from 0) of N"},
 		{name: "progress", ptr: &s.Progress, def: "auto", usage: "progress bar on stderr: auto, always or never"},
 		{name: "quiet", short: "q", ptr: &s.Quiet, def: false, usage: "no summary on stderr"},
@@ -207,7 +207,8 @@ func (s *Settings) Lowered(name string, requested any) {
 // Secrets returns the secrets the settings hold, read loosely so that a
 // malformed value is covered too: the password of --proxy and of the proxy
 // variables, and the values of -H Authorization, Proxy-Authorization and
-// Cookie however the header line is punctuated.
+// Cookie however the header line is punctuated, with what a Basic
+// credential decodes to (see [secret.Basic]).
 func (s *Settings) Secrets(getenv func(string) string) []string {
 	var set secret.Set
 	set.AddPassword(s.Proxy)
@@ -215,9 +216,17 @@ func (s *Settings) Secrets(getenv func(string) string) []string {
 		set.AddPassword(getenv(name))
 	}
 	for _, line := range s.Header {
-		set.Add(secret.HeaderLineValue(line))
+		v := secret.HeaderLineValue(line)
+		set.Add(v)
+		line = strings.TrimSpace(line)
+		if n := strings.IndexAny(line, ": \t="); n > 0 && strings.HasSuffix(strings.ToLower(line[:n]), "authorization") {
+			// A Basic credential is secret decoded too, as in a URL.
+			set.Add(secret.Basic(v)...)
+		}
 	}
-	return set.List()
+	// A password of session placeholders alone is no secret as written
+	// (see [secret.PlaceholdersOnly]).
+	return slices.DeleteFunc(set.List(), secret.PlaceholdersOnly)
 }
 
 // Value is a setting as --dry-run shows it.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -480,6 +481,56 @@ func TestUnknownEnv(t *testing.T) {
 			got := UnknownEnv(tt.environ)
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("UnknownEnv(%q) = %q, want %q", tt.environ, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSecretsOfBasicHeader: a Basic credential given with -H is sent as
+// it is in a URL: its token, the user:password it decodes to and the
+// password are all secrets, as those of a URL's user info are.
+func TestSecretsOfBasicHeader(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, header string
+		want         []string
+	}{
+		{name: "Authorization", header: "Authorization: Basic YXU6YXV0aHNlY3JldDc=",
+			want: []string{"Basic YXU6YXV0aHNlY3JldDc=", "YXU6YXV0aHNlY3JldDc=", "au:authsecret7", "authsecret7"}},
+		{name: "Proxy-Authorization, any case", header: "proxy-authorization: basic aHU6aGRyc2VjcmV0OQ==",
+			want: []string{"basic aHU6aGRyc2VjcmV0OQ==", "aHU6aGRyc2VjcmV0OQ==", "hu:hdrsecret9", "hdrsecret9"}},
+		{name: "not Basic", header: "Authorization: Bearer abcdefsecrettoken", want: []string{"Bearer abcdefsecrettoken"}},
+		{name: "not base64", header: "Authorization: Basic !!!", want: []string{"Basic !!!"}},
+		{name: "Cookie is not decoded", header: "Cookie: Basic YXU6YXV0aHNlY3JldDc=", want: []string{"Basic YXU6YXV0aHNlY3JldDc="}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &Settings{Header: []string{tt.header}}
+			if got := s.Secrets(func(string) string { return "" }); !slices.Equal(got, tt.want) {
+				t.Errorf("Secrets() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSecretsOfSessionPassword: a proxy password of session placeholders
+// alone is no secret as written (the filled one is), so that messages can
+// quote it; one with fixed parts is.
+func TestSecretsOfSessionPassword(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		proxy string
+		want  []string
+	}{
+		{proxy: "http://c:{session:0}@gw:1", want: []string{}},
+		{proxy: "http://c:{session}{session:12}@gw:1", want: []string{}},
+		{proxy: "http://c:pw{session:99}@gw:1", want: []string{"pw{session:99}"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.proxy, func(t *testing.T) {
+			s := &Settings{Proxy: tt.proxy}
+			if got := s.Secrets(func(string) string { return "" }); !slices.Equal(got, tt.want) {
+				t.Errorf("Secrets() = %q, want %q", got, tt.want)
 			}
 		})
 	}

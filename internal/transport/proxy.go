@@ -347,6 +347,7 @@ func (d *dialer) dialSOCKS(ctx context.Context, p *url.URL, name, network, addr 
 			break
 		}
 	}
+	first = socksReply(first)
 	return nil, &ProxyError{Proxy: name, Err: first, TargetUnreachable: socksTargetUnreachable(first)}
 }
 
@@ -403,22 +404,46 @@ func (c *prefixedConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// socksTargetUnreachable reports whether err is a SOCKS5 reply saying that
-// the proxy could not reach the target (network or host unreachable,
-// connection refused, TTL expired) or that its rules refuse this target
-// (connection not allowed by ruleset). golang.org/x/net/internal/socks reports
-// a reply only as text ("unknown error host unreachable") inside a
-// "socks connect" *net.OpError.
-func socksTargetUnreachable(err error) bool {
+// socksReplyError is a SOCKS5 proxy's reply other than success to a
+// CONNECT: text is the reply as RFC 1928 names it.
+type socksReplyError struct{ text string }
+
+func (e *socksReplyError) Error() string { return "SOCKS5 proxy answered: " + e.text }
+
+// socksReply turns the failure golang.org/x/net/internal/socks reports for
+// a reply, "unknown error host unreachable" inside a "socks connect"
+// *net.OpError (its text for every code, known or not), into a
+// *socksReplyError that reads "SOCKS5 proxy answered: host unreachable".
+// Any other error is returned as it is.
+func socksReply(err error) error {
 	var oe *net.OpError
 	if !errors.As(err, &oe) || oe.Op != "socks connect" || oe.Err == nil {
+		return err
+	}
+	text, ok := strings.CutPrefix(oe.Err.Error(), "unknown error ")
+	if !ok {
+		return err
+	}
+	if code, ok := strings.CutPrefix(text, "unknown code: "); ok {
+		text = code + ", a code it does not define"
+	}
+	c := *oe
+	c.Err = &socksReplyError{text: text}
+	return &c
+}
+
+// socksTargetUnreachable reports whether err is a SOCKS5 reply (see
+// [socksReply]) saying that the proxy could not reach the target (network
+// or host unreachable, connection refused, TTL expired) or that its rules
+// refuse this target (connection not allowed by ruleset).
+func socksTargetUnreachable(err error) bool {
+	var re *socksReplyError
+	if !errors.As(err, &re) {
 		return false
 	}
-	msg := oe.Err.Error()
-	for _, reply := range [...]string{"network unreachable", "host unreachable", "connection refused", "TTL expired", "connection not allowed by ruleset"} {
-		if strings.HasSuffix(msg, "unknown error "+reply) {
-			return true
-		}
+	switch re.text {
+	case "network unreachable", "host unreachable", "connection refused", "TTL expired", "connection not allowed by ruleset":
+		return true
 	}
 	return false
 }

@@ -613,6 +613,8 @@ func TestSOCKSRepliesSayWhetherTheTargetWasUnreachable(t *testing.T) {
 		{reply: 5, text: "connection refused", want: true},
 		{reply: 6, text: "TTL expired", want: true},
 		{reply: 7, text: "command not supported"},
+		{reply: 8, text: "address type not supported"},
+		{reply: 9, text: "9, a code it does not define"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.text, func(t *testing.T) {
@@ -623,8 +625,8 @@ func TestSOCKSRepliesSayWhetherTheTargetWasUnreachable(t *testing.T) {
 			if !errors.As(err, &pe) {
 				t.Fatalf("err = %v (%T), want a *ProxyError inside", err, err)
 			}
-			if !strings.HasSuffix(err.Error(), "unknown error "+tt.text) {
-				t.Errorf("err = %q, want it to end with the reply %q", err, tt.text)
+			if want := "SOCKS5 proxy answered: " + tt.text; !strings.HasSuffix(err.Error(), want) || strings.Contains(err.Error(), "unknown") {
+				t.Errorf("err = %q, want it to end with %q", err, want)
 			}
 			if pe.TargetUnreachable != tt.want {
 				t.Errorf("TargetUnreachable = %v, want %v", pe.TargetUnreachable, tt.want)

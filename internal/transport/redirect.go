@@ -40,8 +40,9 @@ var credentials = [...]string{"Authorization", "Cookie", "Proxy-Authorization"}
 // any host of the same name (another port, or https to http, included) and
 // to its subdomains, and never back once it has dropped them; curl's rule,
 // followed here, sends them to each hop whose origin (scheme, host, port)
-// is the first request's. Redirected requests get a header map of their
-// own from net/http, so the caller's stays untouched.
+// is the first request's. A Host the caller set follows the same rule.
+// Redirected requests get a header map of their own from net/http, so the
+// caller's stays untouched.
 func checkRedirect(opts Options, proxyFor func(*url.URL) (*url.URL, error)) func(*http.Request, []*http.Request) error {
 	limit, trusted := opts.MaxRedirects, opts.LocationTrusted
 	return func(req *http.Request, via []*http.Request) error {
@@ -85,6 +86,16 @@ func checkRedirect(opts Options, proxyFor func(*url.URL) (*url.URL, error)) func
 			// the origin through another had none.
 			pw, _ := u.Password()
 			req.SetBasicAuth(u.Username(), pw)
+		}
+		if h := first.Host; h != "" && h != first.URL.Host {
+			// A Host the caller set (curl's -H 'Host: name') goes to each
+			// hop at the first request's origin, whatever the Location
+			// says, and to no other; net/http keeps it for a relative
+			// Location alone and drops it at the same origin otherwise.
+			req.Host = ""
+			if sameOrigin(first.URL, req.URL) {
+				req.Host = h
+			}
 		}
 		// No Referer of net/http's making: it would hand the previous URL,
 		// query and all, to the next host. One the caller set stays.

@@ -438,3 +438,88 @@ func TestRedirectURLCredentials(t *testing.T) {
 		})
 	}
 }
+
+// TestRedirectHostStaysWithTheOrigin: a Host the caller set (curl's
+// -H 'Host: name') goes to each hop at the origin of the URL as given, by a
+// relative Location or an absolute one, and to no other: a hop elsewhere
+// gets its own host's name, and so does a relative Location from there,
+// which net/http would send the caller's Host to. Over plain http (the
+// transport's own HTTP/1.1 path) and https alike.
+func TestRedirectHostStaysWithTheOrigin(t *testing.T) {
+	t.Parallel()
+	var (
+		mu   sync.Mutex
+		hops []string
+	)
+	handler := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			hops = append(hops, name+" "+r.URL.Path+" "+r.Host)
+			mu.Unlock()
+			if r.URL.Path == "/to" {
+				http.Redirect(w, r, r.URL.Query().Get("u"), http.StatusFound)
+				return
+			}
+			io.WriteString(w, "end")
+		})
+	}
+	a := newServer(t, "", handler("a"))
+	b := newServer(t, "", handler("b"))
+	s := newServer(t, "h1", handler("s"))
+	addr := func(u string) string { return u[strings.Index(u, "://")+3:] }
+	const vhost = "vhost.example:8080"
+
+	tests := []struct {
+		name, url, host string
+		want            []string
+	}{
+		{name: "relative", url: chain("/end", a.URL), host: vhost,
+			want: []string{"a /to " + vhost, "a /end " + vhost}},
+		{name: "absolute, same origin", url: chain(a.URL+"/end", a.URL), host: vhost,
+			want: []string{"a /to " + vhost, "a /end " + vhost}},
+		{name: "another port", url: chain(b.URL+"/end", a.URL), host: vhost,
+			want: []string{"a /to " + vhost, "b /end " + addr(b.URL)}},
+		{name: "relative after another origin", url: chain("/end", a.URL, b.URL), host: vhost,
+			want: []string{"a /to " + vhost, "b /to " + addr(b.URL), "b /end " + addr(b.URL)}},
+		{name: "back to the origin", url: chain(a.URL+"/end", a.URL, b.URL), host: vhost,
+			want: []string{"a /to " + vhost, "b /to " + addr(b.URL), "a /end " + vhost}},
+		{name: "https, relative", url: chain("/end", s.URL), host: vhost,
+			want: []string{"s /to " + vhost, "s /end " + vhost}},
+		{name: "https, absolute, same origin", url: chain(s.URL+"/end", s.URL), host: vhost,
+			want: []string{"s /to " + vhost, "s /end " + vhost}},
+		{name: "https to http", url: chain(a.URL+"/end", s.URL), host: vhost,
+			want: []string{"s /to " + vhost, "a /end " + addr(a.URL)}},
+		{name: "none given", url: chain(b.URL+"/end", a.URL),
+			want: []string{"a /to " + addr(a.URL), "b /end " + addr(b.URL)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Not parallel: the hops of one case are told apart by order.
+			c := testClient(t, Options{MaxRedirects: 5, Insecure: true, KeepAlive: time.Minute})
+			req, err := http.NewRequest(http.MethodGet, tt.url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.host != "" {
+				req.Host = tt.host
+			}
+			// As the runner asks, so that plain http takes the
+			// transport's own path.
+			req.Header.Set("Accept-Encoding", "gzip")
+			mu.Lock()
+			before := len(hops)
+			mu.Unlock()
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			mu.Lock()
+			got := append([]string(nil), hops[before:]...)
+			mu.Unlock()
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("hops\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
