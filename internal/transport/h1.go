@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -191,6 +192,11 @@ const unsolicitedQuote = 256
 // for, quoting their start p. They may echo the request, secrets and all:
 // the command masks what the standard logger writes.
 func logUnsolicited(addr string, p []byte) {
+	if bytes.HasPrefix(p, []byte("HTTP/1.1 408 ")) || bytes.HasPrefix(p, []byte("HTTP/1.0 408 ")) {
+		// A server's word that it closes an idle connection, as net/http
+		// takes it too: no news.
+		return
+	}
 	log.Printf("bytes past the end of a response from %s, starting with %q: connection closed", addr, p)
 }
 

@@ -283,10 +283,14 @@ func TestH1LogsBytesPastTheResponse(t *testing.T) {
 	})
 	tests := []struct {
 		name, reply string
-		later       bool // the extra bytes come once the client kept the connection
+		later       bool   // the extra bytes come once the client kept the connection
+		extra       string // what comes later
+		quiet       bool   // nothing is logged
 	}{
 		{name: "with the response", reply: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA-1"},
-		{name: "after it", reply: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", later: true},
+		{name: "after it", reply: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", later: true, extra: "EXTRA-2"},
+		{name: "a 408 once idle", reply: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", later: true,
+			extra: "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", quiet: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -304,7 +308,7 @@ func TestH1LogsBytesPastTheResponse(t *testing.T) {
 				io.WriteString(c, tt.reply)
 				if tt.later {
 					<-next
-					io.WriteString(c, "EXTRA-2")
+					io.WriteString(c, tt.extra)
 				}
 				close(wrote)
 				readHead(br)
@@ -319,6 +323,12 @@ func TestH1LogsBytesPastTheResponse(t *testing.T) {
 			mu.Lock()
 			got := buf.String()
 			mu.Unlock()
+			if tt.quiet {
+				if got != "" {
+					t.Errorf("logged %q, want nothing: a 408 on an idle connection is the server closing it", got)
+				}
+				return
+			}
 			if strings.Count(got, "\n") != 1 || !strings.Contains(got, "bytes past the end of a response from "+strings.TrimPrefix(srv.URL, "http://")) || !strings.Contains(got, `"EXTRA-`) {
 				t.Errorf("logged %q, want one line naming the host and quoting the extra bytes", got)
 			}
@@ -455,37 +465,49 @@ func TestH1Pool(t *testing.T) {
 			t.Errorf("server saw %d connections, want 2", got)
 		}
 	})
-	t.Run("bytes after the response, once idle", func(t *testing.T) {
-		t.Parallel()
-		// The server answers, then, once the client has read the answer
-		// and kept the connection, sends a second answer no request asked
-		// for: a request must never take it for its own.
-		wrote := make(chan struct{})
-		next := make(chan struct{})
-		srv := newRawServer(t, func(c net.Conn, n int64) {
-			br := bufio.NewReader(c)
-			readHead(br)
-			if n == 0 {
-				io.WriteString(c, okReply)
-				<-next
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
-				close(wrote)
+	for _, overTLS := range []bool{false, true} {
+		name := "bytes after the response, once idle"
+		if overTLS {
+			name += ", over TLS"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			// The server answers, then, once the client has read the
+			// answer and kept the connection, sends a second answer no
+			// request asked for: a request must never take it for its own.
+			wrote := make(chan struct{})
+			next := make(chan struct{})
+			handle := func(c net.Conn, n int64) {
+				br := bufio.NewReader(c)
 				readHead(br)
-				return
+				if n == 0 {
+					io.WriteString(c, okReply)
+					<-next
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
+					close(wrote)
+					readHead(br)
+					return
+				}
+				io.WriteString(c, okReply)
 			}
-			io.WriteString(c, okReply)
+			var srv *rawServer
+			if overTLS {
+				srv = newRawTLSServer(t, handle)
+			} else {
+				srv = newRawServer(t, handle)
+			}
+			c := testClient(t, Options{KeepAlive: time.Minute, CACertFile: srv.CAFile})
+			mustGetGz(t, c, srv.URL)
+			close(next)
+			<-wrote
+			if _, body, err := getGz(t, c, srv.URL); err != nil || body != "hello" {
+				t.Fatalf("body %q, err %v; want hello", body, err)
+			}
+			if got := srv.conns.Load(); got != 2 {
+				t.Errorf("server saw %d connections, want 2", got)
+			}
 		})
-		c := testClient(t, Options{KeepAlive: time.Minute})
-		mustGetGz(t, c, srv.URL)
-		close(next)
-		<-wrote
-		if _, body, err := getGz(t, c, srv.URL); err != nil || body != "hello" {
-			t.Fatalf("body %q, err %v; want hello", body, err)
-		}
-		if got := srv.conns.Load(); got != 2 {
-			t.Errorf("server saw %d connections, want 2", got)
-		}
-	})
+	}
 	t.Run("closed by the server once idle", func(t *testing.T) {
 		t.Parallel()
 		closed := make(chan struct{})

@@ -73,11 +73,10 @@ func (t *h1Transport) getConn(ctx context.Context, key string) (*h1Conn, time.Du
 	if pc, idleFor := t.takeIdleLocked(h); pc != nil {
 		t.mu.Unlock()
 		var buf [unsolicitedQuote]byte
-		n, ok := 0, true
-		if !h.tls {
-			// A TLS connection may hold records of TLS's own (session
-			// tickets, say) that no look at its socket can tell apart.
-			n, ok = quiet(pc.conn, buf[:])
+		n, ok := quiet(pc.conn, buf[:])
+		if !ok && h.tls {
+			// What waits may be TLS's own (a session ticket, say).
+			n, ok = pc.tlsIdle(buf[:])
 		}
 		if ok {
 			return pc, idleFor, nil
@@ -127,6 +126,27 @@ func (t *h1Transport) getConn(ctx context.Context, key string) (*h1Conn, time.Du
 	}
 	return nil, 0, ctx.Err()
 }
+
+// tlsIdle reads, for a moment, what waits on an idle TLS connection.
+// Records of TLS's own (a session ticket) leave it able to carry a
+// request; bytes of an answer no request asked for, the peer's close or an
+// error do not, and the first bytes of such an answer go to buf, n saying
+// how many.
+func (pc *h1Conn) tlsIdle(buf []byte) (n int, ok bool) {
+	pc.conn.SetReadDeadline(time.Now().Add(tlsIdleWait))
+	_, err := pc.br.Peek(1)
+	pc.conn.SetReadDeadline(time.Time{})
+	if err == nil {
+		p, _ := pc.br.Peek(min(pc.br.Buffered(), len(buf)))
+		return copy(buf, p), false
+	}
+	var ne net.Error
+	return 0, errors.As(err, &ne) && ne.Timeout()
+}
+
+// tlsIdleWait is how long tlsIdle waits for the rest of what came on an
+// idle TLS connection; a read that times out leaves the connection usable.
+const tlsIdleWait = time.Millisecond
 
 // takeIdleLocked returns h's most recently used idle connection, closing
 // those that stayed idle too long; nil when there is none.
