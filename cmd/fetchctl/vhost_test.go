@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -132,6 +133,43 @@ func TestHostHeader(t *testing.T) {
 	for key, w := range map[string]string{"plain /env": "env.example", "tls /env": "env.example", "plain /cfg": "cfg.example", "tls /cfg": "cfg.example"} {
 		if got := hosts.get(key); len(got) != 1 || got[0] != w {
 			t.Errorf("%s reached with Host %q, want %q", key, got, w)
+		}
+	}
+}
+
+// TestHostHeaderNotAName: a Host that is not name[:port] (a DNS name, an
+// IPv4 address or a bracketed IPv6 one, a port of 1-65535) is exit 2 with
+// one line, whether it comes from the flag, FETCHCTL_HEADER or the config
+// file, and nothing is fetched.
+func TestHostHeaderNotAName(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte("http://127.0.0.1:1/\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, val := range []string{":80", "x:abc", "x:99999", "1.2.3.4:65536", "x:0", "x:", "[::1", "x..y", "-x"} {
+		cfg := filepath.Join(dir, "c"+strconv.Itoa(i)+".yaml")
+		if err := os.WriteFile(cfg, []byte("header:\n  - 'Host: "+val+"'\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		msg := `header Host "` + val + `" is not a host name`
+		for _, tt := range []struct {
+			name, prefix string
+			env, args    []string
+		}{
+			{name: "flag", prefix: "--header: ", args: []string{"-H", "Host: " + val}},
+			{name: "env", prefix: "FETCHCTL_HEADER: ", env: []string{"FETCHCTL_HEADER=X-A: 1\nHost: " + val}},
+			{name: "config", prefix: "config file " + cfg + ": key header: ", args: []string{"--config", cfg}},
+		} {
+			t.Run(tt.name+" "+val, func(t *testing.T) {
+				t.Parallel()
+				args := append([]string{"run", "-q", "--retries", "0"}, tt.args...)
+				res := runFetchctl(t, dir, tt.env, append(args, "in.txt")...)
+				want := "fetchctl: " + tt.prefix + msg + "\n"
+				if res.code != 2 || res.stderr != want {
+					t.Errorf("exit %d, stderr %q; want exit 2, stderr %q", res.code, res.stderr, want)
+				}
+			})
 		}
 	}
 }

@@ -3,6 +3,7 @@ package batch
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/textproto"
 	"net/url"
 	"os"
@@ -309,15 +310,84 @@ func parseHeaders(lines []string) (http.Header, error) {
 		}
 		name = textproto.CanonicalMIMEHeaderKey(name)
 		if name == "Host" && val != "" {
-			// The request's Host (see runner.Options.Header): net/http
-			// would send an empty one instead of one it finds invalid.
-			if p, err := httpguts.PunycodeHostPort(val); err != nil || !httpguts.ValidHostHeader(p) {
+			// The request's Host (see runner.Options.Header) goes on the
+			// wire as given, so it must be name[:port]; net/http would
+			// send an empty one instead of one it finds invalid.
+			if p, err := httpguts.PunycodeHostPort(val); err != nil || !validHostPort(p) {
 				return nil, fmt.Errorf("header Host %q is not a host name", val)
 			}
 		}
 		h.Add(name, val)
 	}
 	return h, nil
+}
+
+// validHostPort reports whether s is name[:port]: a DNS name (a trailing
+// dot allowed), an IPv4 address or a bracketed IPv6 one, with a port of
+// 1-65535 or none. A name must be in ASCII already (punycode).
+func validHostPort(s string) bool {
+	host := s
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return false
+		}
+		host = s[1:end]
+		if rest := s[end+1:]; rest != "" && (rest[0] != ':' || !validPort(rest[1:])) {
+			return false
+		}
+		a, err := netip.ParseAddr(host)
+		return err == nil && a.Is6() && a.Zone() == ""
+	}
+	if i := strings.LastIndexByte(s, ':'); i >= 0 {
+		if !validPort(s[i+1:]) {
+			return false
+		}
+		host = s[:i]
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.Is4()
+	}
+	return validDNSName(host)
+}
+
+// validPort reports whether s is a port number of 1-65535, in digits only.
+func validPort(s string) bool {
+	if s == "" || len(s) > 5 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	n, _ := strconv.Atoi(s)
+	return n >= 1 && n <= 65535
+}
+
+// validDNSName reports whether s is a DNS name: labels of 1-63 letters,
+// digits and hyphens, not starting or ending with a hyphen, 253 bytes at
+// most, a trailing dot allowed. A last label of digits alone would be a
+// broken IPv4 address (1.2.3.256), not a name.
+func validDNSName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	labels := strings.Split(s, ".")
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	last := labels[len(labels)-1]
+	return strings.Trim(last, "0123456789") != ""
 }
 
 // isToken reports whether s is an HTTP token (RFC 9110), as a method must be.

@@ -2,6 +2,7 @@ package batch
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/fetchctl/fetchctl/internal/transport"
@@ -55,6 +56,33 @@ func TestParseHeadersHost(t *testing.T) {
 		{line: "Host: bad host", wantErr: `header Host "bad host" is not a host name`},
 		{line: "Host: a/b", wantErr: `header Host "a/b" is not a host name`},
 		{line: "Host: a@b", wantErr: `header Host "a@b" is not a host name`},
+		{line: "Host: vhost.example."},
+		{line: "Host: a-b.c1.example:65535"},
+		{line: "Host: x:1"},
+		{line: "Host: 1.2.3.4"},
+		{line: "Host: 1.2.3.4:443"},
+		{line: "Host: [2001:db8::1]"},
+		{line: "Host: [::ffff:1.2.3.4]:80"},
+		{line: "Host: :80", wantErr: `header Host ":80" is not a host name`},
+		{line: "Host: x:abc", wantErr: `header Host "x:abc" is not a host name`},
+		{line: "Host: x:99999", wantErr: `header Host "x:99999" is not a host name`},
+		{line: "Host: 1.2.3.4:65536", wantErr: `header Host "1.2.3.4:65536" is not a host name`},
+		{line: "Host: x:0", wantErr: `header Host "x:0" is not a host name`},
+		{line: "Host: x:", wantErr: `header Host "x:" is not a host name`},
+		{line: "Host: x:+80", wantErr: `header Host "x:+80" is not a host name`},
+		{line: "Host: [::1", wantErr: `header Host "[::1" is not a host name`},
+		{line: "Host: [::1]x", wantErr: `header Host "[::1]x" is not a host name`},
+		{line: "Host: [1.2.3.4]", wantErr: `header Host "[1.2.3.4]" is not a host name`},
+		{line: "Host: [vhost]", wantErr: `header Host "[vhost]" is not a host name`},
+		{line: "Host: ::1", wantErr: `header Host "::1" is not a host name`},
+		{line: "Host: x..y", wantErr: `header Host "x..y" is not a host name`},
+		{line: "Host: .x", wantErr: `header Host ".x" is not a host name`},
+		{line: "Host: x..", wantErr: `header Host "x.." is not a host name`},
+		{line: "Host: -x", wantErr: `header Host "-x" is not a host name`},
+		{line: "Host: x-.example", wantErr: `header Host "x-.example" is not a host name`},
+		{line: "Host: a_b.example", wantErr: `header Host "a_b.example" is not a host name`},
+		{line: "Host: 1.2.3.256", wantErr: `header Host "1.2.3.256" is not a host name`},
+		{line: "Host: " + strings.Repeat("a", 64) + ".example", wantErr: `header Host "` + strings.Repeat("a", 64) + `.example" is not a host name`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.line, func(t *testing.T) {
