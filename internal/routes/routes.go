@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -150,7 +151,9 @@ func envRoutes(plan *Plan, o Options, t transport.Options, env *envProxies) erro
 	plan.Settle = t.Shared.CloseUntaken
 	r := envRoute{env: env, via: map[*url.URL]runner.Doer{}}
 	templates := 0
+	sentTo := map[*url.URL][]string{}
 	for _, p := range env.list() {
+		sentTo[p] = secret.UserInfo(p)
 		c, template, err := proxyClient(p, o, proxied(t, plan.PerRoute), true)
 		if err != nil {
 			return fmt.Errorf("%s: %w", env.variable(p), err)
@@ -169,7 +172,7 @@ func envRoutes(plan *Plan, o Options, t transport.Options, env *envProxies) erro
 		return err
 	}
 	r.direct = direct
-	sent := func(u *url.URL) []string { return secret.UserInfo(env.pick(u)) }
+	sent := func(u *url.URL) []string { return sentTo[env.pick(u)] }
 	plan.Routes = []runner.Route{{Client: authCheck{next: r, proxyFor: env.name, sent: sent}, ProxyFor: env.name}}
 	return nil
 }
@@ -346,9 +349,15 @@ func (c authCheck) DoSent(req *http.Request) (*http.Response, []string, error) {
 		u = resp.Request.URL
 	}
 	if c.sent != nil {
-		sent = append(sent, c.sent(req.URL)...)
+		// The proxy's credentials are made once; a client of its own
+		// (sessions) adds those it filled in.
+		if mine := c.sent(req.URL); len(sent) == 0 {
+			sent = mine
+		} else {
+			sent = append(slices.Clip(sent), mine...)
+		}
 		if u != req.URL {
-			sent = append(sent, c.sent(u)...)
+			sent = append(slices.Clip(sent), c.sent(u)...)
 		}
 	}
 	if err != nil || !proxyRefused(resp) {
