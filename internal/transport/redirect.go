@@ -67,7 +67,8 @@ func checkRedirect(opts Options, proxyFor func(*url.URL) (*url.URL, error)) func
 			}
 		}
 		first := via[0]
-		keep := trusted || sameOrigin(first.URL, req.URL)
+		same := sameOrigin(first.URL, req.URL)
+		keep := trusted || same
 		for _, name := range credentials {
 			send := keep
 			if name == "Proxy-Authorization" && !send && proxyFor != nil {
@@ -93,7 +94,7 @@ func checkRedirect(opts Options, proxyFor func(*url.URL) (*url.URL, error)) func
 			// says, and to no other; net/http keeps it for a relative
 			// Location alone and drops it at the same origin otherwise.
 			req.Host = ""
-			if sameOrigin(first.URL, req.URL) {
+			if same {
 				req.Host = h
 			}
 		}

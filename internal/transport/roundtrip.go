@@ -25,7 +25,7 @@ import (
 // *HeadError.
 type roundTripper struct {
 	base            *http.Transport
-	h1              *h1Transport                     // direct plain-http GET and HEAD requests, or nil
+	h1              *h1Transport                     // direct GET and HEAD requests (https only with HTTP/2 off), or nil
 	fwd             *http.Transport                  // plain-http requests forwarded by an HTTP(S) proxy; may be base
 	h2              *http.Transport                  // runs the HTTP/2 connections, or nil
 	maxHeaderBytes  int64                            // Options.MaxHeaderBytes, for HeadError
