@@ -21,8 +21,9 @@ type h1Host struct {
 	key     string // the pool's key: addr, with "https://" first over TLS
 	addr    string // host:port to dial
 	tls     bool
-	idle    []*h1Conn // most recently used last
-	conns   int       // open or being dialled, idle ones included
+	tlsConf *tls.Config // over TLS: the configuration of its connections
+	idle    []*h1Conn   // most recently used last
+	conns   int         // open or being dialled, idle ones included
 	waiters []*h1Waiter
 }
 
@@ -65,6 +66,9 @@ func (t *h1Transport) getConn(ctx context.Context, key string) (*h1Conn, time.Du
 	h := t.hosts[key]
 	if h == nil {
 		h = &h1Host{key: key, addr: strings.TrimPrefix(key, "https://"), tls: strings.HasPrefix(key, "https://")}
+		if h.tls {
+			h.tlsConf = connTLS(t.tlsConf, h.addr)
+		}
 		if t.hosts == nil {
 			t.hosts = make(map[string]*h1Host)
 		}
@@ -171,7 +175,7 @@ func (t *h1Transport) takeIdleLocked(h *h1Host) (*h1Conn, time.Duration) {
 func (t *h1Transport) dialConn(ctx context.Context, h *h1Host) (*h1Conn, time.Duration, error) {
 	conn, err := t.dial(ctx, "tcp", h.addr)
 	if err == nil && h.tls {
-		conn, err = t.handshake(ctx, conn, h.addr)
+		conn, err = t.handshake(ctx, conn, h.tlsConf)
 	}
 	if err != nil {
 		t.release(h)
@@ -183,15 +187,9 @@ func (t *h1Transport) dialConn(ctx context.Context, h *h1Host) (*h1Conn, time.Du
 	return pc, 0, nil
 }
 
-// handshake makes conn a TLS connection to addr's host, as net/http does:
-// the name checked is the host without its port, and the trace hears of
-// the handshake's start and end.
-func (t *h1Transport) handshake(ctx context.Context, conn net.Conn, addr string) (net.Conn, error) {
-	host, _, _ := net.SplitHostPort(addr)
-	conf := t.tlsConf.Clone()
-	if conf.ServerName == "" {
-		conf.ServerName = host
-	}
+// handshake makes conn a TLS connection with conf (see connTLS), as
+// net/http does: the trace hears of the handshake's start and end.
+func (t *h1Transport) handshake(ctx context.Context, conn net.Conn, conf *tls.Config) (net.Conn, error) {
 	trace := httptrace.ContextClientTrace(ctx)
 	if trace != nil && trace.TLSHandshakeStart != nil {
 		trace.TLSHandshakeStart()
