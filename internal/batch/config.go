@@ -160,7 +160,7 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 	}
 
 	if ca := r.CACert; ca != "" {
-		if _, err := transport.LoadCAFile(ca); err != nil {
+		if _, err := transport.ReadCAFile(ca); err != nil {
 			return nil, bad("cacert", "%s: %v", ca, err)
 		}
 	}

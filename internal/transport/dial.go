@@ -20,6 +20,7 @@ type dialer struct {
 	cache          *dnsCache
 	net            net.Dialer
 	proxyTLS       *tls.Config // for HTTPS proxies; made per dial by connTLS
+	ca             *caRoots    // see connTLS
 	connectTimeout time.Duration
 	// track wraps every connection in a *trackedConn, for the connect
 	// deadline and for counting requests per connection.
@@ -148,7 +149,7 @@ func (d *dialer) timedOut(ctx context.Context, err error) error {
 // handshakeProxy makes the TLS connection to an HTTPS proxy, reporting it to
 // the request's trace as net/http would.
 func (d *dialer) handshakeProxy(ctx context.Context, st *reqState, conn net.Conn) (net.Conn, error) {
-	conf := connTLS(d.proxyTLS, proxyAddr(st.proxy))
+	conf := connTLS(d.proxyTLS, d.ca, proxyAddr(st.proxy))
 	tlsConn := tls.Client(conn, conf)
 	trace := httptrace.ContextClientTrace(ctx)
 	st.proxyTLS.Store(true)

@@ -34,6 +34,7 @@ type h1Transport struct {
 	// tlsConf, when set, lets https requests through too: over TLS that
 	// offers HTTP/1.1 alone (the client's HTTP/2 is off).
 	tlsConf *tls.Config
+	ca      *caRoots // see connTLS
 	// perHost caps the connections to one host, idle ones included; 0 is
 	// no cap. A request that finds the host at its cap waits for one.
 	perHost int

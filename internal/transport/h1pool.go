@@ -67,7 +67,7 @@ func (t *h1Transport) getConn(ctx context.Context, key string) (*h1Conn, time.Du
 	if h == nil {
 		h = &h1Host{key: key, addr: strings.TrimPrefix(key, "https://"), tls: strings.HasPrefix(key, "https://")}
 		if h.tls {
-			h.tlsConf = connTLS(t.tlsConf, h.addr)
+			h.tlsConf = connTLS(t.tlsConf, t.ca, h.addr)
 		}
 		if t.hosts == nil {
 			t.hosts = make(map[string]*h1Host)

@@ -85,6 +85,8 @@ func TestTLSSessionsPerPort(t *testing.T) {
 	}{
 		{"HTTP/1.1 path TLS 1.3", tls.VersionTLS13, false},
 		{"HTTP/1.1 path TLS 1.2", tls.VersionTLS12, false},
+		{"net/http TLS 1.3", tls.VersionTLS13, true},
+		{"net/http TLS 1.2", tls.VersionTLS12, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/fetchctl/fetchctl/internal/secret"
+	"golang.org/x/net/http/httpguts"
 )
 
 // roundTripper sits in front of the *http.Transport. Per request it picks the
@@ -79,6 +80,28 @@ func stateFrom(ctx context.Context) *reqState {
 
 // RoundTrip implements [http.RoundTripper].
 func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "https" && needsHTTP1(req.Header) {
+		resp, err := rt.roundTrip(req.WithContext(context.WithValue(req.Context(), h1OnlyKey{}, true)))
+		if resp != nil {
+			resp.Request = req
+		}
+		return resp, err
+	}
+	return rt.roundTrip(req)
+}
+
+// h1OnlyKey marks the context of a request that HTTP/2 cannot carry: a
+// connection dialled for it offers HTTP/1.1 alone.
+type h1OnlyKey struct{}
+
+// needsHTTP1 is net/http's test of a request that HTTP/2 cannot carry (a
+// WebSocket upgrade; transportRequest.requiresHTTP1 in transport.go).
+func needsHTTP1(h http.Header) bool {
+	return httpguts.HeaderValuesContainsToken([]string{h.Get("Connection")}, "upgrade") &&
+		strings.EqualFold(h.Get("Upgrade"), "websocket")
+}
+
+func (rt *roundTripper) roundTrip(req *http.Request) (*http.Response, error) {
 	var p *url.URL
 	if rt.proxyFor != nil {
 		var err error

@@ -13,12 +13,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"sync"
 	"time"
 )
@@ -146,30 +144,30 @@ type Shared struct {
 	dns *dnsCache
 	tls tls.ClientSessionCache
 
-	// The CA pool of Options.CACertFile, made for the first client: the
-	// file read and the system's roots copied once per run, not once per
-	// proxy.
-	rootsMu   sync.Mutex
-	rootsFile string
-	roots     *x509.CertPool
+	// The certificates of Options.CACertFile, read for the first client,
+	// and the system's roots, loaded once a run when a server's chain
+	// needs them.
+	caMu   sync.Mutex
+	caFile string
+	ca     *caRoots
 
 	untaken untaken
 }
 
-// rootsFor returns the pool of the CA file at path, loading it on the first
+// caFor returns the roots of the CA file at path, reading it on the first
 // call for that path.
-func (s *Shared) rootsFor(path string) (*x509.CertPool, error) {
-	s.rootsMu.Lock()
-	defer s.rootsMu.Unlock()
-	if s.roots != nil && s.rootsFile == path {
-		return s.roots, nil
+func (s *Shared) caFor(path string) (*caRoots, error) {
+	s.caMu.Lock()
+	defer s.caMu.Unlock()
+	if s.ca != nil && s.caFile == path {
+		return s.ca, nil
 	}
-	pool, err := LoadCAFile(path)
+	ca, err := readCA(path)
 	if err != nil {
 		return nil, err
 	}
-	s.rootsFile, s.roots = path, pool
-	return pool, nil
+	s.caFile, s.ca = path, ca
+	return ca, nil
 }
 
 // CloseUntaken closes every connection through a proxy, dialled by the
@@ -268,11 +266,14 @@ func (o *Options) validate() error {
 }
 
 func newClient(opts Options) (*http.Client, error) {
-	tlsConf, err := tlsConfig(opts)
+	proxyFor, err := proxySelector(opts)
 	if err != nil {
 		return nil, err
 	}
-	proxyFor, err := proxySelector(opts)
+	// An HTTP or HTTPS proxy (one named, or the environment's) carries
+	// https requests through CONNECT tunnels, whose TLS net/http makes.
+	tunnels := proxyFor != nil && (opts.Proxy == nil || !isSOCKS(opts.Proxy))
+	tlsConf, ca, err := tlsConfig(opts, tunnels)
 	if err != nil {
 		return nil, err
 	}
@@ -284,6 +285,7 @@ func newClient(opts Options) (*http.Client, error) {
 		cache:          cache,
 		net:            net.Dialer{KeepAlive: 30 * time.Second},
 		proxyTLS:       proxyTLS,
+		ca:             ca,
 		connectTimeout: opts.ConnectTimeout,
 		track:          true, // for the connect deadline, requests per connection and ConnReused
 		meter:          opts.Meter,
@@ -292,7 +294,6 @@ func newClient(opts Options) (*http.Client, error) {
 
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DialContext = d.DialContext
-	tr.DialTLSContext = nil
 	tr.Proxy = nil
 	if proxyFor != nil {
 		tr.Proxy = httpProxyOf
@@ -348,6 +349,23 @@ func newClient(opts Options) (*http.Client, error) {
 	if opts.HTTP2 {
 		h2tr = configureHTTP2(tr, opts.MaxHeaderBytes)
 	}
+	// A direct https connection (or one through a SOCKS proxy) gets its
+	// TLS configuration here, for the address dialled (see connTLS);
+	// net/http makes the handshake. Through an HTTP or HTTPS proxy,
+	// net/http sets up the tunnel and its TLS itself.
+	targetTLS := tr.TLSClientConfig
+	tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		conf := connTLS(targetTLS, ca, addr)
+		if ctx.Value(h1OnlyKey{}) != nil {
+			// As net/http does for a request HTTP/2 cannot carry.
+			conf.NextProtos = nil
+		}
+		return tls.Client(conn, conf), nil
+	}
 
 	// Forwarded plain-http requests share the connections to their proxy,
 	// which net/http keys as one host: a transport of their own caps those
@@ -391,7 +409,7 @@ func newClient(opts Options) (*http.Client, error) {
 		if !opts.HTTP2 {
 			// https too, with the TLS net/http would make: HTTP/1.1
 			// alone, which it offers no ALPN for.
-			rt.h1.tlsConf = tlsConf
+			rt.h1.tlsConf, rt.h1.ca = tlsConf, ca
 		}
 	}
 	if opts.HTTP2 && opts.KeepAlive > 0 && opts.MaxConnRequests == 0 && proxyFor != nil {
@@ -415,21 +433,45 @@ const (
 // one a host, for the hosts met most recently.
 const sessionCacheSize = 512
 
-func tlsConfig(opts Options) (*tls.Config, error) {
+// tlsConfig returns the TLS configuration of the client's connections
+// and, when certificates are checked against a CA file without the
+// system's roots loaded up front, those roots (see connTLS); tunnels says
+// that net/http may make TLS connections itself, through CONNECT tunnels.
+func tlsConfig(opts Options, tunnels bool) (*tls.Config, *caRoots, error) {
 	conf := &tls.Config{InsecureSkipVerify: opts.Insecure} //nolint:gosec // explicit opt-in flag
 	// A new connection to a host met before (one a keep-alive closed, a
 	// rotation opened) resumes its TLS session: one round trip and no
 	// certificate checks instead of a full handshake.
 	conf.ClientSessionCache = opts.Shared.tls
 	if opts.CACertFile == "" {
-		return conf, nil
+		return conf, nil, nil
 	}
-	pool, err := opts.Shared.rootsFor(opts.CACertFile)
+	ca, err := opts.Shared.caFor(opts.CACertFile)
 	if err != nil {
-		return nil, &CAFileError{File: opts.CACertFile, Err: err}
+		return nil, nil, &CAFileError{File: opts.CACertFile, Err: err}
 	}
-	conf.RootCAs = pool
-	return conf, nil
+	if opts.Insecure {
+		return conf, nil, nil
+	}
+	if tunnels {
+		// net/http checks a tunnelled target's certificate with this
+		// configuration, and tells VerifyConnection no name to check
+		// when the target's host is an IP address: crypto/tls checks it,
+		// against both pools.
+		conf.RootCAs = ca.all()
+		return conf, nil, nil
+	}
+	// Each connection is given its own check (connTLS), which knows the
+	// name; a connection made from conf itself is checked by the name it
+	// sent, and refused when it sent none.
+	conf.InsecureSkipVerify = true
+	conf.VerifyConnection = func(cs tls.ConnectionState) error {
+		if cs.ServerName == "" {
+			return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: errNoServerName}
+		}
+		return ca.verify(cs.ServerName, cs)
+	}
+	return conf, ca, nil
 }
 
 // CAFileError is a CA file (Options.CACertFile) that could not be used.
@@ -442,24 +484,14 @@ func (e *CAFileError) Error() string { return "CA file " + e.File + ": " + e.Err
 
 func (e *CAFileError) Unwrap() error { return e.Err }
 
-// LoadCAFile returns the system's certificate pool with the certificates of
-// the PEM file at path added. Its errors do not repeat path: "no such file
-// or directory", "holds no PEM certificate".
-func LoadCAFile(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
+// ReadCAFile returns the pool of the certificates in the PEM file at path
+// (a client given it as Options.CACertFile trusts the system's roots as
+// well). Its errors do not repeat path: "no such file or directory",
+// "holds no PEM certificate".
+func ReadCAFile(path string) (*x509.CertPool, error) {
+	ca, err := readCA(path)
 	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
 		return nil, err
 	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, errors.New("holds no PEM certificate")
-	}
-	return pool, nil
+	return ca.file, nil
 }
