@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ACTIONLINT  := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 GORELEASER  := github.com/goreleaser/goreleaser/v2@v2.15.1
 
-.PHONY: man all build test race lint actionlint tidy-check release-check release-snapshot image bench bench-go bench-rss demo clean
+.PHONY: man all build test race lint vet-cross actionlint tidy-check release-check release-snapshot image bench bench-go bench-rss demo clean
 
 all: build
 
@@ -28,9 +28,15 @@ test:
 
 race: test
 
-lint: actionlint
+lint: actionlint vet-cross
 	go vet ./...
 	go run $(STATICCHECK) ./...
+
+# The code and its tests compile and vet for the other systems people build
+# and develop on, not only the one running this.
+CROSS_GOOS := darwin windows freebsd
+vet-cross:
+	@for os in $(CROSS_GOOS); do echo "go vet ./... (GOOS=$$os)"; GOOS=$$os go vet ./... || exit 1; done
 
 # The workflows, and the example in configs/ci; shellcheck checks their run
 # scripts when it is installed.

@@ -50,7 +50,7 @@ func main() {
 	// Listen for signals before anything starts, so that none is missed
 	// between the -ready file appearing and the serve loop.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGUSR1)
+	signal.Notify(sigs, append([]os.Signal{os.Interrupt, syscall.SIGTERM}, statsSignals...)...)
 	// After the first SIGINT/SIGTERM a second one gets the default action
 	// and kills at once.
 	stop := func() { signal.Stop(sigs) }
@@ -219,7 +219,7 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal, stop fu
 	}
 
 	for sig := range sigs {
-		if sig == syscall.SIGUSR1 {
+		if isStatsSignal(sig) {
 			if err := writeStats(o.stats, snapshot(), stdout); err != nil {
 				fmt.Fprintf(stderr, "fetchtarget: %v\n", err)
 			}

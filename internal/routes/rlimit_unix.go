@@ -18,5 +18,6 @@ func RaiseOpenFileLimit() uint64 {
 			lim = raised
 		}
 	}
-	return lim.Cur
+	// Cur is an int64 on some systems (the BSDs), a uint64 on others.
+	return uint64(lim.Cur)
 }

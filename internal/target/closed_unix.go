@@ -13,7 +13,14 @@ import (
 // the process, so no other listener of the tests can take it over (a port
 // merely closed again can be handed to the next one that asks).
 func ClosedAddr() (string, error) {
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	// Not every unix has SOCK_CLOEXEC (macOS has not): the descriptor is
+	// marked close-on-exec under the fork lock, as the syscall package does.
+	syscall.ForkLock.RLock()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(fd)
+	}
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		return "", err
 	}
