@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/textproto"
 	"net/url"
 	"os"
@@ -127,9 +128,34 @@ func isTLS(err error) bool {
 		errors.As(err, &unkErr) || errors.As(err, &hostErr) || errors.As(err, &certErr) {
 		return true
 	}
+	// A plain-http server's answer to the handshake: net/http (and the
+	// transport's HTTP/1.1 path, which mirrors it) reports the record
+	// header that starts with "HTTP/" as ErrSchemeMismatch.
+	if errors.Is(err, http.ErrSchemeMismatch) || remoteAlert(err) {
+		return true
+	}
 	// net/http reports a handshake that overran TLSHandshakeTimeout with an
 	// unexported type whose text is fixed (net/http transport.go).
 	return strings.Contains(err.Error(), "TLS handshake timeout")
+}
+
+// remoteAlert reports an alert the peer sent to end the TLS connection (a
+// client certificate required, no protocol version or cipher suite in
+// common): crypto/tls returns it as a *net.OpError whose Op is "remote
+// error", wrapping its unexported alert type, whose text starts "tls: "
+// (crypto/tls conn.go and alert.go).
+func remoteAlert(err error) bool {
+	for err != nil {
+		var oe *net.OpError
+		if !errors.As(err, &oe) {
+			return false
+		}
+		if oe.Op == "remote error" && oe.Err != nil && strings.HasPrefix(oe.Err.Error(), "tls: ") {
+			return true
+		}
+		err = oe.Err
+	}
+	return false
 }
 
 // h2StreamError has the fields of an HTTP/2 stream error. net/http's
