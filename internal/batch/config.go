@@ -159,8 +159,12 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 		return nil, bad("overwrite", "cannot go with --resume: one keeps the records in -o FILE, the other throws them away")
 	}
 
+	// The CA file is read here alone: every client of the run is given
+	// what was read, so that a pipe (<(...), /dev/stdin, a FIFO), which
+	// gives its bytes once, works as a regular file does.
+	var caPEM []byte
 	if ca := r.CACert; ca != "" {
-		if _, err := transport.ReadCAFile(ca); err != nil {
+		if caPEM, err = transport.ReadCAFile(ca); err != nil {
 			return nil, bad("cacert", "%s: %v", ca, err)
 		}
 	}
@@ -225,6 +229,7 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 		ConnectTimeout:  r.ConnectTimeout,
 		Insecure:        r.Insecure,
 		CACertFile:      r.CACert,
+		CACertPEM:       caPEM,
 		MaxRedirects:    r.MaxRedirects,
 		LocationTrusted: r.LocationTrusted,
 		MaxHeaderBytes:  int64(r.MaxHeaderSize),

@@ -321,40 +321,102 @@ func TestCACertFileThroughProxies(t *testing.T) {
 }
 
 // TestReadCAFile: the check of a CA file reads the file alone, not the
-// system's roots, and says what is wrong with it.
+// system's roots, says what is wrong with it, and returns what it read.
+// A CERTIFICATE block that does not parse is refused, wherever it is in
+// the file; blocks of other types are skipped.
 func TestReadCAFile(t *testing.T) {
 	loads := fakeSystemRoots(t)
 	dir := t.TempDir()
-	garbage := filepath.Join(dir, "garbage.pem")
-	if err := os.WriteFile(garbage, []byte("not a certificate\n"), 0o600); err != nil {
-		t.Fatal(err)
+	write := func(name string, data []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
 	}
-	ca := newTestCA(t, "file CA")
+	ca, other := newTestCA(t, "file CA"), newTestCA(t, "other CA")
+	good := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
+	otherPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.cert.Raw})
+	// The certificate's DER with bytes of its body overwritten, as
+	// `sed '2s/^.\{10\}/AAAAAAAAAA/'` leaves a PEM file.
+	bad := append([]byte(nil), other.cert.Raw...)
+	copy(bad[4:], make([]byte, 8))
+	badPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: bad})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("not a key")})
+	// Base64 that does not decode: pem.Decode skips such a block.
+	broken := []byte("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n")
+	join := func(parts ...[]byte) []byte {
+		var b []byte
+		for _, p := range parts {
+			b = append(b, p...)
+		}
+		return b
+	}
 	for _, tt := range []struct {
 		name, path, wantErr string
+		certs               int
 	}{
-		{"a CA", ca.pemFile(t), ""},
-		{"missing", filepath.Join(dir, "nope.pem"), "no such file or directory"},
-		{"no PEM", garbage, "holds no PEM certificate"},
+		{"a CA", write("ca.pem", good), "", 1},
+		{"two CAs and a key", write("two.pem", join(keyPEM, good, []byte("text between\n"), otherPEM)), "", 2},
+		{"missing", filepath.Join(dir, "nope.pem"), "no such file or directory", 0},
+		{"no PEM", write("garbage.pem", []byte("not a certificate\n")), "holds no PEM certificate", 0},
+		{"a key alone", write("key.pem", keyPEM), "holds no PEM certificate", 0},
+		{"second certificate does not parse", write("corrupt.pem", join(good, badPEM)), "certificate 2 does not parse: ", 0},
+		{"first certificate does not parse", write("corrupt1.pem", join(keyPEM, badPEM, good)), "certificate 1 does not parse: ", 0},
+		{"certificate not valid PEM", write("broken.pem", join(good, broken, otherPEM)), "certificate 2 does not parse: not valid PEM", 0},
+		{"certificate without its end", write("cut.pem", join(good, []byte("-----BEGIN CERTIFICATE-----\nMIIB\n"))), "certificate 2 does not parse: not valid PEM", 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			pool, err := ReadCAFile(tt.path)
+			data, err := ReadCAFile(tt.path)
 			if tt.wantErr != "" {
-				if err == nil || err.Error() != tt.wantErr {
-					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("error %v, want one line starting %q", err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !pool.Equal(func() *x509.CertPool { p := x509.NewCertPool(); p.AddCert(ca.cert); return p }()) {
-				t.Error("the pool is not the file's certificate alone")
+			file, _ := os.ReadFile(tt.path)
+			if string(data) != string(file) {
+				t.Error("ReadCAFile did not return the file's bytes")
+			}
+			roots, err := parseCA(data)
+			if err != nil || len(roots.certs) != tt.certs {
+				t.Fatalf("parseCA: %v, %d certificates, want %d", err, len(roots.certs), tt.certs)
 			}
 		})
 	}
 	if loads.Load() != 0 {
 		t.Errorf("the system roots were loaded %d times", loads.Load())
+	}
+}
+
+// TestCACertPEM: a client given the CA file's bytes (Options.CACertPEM)
+// trusts them and never opens the file, which may be a pipe read once
+// already; Options.CACertFile names it in messages only.
+func TestCACertPEM(t *testing.T) {
+	loads := fakeSystemRoots(t)
+	ca := newTestCA(t, "file CA")
+	srv := certServer(t, ca.serverCert(t, time.Time{}, "127.0.0.1"))
+	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
+	missing := filepath.Join(t.TempDir(), "gone.pem")
+	for _, http2 := range []bool{false, true} {
+		opts := Options{CACertFile: missing, CACertPEM: data, HTTP2: http2, ConnectTimeout: 5 * time.Second}
+		opts.Shared = NewShared(opts)
+		for i := range 2 {
+			c := testClient(t, opts)
+			if _, body, err := get(t, c, srv.URL); err != nil || body != "ok" {
+				t.Fatalf("HTTP/2 %v, client %d: %q, %v", http2, i, body, err)
+			}
+		}
+	}
+	if loads.Load() != 0 {
+		t.Errorf("the system roots were loaded %d times", loads.Load())
+	}
+	_, err := New(Options{CACertFile: "ca.pem", CACertPEM: []byte("junk\n")})
+	if err == nil || err.Error() != "CA file ca.pem: holds no PEM certificate" {
+		t.Errorf("error %v, want the file named", err)
 	}
 }
 

@@ -1,11 +1,15 @@
 package transport
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -57,15 +61,15 @@ var systemRoots = x509.SystemCertPool
 // Loading the system's roots reads every file of the system's certificate
 // folder, which costs a run of a few URLs more than its requests.
 type caRoots struct {
-	pem  []byte
-	file *x509.CertPool // the file's certificates alone
+	certs []*x509.Certificate // the file's
+	file  *x509.CertPool      // the file's certificates alone
 
 	once  sync.Once
 	union *x509.CertPool // the system's roots and the file's certificates
 }
 
 // readCA reads the CA file at path. Its errors do not repeat path.
-func readCA(path string) (*caRoots, error) {
+func readCA(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		var pe *os.PathError
@@ -74,11 +78,73 @@ func readCA(path string) (*caRoots, error) {
 		}
 		return nil, err
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(data) {
+	return data, nil
+}
+
+// parseCA returns the roots of a CA file's contents. Each CERTIFICATE
+// block must decode and parse: x509.CertPool.AppendCertsFromPEM would
+// skip one that does not, and every server it was meant for would fail
+// as one of an unknown authority. Blocks of other types (a key) are
+// skipped, as is text between blocks. Its errors do not name the file.
+func parseCA(data []byte) (*caRoots, error) {
+	r := &caRoots{file: x509.NewCertPool()}
+	n := 0
+	for rest := data; ; {
+		block, typ, after := nextPEM(rest)
+		if typ == "" {
+			break
+		}
+		rest = after
+		if typ != "CERTIFICATE" {
+			continue
+		}
+		n++
+		if block == nil {
+			return nil, fmt.Errorf("certificate %d does not parse: not valid PEM", n)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d does not parse: %s", n, strings.TrimPrefix(err.Error(), "x509: "))
+		}
+		r.certs = append(r.certs, cert)
+		r.file.AddCert(cert)
+	}
+	if n == 0 {
 		return nil, errors.New("holds no PEM certificate")
 	}
-	return &caRoots{pem: data, file: pool}, nil
+	return r, nil
+}
+
+// nextPEM finds the next line of data that begins a PEM block and returns
+// the block's type as that line names it ("" when there is none), the
+// block decoded (nil when it does not decode) and the data after it.
+// pem.Decode alone would pass over a block that does not decode and
+// return the next one.
+func nextPEM(data []byte) (block *pem.Block, typ string, rest []byte) {
+	const begin = "-----BEGIN "
+	i := 0
+	if !bytes.HasPrefix(data, []byte(begin)) {
+		i = bytes.Index(data, []byte("\n"+begin))
+		if i < 0 {
+			return nil, "", nil
+		}
+		i++
+	}
+	data = data[i:]
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	typ, _, _ = strings.Cut(strings.TrimPrefix(string(line), begin), "-----")
+	// The block ends with the line after the first END line.
+	end := len(data)
+	if j := bytes.Index(data, []byte("\n-----END ")); j >= 0 {
+		if k := bytes.IndexByte(data[j+1:], '\n'); k >= 0 {
+			end = j + 1 + k + 1
+		}
+	}
+	block, _ = pem.Decode(data[:end])
+	if typ == "" {
+		typ = "?"
+	}
+	return block, typ, data[end:]
 }
 
 // all returns the system's roots with the file's certificates added,
@@ -89,7 +155,9 @@ func (r *caRoots) all() *x509.CertPool {
 		if err != nil || pool == nil {
 			pool = x509.NewCertPool()
 		}
-		pool.AppendCertsFromPEM(r.pem)
+		for _, c := range r.certs {
+			pool.AddCert(c)
+		}
 		r.union = pool
 	})
 	return r.union

@@ -12,7 +12,6 @@ package transport
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -62,8 +61,12 @@ type Options struct {
 	// Insecure skips TLS certificate checks.
 	Insecure bool
 	// CACertFile names a PEM file whose certificates are trusted as well as
-	// the system's.
+	// the system's. With CACertPEM set, it only names the file in errors.
 	CACertFile string
+	// CACertPEM, when set, is what the file named by CACertFile holds, as
+	// [ReadCAFile] read it: clients use it and never read the file, which
+	// may be a pipe that gives its bytes once.
+	CACertPEM []byte
 	// MaxHeaderBytes bounds a response head (the status line and headers,
 	// or an HTTP/2 header list); a longer one fails the request. 0 is
 	// net/http's default of 10 MiB.
@@ -144,9 +147,9 @@ type Shared struct {
 	dns *dnsCache
 	tls tls.ClientSessionCache
 
-	// The certificates of Options.CACertFile, read for the first client,
-	// and the system's roots, loaded once a run when a server's chain
-	// needs them.
+	// The certificates of Options.CACertPEM (or CACertFile), parsed for
+	// the first client, and the system's roots, loaded once a run when a
+	// server's chain needs them.
 	caMu   sync.Mutex
 	caFile string
 	ca     *caRoots
@@ -154,19 +157,26 @@ type Shared struct {
 	untaken untaken
 }
 
-// caFor returns the roots of the CA file at path, reading it on the first
-// call for that path.
-func (s *Shared) caFor(path string) (*caRoots, error) {
+// caFor returns the roots of the CA file named file: those of data when
+// set, else of the file, read. It parses them on the first call for that
+// file name; later calls share them.
+func (s *Shared) caFor(file string, data []byte) (*caRoots, error) {
 	s.caMu.Lock()
 	defer s.caMu.Unlock()
-	if s.ca != nil && s.caFile == path {
+	if s.ca != nil && s.caFile == file {
 		return s.ca, nil
 	}
-	ca, err := readCA(path)
+	if data == nil {
+		var err error
+		if data, err = readCA(file); err != nil {
+			return nil, err
+		}
+	}
+	ca, err := parseCA(data)
 	if err != nil {
 		return nil, err
 	}
-	s.caFile, s.ca = path, ca
+	s.caFile, s.ca = file, ca
 	return ca, nil
 }
 
@@ -443,10 +453,10 @@ func tlsConfig(opts Options, tunnels bool) (*tls.Config, *caRoots, error) {
 	// rotation opened) resumes its TLS session: one round trip and no
 	// certificate checks instead of a full handshake.
 	conf.ClientSessionCache = opts.Shared.tls
-	if opts.CACertFile == "" {
+	if opts.CACertFile == "" && opts.CACertPEM == nil {
 		return conf, nil, nil
 	}
-	ca, err := opts.Shared.caFor(opts.CACertFile)
+	ca, err := opts.Shared.caFor(opts.CACertFile, opts.CACertPEM)
 	if err != nil {
 		return nil, nil, &CAFileError{File: opts.CACertFile, Err: err}
 	}
@@ -484,14 +494,18 @@ func (e *CAFileError) Error() string { return "CA file " + e.File + ": " + e.Err
 
 func (e *CAFileError) Unwrap() error { return e.Err }
 
-// ReadCAFile returns the pool of the certificates in the PEM file at path
-// (a client given it as Options.CACertFile trusts the system's roots as
-// well). Its errors do not repeat path: "no such file or directory",
-// "holds no PEM certificate".
-func ReadCAFile(path string) (*x509.CertPool, error) {
-	ca, err := readCA(path)
+// ReadCAFile reads the PEM file at path once and checks it as a client
+// given it would use it: each CERTIFICATE block must parse, and there must
+// be one. It returns what it read, for Options.CACertPEM. Its errors do
+// not repeat path: "no such file or directory", "holds no PEM
+// certificate", "certificate 2 does not parse: ...".
+func ReadCAFile(path string) ([]byte, error) {
+	data, err := readCA(path)
 	if err != nil {
 		return nil, err
 	}
-	return ca.file, nil
+	if _, err := parseCA(data); err != nil {
+		return nil, err
+	}
+	return data, nil
 }
