@@ -1,6 +1,7 @@
 package settings
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -15,35 +16,38 @@ import (
 	"github.com/fetchctl/fetchctl/internal/presets"
 )
 
-// readConfig reads the config file at path into v and checks that it
-// names known keys only.
+// readFile reads the config file at path into v and checks that it
+// names known keys only. The file is read once, and its checks and
+// messages look at what was read, so that a pipe (<(...), a FIFO) gives
+// the same result as a regular file.
 func readFile(v *viper.Viper, path string) error {
-	v.SetConfigFile(path)
-	if err := v.ReadInConfig(); err != nil {
-		var pe viper.ConfigParseError
-		if errors.As(err, &pe) {
-			if kind := notMapping(path); kind != "" {
-				return fmt.Errorf("config file %s: must be a mapping of settings (such as \"limit: 50\"), not %s", path, kind)
-			}
-			return fmt.Errorf("config file %s: %s", path, yamlMessage(path, pe.Unwrap()))
-		}
+	data, err := os.ReadFile(path)
+	if err != nil {
 		return fmt.Errorf("config file %s: %w", path, PathError(err))
 	}
-	if msg := caseTwin(path); msg != "" {
+	// Set as the file used, which messages name.
+	v.SetConfigFile(path)
+	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		var pe viper.ConfigParseError
+		if errors.As(err, &pe) {
+			if kind := notMapping(data); kind != "" {
+				return fmt.Errorf("config file %s: must be a mapping of settings (such as \"limit: 50\"), not %s", path, kind)
+			}
+			return fmt.Errorf("config file %s: %s", path, yamlMessage(data, pe.Unwrap()))
+		}
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	if msg := caseTwin(data); msg != "" {
 		return fmt.Errorf("config file %s: %s", path, msg)
 	}
 	return checkConfigKeys(v, path)
 }
 
-// caseTwin returns a message naming the first key of the YAML file at path
-// that one mapping holds twice in different cases ("limit" and "LIMIT"),
-// else "". Keys ignore case, so the second would silently win, as a key set
-// twice in one case would, which the YAML library refuses.
-func caseTwin(path string) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
+// caseTwin returns a message naming the first key of the YAML document
+// data that one mapping holds twice in different cases ("limit" and
+// "LIMIT"), else "". Keys ignore case, so the second would silently win,
+// as a key set twice in one case would, which the YAML library refuses.
+func caseTwin(data []byte) string {
 	var doc yaml.Node
 	if yaml.Unmarshal(data, &doc) != nil {
 		return ""
@@ -77,13 +81,9 @@ func caseTwinIn(n *yaml.Node) string {
 	return ""
 }
 
-// notMapping returns what the YAML document at path holds at its top level
+// notMapping returns what the YAML document data holds at its top level
 // ("a list", "a single value") when that is not a mapping, else "".
-func notMapping(path string) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
+func notMapping(data []byte) string {
 	var doc yaml.Node
 	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
 		return ""
@@ -100,13 +100,11 @@ func notMapping(path string) string {
 // yamlMessage words a YAML syntax error without the library's prefixes:
 // "line 3: mapping values are not allowed in this context". An indentation
 // by tab, the commonest slip, is named at its own line.
-func yamlMessage(path string, err error) string {
-	if data, rerr := os.ReadFile(path); rerr == nil {
-		for i, line := range strings.Split(string(data), "\n") {
-			indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
-			if strings.Contains(indent, "\t") && strings.TrimSpace(line) != "" {
-				return fmt.Sprintf("line %d: indented with a tab; YAML takes spaces", i+1)
-			}
+func yamlMessage(data []byte, err error) string {
+	for i, line := range strings.Split(string(data), "\n") {
+		indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
+		if strings.Contains(indent, "\t") && strings.TrimSpace(line) != "" {
+			return fmt.Sprintf("line %d: indented with a tab; YAML takes spaces", i+1)
 		}
 	}
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")

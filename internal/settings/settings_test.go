@@ -2,8 +2,11 @@ package settings
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -121,6 +124,28 @@ func TestLoadConfigFileErrors(t *testing.T) {
 			_, err := load(t, nil, "--config", path)
 			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
 				t.Errorf("err = %v, want one line saying %q", err, tt.want)
+			}
+		})
+		// A pipe gives its bytes once: the checks and messages come from
+		// what was read, as with a regular file.
+		t.Run(tt.name+", from a pipe", func(t *testing.T) {
+			if runtime.GOOS != "linux" {
+				t.Skip("/dev/fd/N names a pipe's end on Linux")
+			}
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			go func() {
+				io.WriteString(w, tt.yaml)
+				w.Close()
+			}()
+			path := fmt.Sprintf("/dev/fd/%d", r.Fd())
+			want := strings.TrimPrefix(tt.want, "c.yaml: ")
+			_, err = load(t, nil, "--config", path)
+			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("err = %v, want one line saying %q", err, want)
 			}
 		})
 	}
