@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -62,21 +63,77 @@ type deps struct {
 	started bool
 	// redact masks secrets in every message written outside the records.
 	redact *secret.Set
+	// prep says whether the run is still being prepared; see preparing.
+	prep *prepState
+}
+
+// prepState is what a signal needs to know while the run command reads its
+// settings and the files they name. Those reads (a FIFO no one writes to,
+// /dev/stdin from a terminal) block where no context reaches them, so a
+// signal then ends the process itself rather than cancel a context that
+// nothing checks yet.
+type prepState struct {
+	mu        sync.Mutex
+	preparing bool
+	// exit ends the process with a code; nil (in-process tests) leaves a
+	// signal to cancel the context alone.
+	exit func(int)
+}
+
+// preparing marks the start (true) and end (false) of the run command's
+// preparation. It reports false when a signal came before: the command
+// then stops as interrupted.
+func (d *deps) preparing(on bool) bool {
+	p := d.prep
+	if p == nil || d.signal == nil {
+		return true // deps of a test: no signal handling
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.preparing = on
+	_, signalled := d.signal.Load().(os.Signal)
+	return !signalled
+}
+
+// interrupted ends the process at once, as a signal s says, when it came
+// while the run was being prepared; else it returns for the context to be
+// cancelled. Nothing was fetched or written yet.
+func (d *deps) interrupted(s os.Signal) {
+	p := d.prep
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.preparing || p.exit == nil {
+		return
+	}
+	code := exitInterrupted
+	if s == syscall.SIGTERM {
+		code = exitTerminated
+	}
+	fmt.Fprintf(d.io.ErrOut, "fetchctl: interrupted (%s) before the run started; nothing was fetched\n", signalName(s))
+	p.exit(code)
+}
+
+// signalName is how messages name a signal: SIGINT, SIGTERM.
+func signalName(s os.Signal) string {
+	if s == syscall.SIGTERM {
+		return "SIGTERM"
+	}
+	return "SIGINT"
 }
 
 // Main runs fetchctl with the process's arguments and streams and returns the
 // exit code.
 func Main() int {
-	return mainEnv(os.Args[1:], systemStreams(), os.Getenv, os.Environ)
+	return mainEnv(os.Args[1:], systemStreams(), os.Getenv, os.Environ, os.Exit)
 }
 
 // mainWith runs fetchctl with the variables getenv returns, and no check
 // of the environment's FETCHCTL_* names.
 func mainWith(args []string, streams *IOStreams, getenv func(string) string) int {
-	return mainEnv(args, streams, getenv, nil)
+	return mainEnv(args, streams, getenv, nil, nil)
 }
 
-func mainEnv(args []string, streams *IOStreams, getenv func(string) string, environ func() []string) (code int) {
+func mainEnv(args []string, streams *IOStreams, getenv func(string) string, environ func() []string, exit func(int)) (code int) {
 	red := &secret.Set{}
 	defer func() {
 		// A panic is a bug; its report must not leak what the settings
@@ -89,6 +146,7 @@ func mainEnv(args []string, streams *IOStreams, getenv func(string) string, envi
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var got atomic.Value
+	d := &deps{io: streams, getenv: getenv, environ: environ, signal: &got, redact: red, prep: &prepState{exit: exit}}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	done := make(chan struct{})
@@ -100,13 +158,13 @@ func mainEnv(args []string, streams *IOStreams, getenv func(string) string, envi
 			// The next signal gets the default action: a second Ctrl-C
 			// kills at once.
 			signal.Stop(sigs)
+			d.interrupted(s)
 			cancel()
 		case <-done:
 			signal.Stop(sigs)
 		}
 	}()
 
-	d := &deps{io: streams, getenv: getenv, environ: environ, signal: &got, redact: red}
 	root := newRootCmd(d)
 	root.SetArgs(args)
 	root.SetIn(streams.In)

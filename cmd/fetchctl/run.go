@@ -33,6 +33,12 @@ config file and the --pool preset, in that order of precedence.`,
   fetchctl run urls.txt --min-success 0.98 --summary summary.json`,
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.files = args
+			// Until the batch starts, reads of the files the settings
+			// name may block where no context reaches (see prepState).
+			if !d.preparing(true) {
+				return context.Canceled
+			}
+			defer d.preparing(false)
 			warnEnv(d)
 			s, err := settings.Load(c.Flags(), d.getenv, version)
 			if err != nil {
@@ -93,6 +99,11 @@ func runRun(ctx context.Context, d *deps, opts *runOptions, s *settings.Settings
 	if d.io.IsStdinTTY() && d.io.IsStderrTTY() && !s.Quiet {
 		// As cat users expect: a prompt-less wait would look like a hang.
 		env.StdinHint = "fetchctl: reading URLs from stdin, one a line (Ctrl-D to end)"
+	}
+	// The batch opens its inputs and output minding ctx: a signal from
+	// here on cancels it, and it stops as interrupted.
+	if !d.preparing(false) {
+		return context.Canceled
 	}
 	if opts.dryRun {
 		return batch.DryRun(ctx, cfg, env, d.io.IsStdoutTTY())
