@@ -154,11 +154,11 @@ func TestNamedFilesReadOnce(t *testing.T) {
 
 // TestSignalWhileReadingNamedFile: SIGINT or SIGTERM while the run is
 // still being prepared, blocked reading a file it was given (a FIFO no one
-// writes to, as --config or --proxy-file), ends it at once with 130 or
-// 143 and one line on stderr.
+// writes to, as --config, --proxy-file, --cacert or --data @FILE), ends it
+// at once with 130 or 143 and one line on stderr.
 func TestSignalWhileReadingNamedFile(t *testing.T) {
 	t.Parallel()
-	for _, flag := range []string{"--config", "--proxy-file", "--cacert"} {
+	for _, flag := range []string{"--config", "--proxy-file", "--cacert", "--data"} {
 		for _, tc := range []struct {
 			sig  syscall.Signal
 			code int
@@ -176,7 +176,11 @@ func TestSignalWhileReadingNamedFile(t *testing.T) {
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
-				cmd := fetchctlCmd(t, ctx, dir, "run", "-q", flag, fifo, list)
+				arg := fifo
+				if flag == "--data" {
+					arg = "@" + fifo
+				}
+				cmd := fetchctlCmd(t, ctx, dir, "run", "-q", flag, arg, list)
 				var stderr strings.Builder
 				cmd.Stderr = &stderr
 				if err := cmd.Start(); err != nil {
