@@ -87,6 +87,8 @@ func (g *gcTuner) collected() {
 			scanned += s.Value.Uint64()
 		}
 	}
-	g.set(gcPercent(scanned, g.headroom))
+	// Armed before the setting is made, so that whoever sees the setting
+	// (a test that then collects) finds the next collection watched.
 	g.arm()
+	g.set(gcPercent(scanned, g.headroom))
 }
