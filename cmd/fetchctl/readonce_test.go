@@ -202,3 +202,52 @@ func TestSignalWhileReadingNamedFile(t *testing.T) {
 		}
 	}
 }
+
+// TestNamedFileIsStdinWithStdinURLs: a file the run reads that is stdin
+// (/dev/stdin, /dev/fd/0, or the file stdin comes from) while stdin is
+// also the URL list is exit 2 before anything is fetched: one of the two
+// would find it empty.
+func TestNamedFileIsStdinWithStdinURLs(t *testing.T) {
+	t.Parallel()
+	for _, flag := range []string{"--config", "--proxy-file", "--cacert", "--data"} {
+		for _, path := range []string{"/dev/stdin", "/dev/fd/0", "same"} {
+			for _, inputs := range [][]string{{"-"}, nil} {
+				name := flag + "/" + strings.ReplaceAll(path, "/", "_") + "/" + strings.Join(append([]string{"args"}, inputs...), "")
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					dir := t.TempDir()
+					list := filepath.Join(dir, "urls.txt")
+					if err := os.WriteFile(list, []byte("http://127.0.0.1:9/\n"), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					f, err := os.Open(list)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer f.Close()
+					arg := path
+					if path == "same" {
+						arg = list
+					}
+					if flag == "--data" {
+						arg = "@" + arg
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+					defer cancel()
+					cmd := fetchctlCmd(t, ctx, dir, append([]string{"run", "-q", flag, arg}, inputs...)...)
+					cmd.Stdin = f
+					var stdout, stderr bytes.Buffer
+					cmd.Stdout, cmd.Stderr = &stdout, &stderr
+					err = cmd.Run()
+					var exit *exec.ExitError
+					if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+						t.Fatalf("fetchctl ended with %v, want exit 2; stdout %q; stderr %q", err, stdout.String(), stderr.String())
+					}
+					if msg := stderr.String(); !strings.Contains(msg, flag) || !strings.Contains(msg, "stdin") || strings.Count(msg, "\n") != 1 {
+						t.Errorf("stderr %q, want one line naming %s and stdin", msg, flag)
+					}
+				})
+			}
+		}
+	}
+}

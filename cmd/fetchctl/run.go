@@ -40,9 +40,16 @@ config file and the --pool preset, in that order of precedence.`,
 			}
 			defer d.preparing(false)
 			warnEnv(d)
+			cfgFile, cfgSource := settings.ExplicitConfigFile(c.Flags(), d.getenv)
+			if err := batch.CheckStdinNotRead(args, d.io.In, [2]string{cfgSource, cfgFile}); err != nil {
+				return err
+			}
 			s, err := settings.Load(c.Flags(), d.getenv, version)
 			if err != nil {
 				return &usageError{err}
+			}
+			if err := batch.CheckStdinNotRead(args, d.io.In, batch.StdinReads(s)...); err != nil {
+				return err
 			}
 			return runRun(c.Context(), d, opts, s)
 		},

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/fetchctl/fetchctl/internal/runner"
@@ -122,7 +123,10 @@ type readFile struct {
 // readFiles are the files the run reads besides its inputs: the config
 // file, the proxy file, the request body file and the CA file.
 func readFiles(cfg *Config) []readFile {
-	r := cfg.settings
+	return readFilesOf(cfg.settings)
+}
+
+func readFilesOf(r *settings.Settings) []readFile {
 	if r == nil {
 		return nil
 	}
@@ -140,6 +144,49 @@ func readFiles(cfg *Config) []readFile {
 		reads = append(reads, readFile{"--cacert " + r.CACert, r.CACert, "CA certificates"})
 	}
 	return reads
+}
+
+// CheckStdinNotRead refuses a file the run reads besides its inputs (each
+// named as flag and path: --cacert and its file) that is stdin, by
+// /dev/stdin, /dev/fd/0 or the file stdin comes from, when stdin is also
+// the URL list (inputs none or "-"): one of the two would find it read,
+// or read the other's lines. Call it before the file is read. stdin that
+// is no *os.File (a test's) is never refused.
+func CheckStdinNotRead(inputs []string, stdin io.Reader, files ...[2]string) error {
+	if len(inputs) > 0 && !slices.Contains(inputs, "-") {
+		return nil
+	}
+	f, ok := stdin.(*os.File)
+	if !ok {
+		return nil
+	}
+	in, err := f.Stat()
+	if err != nil {
+		return nil
+	}
+	for _, nf := range files {
+		flag, path := nf[0], nf[1]
+		if path == "" {
+			continue
+		}
+		if fi, err := os.Stat(path); err == nil && os.SameFile(fi, in) {
+			return setupErrorf("%s %s is stdin, which the URL list is read from: give one of them as a file", flag, path)
+		}
+	}
+	return nil
+}
+
+// StdinReads are the files of r that [CheckStdinNotRead] checks once the
+// settings are loaded: the proxy file, the request body file and the CA
+// file (the config file is checked before it is read).
+func StdinReads(r *settings.Settings) [][2]string {
+	var out [][2]string
+	for _, rf := range readFilesOf(r) {
+		if !strings.HasPrefix(rf.flag, "--config ") {
+			out = append(out, [2]string{strings.Fields(rf.flag)[0], rf.path})
+		}
+	}
+	return out
 }
 
 // isRead refuses a flag's path that is one of the files the run reads.

@@ -265,6 +265,19 @@ func pick(list []field, only []string) []field {
 // loadFile reads the config file, explicit or found; a file named
 // explicitly must exist, the others are optional. It returns a viper with
 // no file when none is found.
+// ExplicitConfigFile returns the config file that fs's --config or
+// FETCHCTL_CONFIG names, and which of the two named it; "" when neither
+// does (a file found in its usual places is then read, if any).
+func ExplicitConfigFile(fs *pflag.FlagSet, getenv func(string) string) (path, source string) {
+	if p, _ := fs.GetString("config"); p != "" {
+		return p, "--config"
+	}
+	if p := getenv("FETCHCTL_CONFIG"); p != "" {
+		return p, "FETCHCTL_CONFIG"
+	}
+	return "", ""
+}
+
 func loadFile(explicit string, getenv func(string) string) (*viper.Viper, string, error) {
 	v := viper.New()
 	v.SetConfigType("yaml")
