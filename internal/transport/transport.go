@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -357,7 +358,8 @@ func newClient(opts Options) (*http.Client, error) {
 
 	var h2tr *http.Transport
 	if opts.HTTP2 {
-		h2tr = configureHTTP2(tr, opts.MaxHeaderBytes)
+		d.h2Resets = new(atomic.Int64)
+		h2tr = configureHTTP2(tr, opts.MaxHeaderBytes, d.h2Resets)
 	}
 	// A direct https connection (or one through a SOCKS proxy) gets its
 	// TLS configuration here, for the address dialled (see connTLS);
