@@ -172,8 +172,9 @@ var errH2HeadOverLimit = errors.New("http2: response header list over the limit"
 // it received (its CountError hook: see StreamResets), which net/http's
 // copy keeps to itself, and it does not send a request again after a
 // stream reset with PROTOCOL_ERROR, which net/http's copy may do without
-// end (golang/go#52459).
-func configureHTTP2(tr *http.Transport, limit int64, resets *atomic.Int64) *http.Transport {
+// end (golang/go#52459). resets counts what StreamResets returns; it is nil
+// when the client cannot tell.
+func configureHTTP2(tr *http.Transport, limit int64) (h2tr *http.Transport, resets *atomic.Int64) {
 	tc := tr.TLSClientConfig.Clone()
 	if tc == nil {
 		tc = new(tls.Config)
@@ -183,8 +184,9 @@ func configureHTTP2(tr *http.Transport, limit int64, resets *atomic.Int64) *http
 	if !h2ClientOn() {
 		tc.NextProtos = nil
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
-		return nil
+		return nil, nil
 	}
+	resets = new(atomic.Int64)
 	var up func(string, *tls.Conn) http.RoundTripper
 	alt := new(h2Alt)
 	// With an "h2" entry of its own, tr does not set up net/http's HTTP/2
@@ -199,22 +201,27 @@ func configureHTTP2(tr *http.Transport, limit int64, resets *atomic.Int64) *http
 			return rt
 		},
 	}
-	h2tr := tr.Clone()
+	h2tr = tr.Clone()
 	h2tr.TLSNextProto = nil
 	h2tr.MaxResponseHeaderBytes = h2HeadLimit(limit)
 	t2, err := http2.ConfigureTransports(h2tr)
-	if err != nil {
-		// It fails only for a transport that has HTTP/2 already.
-		panic(err)
-	}
-	t2.CountError = func(what string) {
-		if mayHaveProcessed(what) {
-			resets.Add(1)
+	if up = h2tr.TLSNextProto[http2.NextProtoTLS]; err == nil && up != nil {
+		t2.CountError = func(what string) {
+			if mayHaveProcessed(what) {
+				resets.Add(1)
+			}
 		}
+	} else {
+		// x/net's client hands its connections to net/http's where it
+		// wraps that one: then net/http's runs them, uncounted.
+		h2tr = tr.Clone()
+		h2tr.TLSNextProto = nil
+		h2tr.MaxResponseHeaderBytes = h2HeadLimit(limit)
+		h2tr.CloseIdleConnections()
+		up, resets = h2tr.TLSNextProto["h2"], nil
 	}
-	up = h2tr.TLSNextProto[http2.NextProtoTLS]
 	tr.RegisterProtocol("https", alt)
-	return h2tr
+	return h2tr, resets
 }
 
 // h2ClientOn reports whether net/http's HTTP/2 client is on: GODEBUG's

@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -358,8 +357,7 @@ func newClient(opts Options) (*http.Client, error) {
 
 	var h2tr *http.Transport
 	if opts.HTTP2 {
-		d.h2Resets = new(atomic.Int64)
-		h2tr = configureHTTP2(tr, opts.MaxHeaderBytes, d.h2Resets)
+		h2tr, d.h2Resets = configureHTTP2(tr, opts.MaxHeaderBytes)
 	}
 	// A direct https connection (or one through a SOCKS proxy) gets its
 	// TLS configuration here, for the address dialled (see connTLS);
