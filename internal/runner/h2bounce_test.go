@@ -50,13 +50,7 @@ type goAwayServer struct {
 
 func startGoAwayServer(t *testing.T, perConn int) *goAwayServer {
 	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
-		Certificates: []tls.Certificate{loopbackCert(t)},
-		NextProtos:   []string{"h2"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := h2Listener(t)
 	s := &goAwayServer{perConn: perConn, url: "https://" + ln.Addr().String() + "/"}
 	testnet.Serve(t, ln, func(c net.Conn) {
 		s.conns.Add(1)

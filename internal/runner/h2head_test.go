@@ -3,7 +3,6 @@ package runner
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -24,13 +23,7 @@ import (
 // requests.
 func startH2HeadServer(t *testing.T, block []byte) (url string, requests *atomic.Int64) {
 	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
-		Certificates: []tls.Certificate{loopbackCert(t)},
-		NextProtos:   []string{"h2"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := h2Listener(t)
 	requests = new(atomic.Int64)
 	testnet.Serve(t, ln, func(c net.Conn) {
 		fr := testnet.H2Framer(c)
@@ -143,13 +136,7 @@ func TestH2HeadOverLimit(t *testing.T) {
 // n are in flight on one connection when the first head arrives.
 func startH2BatchServer(t *testing.T, n int, blockFor func(path string) []byte) string {
 	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
-		Certificates: []tls.Certificate{loopbackCert(t)},
-		NextProtos:   []string{"h2"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := h2Listener(t)
 	testnet.Serve(t, ln, func(c net.Conn) {
 		fr := testnet.H2Framer(c, http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: uint32(n)})
 		if fr == nil {

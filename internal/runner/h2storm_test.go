@@ -28,6 +28,20 @@ func loopbackCert(t *testing.T) tls.Certificate {
 	return cert
 }
 
+// h2Listener listens on 127.0.0.1 for TLS connections that agree on
+// HTTP/2, with a loopback certificate, for a server of frames.
+func h2Listener(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{loopbackCert(t)},
+		NextProtos:   []string{"h2"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
 // resettingH2Server speaks HTTP/2 on 127.0.0.1 at the frame level: it
 // answers the client's preface and SETTINGS, and resets every stream with
 // PROTOCOL_ERROR as soon as its HEADERS arrive, as nginx does for
@@ -41,13 +55,7 @@ type resettingH2Server struct {
 
 func startResettingH2Server(t *testing.T, code http2.ErrCode) *resettingH2Server {
 	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
-		Certificates: []tls.Certificate{loopbackCert(t)},
-		NextProtos:   []string{"h2"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := h2Listener(t)
 	s := &resettingH2Server{code: code, url: "https://" + ln.Addr().String() + "/"}
 	testnet.Serve(t, ln, func(c net.Conn) {
 		s.conns.Add(1)
