@@ -90,7 +90,7 @@ func FromSettings(r *settings.Settings) (*Config, error) {
 		return nil, bad("rate", "must not be negative, got %g", r.Rate)
 	}
 	if m := r.MinSuccess; m < 0 || m > 1 {
-		return nil, bad("min-success", "must be a ratio from 0 to 1, got %g", m)
+		return nil, bad("min-success", "must be a ratio from 0 to 1, got %s", decimal(m))
 	}
 	okStatus, err := runner.ParseStatusSet(r.OKStatus)
 	if err != nil {

@@ -37,7 +37,7 @@ type SummarizeConfig struct {
 // values.
 func SummarizeFromSettings(r *settings.Settings) (*SummarizeConfig, error) {
 	if m := r.MinSuccess; m < 0 || m > 1 {
-		return nil, r.Errorf("min-success", "must be a ratio from 0 to 1, got %g", m)
+		return nil, r.Errorf("min-success", "must be a ratio from 0 to 1, got %s", decimal(m))
 	}
 	return &SummarizeConfig{SummaryOut: r.Summary, Overwrite: r.Overwrite, MinSuccess: r.MinSuccess, Quiet: r.Quiet, configFile: r.ConfigFile}, nil
 }
