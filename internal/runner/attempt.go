@@ -165,7 +165,7 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 	clock.mu.Lock()
 	res.sent = clock.wrote
 	redirectedTo := clock.redirectedTo
-	unanswered := clock.sent - clock.answered - clock.refused
+	unanswered := clock.sent - clock.answered
 	readEnded := true
 	if err != nil && clock.conn != nil {
 		if ended, ok := transport.ReadEnded(clock.conn); ok {
@@ -189,7 +189,7 @@ func (d *dispatcher) attempt(ws *workerState, t *task, r *route, start time.Time
 		}
 	case err != nil && context.Cause(ctx) == errUnanswered:
 		res.kind = report.KindProtocol
-		res.msg = fmt.Sprintf("the request went %d times in this attempt and the server answered none (net/http sends it again when the server resets its HTTP/2 stream); attempt stopped", unanswered)
+		res.msg = fmt.Sprintf("the request went %d times in this attempt and the server answered none (net/http sends it again when the server resets or refuses its HTTP/2 stream); attempt stopped", unanswered)
 	case err != nil:
 		res.kind, res.msg = ClassifyHead(err, readEnded)
 		var pe *transport.ProxyError

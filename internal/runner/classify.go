@@ -16,8 +16,6 @@ import (
 	"strings"
 	"syscall"
 
-	"golang.org/x/net/http2"
-
 	"github.com/fetchctl/fetchctl/internal/report"
 )
 
@@ -160,6 +158,17 @@ func remoteAlert(err error) bool {
 	return false
 }
 
+// h2StreamError has the fields of an HTTP/2 stream error. net/http's
+// bundled (unexported) http2StreamError fills any struct with these field
+// names and convertible types through its As method (net/http h2_error.go).
+type h2StreamError struct {
+	StreamID uint32
+	Code     uint32
+	Cause    error
+}
+
+func (e h2StreamError) Error() string { return "stream error" }
+
 // isProtocol reports a response head that net/http refused (malformed, or
 // longer than the transport's MaxResponseHeaderBytes over HTTP/1 or as an
 // HTTP/2 header list) and an HTTP/2 stream that the server reset. A line
@@ -169,9 +178,7 @@ func isProtocol(err error, readEnded bool) bool {
 	if errors.As(err, &pe) {
 		return !readEnded || !cutInName(string(pe))
 	}
-	// The transport's HTTP/2 client is golang.org/x/net/http2's; net/http's
-	// bundled copy of it converts its own stream error to this type too.
-	var se http2.StreamError
+	var se h2StreamError
 	if errors.As(err, &se) {
 		return true
 	}

@@ -29,14 +29,9 @@ type phaseClock struct {
 	idled     bool          // the connection is back in the pool
 	idle      chan struct{} // made by a waiter for idled; closed with it
 
-	// sent counts the HTTP/2 requests of the attempt (net/http's own
-	// retries and redirects included), answered those that got a
-	// response, refused those that the server refused unprocessed (see
-	// connected). lastAnswered: the last one sent got a response;
-	// resetsAt is transport.StreamResets when it was sent.
-	sent, answered, refused int
-	lastAnswered            bool
-	resetsAt                int64
+	// sent counts the requests of the attempt (net/http's own retries
+	// and redirects included), answered those that got a response.
+	sent, answered int
 	// ws is the worker whose attempt this is, while it runs: the attempt
 	// is stopped through it when too many requests go unanswered.
 	ws *workerState
@@ -98,41 +93,24 @@ func (c *phaseClock) claimWire() (out, in int64) {
 }
 
 // maxUnanswered is how many requests of one attempt may go without an
-// answer. net/http's HTTP/2 client sends a request again by itself when
-// the server resets its stream with PROTOCOL_ERROR, and may do so without
-// end (golang/go#52459): nginx's `return 444` on an http2 listener got
-// thousands of requests from one attempt. The transport's HTTP/2 client
-// does not; this guard stays for one that does.
-//
-// An HTTP/2 client sends a request again, too, when the server refused its stream
-// unprocessed: with REFUSED_STREAM (a stream over the server's limit of
-// concurrent streams, which a new connection opens before the server's
-// SETTINGS say it), or as one above the last stream of a GOAWAY with
-// NO_ERROR (a server that closes a connection after so many requests, as
-// nginx's keepalive_requests). Those the server answered no less than it
-// would have a moment later, on another stream; they do not count here.
+// answer. net/http sends a request again by itself when an HTTP/2 server
+// resets its stream with PROTOCOL_ERROR, and may do so without end
+// (golang/go#52459): nginx's `return 444` on an http2 listener got
+// thousands of requests from one attempt.
 const maxUnanswered = 3
 
 // connected counts a request about to be sent over HTTP/2, and stops the
-// attempt when too many went unanswered. resets is transport.StreamResets
-// of its connection, if known: a request sent again while that count
-// stayed as it was when the one before went out, with no answer to that
-// one, follows a refusal, not a reset. HTTP/1 requests are not counted:
+// attempt when too many went unanswered. HTTP/1 requests are not counted:
 // net/http sends one again only on a reused connection that failed before
 // any answer, at most once per idle connection, and such a failure is a
 // reset. c.mu is held.
-func (c *phaseClock) connected(reused, h2 bool, resets int64, known bool) {
+func (c *phaseClock) connected(reused, h2 bool) {
 	c.gotConn, c.reused = true, reused
 	if !h2 {
 		return
 	}
-	if c.sent > 0 && known && !c.lastAnswered && resets == c.resetsAt {
-		c.refused++
-	}
 	c.sent++
-	c.lastAnswered = false
-	c.resetsAt = resets
-	if c.sent-c.answered-c.refused > maxUnanswered && c.ws != nil {
+	if c.sent-c.answered > maxUnanswered && c.ws != nil {
 		c.ws.abort(errUnanswered)
 		c.ws = nil
 	}
@@ -159,9 +137,8 @@ func (c *phaseClock) trace(watchWrite bool) *httptrace.ClientTrace {
 				reused = r
 			}
 			h2 := transport.IsHTTP2(i.Conn)
-			resets, known := transport.StreamResets(i.Conn)
 			c.mu.Lock()
-			c.connected(reused, h2, resets, known)
+			c.connected(reused, h2)
 			prev := c.conn
 			c.conn = i.Conn
 			c.mu.Unlock()
@@ -176,7 +153,7 @@ func (c *phaseClock) trace(watchWrite bool) *httptrace.ClientTrace {
 				})
 			}
 		},
-		GotFirstResponseByte: func() { t := now(); c.mark(func() { c.firstByte = t; c.answered++; c.lastAnswered = true }) },
+		GotFirstResponseByte: func() { t := now(); c.mark(func() { c.firstByte = t; c.answered++ }) },
 		PutIdleConn: func(error) {
 			c.mark(func() {
 				if !c.idled {

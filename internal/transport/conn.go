@@ -20,13 +20,12 @@ var errConnRetired = errors.New("connection has carried MaxConnRequests requests
 type trackedConn struct {
 	net.Conn
 	timeout  time.Duration
-	armed    atomic.Bool   // the connect deadline is set
-	retired  atomic.Bool   // writes fail
-	requests atomic.Int64  // requests handed this connection
-	served   atomic.Int64  // requests that took it, for ConnReused
-	proto    atomic.Int32  // protoUnknown until IsHTTP2 has asked
-	readDone atomic.Bool   // a read failed: the peer closed or broke the connection
-	h2Resets *atomic.Int64 // see dialer.h2Resets
+	armed    atomic.Bool  // the connect deadline is set
+	retired  atomic.Bool  // writes fail
+	requests atomic.Int64 // requests handed this connection
+	served   atomic.Int64 // requests that took it, for ConnReused
+	proto    atomic.Int32 // protoUnknown until IsHTTP2 has asked
+	readDone atomic.Bool  // a read failed: the peer closed or broke the connection
 	// out and in count the bytes written and read on the wire (TLS,
 	// CONNECT and proxy handshakes included) that no request has claimed
 	// yet (see ClaimWire).

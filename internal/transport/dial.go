@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http/httptrace"
 	"net/netip"
-	"sync/atomic"
 	"time"
 )
 
@@ -36,10 +35,6 @@ type dialer struct {
 	// fallbackDelay is how long the first address family gets before the
 	// other is raced against it; 0 is defaultFallbackDelay.
 	fallbackDelay time.Duration
-	// h2Resets counts what the HTTP/2 client of the connections dialled
-	// here received that may end a stream the server processed (see
-	// StreamResets); nil without HTTP/2.
-	h2Resets *atomic.Int64
 }
 
 // defaultFallbackDelay is net.Dialer's head start for the first family
@@ -127,7 +122,7 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 // newTracked wraps a connection dialled for the request whose state ctx
 // carries; the request pays for its bytes if no request takes it.
 func (d *dialer) newTracked(ctx context.Context, conn net.Conn) *trackedConn {
-	tc := &trackedConn{Conn: conn, timeout: d.connectTimeout, h2Resets: d.h2Resets}
+	tc := &trackedConn{Conn: conn, timeout: d.connectTimeout}
 	tc.wireTo, _ = observerFrom(ctx).(WireObserver)
 	if st := stateFrom(ctx); st != nil && st.proxy != nil {
 		tc.meter = d.meter

@@ -7,10 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
-
-	"golang.org/x/net/http2"
 )
 
 // Values of trackedConn.proto: what ALPN negotiated on the TLS connection
@@ -166,27 +163,13 @@ var errH2HeadOverLimit = errors.New("http2: response header list over the limit"
 // HTTP/2 connection to the copy, which gives it write-behind before its
 // first frame, and sends a request over the copy's connections when one
 // of them can take it, as net/http does with its own HTTP/2 client.
-//
-// The copy's HTTP/2 client is golang.org/x/net/http2's (net/http bundles
-// an older copy of it), set up as net/http sets up its own. It tells what
-// it received (its CountError hook: see StreamResets), which net/http's
-// copy keeps to itself, and it does not send a request again after a
-// stream reset with PROTOCOL_ERROR, which net/http's copy may do without
-// end (golang/go#52459). resets counts what StreamResets returns; it is nil
-// when the client cannot tell.
-func configureHTTP2(tr *http.Transport, limit int64) (h2tr *http.Transport, resets *atomic.Int64) {
+func configureHTTP2(tr *http.Transport, limit int64) *http.Transport {
 	tc := tr.TLSClientConfig.Clone()
 	if tc == nil {
 		tc = new(tls.Config)
 	}
 	tc.NextProtos = []string{"h2", "http/1.1"}
 	tr.TLSClientConfig = tc
-	if !h2ClientOn() {
-		tc.NextProtos = nil
-		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
-		return nil, nil
-	}
-	resets = new(atomic.Int64)
 	var up func(string, *tls.Conn) http.RoundTripper
 	alt := new(h2Alt)
 	// With an "h2" entry of its own, tr does not set up net/http's HTTP/2
@@ -201,65 +184,20 @@ func configureHTTP2(tr *http.Transport, limit int64) (h2tr *http.Transport, rese
 			return rt
 		},
 	}
-	h2tr = tr.Clone()
+	h2tr := tr.Clone()
 	h2tr.TLSNextProto = nil
 	h2tr.MaxResponseHeaderBytes = h2HeadLimit(limit)
-	t2, err := http2.ConfigureTransports(h2tr)
-	if up = h2tr.TLSNextProto[http2.NextProtoTLS]; err == nil && up != nil {
-		t2.CountError = func(what string) {
-			if mayHaveProcessed(what) {
-				resets.Add(1)
-			}
-		}
-	} else {
-		// x/net's client hands its connections to net/http's where it
-		// wraps that one: then net/http's runs them, uncounted.
-		h2tr = tr.Clone()
-		h2tr.TLSNextProto = nil
-		h2tr.MaxResponseHeaderBytes = h2HeadLimit(limit)
-		h2tr.CloseIdleConnections()
-		up, resets = h2tr.TLSNextProto["h2"], nil
+	// net/http installs its HTTP/2 client on first use.
+	h2tr.CloseIdleConnections()
+	up = h2tr.TLSNextProto["h2"]
+	if up == nil {
+		// HTTP/2 is off in net/http (GODEBUG=http2client=0).
+		tc.NextProtos = nil
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+		return nil
 	}
 	tr.RegisterProtocol("https", alt)
-	return h2tr, resets
-}
-
-// h2ClientOn reports whether net/http's HTTP/2 client is on: GODEBUG's
-// http2client=0 turns it off, and with it the transport's.
-var h2ClientOn = sync.OnceValue(func() bool {
-	probe := &http.Transport{ForceAttemptHTTP2: true}
-	// net/http installs its HTTP/2 client on first use.
-	probe.CloseIdleConnections()
-	return probe.TLSNextProto["h2"] != nil
-})
-
-// mayHaveProcessed reports whether what, the name the HTTP/2 client gives
-// a frame it received (http2.Transport.CountError), ends streams the server
-// may have processed: a stream reset with any code but REFUSED_STREAM, or
-// a GOAWAY with an error code (the client names only those). The streams
-// of a REFUSED_STREAM, and those above the last stream of a GOAWAY with
-// NO_ERROR, the server did not process.
-func mayHaveProcessed(what string) bool {
-	if code, ok := strings.CutPrefix(what, "recv_rststream_"); ok {
-		return code != "REFUSED_STREAM"
-	}
-	return strings.HasPrefix(what, "recv_goaway_")
-}
-
-// StreamResets returns how many stream resets (but REFUSED_STREAM) and
-// GOAWAY frames with an error code the HTTP/2 client of c, the connection
-// of an httptrace GotConn hook, has received on all its connections; ok is
-// false for a connection of a client without HTTP/2. The client sends a
-// request again when the server refused its stream unprocessed
-// (REFUSED_STREAM, or a stream above the last one of a GOAWAY): when the
-// count did not move between two sends of one request, the first one was
-// refused, not reset. The client's other requests move it too.
-func StreamResets(c net.Conn) (n int64, ok bool) {
-	tc := trackedOf(c)
-	if tc == nil || tc.h2Resets == nil {
-		return 0, false
-	}
-	return tc.h2Resets.Load(), true
+	return h2tr
 }
 
 // h2Alt sends an https request over an HTTP/2 connection that can take

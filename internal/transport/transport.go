@@ -357,7 +357,7 @@ func newClient(opts Options) (*http.Client, error) {
 
 	var h2tr *http.Transport
 	if opts.HTTP2 {
-		h2tr, d.h2Resets = configureHTTP2(tr, opts.MaxHeaderBytes)
+		h2tr = configureHTTP2(tr, opts.MaxHeaderBytes)
 	}
 	// A direct https connection (or one through a SOCKS proxy) gets its
 	// TLS configuration here, for the address dialled (see connTLS);
