@@ -196,3 +196,74 @@ func (r *caRoots) verify(name string, cs tls.ConnectionState) error {
 // errNoServerName refuses a connection whose configuration does not say
 // which name its certificate must be for.
 var errNoServerName = errors.New("no server name to check the certificate against")
+
+// sessionCacheSize is how many TLS sessions a client keeps for resumption:
+// one a host, for the hosts met most recently.
+const sessionCacheSize = 512
+
+// tlsConfig returns the TLS configuration of the client's connections
+// and, when certificates are checked against a CA file without the
+// system's roots loaded up front, those roots (see connTLS); tunnels says
+// that net/http may make TLS connections itself, through CONNECT tunnels.
+func tlsConfig(opts Options, tunnels bool) (*tls.Config, *caRoots, error) {
+	conf := &tls.Config{InsecureSkipVerify: opts.Insecure} //nolint:gosec // explicit opt-in flag
+	// A new connection to a host met before (one a keep-alive closed, a
+	// rotation opened) resumes its TLS session: one round trip and no
+	// certificate checks instead of a full handshake.
+	conf.ClientSessionCache = opts.Shared.tls
+	if opts.CACertFile == "" && opts.CACertPEM == nil {
+		return conf, nil, nil
+	}
+	ca, err := opts.Shared.caFor(opts.CACertFile, opts.CACertPEM)
+	if err != nil {
+		return nil, nil, &CAFileError{File: opts.CACertFile, Err: err}
+	}
+	if opts.Insecure {
+		return conf, nil, nil
+	}
+	if tunnels {
+		// net/http checks a tunnelled target's certificate with this
+		// configuration, and tells VerifyConnection no name to check
+		// when the target's host is an IP address: crypto/tls checks it,
+		// against both pools.
+		conf.RootCAs = ca.all()
+		return conf, nil, nil
+	}
+	// Each connection is given its own check (connTLS), which knows the
+	// name; a connection made from conf itself is checked by the name it
+	// sent, and refused when it sent none.
+	conf.InsecureSkipVerify = true
+	conf.VerifyConnection = func(cs tls.ConnectionState) error {
+		if cs.ServerName == "" {
+			return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: errNoServerName}
+		}
+		return ca.verify(cs.ServerName, cs)
+	}
+	return conf, ca, nil
+}
+
+// CAFileError is a CA file (Options.CACertFile) that could not be used.
+type CAFileError struct {
+	File string
+	Err  error
+}
+
+func (e *CAFileError) Error() string { return "CA file " + e.File + ": " + e.Err.Error() }
+
+func (e *CAFileError) Unwrap() error { return e.Err }
+
+// ReadCAFile reads the PEM file at path once and checks it as a client
+// given it would use it: each CERTIFICATE block must parse, and there must
+// be one. It returns what it read, for Options.CACertPEM. Its errors do
+// not repeat path: "no such file or directory", "holds no PEM
+// certificate", "certificate 2 does not parse: ...".
+func ReadCAFile(path string) ([]byte, error) {
+	data, err := readCA(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := parseCA(data); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
