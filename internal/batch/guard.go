@@ -118,6 +118,7 @@ func resultsName(name string) string {
 // names it shows it, and what writing over it would destroy.
 type readFile struct {
 	flag, path, what string
+	name             string // the flag alone: --cacert
 }
 
 // readFiles are the files the run reads besides its inputs: the config
@@ -132,16 +133,16 @@ func readFilesOf(r *settings.Settings) []readFile {
 	}
 	var reads []readFile
 	if r.ConfigFile != "" {
-		reads = append(reads, readFile{"--config " + r.ConfigFile, r.ConfigFile, "settings"})
+		reads = append(reads, readFile{"--config " + r.ConfigFile, r.ConfigFile, "settings", "--config"})
 	}
 	if r.ProxyFile != "" {
-		reads = append(reads, readFile{"--proxy-file " + r.ProxyFile, r.ProxyFile, "proxies"})
+		reads = append(reads, readFile{"--proxy-file " + r.ProxyFile, r.ProxyFile, "proxies", "--proxy-file"})
 	}
 	if strings.HasPrefix(r.Data, "@") {
-		reads = append(reads, readFile{"--data " + r.Data, r.Data[1:], "request body"})
+		reads = append(reads, readFile{"--data " + r.Data, r.Data[1:], "request body", "--data"})
 	}
 	if r.CACert != "" {
-		reads = append(reads, readFile{"--cacert " + r.CACert, r.CACert, "CA certificates"})
+		reads = append(reads, readFile{"--cacert " + r.CACert, r.CACert, "CA certificates", "--cacert"})
 	}
 	return reads
 }
@@ -182,8 +183,8 @@ func CheckStdinNotRead(inputs []string, stdin io.Reader, files ...[2]string) err
 func StdinReads(r *settings.Settings) [][2]string {
 	var out [][2]string
 	for _, rf := range readFilesOf(r) {
-		if !strings.HasPrefix(rf.flag, "--config ") {
-			out = append(out, [2]string{strings.Fields(rf.flag)[0], rf.path})
+		if rf.name != "--config" {
+			out = append(out, [2]string{rf.name, rf.path})
 		}
 	}
 	return out

@@ -95,7 +95,7 @@ func Summarize(cfg *SummarizeConfig, env Env) error {
 	}
 	if cfg.SummaryOut != "" && cfg.SummaryOut != "-" {
 		if cfg.configFile != "" {
-			if err := isRead("--summary", cfg.SummaryOut, []readFile{{"--config " + cfg.configFile, cfg.configFile, "settings"}}); err != nil {
+			if err := isRead("--summary", cfg.SummaryOut, []readFile{{"--config " + cfg.configFile, cfg.configFile, "settings", "--config"}}); err != nil {
 				return err
 			}
 		}

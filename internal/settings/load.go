@@ -262,9 +262,6 @@ func pick(list []field, only []string) []field {
 	return out
 }
 
-// loadFile reads the config file, explicit or found; a file named
-// explicitly must exist, the others are optional. It returns a viper with
-// no file when none is found.
 // ExplicitConfigFile returns the config file that fs's --config or
 // FETCHCTL_CONFIG names, and which of the two named it; "" when neither
 // does (a file found in its usual places is then read, if any).
@@ -278,6 +275,9 @@ func ExplicitConfigFile(fs *pflag.FlagSet, getenv func(string) string) (path, so
 	return "", ""
 }
 
+// loadFile reads the config file, explicit or found; a file named
+// explicitly must exist, the others are optional. It returns a viper with
+// no file when none is found.
 func loadFile(explicit string, getenv func(string) string) (*viper.Viper, string, error) {
 	v := viper.New()
 	v.SetConfigType("yaml")
