@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/base64"
 	"fmt"
 	"net"
@@ -20,18 +19,10 @@ import (
 // that quotes the credentials it was sent.
 func startEchoServer(t *testing.T, answer func(req *http.Request) string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	testnet.Serve(t, ln, func(c net.Conn) {
-		req, err := http.ReadRequest(bufio.NewReader(c))
-		if err != nil {
-			return
-		}
+	lnAddr := testnet.ServeRequest(t, func(c net.Conn, req *http.Request) {
 		fmt.Fprint(c, answer(req))
 	})
-	return ln.Addr().String()
+	return lnAddr.String()
 }
 
 // basicOf returns the user:password a Basic header value carries.

@@ -1,7 +1,6 @@
 package routes
 
 import (
-	"bufio"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -24,21 +23,13 @@ import (
 // knows.
 func TestRefusalMasksCredentialsSent(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	testnet.Serve(t, ln, func(c net.Conn) {
-		req, err := http.ReadRequest(bufio.NewReader(c))
-		if err != nil {
-			return
-		}
+	lnAddr := testnet.ServeRequest(t, func(c net.Conn, req *http.Request) {
 		pa := req.Header.Get("Proxy-Authorization")
 		b, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(pa, "Basic "))
 		_, pw, _ := strings.Cut(string(b), ":")
 		fmt.Fprintf(c, "HTTP/1.1 407 password %s for %s token %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", pw, b, pa)
 	})
-	addr := ln.Addr().String()
+	addr := lnAddr.String()
 	idOf := regexp.MustCompile(`\(session ([a-z0-9]{8})\)`)
 	tests := []struct {
 		name    string

@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -19,15 +18,7 @@ import (
 // run's list of secrets does not hold them.
 func TestTargetEchoOfUserInfoMasked(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	testnet.Serve(t, ln, func(c net.Conn) {
-		req, err := http.ReadRequest(bufio.NewReader(c))
-		if err != nil {
-			return
-		}
+	lnAddr := testnet.ServeRequest(t, func(c net.Conn, req *http.Request) {
 		// A malformed status code, which net/http quotes.
 		code := strings.TrimPrefix(req.Header.Get("Authorization"), "Basic ")
 		if _, p, ok := req.BasicAuth(); ok && req.URL.Path == "/pw" {
@@ -37,7 +28,7 @@ func TestTargetEchoOfUserInfoMasked(t *testing.T) {
 	})
 	const pass = "Tgt-pass-xyz"
 	token := base64.StdEncoding.EncodeToString([]byte("tu:" + pass))
-	base := "http://tu:" + pass + "@" + ln.Addr().String()
+	base := "http://tu:" + pass + "@" + lnAddr.String()
 	recs, err := runJobs(t, context.Background(), Options{Limit: 2, PerHost: 2}, []string{base + "/pw", base + "/token"})
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,9 @@
 package testnet
 
 import (
+	"bufio"
 	"net"
+	"net/http"
 	"sync"
 	"testing"
 )
@@ -44,4 +46,24 @@ func Serve(t testing.TB, ln net.Listener, serve func(net.Conn)) {
 		mu.Unlock()
 		wg.Wait()
 	})
+}
+
+// ServeRequest listens on 127.0.0.1 until the test ends and answers the
+// first request of each connection with answer, writing what it likes to c
+// (a status line that quotes what was sent, say); a connection that sends
+// no request is closed. It returns the listener's address.
+func ServeRequest(t testing.TB, answer func(c net.Conn, req *http.Request)) net.Addr {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	Serve(t, ln, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		answer(c, req)
+	})
+	return ln.Addr()
 }

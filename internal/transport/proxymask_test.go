@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bufio"
 	"encoding/base64"
 	"fmt"
 	"net"
@@ -24,15 +23,7 @@ func TestProxyErrorMasksCredentialsSent(t *testing.T) {
 	t.Parallel()
 	const pass = "Sec-q7hnie8i-xyz"
 	token := base64.StdEncoding.EncodeToString([]byte("c-q7hnie8i:" + pass))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	testnet.Serve(t, ln, func(c net.Conn) {
-		req, err := http.ReadRequest(bufio.NewReader(c))
-		if err != nil {
-			return
-		}
+	lnAddr := testnet.ServeRequest(t, func(c net.Conn, req *http.Request) {
 		pa := req.Header.Get("Proxy-Authorization")
 		b, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(pa, "Basic "))
 		_, pw, _ := strings.Cut(string(b), ":")
@@ -49,7 +40,7 @@ func TestProxyErrorMasksCredentialsSent(t *testing.T) {
 		// No status line: net/http quotes the line it refused.
 		fmt.Fprintf(c, "%s\r\n\r\n", strings.ReplaceAll(quote, " ", "|"))
 	})
-	proxy := &url.URL{Scheme: "http", Host: ln.Addr().String(), User: url.UserPassword("c-q7hnie8i", pass)}
+	proxy := &url.URL{Scheme: "http", Host: lnAddr.String(), User: url.UserPassword("c-q7hnie8i", pass)}
 	for _, tt := range []struct{ name, target, want string }{
 		{"CONNECT answered", "https://127.0.0.1:9/", "CONNECT answered 502"},
 		{"forwarded, no status line", "http://127.0.0.1:9/", "no HTTP answer"},
