@@ -58,7 +58,7 @@ worker_processes 1;
 user root;
 error_log stderr notice;
 pid %[1]s/nginx.pid;
-events { worker_connections 64; }
+events { worker_connections 1024; }
 http {
 	access_log %[2]s;
 	client_body_temp_path %[1]s/body;
