@@ -136,7 +136,9 @@ func (c *phaseClock) trace(watchWrite bool) *httptrace.ClientTrace {
 			if r, ok := transport.ConnReused(i.Conn); ok {
 				reused = r
 			}
-			h2 := transport.IsHTTP2(i.Conn)
+			// A direct client's own HTTP/2 connections send a request
+			// again only within bounds of their own.
+			h2 := transport.IsHTTP2(i.Conn) && !transport.ResendsBounded(i.Conn)
 			c.mu.Lock()
 			c.connected(reused, h2)
 			prev := c.conn

@@ -138,7 +138,10 @@ func startH2BatchServer(t *testing.T, n int, blockFor func(path string) []byte) 
 	t.Helper()
 	ln := h2Listener(t)
 	testnet.Serve(t, ln, func(c net.Conn) {
-		fr := testnet.H2Framer(c, http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: uint32(n)})
+		// A limit of 100 or more: a client learns of it at once, where
+		// a lower one leaves a new connection with one stream until its
+		// first answer, which this server holds back.
+		fr := testnet.H2Framer(c, http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: uint32(max(n, 250))})
 		if fr == nil {
 			return
 		}

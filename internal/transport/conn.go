@@ -26,6 +26,7 @@ type trackedConn struct {
 	served   atomic.Int64 // requests that took it, for ConnReused
 	proto    atomic.Int32 // protoUnknown until IsHTTP2 has asked
 	readDone atomic.Bool  // a read failed: the peer closed or broke the connection
+	pooled   atomic.Bool  // an HTTP/2 connection of an h2Pool (see ResendsBounded)
 	// out and in count the bytes written and read on the wire (TLS,
 	// CONNECT and proxy handshakes included) that no request has claimed
 	// yet (see ClaimWire).

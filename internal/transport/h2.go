@@ -48,6 +48,15 @@ func IsHTTP2(c net.Conn) bool {
 	return h2
 }
 
+// ResendsBounded reports whether c, the connection of an httptrace
+// GotConn hook, is one of the HTTP/2 connections that a direct client keeps
+// itself: a request is sent again on such connections only when the server
+// did not process it, within bounds, and not by net/http on its own.
+func ResendsBounded(c net.Conn) bool {
+	under := trackedOf(c)
+	return under != nil && under.pooled.Load()
+}
+
 // HeadError is a response head over Options.MaxHeaderBytes (HTTP/1 or
 // HTTP/2), or an HTTP/2 head that net/http refused, as a connection or
 // stream error whose code alone says little: a header list over
@@ -163,7 +172,11 @@ var errH2HeadOverLimit = errors.New("http2: response header list over the limit"
 // HTTP/2 connection to the copy, which gives it write-behind before its
 // first frame, and sends a request over the copy's connections when one
 // of them can take it, as net/http does with its own HTTP/2 client.
-func configureHTTP2(tr *http.Transport, limit int64) *http.Transport {
+//
+// With pooled set, tr's HTTP/2 connections are left to the caller, which
+// sets tr.TLSNextProto["h2"] (see h2Pool): the copy makes no connection of
+// its own, and is not asked first.
+func configureHTTP2(tr *http.Transport, limit int64, pooled bool) *http.Transport {
 	tc := tr.TLSClientConfig.Clone()
 	if tc == nil {
 		tc = new(tls.Config)
@@ -196,7 +209,9 @@ func configureHTTP2(tr *http.Transport, limit int64) *http.Transport {
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 		return nil
 	}
-	tr.RegisterProtocol("https", alt)
+	if !pooled {
+		tr.RegisterProtocol("https", alt)
+	}
 	return h2tr
 }
 

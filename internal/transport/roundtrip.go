@@ -29,6 +29,7 @@ type roundTripper struct {
 	h1              *h1Transport                     // direct GET and HEAD requests (https only with HTTP/2 off), or nil
 	fwd             *http.Transport                  // plain-http requests forwarded by an HTTP(S) proxy; may be base
 	h2              *http.Transport                  // runs the HTTP/2 connections, or nil
+	pool            *h2Pool                          // direct https requests when HTTP/2 may be spoken, or nil
 	maxHeaderBytes  int64                            // Options.MaxHeaderBytes, for HeadError
 	maxHeaderText   string                           // Options.MaxHeaderText, for HeadError
 	proxyFor        func(*url.URL) (*url.URL, error) // nil: never a proxy
@@ -121,9 +122,12 @@ func (rt *roundTripper) roundTrip(req *http.Request) (*http.Response, error) {
 			resp *http.Response
 			err  error
 		)
-		if rt.h1 != nil && rt.h1.eligible(req) {
+		switch {
+		case rt.h1 != nil && rt.h1.eligible(req):
 			resp, err = rt.h1.RoundTrip(req)
-		} else {
+		case rt.pool != nil && req.URL.Scheme == "https" && req.Context().Value(h1OnlyKey{}) == nil:
+			resp, err = rt.pool.RoundTrip(req)
+		default:
 			resp, err = rt.base.RoundTrip(req)
 		}
 		if err != nil {
@@ -308,6 +312,9 @@ func (rt *roundTripper) CloseIdleConnections() {
 	}
 	if rt.h2 != nil {
 		rt.h2.CloseIdleConnections()
+	}
+	if rt.pool != nil {
+		rt.pool.closeIdle()
 	}
 }
 

@@ -355,9 +355,11 @@ func newClient(opts Options) (*http.Client, error) {
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	}
 
+	// A direct client keeps its HTTP/2 connections itself (see h2Pool).
+	pooled := opts.HTTP2 && proxyFor == nil && opts.KeepAlive > 0 && opts.MaxConnRequests == 0
 	var h2tr *http.Transport
 	if opts.HTTP2 {
-		h2tr = configureHTTP2(tr, opts.MaxHeaderBytes)
+		h2tr = configureHTTP2(tr, opts.MaxHeaderBytes, pooled)
 	}
 	// A direct https connection (or one through a SOCKS proxy) gets its
 	// TLS configuration here, for the address dialled (see connTLS);
@@ -392,8 +394,16 @@ func newClient(opts Options) (*http.Client, error) {
 		}
 	}
 
+	var pool *h2Pool
+	if pooled && h2tr != nil {
+		pool = newH2Pool(tr, h2tr)
+		tr.TLSNextProto["h2"] = pool.adopt
+		h2tr.DialTLSContext = pool.dialTLS(tr.DialTLSContext)
+	}
+
 	rt := &roundTripper{
 		base:            tr,
+		pool:            pool,
 		fwd:             fwd,
 		h2:              h2tr,
 		maxHeaderBytes:  opts.MaxHeaderBytes,

@@ -1,0 +1,425 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"sync"
+	"sync/atomic"
+)
+
+// h2Pool carries a direct client's https requests when HTTP/2 may be
+// spoken. It keeps the client's HTTP/2 connections itself, one
+// [http.ClientConn] each, so that it decides what net/http's HTTP/2 client
+// would decide alone: when to dial, how many streams a new connection
+// takes, and what becomes of a request the server did not process.
+//
+//   - A host's first request goes through net/http (base), which dials and
+//     learns the protocol; the host's other requests wait for it. An
+//     HTTP/2 connection is handed to the pool (adopt), and the waiting
+//     requests share it; an HTTP/1.1 host is remembered, and its requests
+//     go through net/http from then on.
+//   - A new HTTP/2 connection carries one request until the server's
+//     SETTINGS are known (as many as the host's last connection took, when
+//     there was one): net/http would take up to 100 streams on it, and a
+//     server that allows fewer refuses the others. The pool learns of
+//     SETTINGS that raise the limit at once, and of others with the
+//     connection's first answer.
+//   - When every connection to a host is at the server's stream limit, the
+//     pool dials one more (one dial at a time per host).
+//   - A request the server did not process (its stream refused with
+//     REFUSED_STREAM, or above a GOAWAY's last stream) is sent again at
+//     once on another stream or connection. net/http's own client sends it
+//     again after a growing pause (1, 2, 4 s) or without end; here a send
+//     again is free while the connection that turned the request away had
+//     answered others (the server rotates connections or limits streams),
+//     and a request turned away maxMisses times by connections that had
+//     answered nothing fails (TurnedAwayError).
+type h2Pool struct {
+	base *http.Transport // the host's first request, and HTTP/1.1 hosts
+	h2   *http.Transport // makes the pool's connections (NewClientConn)
+
+	mu    sync.Mutex
+	hosts map[string]*poolHost
+	http1 map[string]struct{} // hosts that answered over HTTP/1.1, bounded by maxKnownHTTP1
+}
+
+// maxMisses is how many times connections that had answered nothing may
+// turn one request away unprocessed before it fails.
+const maxMisses = 4
+
+// initialStreams is how many streams net/http's HTTP/2 client lets a new
+// connection take before the server's SETTINGS say otherwise.
+const initialStreams = 100
+
+func newH2Pool(base, h2 *http.Transport) *h2Pool {
+	return &h2Pool{base: base, h2: h2, hosts: make(map[string]*poolHost), http1: make(map[string]struct{})}
+}
+
+// poolHost is one host:port's connections and the requests waiting for one.
+type poolHost struct {
+	key string
+
+	users int // requests in RoundTrip, and adopt; guarded by the pool's mu
+
+	mu      sync.Mutex
+	conns   []*poolConn
+	dialing bool
+	// probing is true while a request through base sets up the host's
+	// first connection; probeFailed tells the requests that waited for it
+	// that it failed without one.
+	probing     bool
+	probeFailed bool
+
+	// noStreams is set once one of the host's connections took no stream
+	// at all: while the entry lasts, its requests fail at once rather than
+	// dial connections that will take none either.
+	noStreams atomic.Bool
+	// room is how many streams the host's last settled connection took,
+	// which a new connection may carry before its own SETTINGS are known;
+	// 0 before any.
+	room atomic.Int32
+
+	sigMu sync.Mutex
+	gen   uint64
+	wake  chan struct{} // closed at the next change, when someone waits
+}
+
+// changed wakes the requests that wait for a connection to key's host.
+func (h *poolHost) changed() {
+	h.sigMu.Lock()
+	h.gen++
+	if h.wake != nil {
+		close(h.wake)
+		h.wake = nil
+	}
+	h.sigMu.Unlock()
+}
+
+func (h *poolHost) generation() uint64 {
+	h.sigMu.Lock()
+	defer h.sigMu.Unlock()
+	return h.gen
+}
+
+// wait returns when the host changed after generation gen, or ctx ended.
+func (h *poolHost) wait(ctx context.Context, gen uint64) error {
+	h.sigMu.Lock()
+	if h.gen != gen {
+		h.sigMu.Unlock()
+		return nil
+	}
+	if h.wake == nil {
+		h.wake = make(chan struct{})
+	}
+	w := h.wake
+	h.sigMu.Unlock()
+	select {
+	case <-w:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// dialTLS is the pool's transport's DialTLSContext: the connection adopt
+// hands over, or a new one from dial, kept for the caller of dial.
+func (p *h2Pool) dialTLS(dial func(context.Context, string, string) (net.Conn, error)) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if c, ok := ctx.Value(adoptKey{}).(*tls.Conn); ok {
+			return c, nil
+		}
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if tc, ok := c.(*tls.Conn); ok {
+			if slot, ok := ctx.Value(dialSlotKey{}).(*dialSlot); ok {
+				slot.conn = tc
+			}
+			if under := trackedOf(tc); under != nil {
+				// The pool asks for HTTP/2 connections: its writes go
+				// behind from the handshake on.
+				under.writeBehind()
+				under.pooled.Store(true)
+			}
+		}
+		return c, nil
+	}
+}
+
+// drop forgets c, which closed, and its host when nothing is left of it.
+func (p *h2Pool) drop(c *poolConn) {
+	h := c.h
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h.mu.Lock()
+	for i, x := range h.conns {
+		if x == c {
+			h.conns = append(h.conns[:i:i], h.conns[i+1:]...)
+			break
+		}
+	}
+	h.mu.Unlock()
+	p.forgetLocked(h)
+	h.changed()
+}
+
+func (p *h2Pool) knownHTTP1(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.http1[key]
+	return ok
+}
+
+func (p *h2Pool) markHTTP1(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.http1) >= maxKnownHTTP1 {
+		clear(p.http1)
+	}
+	p.http1[key] = struct{}{}
+}
+
+// RoundTrip implements [http.RoundTripper].
+func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
+	key := hostKey(req.URL)
+	if p.knownHTTP1(key) {
+		return p.base.RoundTrip(req)
+	}
+	h := p.enter(key)
+	defer p.leave(h)
+	ctx := req.Context()
+	trace := httptrace.ContextClientTrace(ctx)
+	if trace != nil && trace.GetConn != nil {
+		trace.GetConn(key)
+	}
+	misses := 0
+	for {
+		if h.noStreams.Load() {
+			closeBody(req)
+			return nil, errNoStreams(nil)
+		}
+		gen := h.generation()
+		h.mu.Lock()
+		c, next := h.pick()
+		h.mu.Unlock()
+		var (
+			resp *http.Response
+			err  error
+		)
+		switch next {
+		case actWait:
+			if err := h.wait(ctx, gen); err != nil {
+				closeBody(req)
+				return nil, err
+			}
+			continue
+		case actBase:
+			resp, err = p.viaBase(h, req)
+		case actProbe:
+			resp, err = p.probe(h, req)
+		case actDial:
+			if c, err = p.dial(ctx, h); err != nil {
+				closeBody(req)
+				return nil, err
+			}
+			if c == nil {
+				return p.viaBase(h, req)
+			}
+			fallthrough
+		case actSend:
+			c.gotConn(req)
+			resp, err = c.cc.RoundTrip(req)
+			if err == nil || unprocessed(err) {
+				c.done(err == nil)
+			}
+		}
+		if err == nil {
+			return resp, nil
+		}
+		if ta, ok := err.(*turnedAway); ok {
+			// Through base, on a connection of the pool.
+			c, err = ta.c, ta.err
+		}
+		if c != nil && c.noStreams.Load() {
+			return nil, errNoStreams(err)
+		}
+		if c == nil || !unprocessed(err) {
+			return nil, err
+		}
+		if refusedAll(c, err) {
+			c.closeNoStreams()
+			return nil, errNoStreams(err)
+		}
+		if !c.answered.Load() {
+			if misses++; misses >= maxMisses {
+				return nil, &TurnedAwayError{Times: misses, Err: err}
+			}
+		}
+		var rerr error
+		if req, rerr = rewind(req); rerr != nil {
+			return nil, err
+		}
+	}
+}
+
+// turnedAway is a request through base that a connection of the pool
+// turned away unprocessed; the pool sends it again.
+type turnedAway struct {
+	c   *poolConn
+	err error
+}
+
+func (e *turnedAway) Error() string { return e.err.Error() }
+func (e *turnedAway) Unwrap() error { return e.err }
+
+// What a request to a host does next (see poolHost.pick).
+const (
+	actSend  = iota // on the connection reserved for it
+	actWait         // for a change at the host
+	actProbe        // through base, to set up the host's first connection
+	actDial         // on a new connection
+	actBase         // through base, after the probe failed
+)
+
+// pick chooses what a request to h does next, and reserves a stream on
+// the connection it returns for actSend. h.mu is held.
+func (h *poolHost) pick() (*poolConn, int) {
+	unsettled := false
+	for _, x := range h.conns {
+		if !x.settled.Load() && int32(x.cc.InFlight()) >= max(h.room.Load(), 1) {
+			unsettled = true
+			continue
+		}
+		if x.cc.Reserve() == nil {
+			return x, actSend
+		}
+	}
+	switch {
+	case h.probing || h.dialing || unsettled:
+		return nil, actWait
+	case len(h.conns) > 0:
+		h.dialing = true
+		return nil, actDial
+	case h.probeFailed:
+		return nil, actBase
+	}
+	h.probing = true
+	return nil, actProbe
+}
+
+// enter returns key's entry, made if need be, for a request that calls
+// leave when done with it.
+func (p *h2Pool) enter(key string) *poolHost {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := p.hosts[key]
+	if h == nil {
+		h = &poolHost{key: key}
+		p.hosts[key] = h
+	}
+	h.users++
+	return h
+}
+
+// leave ends a request's use of h, and forgets h when nothing is left of it.
+func (p *h2Pool) leave(h *poolHost) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h.users--
+	p.forgetLocked(h)
+}
+
+// forgetLocked forgets h when no request uses it and it has no connection.
+// p.mu is held.
+func (p *h2Pool) forgetLocked(h *poolHost) {
+	if h.users > 0 || p.hosts[h.key] != h {
+		return
+	}
+	h.mu.Lock()
+	empty := len(h.conns) == 0 && !h.probing && !h.dialing
+	h.mu.Unlock()
+	if empty {
+		delete(p.hosts, h.key)
+	}
+}
+
+// probe sends req, the first to h's host, through base. The connection
+// net/http dials for it tells the host's protocol: over HTTP/2, adopt has
+// made it the pool's; a response without that means HTTP/1.1; a failure
+// without a connection lets the requests that waited go through base.
+func (p *h2Pool) probe(h *poolHost, req *http.Request) (*http.Response, error) {
+	resp, err := p.base.RoundTrip(req)
+	_, adopted := err.(*turnedAway)
+	h.mu.Lock()
+	h.probing = false
+	h.probeFailed = err != nil && !adopted && len(h.conns) == 0
+	h.mu.Unlock()
+	if err == nil && resp.ProtoMajor < 2 {
+		p.markHTTP1(h.key)
+	}
+	h.changed()
+	return resp, err
+}
+
+// viaBase sends req through base when the host's first request failed
+// without a connection, or the host answered over HTTP/1.1.
+func (p *h2Pool) viaBase(h *poolHost, req *http.Request) (*http.Response, error) {
+	resp, err := p.base.RoundTrip(req)
+	if err == nil && resp.ProtoMajor < 2 {
+		p.markHTTP1(h.key)
+	}
+	return resp, err
+}
+
+// dial makes a new connection to h's host for a request, with a stream
+// reserved on it; h.dialing is set. It returns nil and no error when the
+// host answered over HTTP/1.1 this time, which it is then known to speak.
+func (p *h2Pool) dial(ctx context.Context, h *poolHost) (*poolConn, error) {
+	defer h.changed()
+	slot := new(dialSlot)
+	cc, err := p.h2.NewClientConn(context.WithValue(ctx, dialSlotKey{}, slot), "https", h.key)
+	var c *poolConn
+	if err == nil {
+		if slot.conn == nil || slot.conn.ConnectionState().NegotiatedProtocol != "h2" {
+			cc.Close()
+			p.markHTTP1(h.key)
+		} else {
+			c = p.newConn(h, cc, slot.conn)
+			if err = cc.Reserve(); err != nil {
+				// The server's SETTINGS came at once, and allow no stream.
+				c.closeNoStreams()
+				err, c = errNoStreams(err), nil
+			}
+		}
+	}
+	h.mu.Lock()
+	h.dialing = false
+	if c != nil {
+		h.conns = append(h.conns, c)
+	}
+	h.mu.Unlock()
+	return c, err
+}
+
+// closeIdle closes the pool's connections that carry no request.
+func (p *h2Pool) closeIdle() {
+	p.mu.Lock()
+	var idle []*poolConn
+	for _, h := range p.hosts {
+		h.mu.Lock()
+		for _, c := range h.conns {
+			if c.cc.InFlight() == 0 {
+				idle = append(idle, c)
+			}
+		}
+		h.mu.Unlock()
+	}
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.cc.Close()
+	}
+}
