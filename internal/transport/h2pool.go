@@ -3,9 +3,12 @@ package transport
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -25,18 +28,20 @@ import (
 //     SETTINGS are known (as many as the host's last connection took, when
 //     there was one): net/http would take up to 100 streams on it, and a
 //     server that allows fewer refuses the others. The pool learns of
-//     SETTINGS that raise the limit at once, and of others with the
-//     connection's first answer.
-//   - When every connection to a host is at the server's stream limit, the
-//     pool dials one more (one dial at a time per host).
+//     SETTINGS that change the limit at once, and of others (exactly 100)
+//     with the connection's first answer or after settleWait.
+//   - When every connection to a host is at the server's stream limit, one
+//     more request goes through net/http to dial one more (one dial at a
+//     time per host).
 //   - A request the server did not process (its stream refused with
 //     REFUSED_STREAM, or above a GOAWAY's last stream) is sent again at
 //     once on another stream or connection. net/http's own client sends it
 //     again after a growing pause (1, 2, 4 s) or without end; here a send
 //     again is free while the connection that turned the request away had
-//     answered others (the server rotates connections or limits streams),
-//     and a request turned away maxMisses times by connections that had
-//     answered nothing fails (TurnedAwayError).
+//     answered others or still carries one (the server rotates connections
+//     or limits streams); a request turned away maxMisses times by
+//     connections that had answered nothing, or maxTurns times in all,
+//     fails (TurnedAwayError).
 type h2Pool struct {
 	base *http.Transport // the host's first request, and HTTP/1.1 hosts
 	h2   *http.Transport // makes the pool's connections (NewClientConn)
@@ -44,11 +49,31 @@ type h2Pool struct {
 	mu    sync.Mutex
 	hosts map[string]*poolHost
 	http1 map[string]struct{} // hosts that answered over HTTP/1.1, bounded by maxKnownHTTP1
+
+	// onWait, for tests, is called when a request starts waiting.
+	onWait func()
 }
 
-// maxMisses is how many times connections that had answered nothing may
-// turn one request away unprocessed before it fails.
-const maxMisses = 4
+// maxKnownHTTP1 bounds the HTTP/1.1 hosts a pool remembers; past it, it
+// forgets them all, and their next requests wait for one setup again.
+const maxKnownHTTP1 = 4096
+
+// hostKey is u's host and port, as net/http keys its connections.
+func hostKey(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
+// maxMisses is how many times connections on which the server made no
+// progress may turn one request away unprocessed before it fails; maxTurns
+// bounds the turns of any kind.
+const (
+	maxMisses = 4
+	maxTurns  = 1000
+)
 
 // initialStreams is how many streams net/http's HTTP/2 client lets a new
 // connection take before the server's SETTINGS say otherwise.
@@ -72,6 +97,7 @@ type poolHost struct {
 	// that it failed without one.
 	probing     bool
 	probeFailed bool
+	http1       bool // the host answered over HTTP/1.1 (the pool remembers it too)
 
 	// noStreams is set once one of the host's connections took no stream
 	// at all: while the entry lasts, its requests fail at once rather than
@@ -124,30 +150,13 @@ func (h *poolHost) wait(ctx context.Context, gen uint64) error {
 	}
 }
 
-// dialTLS is the pool's transport's DialTLSContext: the connection adopt
-// hands over, or a new one from dial, kept for the caller of dial.
-func (p *h2Pool) dialTLS(dial func(context.Context, string, string) (net.Conn, error)) func(context.Context, string, string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if c, ok := ctx.Value(adoptKey{}).(*tls.Conn); ok {
-			return c, nil
-		}
-		c, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		if tc, ok := c.(*tls.Conn); ok {
-			if slot, ok := ctx.Value(dialSlotKey{}).(*dialSlot); ok {
-				slot.conn = tc
-			}
-			if under := trackedOf(tc); under != nil {
-				// The pool asks for HTTP/2 connections: its writes go
-				// behind from the handshake on.
-				under.writeBehind()
-				under.pooled.Store(true)
-			}
-		}
+// dialAdopted is the pool's transport's DialTLSContext: the connection adopt
+// hands over. The pool dials through base.
+func dialAdopted(ctx context.Context, _, _ string) (net.Conn, error) {
+	if c, ok := ctx.Value(adoptKey{}).(*tls.Conn); ok {
 		return c, nil
 	}
+	return nil, errors.New("the HTTP/2 pool dials through net/http")
 }
 
 // drop forgets c, which closed, and its host when nothing is left of it.
@@ -196,7 +205,11 @@ func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	if trace != nil && trace.GetConn != nil {
 		trace.GetConn(key)
 	}
-	misses := 0
+	var (
+		misses, turns int
+		prev          *poolConn // the connection of the last turn
+		prevGoAway    bool      // that turn was a GOAWAY's, not a refused stream
+	)
 	for {
 		if h.noStreams.Load() {
 			closeBody(req)
@@ -212,6 +225,9 @@ func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		)
 		switch next {
 		case actWait:
+			if p.onWait != nil {
+				p.onWait()
+			}
 			if err := h.wait(ctx, gen); err != nil {
 				closeBody(req)
 				return nil, err
@@ -219,23 +235,10 @@ func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 			continue
 		case actBase:
 			resp, err = p.viaBase(h, req)
-		case actProbe:
-			resp, err = p.probe(h, req)
-		case actDial:
-			if c, err = p.dial(ctx, h); err != nil {
-				closeBody(req)
-				return nil, err
-			}
-			if c == nil {
-				return p.viaBase(h, req)
-			}
-			fallthrough
+		case actProbe, actDial:
+			resp, err = p.throughBase(h, req, next == actProbe)
 		case actSend:
-			c.gotConn(req)
-			resp, err = c.cc.RoundTrip(req)
-			if err == nil || unprocessed(err) {
-				c.done(err == nil)
-			}
+			resp, err = c.send(req)
 		}
 		if err == nil {
 			return resp, nil
@@ -254,10 +257,20 @@ func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 			c.closeNoStreams()
 			return nil, errNoStreams(err)
 		}
+		// A turn counts as a miss when the server made no progress on the
+		// connection. That is known of the one before this (see
+		// progressed); this one counts until it has answered a request.
+		if prev != nil && !prev.progressed(prevGoAway) {
+			misses++
+		}
+		prev, prevGoAway = c, !isRefused(err)
+		turns++
+		pending := 0
 		if !c.answered.Load() {
-			if misses++; misses >= maxMisses {
-				return nil, &TurnedAwayError{Times: misses, Err: err}
-			}
+			pending = 1
+		}
+		if misses+pending >= maxMisses || turns >= maxTurns {
+			return nil, &TurnedAwayError{Times: turns, Idle: misses+pending >= maxMisses, Err: err}
 		}
 		var rerr error
 		if req, rerr = rewind(req); rerr != nil {
@@ -290,6 +303,10 @@ const (
 func (h *poolHost) pick() (*poolConn, int) {
 	unsettled := false
 	for _, x := range h.conns {
+		if !x.settled.Load() && x.cc.Err() == nil && x.cc.Available()+x.cc.InFlight() != initialStreams {
+			// SETTINGS that lowered the limit, which no hook tells of.
+			x.settled.Store(true)
+		}
 		if !x.settled.Load() && int32(x.cc.InFlight()) >= max(h.room.Load(), 1) {
 			unsettled = true
 			continue
@@ -299,6 +316,8 @@ func (h *poolHost) pick() (*poolConn, int) {
 		}
 	}
 	switch {
+	case h.http1:
+		return nil, actBase
 	case h.probing || h.dialing || unsettled:
 		return nil, actWait
 	case len(h.conns) > 0:
@@ -347,20 +366,38 @@ func (p *h2Pool) forgetLocked(h *poolHost) {
 	}
 }
 
-// probe sends req, the first to h's host, through base. The connection
-// net/http dials for it tells the host's protocol: over HTTP/2, adopt has
-// made it the pool's; a response without that means HTTP/1.1; a failure
-// without a connection lets the requests that waited go through base.
-func (p *h2Pool) probe(h *poolHost, req *http.Request) (*http.Response, error) {
+// throughBase sends req through base while h's other requests wait: as
+// the probe, the first to h's host, or to dial one more connection to it.
+// net/http dials (a connection of the pool it finds idle tells it to), and
+// the connection tells the host's protocol at once: over HTTP/2, adopt has
+// made it the pool's; any other makes the host an HTTP/1.1 one, whose
+// requests go through base. A probe that fails without a connection lets
+// the requests that waited go through base.
+func (p *h2Pool) throughBase(h *poolHost, req *http.Request, probe bool) (*http.Response, error) {
+	orig := req
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) {
+			if !IsHTTP2(info.Conn) {
+				p.markHTTP1(h.key)
+				h.mu.Lock()
+				h.http1 = true
+				h.mu.Unlock()
+				h.changed()
+			}
+		},
+	}))
 	resp, err := p.base.RoundTrip(req)
+	if resp != nil {
+		resp.Request = orig
+	}
 	_, adopted := err.(*turnedAway)
 	h.mu.Lock()
-	h.probing = false
-	h.probeFailed = err != nil && !adopted && len(h.conns) == 0
-	h.mu.Unlock()
-	if err == nil && resp.ProtoMajor < 2 {
-		p.markHTTP1(h.key)
+	if probe {
+		h.probing = false
+		h.probeFailed = err != nil && !adopted && len(h.conns) == 0 && !h.http1
 	}
+	h.dialing = false
+	h.mu.Unlock()
 	h.changed()
 	return resp, err
 }
@@ -373,36 +410,6 @@ func (p *h2Pool) viaBase(h *poolHost, req *http.Request) (*http.Response, error)
 		p.markHTTP1(h.key)
 	}
 	return resp, err
-}
-
-// dial makes a new connection to h's host for a request, with a stream
-// reserved on it; h.dialing is set. It returns nil and no error when the
-// host answered over HTTP/1.1 this time, which it is then known to speak.
-func (p *h2Pool) dial(ctx context.Context, h *poolHost) (*poolConn, error) {
-	defer h.changed()
-	slot := new(dialSlot)
-	cc, err := p.h2.NewClientConn(context.WithValue(ctx, dialSlotKey{}, slot), "https", h.key)
-	var c *poolConn
-	if err == nil {
-		if slot.conn == nil || slot.conn.ConnectionState().NegotiatedProtocol != "h2" {
-			cc.Close()
-			p.markHTTP1(h.key)
-		} else {
-			c = p.newConn(h, cc, slot.conn)
-			if err = cc.Reserve(); err != nil {
-				// The server's SETTINGS came at once, and allow no stream.
-				c.closeNoStreams()
-				err, c = errNoStreams(err), nil
-			}
-		}
-	}
-	h.mu.Lock()
-	h.dialing = false
-	if c != nil {
-		h.conns = append(h.conns, c)
-	}
-	h.mu.Unlock()
-	return c, err
 }
 
 // closeIdle closes the pool's connections that carry no request.

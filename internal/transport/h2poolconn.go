@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -26,26 +27,41 @@ type poolConn struct {
 	forBase atomic.Bool
 	// noStreams is set once c is closed for taking no stream at all.
 	noStreams atomic.Bool
+	// pending counts the requests sent on c that have not returned.
+	pending atomic.Int32
 }
+
+// settleWait is how long a new connection carries only the streams its
+// host is known to take (one, at first) while its SETTINGS are not known:
+// SETTINGS that allow exactly net/http's initial 100 streams change
+// nothing the pool can see, and after this long the connection takes as
+// many as net/http lets it.
+const settleWait = 100 * time.Millisecond
 
 // A server whose SETTINGS allow no stream (SETTINGS_MAX_CONCURRENT_STREAMS
 // 0) leaves a request that net/http's client had not yet written waiting
-// for a stream without end, and no state hook runs for it. A new
-// connection is looked at after each of these delays while it has
-// answered nothing; one with no room and nothing in flight is closed.
-var noStreamChecks = []time.Duration{100 * time.Millisecond, 400 * time.Millisecond, 1600 * time.Millisecond, 6400 * time.Millisecond}
+// for a stream without end, and no state hook runs for it. A connection
+// is looked at after each of these delays while it has answered nothing;
+// one with no room and nothing in flight is closed, and the requests
+// waiting on it go elsewhere.
+var idleChecks = []time.Duration{settleWait, 4 * settleWait, 16 * settleWait, 64 * settleWait}
 
-// watch looks at c after noStreamChecks[i] (see noStreamChecks).
+// watch looks at c after idleChecks[i] (see idleChecks); the first look
+// ends settleWait.
 func (c *poolConn) watch(i int) {
-	if i >= len(noStreamChecks) {
+	if i >= len(idleChecks) {
 		return
 	}
-	time.AfterFunc(noStreamChecks[i], func() {
+	time.AfterFunc(idleChecks[i], func() {
+		if i == 0 {
+			c.settled.Store(true)
+			c.h.changed()
+		}
 		if c.answered.Load() || c.cc.Err() != nil {
 			return
 		}
 		if c.cc.Available() == 0 && c.cc.InFlight() == 0 {
-			c.closeNoStreams()
+			c.cc.Close()
 			return
 		}
 		c.watch(i + 1)
@@ -76,17 +92,21 @@ func (e *NoStreamsError) ErrorKind() string { return "protocol" }
 
 func errNoStreams(err error) error { return &NoStreamsError{Err: err} }
 
-// TurnedAwayError is a request that HTTP/2 connections which had answered
-// nothing turned away unprocessed, Times times: its stream refused
-// (REFUSED_STREAM) or above a GOAWAY's last stream. Its ErrorKind method
-// returns "protocol".
+// TurnedAwayError is a request that the server turned away unprocessed
+// Times times over HTTP/2: its stream refused (REFUSED_STREAM) or above a
+// GOAWAY's last stream. Idle says that the connections that did so had
+// answered nothing. Its ErrorKind method returns "protocol".
 type TurnedAwayError struct {
 	Times int
+	Idle  bool
 	Err   error
 }
 
 func (e *TurnedAwayError) Error() string {
-	return fmt.Sprintf("the server turned the request away unprocessed %d times, on HTTP/2 connections that answered nothing: %v", e.Times, e.Err)
+	if e.Idle {
+		return fmt.Sprintf("the server turned the request away unprocessed %d times, on HTTP/2 connections that answered nothing: %v", e.Times, e.Err)
+	}
+	return fmt.Sprintf("the server turned the request away unprocessed %d times: %v", e.Times, e.Err)
 }
 func (e *TurnedAwayError) Unwrap() error     { return e.Err }
 func (e *TurnedAwayError) ErrorKind() string { return "protocol" }
@@ -136,24 +156,40 @@ func (c *poolConn) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !c.forBase.CompareAndSwap(true, false) {
 		return nil, errNoCachedConn{}
 	}
-	c.gotConn(req)
-	resp, err := c.cc.RoundTrip(req)
-	if err == nil || unprocessed(err) {
-		c.done(err == nil)
-	}
+	resp, err := c.send(req)
 	if err != nil && unprocessed(err) {
 		return nil, &turnedAway{c: c, err: err}
 	}
 	return resp, err
 }
 
-// gotConn tells req's trace of c, as net/http's HTTP/2 client does (net/http
-// leaves it to the client of an HTTP/2 connection).
-func (c *poolConn) gotConn(req *http.Request) {
+// send sends req on c, where a stream is reserved for it. It tells req's
+// trace of c, as net/http's HTTP/2 client does (net/http leaves GotConn to
+// the client of an HTTP/2 connection). Until c has answered a request,
+// the first byte of an answer marks it: on the connection's read loop,
+// before a GOAWAY that follows it can turn other requests away.
+func (c *poolConn) send(req *http.Request) (*http.Response, error) {
 	reused := c.used.Swap(true)
-	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.GotConn != nil {
+	trace := httptrace.ContextClientTrace(req.Context())
+	if trace != nil && trace.GotConn != nil {
 		trace.GotConn(httptrace.GotConnInfo{Conn: c.nc, Reused: reused})
 	}
+	orig := req
+	if !c.answered.Load() {
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotFirstResponseByte: func() { c.answered.Store(true) },
+		}))
+	}
+	c.pending.Add(1)
+	resp, err := c.cc.RoundTrip(req)
+	c.pending.Add(-1)
+	if resp != nil {
+		resp.Request = orig
+	}
+	if err == nil || unprocessed(err) {
+		c.done(err == nil)
+	}
+	return resp, err
 }
 
 // errNoCachedConn has net/http send a request again on a new connection:
@@ -172,11 +208,6 @@ func (e erringRT) RoundTrip(*http.Request) (*http.Response, error) { return nil,
 
 type adoptKey struct{}
 
-// dialSlot receives the TLS connection that the pool's dial made.
-type dialSlot struct{ conn *tls.Conn }
-
-type dialSlotKey struct{}
-
 // adopt is base's TLSNextProto entry for "h2": the connection net/http
 // dialled for a host's first request becomes the pool's.
 func (p *h2Pool) adopt(authority string, c *tls.Conn) http.RoundTripper {
@@ -194,13 +225,18 @@ func (p *h2Pool) adopt(authority string, c *tls.Conn) http.RoundTripper {
 	defer p.leave(h)
 	pc := p.newConn(h, cc, c)
 	if err := cc.Reserve(); err != nil {
-		// The server's SETTINGS came at once, and allow no stream.
-		pc.closeNoStreams()
-		return erringRT{errNoStreams(err)}
+		if cc.Err() == nil && cc.Available() == 0 && cc.InFlight() == 0 {
+			// The server's SETTINGS came at once, and allow no stream.
+			pc.closeNoStreams()
+			return erringRT{errNoStreams(err)}
+		}
+		cc.Close()
+		return erringRT{fmt.Errorf("the server ended the HTTP/2 connection before its first request: %w", io.ErrUnexpectedEOF)}
 	}
 	pc.forBase.Store(true)
 	h.mu.Lock()
 	h.conns = append(h.conns, pc)
+	h.dialing = false
 	h.mu.Unlock()
 	h.changed()
 	return pc
@@ -253,12 +289,28 @@ func unprocessed(err error) bool {
 	return false
 }
 
+// isRefused reports a stream the server refused (REFUSED_STREAM).
+func isRefused(err error) bool {
+	var se h2StreamErr
+	return errors.As(err, &se) && se.Code == codeRefusedStream
+}
+
+// progressed reports whether the server made progress on c, which turned
+// a request away a moment ago: it answered a request there, or, when it
+// turned the request away with a GOAWAY, a request sent on c still waits
+// for its answer (nginx sends GOAWAY on the last request it takes, before
+// its answer). Looked at a moment later, the requests that the GOAWAY
+// ended have returned.
+func (c *poolConn) progressed(goAway bool) bool {
+	return c.answered.Load() || goAway && c.pending.Load() > 0
+}
+
 // refusedAll reports a stream refused on a connection that takes none:
 // the server's SETTINGS allow no stream, so every new connection will
 // refuse the request too.
 func refusedAll(c *poolConn, err error) bool {
 	var se h2StreamErr
-	return errors.As(err, &se) && se.Code == codeRefusedStream &&
+	return errors.As(err, &se) && se.Code == codeRefusedStream && !c.answered.Load() &&
 		c.cc.Err() == nil && c.cc.Available() == 0 && c.cc.InFlight() == 0
 }
 

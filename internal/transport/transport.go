@@ -355,8 +355,9 @@ func newClient(opts Options) (*http.Client, error) {
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	}
 
-	// A direct client keeps its HTTP/2 connections itself (see h2Pool).
-	pooled := opts.HTTP2 && proxyFor == nil && opts.KeepAlive > 0 && opts.MaxConnRequests == 0
+	// A client that keeps connections without rotating them keeps its
+	// HTTP/2 connections itself (see h2Pool).
+	pooled := opts.HTTP2 && opts.KeepAlive > 0 && opts.MaxConnRequests == 0
 	var h2tr *http.Transport
 	if opts.HTTP2 {
 		h2tr = configureHTTP2(tr, opts.MaxHeaderBytes, pooled)
@@ -398,7 +399,7 @@ func newClient(opts Options) (*http.Client, error) {
 	if pooled && h2tr != nil {
 		pool = newH2Pool(tr, h2tr)
 		tr.TLSNextProto["h2"] = pool.adopt
-		h2tr.DialTLSContext = pool.dialTLS(tr.DialTLSContext)
+		h2tr.DialTLSContext = dialAdopted
 	}
 
 	rt := &roundTripper{
@@ -431,10 +432,6 @@ func newClient(opts Options) (*http.Client, error) {
 			// alone, which it offers no ALPN for.
 			rt.h1.tlsConf, rt.h1.ca = tlsConf, ca
 		}
-	}
-	if opts.HTTP2 && opts.KeepAlive > 0 && opts.MaxConnRequests == 0 && proxyFor != nil {
-		// Rotation asks for new connections: those are set up in parallel.
-		rt.tunnels = newTunnelGate()
 	}
 	return &http.Client{Transport: rt, CheckRedirect: checkRedirect(opts, proxyFor)}, nil
 }
