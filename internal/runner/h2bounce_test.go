@@ -48,8 +48,13 @@ func startStreamLimitServer(t *testing.T) string {
 // nothing on the connection is processed. It counts connections and
 // HEADERS frames.
 type goAwayServer struct {
-	perConn  int
-	code     http2.ErrCode
+	perConn int
+	code    http2.ErrCode
+	// early sends the GOAWAY when the perConn-th request arrives, before
+	// its answer, which comes delay later (as nginx does with
+	// keepalive_requests).
+	early    bool
+	delay    time.Duration
 	url      string
 	answered atomic.Int64
 	headers  atomic.Int64
@@ -109,6 +114,13 @@ func (s *goAwayServer) serve(c net.Conn) {
 				continue
 			}
 			n++
+			if s.early && n == s.perConn {
+				going = true
+				if fr.WriteGoAway(f.StreamID, s.code, nil) != nil {
+					return
+				}
+				time.Sleep(s.delay) // the server's latency
+			}
 			head.Reset()
 			_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
 			if fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.StreamID, BlockFragment: head.Bytes(), EndHeaders: true}) != nil ||
@@ -116,7 +128,7 @@ func (s *goAwayServer) serve(c net.Conn) {
 				return
 			}
 			s.answered.Add(1)
-			if n == s.perConn {
+			if n == s.perConn && !s.early {
 				going = true
 				if fr.WriteGoAway(f.StreamID, s.code, nil) != nil {
 					return
@@ -163,6 +175,10 @@ func TestH2RefusedStreamsAreSentAgain(t *testing.T) {
 	t.Parallel()
 	limited := startStreamLimitServer(t)
 	rotating := startGoAwayServer(t, 10, http2.ErrCodeNo)
+	// One request a connection, GOAWAY before its answer, which takes
+	// 20ms: the requests turned away meanwhile have seen no answer yet.
+	single := startGoAwayServer(t, 1, http2.ErrCodeNo)
+	single.early, single.delay = true, 20*time.Millisecond
 	for _, tc := range []struct {
 		name    string
 		url     string
@@ -172,6 +188,8 @@ func TestH2RefusedStreamsAreSentAgain(t *testing.T) {
 		{"max concurrent streams 2, per host 100", limited, 100},
 		{"goaway after 10 streams, per host 20", rotating.url, 20},
 		{"goaway after 10 streams, per host 100", rotating.url, 100},
+		{"goaway before the answer to each connection's only stream, per host 20", single.url, 20},
+		{"goaway before the answer to each connection's only stream, per host 100", single.url, 100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const n = 200
