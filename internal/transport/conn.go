@@ -36,6 +36,10 @@ type trackedConn struct {
 	// last, which alone claims its bytes (see takeWire).
 	holderMu sync.Mutex
 	holder   WireObserver
+	// gate, once the connection counts as a live HTTP/2 connection in a
+	// tunnelGate, undoes that; gateLeft once it has run or the connection
+	// closed first.
+	gate atomic.Pointer[func()]
 	// wireTo, when set, learns the bytes of a connection that closes
 	// before any request took it (a refused CONNECT, a failed handshake):
 	// the request that dialled it pays for them.
@@ -174,6 +178,7 @@ func (c *trackedConn) close() error {
 		c.reportWire()
 	}
 	err := c.Conn.Close()
+	c.leaveGate()
 	if report {
 		c.reportWire()
 	}
@@ -221,6 +226,16 @@ func (u *untaken) remove(c *trackedConn) {
 	u.mu.Lock()
 	delete(u.conns, c)
 	u.mu.Unlock()
+}
+
+// gateLeft marks a connection that a tunnelGate no longer counts.
+var gateLeft = new(func())
+
+// leaveGate ends the connection's count as a live HTTP/2 connection, once.
+func (c *trackedConn) leaveGate() {
+	if f := c.gate.Swap(gateLeft); f != nil && f != gateLeft {
+		(*f)()
+	}
 }
 
 // WireObserver learns bytes on the wire that no request claimed with

@@ -250,7 +250,7 @@ func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		if c != nil && c.noStreams.Load() {
 			return nil, errNoStreams(err)
 		}
-		if c == nil || !unprocessed(err) {
+		if c == nil || !unprocessed(err) && !(lostUnanswered(err) && idempotent(req)) {
 			return nil, err
 		}
 		if refusedAll(c, err) {

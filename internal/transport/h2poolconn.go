@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -94,8 +95,10 @@ func errNoStreams(err error) error { return &NoStreamsError{Err: err} }
 
 // TurnedAwayError is a request that the server turned away unprocessed
 // Times times over HTTP/2: its stream refused (REFUSED_STREAM) or above a
-// GOAWAY's last stream. Idle says that the connections that did so had
-// answered nothing. Its ErrorKind method returns "protocol".
+// GOAWAY's last stream, or, for an idempotent request, its connection
+// lost before an answer. Idle says that the connections that did so had
+// answered nothing. Its ErrorKind method returns "reset" when the last
+// turn was a connection lost, else "protocol".
 type TurnedAwayError struct {
 	Times int
 	Idle  bool
@@ -108,14 +111,27 @@ func (e *TurnedAwayError) Error() string {
 	}
 	return fmt.Sprintf("the server turned the request away unprocessed %d times: %v", e.Times, e.Err)
 }
-func (e *TurnedAwayError) Unwrap() error     { return e.Err }
-func (e *TurnedAwayError) ErrorKind() string { return "protocol" }
+
+func (e *TurnedAwayError) ErrorKind() string {
+	if !unprocessed(e.Err) && lostUnanswered(e.Err) {
+		return "reset"
+	}
+	return "protocol"
+}
+func (e *TurnedAwayError) Unwrap() error { return e.Err }
 
 // onState is the connection's state hook. It may run inside a call on
 // c.cc made with c.h.mu held, so it takes no such lock.
 func (c *poolConn) onState(cc *http.ClientConn) {
 	if cc.Err() != nil {
 		go c.p.drop(c)
+		return
+	}
+	if c.answered.Load() && cc.Available() == 0 && cc.InFlight() == 0 {
+		// No room and nothing in flight: the server sent GOAWAY, or
+		// SETTINGS that allow no stream, after it answered here. A
+		// request waiting for a stream on c would wait without end.
+		go cc.Close()
 		return
 	}
 	if !c.settled.Load() && cc.Available()+cc.InFlight() != initialStreams {
@@ -157,7 +173,7 @@ func (c *poolConn) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errNoCachedConn{}
 	}
 	resp, err := c.send(req)
-	if err != nil && unprocessed(err) {
+	if err != nil && (unprocessed(err) || lostUnanswered(err) && idempotent(req)) {
 		return nil, &turnedAway{c: c, err: err}
 	}
 	return resp, err
@@ -273,6 +289,9 @@ const (
 	textGotGoAway  = "http2: Transport received Server's graceful shutdown GOAWAY"
 	textUnusable   = "http2: client conn not usable"
 	textNotStarted = "http2: client conn could not be established"
+	// A connection that a failed write ended, or that broke.
+	textForceClosed = "http2: client connection force closed via ClientConn.Close"
+	textConnLost    = "http2: client connection lost"
 )
 
 // unprocessed reports an error by which the server says it did not
@@ -284,6 +303,30 @@ func unprocessed(err error) bool {
 	}
 	switch err.Error() {
 	case textGotGoAway, textUnusable, textNotStarted:
+		return true
+	}
+	return false
+}
+
+// lostUnanswered reports an error by which a request's connection ended
+// before the request had an answer: the server closed it (after a GOAWAY,
+// its answers to the last requests it took may be lost with it, when a
+// write of the client's failed first), or it broke. The request may have
+// been processed; an idempotent one goes again, as net/http sends again
+// an HTTP/1 request whose kept connection broke.
+func lostUnanswered(err error) bool {
+	switch err.Error() {
+	case textForceClosed, textConnLost:
+		return true
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// idempotent reports a request that may go twice (RFC 9110, 9.2.2).
+func idempotent(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
 		return true
 	}
 	return false

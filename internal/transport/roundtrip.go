@@ -36,6 +36,10 @@ type roundTripper struct {
 	proxyName       string                           // Options.ProxyName
 	maxConnRequests int
 	followRedirects bool // the client follows redirects (see checkLocation)
+	// tunnels, when HTTP/2 may be spoken and connections are kept but not
+	// rotated, lets one proxied request at a time set up a connection to
+	// an https host whose protocol is unknown.
+	tunnels *tunnelGate
 }
 
 // reqState is one request's routing and progress, shared with the dialer
@@ -62,6 +66,10 @@ type reqState struct {
 	// proxyAuth is a Proxy-Authorization header the caller set, for the
 	// CONNECT request.
 	proxyAuth []string
+	// gateKey is the target's host:port when rt.tunnels holds the request;
+	// probe is set when the request sets up the host's connection.
+	gateKey string
+	probe   *probe
 }
 
 type stateKey struct{}
@@ -153,6 +161,20 @@ func (rt *roundTripper) roundTrip(req *http.Request) (*http.Response, error) {
 		if pa := req.Header.Values("Proxy-Authorization"); len(pa) > 0 {
 			hdr = st.takeProxyAuth(req, pa)
 		}
+		if rt.tunnels != nil && req.URL.Scheme == "https" {
+			st.gateKey = hostKey(req.URL)
+			pr, err := rt.tunnels.enter(req.Context(), st.gateKey)
+			if err != nil {
+				if req.Body != nil {
+					req.Body.Close()
+				}
+				return nil, err
+			}
+			if pr != nil {
+				st.probe = pr
+				defer pr.done()
+			}
+		}
 	}
 
 	ctx := context.WithValue(req.Context(), stateKey{}, st)
@@ -181,6 +203,9 @@ func (rt *roundTripper) roundTrip(req *http.Request) (*http.Response, error) {
 			if tc := trackedOf(info.Conn); tc != nil && !IsHTTP2(info.Conn) {
 				tc.takeWire(wireTo)
 			}
+			if st.gateKey != "" {
+				rt.tunnels.conn(st.gateKey, info.Conn, st.probe)
+			}
 			n := rt.gotConn(info, hdr, req.Header["Connection"])
 			st.firstUse.Store(n == 1 || n == 0 && !info.Reused)
 		},
@@ -190,12 +215,9 @@ func (rt *roundTripper) roundTrip(req *http.Request) (*http.Response, error) {
 	if hdr != nil {
 		r2.Header = hdr
 	}
-	var tr http.RoundTripper = rt.base
-	switch {
-	case p != nil && !isSOCKS(p) && req.URL.Scheme == "http":
+	tr := rt.base
+	if p != nil && !isSOCKS(p) && req.URL.Scheme == "http" {
 		tr = rt.fwd
-	case rt.pool != nil && req.URL.Scheme == "https" && req.Context().Value(h1OnlyKey{}) == nil:
-		tr = rt.pool
 	}
 	resp, err := tr.RoundTrip(r2)
 	if err != nil {

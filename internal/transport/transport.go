@@ -355,9 +355,13 @@ func newClient(opts Options) (*http.Client, error) {
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	}
 
-	// A client that keeps connections without rotating them keeps its
-	// HTTP/2 connections itself (see h2Pool).
-	pooled := opts.HTTP2 && opts.KeepAlive > 0 && opts.MaxConnRequests == 0
+	// A direct client that keeps connections without rotating them keeps
+	// its HTTP/2 connections itself (see h2Pool). Through a proxy, net/http's
+	// HTTP/2 client runs them: a tunnel that the target closes after a
+	// GOAWAY fails the client's next write, and net/http's client then
+	// drops the answers still unread on it, which the pool cannot tell from
+	// a server that answers nothing.
+	pooled := opts.HTTP2 && proxyFor == nil && opts.KeepAlive > 0 && opts.MaxConnRequests == 0
 	var h2tr *http.Transport
 	if opts.HTTP2 {
 		h2tr = configureHTTP2(tr, opts.MaxHeaderBytes, pooled)
@@ -432,6 +436,10 @@ func newClient(opts Options) (*http.Client, error) {
 			// alone, which it offers no ALPN for.
 			rt.h1.tlsConf, rt.h1.ca = tlsConf, ca
 		}
+	}
+	if opts.HTTP2 && opts.KeepAlive > 0 && opts.MaxConnRequests == 0 && proxyFor != nil {
+		// Rotation asks for new connections: those are set up in parallel.
+		rt.tunnels = newTunnelGate()
 	}
 	return &http.Client{Transport: rt, CheckRedirect: checkRedirect(opts, proxyFor)}, nil
 }

@@ -137,7 +137,7 @@ func TestTunnelWaitEndsWithContext(t *testing.T) {
 		KeepAlive: time.Minute, ConnectTimeout: 10 * time.Second,
 	})
 	waiting := make(chan struct{}, 1)
-	c.Transport.(*roundTripper).pool.onWait = func() { waiting <- struct{}{} }
+	c.Transport.(*roundTripper).tunnels.onWait = func() { waiting <- struct{}{} }
 	// The first request sets up the connection, held at the proxy.
 	first := make(chan error, 1)
 	go func() {
