@@ -53,8 +53,11 @@ type goAwayServer struct {
 	// early sends the GOAWAY when the perConn-th request arrives, before
 	// its answer, which comes delay later (as nginx does with
 	// keepalive_requests).
-	early    bool
-	delay    time.Duration
+	early bool
+	delay time.Duration
+	// lower, with perConn, sends SETTINGS that allow no stream after the
+	// perConn-th answer instead of a GOAWAY, and answers whatever comes.
+	lower    bool
 	url      string
 	answered atomic.Int64
 	headers  atomic.Int64
@@ -128,6 +131,12 @@ func (s *goAwayServer) serve(c net.Conn) {
 				return
 			}
 			s.answered.Add(1)
+			if s.lower {
+				if n == s.perConn && fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 0}) != nil {
+					return
+				}
+				continue
+			}
 			if n == s.perConn && !s.early {
 				going = true
 				if fr.WriteGoAway(f.StreamID, s.code, nil) != nil {
@@ -179,6 +188,10 @@ func TestH2RefusedStreamsAreSentAgain(t *testing.T) {
 	// 20ms: the requests turned away meanwhile have seen no answer yet.
 	single := startGoAwayServer(t, 1, http2.ErrCodeNo)
 	single.early, single.delay = true, 20*time.Millisecond
+	// After 10 answers, SETTINGS that allow no stream: the requests
+	// waiting for a stream on that connection go to another.
+	closing := startGoAwayServer(t, 10, http2.ErrCodeNo)
+	closing.lower = true
 	for _, tc := range []struct {
 		name    string
 		url     string
@@ -190,10 +203,11 @@ func TestH2RefusedStreamsAreSentAgain(t *testing.T) {
 		{"goaway after 10 streams, per host 100", rotating.url, 100},
 		{"goaway before the answer to each connection's only stream, per host 20", single.url, 20},
 		{"goaway before the answer to each connection's only stream, per host 100", single.url, 100},
+		{"no stream allowed after 10 answers, per host 20", closing.url, 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const n = 200
-			opts := h2Opts(t, tc.perHost, 30*time.Second)
+			opts := h2Opts(t, tc.perHost, 10*time.Second)
 			opts.Retries = 0 // each URL ok at its first attempt
 			start := time.Now()
 			recs, err := runJobs(t, context.Background(), opts, h2Lines(tc.url, n))
@@ -220,9 +234,9 @@ func TestH2RefusedStreamsAreSentAgain(t *testing.T) {
 				t.Errorf("failed URLs by kind %v (one said %q), want none", failed, example)
 			}
 			t.Logf("the run took %s, its slowest URL %.0fms", took.Round(time.Millisecond), slowest)
-			// A hang guard: requests that waited for --timeout take 30s.
-			if took > 20*time.Second {
-				t.Errorf("the run took %s, want it to end well inside --timeout 30s", took)
+			// A hang guard: requests that waited for --timeout take 10s.
+			if took > 5*time.Second {
+				t.Errorf("the run took %s, want it to end well inside --timeout 10s", took)
 			}
 		})
 	}
