@@ -53,11 +53,8 @@ type goAwayServer struct {
 	// early sends the GOAWAY when the perConn-th request arrives, before
 	// its answer, which comes delay later (as nginx does with
 	// keepalive_requests).
-	early bool
-	delay time.Duration
-	// lower, with perConn, sends SETTINGS that allow no stream after the
-	// perConn-th answer instead of a GOAWAY, and answers whatever comes.
-	lower    bool
+	early    bool
+	delay    time.Duration
 	url      string
 	answered atomic.Int64
 	headers  atomic.Int64
@@ -131,12 +128,6 @@ func (s *goAwayServer) serve(c net.Conn) {
 				return
 			}
 			s.answered.Add(1)
-			if s.lower {
-				if n == s.perConn && fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 0}) != nil {
-					return
-				}
-				continue
-			}
 			if n == s.perConn && !s.early {
 				going = true
 				if fr.WriteGoAway(f.StreamID, s.code, nil) != nil {
@@ -188,10 +179,6 @@ func TestH2RefusedStreamsAreSentAgain(t *testing.T) {
 	// 20ms: the requests turned away meanwhile have seen no answer yet.
 	single := startGoAwayServer(t, 1, http2.ErrCodeNo)
 	single.early, single.delay = true, 20*time.Millisecond
-	// After 10 answers, SETTINGS that allow no stream: the requests
-	// waiting for a stream on that connection go to another.
-	closing := startGoAwayServer(t, 10, http2.ErrCodeNo)
-	closing.lower = true
 	for _, tc := range []struct {
 		name    string
 		url     string
@@ -203,7 +190,6 @@ func TestH2RefusedStreamsAreSentAgain(t *testing.T) {
 		{"goaway after 10 streams, per host 100", rotating.url, 100},
 		{"goaway before the answer to each connection's only stream, per host 20", single.url, 20},
 		{"goaway before the answer to each connection's only stream, per host 100", single.url, 100},
-		{"no stream allowed after 10 answers, per host 20", closing.url, 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const n = 200

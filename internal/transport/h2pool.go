@@ -8,9 +8,10 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/net/idna"
 )
 
 // h2Pool carries a direct client's https requests when HTTP/2 may be
@@ -58,13 +59,31 @@ type h2Pool struct {
 // forgets them all, and their next requests wait for one setup again.
 const maxKnownHTTP1 = 4096
 
-// hostKey is u's host and port, as net/http keys its connections.
-func hostKey(u *url.URL) string {
+// poolKey is u's host and port as net/http names them to TLSNextProto
+// (canonicalAddr in its transport.go): a host that is not ASCII in IDNA
+// form, the port the scheme's when none is given. adopt learns of a
+// connection by that name alone.
+func poolKey(u *url.URL) string {
+	host := u.Hostname()
+	if !isASCII(host) {
+		if v, err := idna.Lookup.ToASCII(host); err == nil {
+			host = v
+		}
+	}
 	port := u.Port()
 	if port == "" {
 		port = "443"
 	}
-	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+	return net.JoinHostPort(host, port)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // maxMisses is how many times connections on which the server made no
@@ -194,7 +213,7 @@ func (p *h2Pool) markHTTP1(key string) {
 
 // RoundTrip implements [http.RoundTripper].
 func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
-	key := hostKey(req.URL)
+	key := poolKey(req.URL)
 	if p.knownHTTP1(key) {
 		return p.base.RoundTrip(req)
 	}

@@ -131,6 +131,8 @@ func (c *poolConn) onState(cc *http.ClientConn) {
 		// No room and nothing in flight: the server sent GOAWAY, or
 		// SETTINGS that allow no stream, after it answered here. A
 		// request waiting for a stream on c would wait without end.
+		// (Requests that reserved a stream before such SETTINGS count as
+		// in flight while they wait, and still wait for --timeout.)
 		go cc.Close()
 		return
 	}

@@ -3,6 +3,8 @@ package transport
 import (
 	"context"
 	"net"
+	"net/url"
+	"strings"
 	"sync"
 )
 
@@ -43,6 +45,15 @@ type gateHost struct {
 
 func newTunnelGate() *tunnelGate {
 	return &tunnelGate{hosts: make(map[string]*gateHost), http1: make(map[string]struct{})}
+}
+
+// hostKey is u's host and port, as net/http keys its connections.
+func hostKey(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // probe is the request that sets up a host's first connection.
