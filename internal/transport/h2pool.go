@@ -110,7 +110,14 @@ type poolHost struct {
 
 	mu      sync.Mutex
 	conns   []*poolConn
-	dialing bool
+	dialing int // requests through base to dial a connection
+	// waiting counts the requests waiting for a change at the host.
+	waiting atomic.Int32
+	// turnover is how many requests the host's last connection to close
+	// answered, when it answered any: a server that closes connections
+	// after a few requests (nginx's keepalive_requests) needs as many
+	// connections dialled at once as that leaves requests waiting.
+	turnover atomic.Int32
 	// probing is true while a request through base sets up the host's
 	// first connection; probeFailed tells the requests that waited for it
 	// that it failed without one.
@@ -191,6 +198,9 @@ func (p *h2Pool) drop(c *poolConn) {
 		}
 	}
 	h.mu.Unlock()
+	if n := c.served.Load(); n > 0 {
+		h.turnover.Store(n)
+	}
 	p.forgetLocked(h)
 	h.changed()
 }
@@ -247,7 +257,10 @@ func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 			if p.onWait != nil {
 				p.onWait()
 			}
-			if err := h.wait(ctx, gen); err != nil {
+			h.waiting.Add(1)
+			err := h.wait(ctx, gen)
+			h.waiting.Add(-1)
+			if err != nil {
 				closeBody(req)
 				return nil, err
 			}
@@ -337,16 +350,27 @@ func (h *poolHost) pick() (*poolConn, int) {
 	switch {
 	case h.http1:
 		return nil, actBase
-	case h.probing || h.dialing || unsettled:
+	case h.probing || unsettled || h.dialing > 0 && h.dialing >= h.dialsWanted():
 		return nil, actWait
-	case len(h.conns) > 0:
-		h.dialing = true
+	case len(h.conns) > 0 || h.dialing > 0:
+		h.dialing++
 		return nil, actDial
 	case h.probeFailed:
 		return nil, actBase
 	}
 	h.probing = true
 	return nil, actProbe
+}
+
+// dialsWanted is how many connections to h may be dialled at once: one,
+// unless the host's connections turn over after a few requests (see
+// turnover), when the requests waiting need as many as they fill.
+func (h *poolHost) dialsWanted() int {
+	per := int(h.turnover.Load())
+	if per <= 0 {
+		return 1
+	}
+	return max(1, (int(h.waiting.Load())+per-1)/per)
 }
 
 // enter returns key's entry, made if need be, for a request that calls
@@ -378,7 +402,7 @@ func (p *h2Pool) forgetLocked(h *poolHost) {
 		return
 	}
 	h.mu.Lock()
-	empty := len(h.conns) == 0 && !h.probing && !h.dialing
+	empty := len(h.conns) == 0 && !h.probing && h.dialing == 0
 	h.mu.Unlock()
 	if empty {
 		delete(p.hosts, h.key)
@@ -415,7 +439,9 @@ func (p *h2Pool) throughBase(h *poolHost, req *http.Request, probe bool) (*http.
 		h.probing = false
 		h.probeFailed = err != nil && !adopted && len(h.conns) == 0 && !h.http1
 	}
-	h.dialing = false
+	if !probe {
+		h.dialing--
+	}
 	h.mu.Unlock()
 	h.changed()
 	return resp, err

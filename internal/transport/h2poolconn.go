@@ -28,8 +28,9 @@ type poolConn struct {
 	forBase atomic.Bool
 	// noStreams is set once c is closed for taking no stream at all.
 	noStreams atomic.Bool
-	// pending counts the requests sent on c that have not returned.
-	pending atomic.Int32
+	// pending counts the requests sent on c that have not returned;
+	// served those it answered.
+	pending, served atomic.Int32
 }
 
 // settleWait is how long a new connection carries only the streams its
@@ -204,6 +205,9 @@ func (c *poolConn) send(req *http.Request) (*http.Response, error) {
 	if resp != nil {
 		resp.Request = orig
 	}
+	if err == nil {
+		c.served.Add(1)
+	}
 	if err == nil || unprocessed(err) {
 		c.done(err == nil)
 	}
@@ -254,7 +258,6 @@ func (p *h2Pool) adopt(authority string, c *tls.Conn) http.RoundTripper {
 	pc.forBase.Store(true)
 	h.mu.Lock()
 	h.conns = append(h.conns, pc)
-	h.dialing = false
 	h.mu.Unlock()
 	h.changed()
 	return pc
