@@ -352,3 +352,88 @@ func checkBounded(t *testing.T, recs []*report.Record, took time.Duration, heade
 		t.Errorf("the run took %s, want it to end well inside --timeout 30s", took)
 	}
 }
+
+// startZombieServer speaks HTTP/2 at the frame level with a limit of one
+// stream a connection, and never answers /slow: a stream the client resets
+// there still counts against the connection's limit, as nginx counts one
+// until its handler ends, and other streams on that connection are
+// refused (REFUSED_STREAM). Everything else is answered at once.
+func startZombieServer(t *testing.T) string {
+	t.Helper()
+	ln := h2Listener(t)
+	testnet.Serve(t, ln, func(c net.Conn) {
+		fr := testnet.H2Framer(c, http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 1})
+		if fr == nil {
+			return
+		}
+		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+		var (
+			head   bytes.Buffer
+			enc    = hpack.NewEncoder(&head)
+			zombie bool
+		)
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() && fr.WriteSettingsAck() != nil {
+					return
+				}
+			case *http2.PingFrame:
+				if !f.IsAck() && fr.WritePing(true, f.Data) != nil {
+					return
+				}
+			case *http2.MetaHeadersFrame:
+				switch {
+				case zombie:
+					if fr.WriteRSTStream(f.StreamID, http2.ErrCodeRefusedStream) != nil {
+						return
+					}
+				case f.PseudoValue("path") == "/slow":
+					zombie = true
+				default:
+					head.Reset()
+					_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+					if fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.StreamID, BlockFragment: head.Bytes(), EndHeaders: true}) != nil ||
+						fr.WriteData(f.StreamID, true, []byte("ok")) != nil {
+						return
+					}
+				}
+			}
+		}
+	})
+	return "https://" + ln.Addr().String()
+}
+
+// TestH2RefusedOnABusyConnectionGoesElsewhere: a connection whose server
+// still counts a stream the client gave up on refuses the next requests,
+// which must go on another connection rather than fail after four sends
+// on that one.
+func TestH2RefusedOnABusyConnectionGoesElsewhere(t *testing.T) {
+	t.Parallel()
+	base := startZombieServer(t)
+	opts := h2Opts(t, 1, time.Second)
+	opts.Retries = 0
+	lines := append([]string{base + "/slow"}, h2Lines(base+"/x", 10)...)
+	recs, err := runJobs(t, context.Background(), opts, lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != len(lines) {
+		t.Fatalf("%d records, want %d", len(recs), len(lines))
+	}
+	for _, r := range recs {
+		if strings.HasSuffix(r.URL, "/slow") {
+			if r.Error == nil || r.Error.Kind != report.KindTimeout {
+				t.Errorf("%s: error %+v, want timeout", r.URL, r.Error)
+			}
+			continue
+		}
+		if !r.OK {
+			t.Errorf("%s: error %+v, want ok", r.URL, r.Error)
+		}
+	}
+}

@@ -295,7 +295,11 @@ func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		if prev != nil && !prev.progressed(prevGoAway) {
 			misses++
 		}
-		prev, prevGoAway = c, !isRefused(err)
+		refused := isRefused(err)
+		if refused {
+			c.refused.Store(true)
+		}
+		prev, prevGoAway = c, !refused
 		turns++
 		pending := 0
 		if !c.answered.Load() {
@@ -341,6 +345,9 @@ func (h *poolHost) pick() (*poolConn, int) {
 		}
 		if !x.settled.Load() && int32(x.cc.InFlight()) >= max(h.room.Load(), 1) {
 			unsettled = true
+			continue
+		}
+		if x.refused.Load() {
 			continue
 		}
 		if x.cc.Reserve() == nil {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -31,6 +32,12 @@ type poolConn struct {
 	// pending counts the requests sent on c that have not returned;
 	// served those it answered.
 	pending, served atomic.Int32
+	// refused is set when the server refused a stream on c, and cleared
+	// when it answers one there: meanwhile requests go to other
+	// connections. A server counts a stream the client gave up on until
+	// its handler ends (nginx does), so a connection at a low limit may
+	// refuse what the client thinks it has room for.
+	refused atomic.Bool
 }
 
 // settleWait is how long a new connection carries only the streams its
@@ -160,6 +167,7 @@ func (c *poolConn) learn() {
 func (c *poolConn) done(answered bool) {
 	if answered {
 		c.answered.Store(true)
+		c.refused.Store(false)
 	}
 	if !c.settled.Swap(true) {
 		c.learn()
@@ -297,6 +305,9 @@ const (
 	// A connection that a failed write ended, or that broke.
 	textForceClosed = "http2: client connection force closed via ClientConn.Close"
 	textConnLost    = "http2: client connection lost"
+	// A connection the server closed after a GOAWAY, before answering
+	// a request it had taken.
+	textGoAwayClosed = "http2: server sent GOAWAY and closed the connection"
 )
 
 // unprocessed reports an error by which the server says it did not
@@ -320,8 +331,9 @@ func unprocessed(err error) bool {
 // been processed; an idempotent one goes again, as net/http sends again
 // an HTTP/1 request whose kept connection broke.
 func lostUnanswered(err error) bool {
-	switch err.Error() {
-	case textForceClosed, textConnLost:
+	switch msg := err.Error(); {
+	case msg == textForceClosed, msg == textConnLost,
+		strings.HasPrefix(msg, textGoAwayClosed):
 		return true
 	}
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
