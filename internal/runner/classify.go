@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/fetchctl/fetchctl/internal/report"
+	"github.com/fetchctl/fetchctl/internal/transport"
 )
 
 // kinder is implemented by errors that know their contract kind: invalid
@@ -158,17 +159,6 @@ func remoteAlert(err error) bool {
 	return false
 }
 
-// h2StreamError has the fields of an HTTP/2 stream error. net/http's
-// bundled (unexported) http2StreamError fills any struct with these field
-// names and convertible types through its As method (net/http h2_error.go).
-type h2StreamError struct {
-	StreamID uint32
-	Code     uint32
-	Cause    error
-}
-
-func (e h2StreamError) Error() string { return "stream error" }
-
 // isProtocol reports a response head that net/http refused (malformed, or
 // longer than the transport's MaxResponseHeaderBytes over HTTP/1 or as an
 // HTTP/2 header list) and an HTTP/2 stream that the server reset. A line
@@ -178,8 +168,7 @@ func isProtocol(err error, readEnded bool) bool {
 	if errors.As(err, &pe) {
 		return !readEnded || !cutInName(string(pe))
 	}
-	var se h2StreamError
-	if errors.As(err, &se) {
+	if _, ok := transport.StreamErrorCode(err); ok {
 		return true
 	}
 	msg := err.Error()

@@ -84,23 +84,11 @@ func (s *goAwayServer) serve(c net.Conn) {
 		going bool // GOAWAY sent: later streams are never processed
 	)
 	for {
-		f, err := fr.ReadFrame()
+		f, err := testnet.ReadH2Frame(fr)
 		if err != nil {
 			return
 		}
 		switch f := f.(type) {
-		case *http2.SettingsFrame:
-			if !f.IsAck() {
-				if fr.WriteSettingsAck() != nil {
-					return
-				}
-			}
-		case *http2.PingFrame:
-			if !f.IsAck() {
-				if fr.WritePing(true, f.Data) != nil {
-					return
-				}
-			}
 		case *http2.HeadersFrame:
 			s.headers.Add(1)
 			if going {
@@ -373,19 +361,11 @@ func startZombieServer(t *testing.T) string {
 			zombie bool
 		)
 		for {
-			f, err := fr.ReadFrame()
+			f, err := testnet.ReadH2Frame(fr)
 			if err != nil {
 				return
 			}
 			switch f := f.(type) {
-			case *http2.SettingsFrame:
-				if !f.IsAck() && fr.WriteSettingsAck() != nil {
-					return
-				}
-			case *http2.PingFrame:
-				if !f.IsAck() && fr.WritePing(true, f.Data) != nil {
-					return
-				}
 			case *http2.MetaHeadersFrame:
 				switch {
 				case zombie:

@@ -70,27 +70,14 @@ func (s *resettingH2Server) serve(c net.Conn) {
 		return
 	}
 	for {
-		f, err := fr.ReadFrame()
+		f, err := testnet.ReadH2Frame(fr)
 		if err != nil {
 			return
 		}
-		switch f := f.(type) {
-		case *http2.SettingsFrame:
-			if !f.IsAck() {
-				if err := fr.WriteSettingsAck(); err != nil {
-					return
-				}
-			}
-		case *http2.HeadersFrame:
+		if f, ok := f.(*http2.HeadersFrame); ok {
 			s.headers.Add(1)
 			if err := fr.WriteRSTStream(f.StreamID, s.code); err != nil {
 				return
-			}
-		case *http2.PingFrame:
-			if !f.IsAck() {
-				if err := fr.WritePing(true, f.Data); err != nil {
-					return
-				}
 			}
 		}
 	}

@@ -22,3 +22,32 @@ func H2Framer(c net.Conn, settings ...http2.Setting) *http2.Framer {
 	}
 	return fr
 }
+
+// ReadH2Frame reads the next frame the client sent on fr that a test server
+// has to look at: it acknowledges SETTINGS and answers PING itself, as
+// every HTTP/2 server must, and reads on.
+func ReadH2Frame(fr *http2.Framer) (http2.Frame, error) {
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return nil, err
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				if err := fr.WriteSettingsAck(); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				if err := fr.WritePing(true, f.Data); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		return f, nil
+	}
+}

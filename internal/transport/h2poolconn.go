@@ -284,7 +284,7 @@ func (p *h2Pool) newConn(h *poolHost, cc *http.ClientConn, nc net.Conn) *poolCon
 }
 
 // h2StreamErr has the fields of net/http's HTTP/2 stream error, which its
-// As method fills (see the runner's h2StreamError).
+// As method fills (net/http h2_error.go).
 type h2StreamErr struct {
 	StreamID uint32
 	Code     uint32
@@ -292,6 +292,16 @@ type h2StreamErr struct {
 }
 
 func (e h2StreamErr) Error() string { return "stream error" }
+
+// StreamErrorCode returns the code of the HTTP/2 stream error in err's
+// chain (net/http's is of an unexported type), and whether there is one.
+func StreamErrorCode(err error) (code uint32, ok bool) {
+	var se h2StreamErr
+	if !errors.As(err, &se) {
+		return 0, false
+	}
+	return se.Code, true
+}
 
 const codeRefusedStream = 0x7
 
