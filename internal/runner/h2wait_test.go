@@ -3,11 +3,16 @@ package runner
 import (
 	"context"
 	"crypto/tls"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fetchctl/fetchctl/internal/testnet"
+	"github.com/fetchctl/fetchctl/internal/transport"
 )
 
 // TestSlowFirstURLHoldsNoOtherBack: the other requests to a host wait for
@@ -66,5 +71,40 @@ func TestSlowFirstURLHoldsNoOtherBack(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHungHandshakeFailsTheWaitersToo: the requests that wait for a
+// host's first connection get its failure when it cannot be made (here a
+// server that accepts and never answers the TLS handshake), rather than
+// each trying in turn after it and running past --timeout.
+func TestHungHandshakeFailsTheWaitersToo(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Reads until the test closes the connection, and never answers.
+	testnet.Serve(t, ln, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	c, err := transport.New(transport.Options{HTTP2: true, Insecure: true, KeepAlive: 30 * time.Second,
+		PerHost: 5, ConnectTimeout: 600 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	opts := Options{Limit: 5, PerHost: 5, Routes: []Route{{Client: c}}, Timeout: time.Second, Retries: 0,
+		RetryOn: mustRetryOn(t, "429,5xx,timeout,reset,connect"), KeepAlive: true}
+	lines := h2Lines("https://"+ln.Addr().String()+"/", 5)
+	recs, err := runJobs(t, context.Background(), opts, lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != len(lines) {
+		t.Fatalf("%d records, want %d", len(recs), len(lines))
+	}
+	for _, r := range recs {
+		if r.Error == nil || !strings.Contains(r.Error.Message, "connect timeout") {
+			t.Errorf("%s: error %+v, want the connect timeout's", r.URL, r.Error)
+		}
 	}
 }

@@ -24,7 +24,8 @@ import (
 //     learns the protocol; the host's other requests wait for it. An
 //     HTTP/2 connection is handed to the pool (adopt), and the waiting
 //     requests share it; an HTTP/1.1 host is remembered, and its requests
-//     go through net/http from then on.
+//     go through net/http from then on. When the connection cannot be
+//     made, the requests that waited for it fail with the same error.
 //   - A new HTTP/2 connection carries one request until the server's
 //     SETTINGS are known (as many as the host's last connection took, when
 //     there was one): net/http would take up to 100 streams on it, and a
@@ -123,7 +124,11 @@ type poolHost struct {
 	// that it failed without one.
 	probing     bool
 	probeFailed bool
-	http1       bool // the host answered over HTTP/1.1 (the pool remembers it too)
+	// probeSeq counts the host's probes; failSeq is the one whose dial
+	// failed with probeErr, which the requests that waited for it share.
+	probeSeq, failSeq uint64
+	probeErr          error
+	http1             bool // the host answered over HTTP/1.1 (the pool remembers it too)
 
 	// noStreams is set once one of the host's connections took no stream
 	// at all: while the entry lasts, its requests fail at once rather than
@@ -235,6 +240,7 @@ func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		trace.GetConn(key)
 	}
 	var (
+		waitedFor     uint64 // the probe this request waited for
 		misses, turns int
 		prev          *poolConn // the connection of the last turn
 		prevGoAway    bool      // that turn was a GOAWAY's, not a refused stream
@@ -246,7 +252,19 @@ func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		gen := h.generation()
 		h.mu.Lock()
+		if waitedFor != 0 && h.failSeq == waitedFor {
+			// The connection this request waited for could not be
+			// made: the host's failure is this request's too, as it
+			// would be had it dialled alongside.
+			err := h.probeErr
+			h.mu.Unlock()
+			closeBody(req)
+			return nil, err
+		}
 		c, next := h.pick()
+		if next == actWait && h.probing {
+			waitedFor = h.probeSeq
+		}
 		h.mu.Unlock()
 		var (
 			resp *http.Response
@@ -366,6 +384,7 @@ func (h *poolHost) pick() (*poolConn, int) {
 		return nil, actBase
 	}
 	h.probing = true
+	h.probeSeq++
 	return nil, actProbe
 }
 
@@ -445,6 +464,10 @@ func (p *h2Pool) throughBase(h *poolHost, req *http.Request, probe bool) (*http.
 	if probe {
 		h.probing = false
 		h.probeFailed = err != nil && !adopted && len(h.conns) == 0 && !h.http1
+		if h.probeFailed && req.Context().Err() == nil {
+			// Not the probe's own deadline: the host's.
+			h.failSeq, h.probeErr = h.probeSeq, err
+		}
 	}
 	if !probe {
 		h.dialing--
