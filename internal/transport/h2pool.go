@@ -2,16 +2,10 @@ package transport
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
-	"net"
 	"net/http"
 	"net/http/httptrace"
-	"net/url"
 	"sync"
 	"sync/atomic"
-
-	"golang.org/x/net/idna"
 )
 
 // h2Pool carries a direct client's https requests when HTTP/2 may be
@@ -59,33 +53,6 @@ type h2Pool struct {
 // maxKnownHTTP1 bounds the HTTP/1.1 hosts a pool remembers; past it, it
 // forgets them all, and their next requests wait for one setup again.
 const maxKnownHTTP1 = 4096
-
-// poolKey is u's host and port as net/http names them to TLSNextProto
-// (canonicalAddr in its transport.go): a host that is not ASCII in IDNA
-// form, the port the scheme's when none is given. adopt learns of a
-// connection by that name alone.
-func poolKey(u *url.URL) string {
-	host := u.Hostname()
-	if !isASCII(host) {
-		if v, err := idna.Lookup.ToASCII(host); err == nil {
-			host = v
-		}
-	}
-	port := u.Port()
-	if port == "" {
-		port = "443"
-	}
-	return net.JoinHostPort(host, port)
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
 
 // maxMisses is how many times connections on which the server made no
 // progress may turn one request away unprocessed before it fails; maxTurns
@@ -179,15 +146,6 @@ func (h *poolHost) wait(ctx context.Context, gen uint64) error {
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
-}
-
-// dialAdopted is the pool's transport's DialTLSContext: the connection adopt
-// hands over. The pool dials through base.
-func dialAdopted(ctx context.Context, _, _ string) (net.Conn, error) {
-	if c, ok := ctx.Value(adoptKey{}).(*tls.Conn); ok {
-		return c, nil
-	}
-	return nil, errors.New("the HTTP/2 pool dials through net/http")
 }
 
 // drop forgets c, which closed, and its host when nothing is left of it.

@@ -9,10 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/idna"
 )
 
 // poolConn is one HTTP/2 connection of the pool.
@@ -235,6 +238,42 @@ type erringRT struct{ err error }
 
 func (e erringRT) RoundTripErr() error                             { return e.err }
 func (e erringRT) RoundTrip(*http.Request) (*http.Response, error) { return nil, e.err }
+
+// poolKey is u's host and port as net/http names them to TLSNextProto
+// (canonicalAddr in its transport.go): a host that is not ASCII in IDNA
+// form, the port the scheme's when none is given. adopt learns of a
+// connection by that name alone.
+func poolKey(u *url.URL) string {
+	host := u.Hostname()
+	if !isASCII(host) {
+		if v, err := idna.Lookup.ToASCII(host); err == nil {
+			host = v
+		}
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// dialAdopted is the pool's transport's DialTLSContext: the connection adopt
+// hands over. The pool dials through base.
+func dialAdopted(ctx context.Context, _, _ string) (net.Conn, error) {
+	if c, ok := ctx.Value(adoptKey{}).(*tls.Conn); ok {
+		return c, nil
+	}
+	return nil, errors.New("the HTTP/2 pool dials through net/http")
+}
 
 type adoptKey struct{}
 
