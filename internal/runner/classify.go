@@ -227,13 +227,18 @@ func isReset(err error) bool {
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return true
 	}
-	// net/http reports a peer that hung up before answering, and HTTP/2
-	// stream resets, with unexported error types whose text is fixed
-	// (net/http transport.go and h2_bundle.go).
+	// net/http reports a peer that hung up before answering, HTTP/2
+	// stream resets, and an HTTP/2 connection that ended under a request
+	// (closed after a failed write, lost, or closed after a GOAWAY) with
+	// unexported error types whose text is fixed (net/http transport.go
+	// and h2_bundle.go).
 	msg := err.Error()
 	return strings.Contains(msg, "server closed") || strings.Contains(msg, "connection reset") ||
 		strings.Contains(msg, "transport connection broken") ||
-		strings.Contains(msg, "stream error") || strings.Contains(msg, "unexpected EOF")
+		strings.Contains(msg, "stream error") || strings.Contains(msg, "unexpected EOF") ||
+		strings.Contains(msg, "http2: client connection force closed") ||
+		strings.Contains(msg, "http2: client connection lost") ||
+		strings.Contains(msg, "http2: server sent GOAWAY and closed the connection")
 }
 
 // causeText is err's text without the *url.Error wrapper, whose method and

@@ -183,3 +183,23 @@ func TestClassifyClosedWithoutAnswer(t *testing.T) {
 		t.Errorf("%d attempts, want 2: a reset is retried", r.Attempts)
 	}
 }
+
+// TestClassifyHTTP2ConnectionLost: net/http's errors for a request whose
+// HTTP/2 connection ended under it, before its answer, are kind reset, as
+// a broken HTTP/1 connection is, so that --retry-on reset sends it again.
+// Through a proxy, a tunnel the target closed after a GOAWAY fails the
+// client's next write, and net/http's client then closes the connection
+// under the requests still on it.
+func TestClassifyHTTP2ConnectionLost(t *testing.T) {
+	t.Parallel()
+	for _, text := range []string{
+		"http2: client connection force closed via ClientConn.Close",
+		"http2: client connection lost",
+		"http2: server sent GOAWAY and closed the connection; LastStreamID=205, ErrCode=NO_ERROR, debug=\"\"",
+	} {
+		err := &url.Error{Op: "Get", URL: "https://127.0.0.1/", Err: errors.New(text)}
+		if k, msg := Classify(err); k != "reset" || msg != text {
+			t.Errorf("Classify(%q) = %s, %q; want reset and the text", text, k, msg)
+		}
+	}
+}
