@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,6 +106,58 @@ func TestHungHandshakeFailsTheWaitersToo(t *testing.T) {
 	for _, r := range recs {
 		if r.Error == nil || !strings.Contains(r.Error.Message, "connect timeout") {
 			t.Errorf("%s: error %+v, want the connect timeout's", r.URL, r.Error)
+		}
+	}
+}
+
+// TestFirstConnectionsClosedAreTriedAgain: a host that closes its first
+// two connections at once and then answers loses no URL with one retry:
+// the requests that waited for the first connection try for themselves
+// when it fails quickly, rather than each failing with it.
+func TestFirstConnectionsClosedAreTriedAgain(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("ok"))
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{loopbackCert(t)}}
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	accepted := 0
+	testnet.Serve(t, ln, func(c net.Conn) {
+		mu.Lock()
+		accepted++
+		n := accepted
+		mu.Unlock()
+		if n <= 2 {
+			return // closed before the handshake
+		}
+		up, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			return
+		}
+		defer up.Close()
+		go func() { _, _ = io.Copy(up, c); up.Close() }()
+		_, _ = io.Copy(c, up)
+	})
+	opts := h2Opts(t, 10, 5*time.Second)
+	opts.Limit, opts.Retries = 10, 1
+	lines := h2Lines("https://"+ln.Addr().String()+"/", 10)
+	recs, err := runJobs(t, context.Background(), opts, lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != len(lines) {
+		t.Fatalf("%d records, want %d", len(recs), len(lines))
+	}
+	for _, r := range recs {
+		if !r.OK {
+			t.Errorf("%s: error %+v after %d attempts, want ok", r.URL, r.Error, r.Attempts)
 		}
 	}
 }

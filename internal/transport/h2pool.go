@@ -2,6 +2,8 @@ package transport
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"sync"
@@ -19,7 +21,9 @@ import (
 //     HTTP/2 connection is handed to the pool (adopt), and the waiting
 //     requests share it; an HTTP/1.1 host is remembered, and its requests
 //     go through net/http from then on. When the connection cannot be
-//     made, the requests that waited for it fail with the same error.
+//     made within the connect timeout, the requests that waited for it
+//     fail with the same error; after a quicker failure they try again
+//     for themselves.
 //   - A new HTTP/2 connection carries one request until the server's
 //     SETTINGS are known (as many as the host's last connection took, when
 //     there was one): net/http would take up to 100 streams on it, and a
@@ -393,6 +397,13 @@ func (p *h2Pool) forgetLocked(h *poolHost) {
 	}
 }
 
+// timedOut reports an error that is a timeout (a connection not ready
+// within the connect timeout).
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // throughBase sends req through base while h's other requests wait: as
 // the probe, the first to h's host, or to dial one more connection to it.
 // net/http dials (a connection of the pool it finds idle tells it to), and
@@ -422,8 +433,11 @@ func (p *h2Pool) throughBase(h *poolHost, req *http.Request, probe bool) (*http.
 	if probe {
 		h.probing = false
 		h.probeFailed = err != nil && !adopted && len(h.conns) == 0 && !h.http1
-		if h.probeFailed && req.Context().Err() == nil {
-			// Not the probe's own deadline: the host's.
+		if h.probeFailed && req.Context().Err() == nil && timedOut(err) {
+			// The host's connect timeout, not the probe's own deadline:
+			// the requests that waited would each wait as long again. A
+			// quicker failure (refused, closed) they try for themselves,
+			// as a host may fail a connection or two and then answer.
 			h.failSeq, h.probeErr = h.probeSeq, err
 		}
 	}
