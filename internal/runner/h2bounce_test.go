@@ -398,13 +398,7 @@ func TestH2RefusedOnABusyConnectionGoesElsewhere(t *testing.T) {
 	opts := h2Opts(t, 1, time.Second)
 	opts.Retries = 0
 	lines := append([]string{base + "/slow"}, h2Lines(base+"/x", 10)...)
-	recs, err := runJobs(t, context.Background(), opts, lines)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(recs) != len(lines) {
-		t.Fatalf("%d records, want %d", len(recs), len(lines))
-	}
+	recs := runEach(t, opts, lines)
 	for _, r := range recs {
 		if strings.HasSuffix(r.URL, "/slow") {
 			if r.Error == nil || r.Error.Kind != report.KindTimeout {

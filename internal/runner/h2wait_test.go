@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"context"
 	"crypto/tls"
 	"io"
 	"net"
@@ -53,13 +52,7 @@ func TestSlowFirstURLHoldsNoOtherBack(t *testing.T) {
 			opts := h2Opts(t, 20, time.Second)
 			opts.Limit, opts.Retries = 50, 0
 			lines := append([]string{srv.URL + "/slow"}, h2Lines(srv.URL+"/fast", 40)...)
-			recs, err := runJobs(t, context.Background(), opts, lines)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(recs) != len(lines) {
-				t.Fatalf("%d records, want %d", len(recs), len(lines))
-			}
+			recs := runEach(t, opts, lines)
 			for _, r := range recs {
 				if strings.HasSuffix(r.URL, "/slow") {
 					if r.Error == nil || r.Error.Kind != "timeout" {
@@ -96,13 +89,7 @@ func TestHungHandshakeFailsTheWaitersToo(t *testing.T) {
 	opts := Options{Limit: 5, PerHost: 5, Routes: []Route{{Client: c}}, Timeout: time.Second, Retries: 0,
 		RetryOn: mustRetryOn(t, "429,5xx,timeout,reset,connect"), KeepAlive: true}
 	lines := h2Lines("https://"+ln.Addr().String()+"/", 5)
-	recs, err := runJobs(t, context.Background(), opts, lines)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(recs) != len(lines) {
-		t.Fatalf("%d records, want %d", len(recs), len(lines))
-	}
+	recs := runEach(t, opts, lines)
 	for _, r := range recs {
 		if r.Error == nil || !strings.Contains(r.Error.Message, "connect timeout") {
 			t.Errorf("%s: error %+v, want the connect timeout's", r.URL, r.Error)
@@ -148,13 +135,7 @@ func TestFirstConnectionsClosedAreTriedAgain(t *testing.T) {
 	opts := h2Opts(t, 10, 5*time.Second)
 	opts.Limit, opts.Retries = 10, 1
 	lines := h2Lines("https://"+ln.Addr().String()+"/", 10)
-	recs, err := runJobs(t, context.Background(), opts, lines)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(recs) != len(lines) {
-		t.Fatalf("%d records, want %d", len(recs), len(lines))
-	}
+	recs := runEach(t, opts, lines)
 	for _, r := range recs {
 		if !r.OK {
 			t.Errorf("%s: error %+v after %d attempts, want ok", r.URL, r.Error, r.Attempts)

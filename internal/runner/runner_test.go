@@ -78,6 +78,20 @@ func client() *http.Client {
 	return &http.Client{Transport: tr}
 }
 
+// runEach runs lines through Run and returns their records, failing the
+// test unless Run succeeds with one record a line.
+func runEach(t *testing.T, opts Options, lines []string) []*report.Record {
+	t.Helper()
+	recs, err := runJobs(t, context.Background(), opts, lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != len(lines) {
+		t.Fatalf("%d records, want %d", len(recs), len(lines))
+	}
+	return recs
+}
+
 // runJobs feeds lines to Run and returns the records.
 func runJobs(t testing.TB, ctx context.Context, opts Options, lines []string) ([]*report.Record, error) {
 	t.Helper()
