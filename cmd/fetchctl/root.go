@@ -105,12 +105,16 @@ func (d *deps) interrupted(s os.Signal) {
 	if !p.preparing || p.exit == nil {
 		return
 	}
-	code := exitInterrupted
-	if s == syscall.SIGTERM {
-		code = exitTerminated
-	}
 	fmt.Fprintf(d.io.ErrOut, "fetchctl: interrupted (%s) before the run started; nothing was fetched\n", signalName(s))
-	p.exit(code)
+	p.exit(signalExit(s))
+}
+
+// signalExit is the exit code of a run that signal s stopped.
+func signalExit(s os.Signal) int {
+	if s == syscall.SIGTERM {
+		return exitTerminated
+	}
+	return exitInterrupted
 }
 
 // signalName is how messages name a signal: SIGINT, SIGTERM.
@@ -182,10 +186,7 @@ func exitCode(err error, d *deps, streams *IOStreams) int {
 				fmt.Fprintf(streams.ErrOut, "fetchctl: %s\n", d.redact.Mask(err.Error()))
 			}
 		}
-		if s == syscall.SIGTERM {
-			return exitTerminated
-		}
-		return exitInterrupted
+		return signalExit(s)
 	}
 	if err == nil {
 		return exitOK

@@ -236,9 +236,7 @@ func isReset(err error) bool {
 	return strings.Contains(msg, "server closed") || strings.Contains(msg, "connection reset") ||
 		strings.Contains(msg, "transport connection broken") ||
 		strings.Contains(msg, "stream error") || strings.Contains(msg, "unexpected EOF") ||
-		strings.Contains(msg, "http2: client connection force closed") ||
-		strings.Contains(msg, "http2: client connection lost") ||
-		strings.Contains(msg, "http2: server sent GOAWAY and closed the connection")
+		transport.HTTP2ConnEnded(err)
 }
 
 // causeText is err's text without the *url.Error wrapper, whose method and

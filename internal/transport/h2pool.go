@@ -172,13 +172,6 @@ func (p *h2Pool) drop(c *poolConn) {
 	h.changed()
 }
 
-func (p *h2Pool) knownHTTP1(key string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	_, ok := p.http1[key]
-	return ok
-}
-
 func (p *h2Pool) markHTTP1(key string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -191,10 +184,10 @@ func (p *h2Pool) markHTTP1(key string) {
 // RoundTrip implements [http.RoundTripper].
 func (p *h2Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	key := poolKey(req.URL)
-	if p.knownHTTP1(key) {
+	h := p.enter(key)
+	if h == nil {
 		return p.base.RoundTrip(req)
 	}
-	h := p.enter(key)
 	defer p.leave(h)
 	ctx := req.Context()
 	trace := httptrace.ContextClientTrace(ctx)
@@ -319,10 +312,7 @@ const (
 func (h *poolHost) pick() (*poolConn, int) {
 	unsettled := false
 	for _, x := range h.conns {
-		if !x.settled.Load() && x.cc.Err() == nil && x.cc.Available()+x.cc.InFlight() != initialStreams {
-			// SETTINGS that lowered the limit, which no hook tells of.
-			x.settled.Store(true)
-		}
+		x.seeSettings()
 		if !x.settled.Load() && int32(x.cc.InFlight()) >= max(h.room.Load(), 1) {
 			unsettled = true
 			continue
@@ -362,10 +352,18 @@ func (h *poolHost) dialsWanted() int {
 }
 
 // enter returns key's entry, made if need be, for a request that calls
-// leave when done with it.
+// leave when done with it, or nil when key is an HTTP/1.1 host.
 func (p *h2Pool) enter(key string) *poolHost {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if _, ok := p.http1[key]; ok {
+		return nil
+	}
+	return p.enterLocked(key)
+}
+
+// enterLocked is enter for a host of any protocol. p.mu is held.
+func (p *h2Pool) enterLocked(key string) *poolHost {
 	h := p.hosts[key]
 	if h == nil {
 		h = &poolHost{key: key}
@@ -430,7 +428,9 @@ func (p *h2Pool) throughBase(h *poolHost, req *http.Request, probe bool) (*http.
 	}
 	_, adopted := err.(*turnedAway)
 	h.mu.Lock()
-	if probe {
+	if !probe {
+		h.dialing--
+	} else {
 		h.probing = false
 		h.probeFailed = err != nil && !adopted && len(h.conns) == 0 && !h.http1
 		if h.probeFailed && req.Context().Err() == nil && timedOut(err) {
@@ -440,9 +440,6 @@ func (p *h2Pool) throughBase(h *poolHost, req *http.Request, probe bool) (*http.
 			// as a host may fail a connection or two and then answer.
 			h.failSeq, h.probeErr = h.probeSeq, err
 		}
-	}
-	if !probe {
-		h.dialing--
 	}
 	h.mu.Unlock()
 	h.changed()

@@ -147,11 +147,18 @@ func (c *poolConn) onState(cc *http.ClientConn) {
 		go cc.Close()
 		return
 	}
-	if !c.settled.Load() && cc.Available()+cc.InFlight() != initialStreams {
-		c.settled.Store(true)
-	}
+	c.seeSettings()
 	c.learn()
 	c.h.changed()
+}
+
+// seeSettings marks c settled once its room is not net/http's initial
+// 100 streams: the server's SETTINGS changed it. SETTINGS that lower the
+// limit run no state hook, so pick looks too.
+func (c *poolConn) seeSettings() {
+	if !c.settled.Load() && c.cc.Err() == nil && c.cc.Available()+c.cc.InFlight() != initialStreams {
+		c.settled.Store(true)
+	}
 }
 
 // learn keeps how many streams c takes, once its SETTINGS are known and it
@@ -290,7 +297,9 @@ func (p *h2Pool) adopt(authority string, c *tls.Conn) http.RoundTripper {
 		c.Close()
 		return erringRT{err}
 	}
-	h := p.enter(authority)
+	p.mu.Lock()
+	h := p.enterLocked(authority)
+	p.mu.Unlock()
 	defer p.leave(h)
 	pc := p.newConn(h, cc, c)
 	if err := cc.Reserve(); err != nil {
@@ -315,9 +324,7 @@ func (p *h2Pool) newConn(h *poolHost, cc *http.ClientConn, nc net.Conn) *poolCon
 	cc.SetStateHook(c.onState)
 	// The hook runs when the connection's room grows; SETTINGS read
 	// before it was set are seen here.
-	if cc.Err() == nil && cc.Available()+cc.InFlight() != initialStreams {
-		c.settled.Store(true)
-	}
+	c.seeSettings()
 	c.watch(0)
 	return c
 }
@@ -362,9 +369,8 @@ const (
 // unprocessed reports an error by which the server says it did not
 // process the request, which may be sent again anywhere.
 func unprocessed(err error) bool {
-	var se h2StreamErr
-	if errors.As(err, &se) {
-		return se.Code == codeRefusedStream
+	if code, ok := StreamErrorCode(err); ok {
+		return code == codeRefusedStream
 	}
 	switch err.Error() {
 	case textGotGoAway, textUnusable, textNotStarted:
@@ -380,13 +386,18 @@ func unprocessed(err error) bool {
 // been processed; an idempotent one goes again, as net/http sends again
 // an HTTP/1 request whose kept connection broke.
 func lostUnanswered(err error) bool {
-	switch msg := err.Error(); {
-	case msg == textForceClosed, msg == textConnLost,
-		strings.HasPrefix(msg, textGoAwayClosed):
-		return true
-	}
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+	return HTTP2ConnEnded(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// HTTP2ConnEnded reports net/http's error (of an unexported type) for a
+// request whose HTTP/2 connection ended under it before its answer:
+// closed after a failed write, lost, or closed by the server after a
+// GOAWAY.
+func HTTP2ConnEnded(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, textForceClosed) || strings.Contains(msg, textConnLost) ||
+		strings.Contains(msg, textGoAwayClosed)
 }
 
 // idempotent reports a request that may go twice (RFC 9110, 9.2.2).
@@ -400,8 +411,8 @@ func idempotent(req *http.Request) bool {
 
 // isRefused reports a stream the server refused (REFUSED_STREAM).
 func isRefused(err error) bool {
-	var se h2StreamErr
-	return errors.As(err, &se) && se.Code == codeRefusedStream
+	code, ok := StreamErrorCode(err)
+	return ok && code == codeRefusedStream
 }
 
 // progressed reports whether the server made progress on c, which turned
@@ -418,8 +429,7 @@ func (c *poolConn) progressed(goAway bool) bool {
 // the server's SETTINGS allow no stream, so every new connection will
 // refuse the request too.
 func refusedAll(c *poolConn, err error) bool {
-	var se h2StreamErr
-	return errors.As(err, &se) && se.Code == codeRefusedStream && !c.answered.Load() &&
+	return isRefused(err) && !c.answered.Load() &&
 		c.cc.Err() == nil && c.cc.Available() == 0 && c.cc.InFlight() == 0
 }
 
